@@ -1,0 +1,426 @@
+//! The Flash phone API (sono's wire contract, compatible with SEMS' RTMP gateway):
+//! the methods a Flash client invokes with `NetConnection.call`, their argument
+//! checks and named errors, and the `onStatus` events sono sends back.
+//!
+//! Everything here is pure data; the `RtmpConnection` actor decides what a valid
+//! request does. docs/flash-api.md is the reference for client authors.
+
+use crate::amf::AmfValue;
+
+/// `_error` codes and `onStatus` codes of the phone API.
+pub mod code {
+    pub const CALL_NO_URI: &str = "Sono.Call.NoUri";
+    pub const CALL_EXISTING: &str = "Sono.Call.Existing";
+    pub const CALL_FAILED: &str = "Sono.Call.Failed";
+    pub const CALL_FORBIDDEN: &str = "Sono.Call.Forbidden";
+    /// `accept`, `reject` or `sendDTMF` with no call they could apply to.
+    pub const CALL_NO_CALL: &str = "Sono.Call.NoCall";
+    /// `reject` with a code that is not a SIP final error (400–699).
+    pub const CALL_INVALID_CODE: &str = "Sono.Call.InvalidCode";
+    pub const DTMF_INVALID: &str = "Sono.DTMF.Invalid";
+    pub const REGISTRATION_FAILED: &str = "Sono.Registration.Failed";
+    pub const CALL_STATUS: &str = "Sono.Call.Status";
+    pub const CALL_INCOMING: &str = "Sono.Call.Incoming";
+    pub const CALL_DTMF: &str = "Sono.Call.DTMF";
+    pub const REGISTRATION_STATUS: &str = "Sono.Registration.Status";
+    /// Sent to every client before sono closes its connection on shutdown.
+    pub const SERVER_SHUTDOWN: &str = "Sono.Server.Shutdown";
+    /// Flash's own code for a method the server does not have.
+    pub const METHOD_NOT_FOUND: &str = "NetConnection.Call.Failed";
+}
+
+/// Longest DTMF string one `sendDTMF` may carry.
+pub const MAX_DTMF_DIGITS: usize = 64;
+/// Longest URI or register argument we accept, in bytes.
+const MAX_ARGUMENT_LEN: usize = 1024;
+
+/// What `reject` sends when the client gives no code.
+pub const DEFAULT_REJECT_CODE: u16 = 603;
+
+/// A valid phone API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneRequest {
+    Dial { uri: String },
+    Hangup,
+    Register(RegisterRequest),
+    Accept,
+    Reject { code: u16 },
+    SendDtmf { digits: String },
+}
+
+/// The arguments of `register`, each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterRequest {
+    pub user: Option<String>,
+    pub domain: Option<String>,
+    pub auth_user: Option<String>,
+    pub password: Option<String>,
+    pub display_name: Option<String>,
+}
+
+impl RegisterRequest {
+    /// True when nothing was given: sono then attributes an implicit URI.
+    pub fn is_implicit(&self) -> bool {
+        self.user.is_none() && self.domain.is_none() && self.auth_user.is_none() && self.password.is_none()
+    }
+}
+
+/// A refused request: the `_error` code and a human description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneError {
+    pub code: &'static str,
+    pub description: String,
+}
+
+impl PhoneError {
+    pub fn new(code: &'static str, description: impl Into<String>) -> Self {
+        PhoneError {
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+/// Parses a `NetConnection.call` into a phone request; `None` if `name` is not a
+/// phone method at all.
+pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneRequest, PhoneError>> {
+    Some(match name {
+        "dial" => parse_dial(args),
+        "hangup" => Ok(PhoneRequest::Hangup),
+        "accept" => Ok(PhoneRequest::Accept),
+        "reject" => parse_reject(args),
+        "sendDTMF" => parse_dtmf(args),
+        "register" => parse_register(args),
+        _ => return None,
+    })
+}
+
+fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+    let uri = match args.first() {
+        None => return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call")),
+        Some(v) if v.is_nullish() => {
+            return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call"))
+        }
+        Some(AmfValue::String(s)) => s.trim(),
+        Some(_) => return Err(PhoneError::new(code::CALL_NO_URI, "the URI to dial must be a string")),
+    };
+    if uri.is_empty() {
+        return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call"));
+    }
+    if uri.len() > MAX_ARGUMENT_LEN || uri.chars().any(char::is_control) {
+        return Err(PhoneError::new(code::CALL_FAILED, "the URI to dial is not a valid URI"));
+    }
+    Ok(PhoneRequest::Dial { uri: uri.to_owned() })
+}
+
+fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+    let code = match args.first() {
+        None => DEFAULT_REJECT_CODE,
+        Some(v) if v.is_nullish() => DEFAULT_REJECT_CODE,
+        Some(AmfValue::Number(n)) if n.fract() == 0.0 && (400.0..=699.0).contains(n) => *n as u16,
+        // Flash may send numbers typed into a text field as strings.
+        Some(AmfValue::String(s)) if s.trim().parse::<u16>().is_ok_and(|c| (400..=699).contains(&c)) => {
+            s.trim().parse().unwrap_or(DEFAULT_REJECT_CODE)
+        }
+        Some(other) => {
+            return Err(PhoneError::new(
+                code::CALL_INVALID_CODE,
+                format!("reject takes a SIP error code from 400 to 699, not {other}"),
+            ))
+        }
+    };
+    Ok(PhoneRequest::Reject { code })
+}
+
+fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+    let digits = match args.first() {
+        Some(AmfValue::String(s)) => s.clone(),
+        // A single digit typed as a number.
+        Some(AmfValue::Number(n)) if n.fract() == 0.0 && (0.0..=9.0).contains(n) => format!("{n}"),
+        _ => return Err(PhoneError::new(code::DTMF_INVALID, "sendDTMF needs a string of digits")),
+    };
+    if digits.is_empty() || digits.len() > MAX_DTMF_DIGITS {
+        return Err(PhoneError::new(
+            code::DTMF_INVALID,
+            format!("sendDTMF takes 1 to {MAX_DTMF_DIGITS} digits"),
+        ));
+    }
+    if let Some(bad) = digits.chars().find(|c| !is_dtmf_digit(*c)) {
+        return Err(PhoneError::new(
+            code::DTMF_INVALID,
+            format!("{bad:?} is not a DTMF digit (0-9, *, #, A-D)"),
+        ));
+    }
+    Ok(PhoneRequest::SendDtmf {
+        digits: digits.to_ascii_uppercase(),
+    })
+}
+
+/// The sixteen events of RFC 4733 §3.2 that a keypad sends.
+pub fn is_dtmf_digit(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d')
+}
+
+fn parse_register(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+    const NAMES: [&str; 5] = ["user", "domain", "auth_user", "password", "display_name"];
+    if args.len() > NAMES.len() {
+        return Err(PhoneError::new(
+            code::REGISTRATION_FAILED,
+            format!("register takes at most {} arguments, got {}", NAMES.len(), args.len()),
+        ));
+    }
+    let mut fields: [Option<String>; 5] = Default::default();
+    for (i, arg) in args.iter().enumerate() {
+        fields[i] = match arg {
+            v if v.is_nullish() => None,
+            AmfValue::String(s) if s.trim().is_empty() => None,
+            AmfValue::String(s) if s.len() > MAX_ARGUMENT_LEN || s.chars().any(char::is_control) => {
+                return Err(PhoneError::new(
+                    code::REGISTRATION_FAILED,
+                    format!("register argument {} ({}) is not valid", i + 1, NAMES[i]),
+                ))
+            }
+            AmfValue::String(s) => Some(s.trim().to_owned()),
+            _ => {
+                return Err(PhoneError::new(
+                    code::REGISTRATION_FAILED,
+                    format!("register argument {} ({}) must be a string", i + 1, NAMES[i]),
+                ))
+            }
+        };
+    }
+    let [user, domain, auth_user, password, display_name] = fields;
+    let request = RegisterRequest {
+        user,
+        domain,
+        auth_user,
+        password,
+        display_name,
+    };
+    if request.user.is_none() && (request.auth_user.is_some() || request.password.is_some()) {
+        return Err(PhoneError::new(
+            code::REGISTRATION_FAILED,
+            "credentials were given without a user to register",
+        ));
+    }
+    if let Some(user) = &request.user {
+        if !is_sip_user(user) {
+            return Err(PhoneError::new(
+                code::REGISTRATION_FAILED,
+                format!("{user:?} is not a valid SIP user part"),
+            ));
+        }
+    }
+    Ok(PhoneRequest::Register(request))
+}
+
+/// The unreserved and user-unreserved characters of RFC 3261 §25.1 `user`
+/// (escapes excluded: a user part we build URIs from must not need them).
+pub fn is_sip_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 64
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c))
+}
+
+/// The state of the client's call, as numbered by the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    NotConnected = 0,
+    InProgress = 1,
+    Connected = 2,
+    Disconnecting = 3,
+    /// Publish and play now: media flows.
+    ConnectStreams = 4,
+}
+
+/// An `onStatus` event on stream 0.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhoneEvent {
+    CallStatus {
+        status: CallStatus,
+        sip_code: Option<u16>,
+        reason: Option<String>,
+    },
+    CallIncoming {
+        uri: String,
+        display_name: Option<String>,
+    },
+    RegistrationStatus {
+        registered: bool,
+        uri: String,
+        expires: u32,
+        sip_code: Option<u16>,
+        reason: Option<String>,
+    },
+    Dtmf {
+        digit: char,
+    },
+    ServerShutdown,
+}
+
+impl PhoneEvent {
+    /// The info object of the event: `{level: "status", code, …}`.
+    pub fn info(&self) -> AmfValue {
+        let mut p: Vec<(String, AmfValue)> = vec![("level".into(), "status".into())];
+        let mut put = |k: &str, v: AmfValue| p.push((k.into(), v));
+        match self {
+            PhoneEvent::CallStatus {
+                status,
+                sip_code,
+                reason,
+            } => {
+                put("code", code::CALL_STATUS.into());
+                put("status_code", AmfValue::Number(*status as u8 as f64));
+                if let Some(c) = sip_code {
+                    put("sip_code", AmfValue::Number(f64::from(*c)));
+                }
+                if let Some(r) = reason {
+                    put("reason", r.as_str().into());
+                }
+            }
+            PhoneEvent::CallIncoming { uri, display_name } => {
+                put("code", code::CALL_INCOMING.into());
+                put("uri", uri.as_str().into());
+                put(
+                    "display_name",
+                    display_name.as_deref().map_or(AmfValue::Null, AmfValue::from),
+                );
+            }
+            PhoneEvent::RegistrationStatus {
+                registered,
+                uri,
+                expires,
+                sip_code,
+                reason,
+            } => {
+                put("code", code::REGISTRATION_STATUS.into());
+                put("registered", AmfValue::Boolean(*registered));
+                put("uri", uri.as_str().into());
+                put("expires", AmfValue::Number(f64::from(*expires)));
+                if let Some(c) = sip_code {
+                    put("sip_code", AmfValue::Number(f64::from(*c)));
+                }
+                if let Some(r) = reason {
+                    put("reason", r.as_str().into());
+                }
+            }
+            PhoneEvent::Dtmf { digit } => {
+                put("code", code::CALL_DTMF.into());
+                put("digit", digit.to_string().into());
+            }
+            PhoneEvent::ServerShutdown => {
+                put("code", code::SERVER_SHUTDOWN.into());
+                put("description", "sono is shutting down".into());
+            }
+        }
+        AmfValue::Object(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(name: &str, args: Vec<AmfValue>) -> Result<PhoneRequest, PhoneError> {
+        parse_request(name, &args).expect("a phone method")
+    }
+
+    fn err(name: &str, args: Vec<AmfValue>) -> &'static str {
+        parse(name, args).expect_err("should be refused").code
+    }
+
+    #[test]
+    fn dial_needs_a_uri() {
+        assert_eq!(
+            parse("dial", vec!["sip:bob@127.0.0.1".into()]),
+            Ok(PhoneRequest::Dial {
+                uri: "sip:bob@127.0.0.1".into()
+            })
+        );
+        assert_eq!(err("dial", vec![]), code::CALL_NO_URI);
+        assert_eq!(err("dial", vec![AmfValue::Null]), code::CALL_NO_URI);
+        assert_eq!(err("dial", vec!["  ".into()]), code::CALL_NO_URI);
+        assert_eq!(err("dial", vec![AmfValue::Number(5.0)]), code::CALL_NO_URI);
+        assert_eq!(err("dial", vec!["sip:a\r\nb".into()]), code::CALL_FAILED);
+    }
+
+    #[test]
+    fn reject_takes_an_optional_error_code() {
+        assert_eq!(parse("reject", vec![]), Ok(PhoneRequest::Reject { code: 603 }));
+        assert_eq!(
+            parse("reject", vec![AmfValue::Number(486.0)]),
+            Ok(PhoneRequest::Reject { code: 486 })
+        );
+        assert_eq!(parse("reject", vec!["480".into()]), Ok(PhoneRequest::Reject { code: 480 }));
+        assert_eq!(err("reject", vec![AmfValue::Number(200.0)]), code::CALL_INVALID_CODE);
+        assert_eq!(err("reject", vec![AmfValue::Number(486.5)]), code::CALL_INVALID_CODE);
+        assert_eq!(err("reject", vec![AmfValue::Boolean(true)]), code::CALL_INVALID_CODE);
+    }
+
+    #[test]
+    fn dtmf_digits_are_checked() {
+        assert_eq!(
+            parse("sendDTMF", vec!["12#*ad".into()]),
+            Ok(PhoneRequest::SendDtmf {
+                digits: "12#*AD".into()
+            })
+        );
+        assert_eq!(err("sendDTMF", vec![]), code::DTMF_INVALID);
+        assert_eq!(err("sendDTMF", vec!["".into()]), code::DTMF_INVALID);
+        assert_eq!(err("sendDTMF", vec!["12x".into()]), code::DTMF_INVALID);
+        assert_eq!(err("sendDTMF", vec!["1".repeat(65).into()]), code::DTMF_INVALID);
+    }
+
+    #[test]
+    fn register_arguments_are_optional_strings() {
+        assert!(matches!(
+            parse("register", vec![]),
+            Ok(PhoneRequest::Register(r)) if r.is_implicit()
+        ));
+        let full = parse(
+            "register",
+            vec![
+                "alice".into(),
+                "127.0.0.1:5090".into(),
+                AmfValue::Null,
+                "alicepw".into(),
+                "Alice".into(),
+            ],
+        );
+        assert_eq!(
+            full,
+            Ok(PhoneRequest::Register(RegisterRequest {
+                user: Some("alice".into()),
+                domain: Some("127.0.0.1:5090".into()),
+                auth_user: None,
+                password: Some("alicepw".into()),
+                display_name: Some("Alice".into()),
+            }))
+        );
+        assert_eq!(err("register", vec![AmfValue::Number(1.0)]), code::REGISTRATION_FAILED);
+        assert_eq!(
+            err("register", vec![AmfValue::Null, AmfValue::Null, AmfValue::Null, "pw".into()]),
+            code::REGISTRATION_FAILED
+        );
+        assert_eq!(err("register", vec!["a b".into()]), code::REGISTRATION_FAILED);
+        assert_eq!(err("register", vec![AmfValue::Null; 6]), code::REGISTRATION_FAILED);
+    }
+
+    #[test]
+    fn events_carry_the_documented_fields() {
+        let e = PhoneEvent::CallStatus {
+            status: CallStatus::ConnectStreams,
+            sip_code: Some(200),
+            reason: Some("OK".into()),
+        }
+        .info();
+        assert_eq!(e.get("level").and_then(AmfValue::as_str), Some("status"));
+        assert_eq!(e.get("code").and_then(AmfValue::as_str), Some("Sono.Call.Status"));
+        assert_eq!(e.get("status_code").and_then(AmfValue::as_number), Some(4.0));
+        assert_eq!(e.get("sip_code").and_then(AmfValue::as_number), Some(200.0));
+        assert_eq!(e.get("reason").and_then(AmfValue::as_str), Some("OK"));
+        assert!(parse_request("makeCall", &[]).is_none());
+    }
+}
