@@ -1,0 +1,70 @@
+//! Who is where: connection ids to actor addresses, SIP users to connections.
+//! The one piece of shared state (dashmap), read by the SIP side to route
+//! inbound calls and by the HTTP side to reach a connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::Addr;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rand::Rng;
+
+use crate::rtmp_connection::RtmpConnection;
+
+/// A connection's number, unique for the life of the process.
+pub type ConnectionId = u64;
+
+#[derive(Default)]
+pub struct Directory {
+    next_id: AtomicU64,
+    connections: DashMap<ConnectionId, Addr<RtmpConnection>>,
+    users: DashMap<String, ConnectionId>,
+}
+
+impl Directory {
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn add_connection(&self, id: ConnectionId, addr: Addr<RtmpConnection>) {
+        self.connections.insert(id, addr);
+    }
+
+    /// Forgets a connection and every user it held.
+    pub fn remove_connection(&self, id: ConnectionId) {
+        self.connections.remove(&id);
+        self.users.retain(|_, c| *c != id);
+    }
+
+    pub fn connection(&self, id: ConnectionId) -> Option<Addr<RtmpConnection>> {
+        self.connections.get(&id).map(|a| a.clone())
+    }
+
+    pub fn connections(&self) -> Vec<(ConnectionId, Addr<RtmpConnection>)> {
+        self.connections
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Gives `id` a fresh, unguessable user name at sono's domain.
+    pub fn allocate_implicit_user(&self, id: ConnectionId) -> String {
+        let mut rng = rand::thread_rng();
+        loop {
+            let user = format!("sono-{:016x}", rng.gen::<u64>());
+            if let Entry::Vacant(v) = self.users.entry(user.clone()) {
+                v.insert(id);
+                return user;
+            }
+        }
+    }
+
+    /// The connection a SIP user belongs to.
+    pub fn user(&self, user: &str) -> Option<ConnectionId> {
+        self.users.get(user).map(|c| *c)
+    }
+}

@@ -1,0 +1,85 @@
+//! sono's actors: each RTMP connection, SIP dialog, registration and media
+//! bridge is an actix actor that owns its state and I/O and talks to others only
+//! through typed messages. The sans-I/O crates (`sono-rtmp`, `sono-sip`,
+//! `sono-media`) do the protocol work inside them.
+//!
+//! [`Gateway`] starts everything for the binary and shuts it down gracefully.
+
+pub mod directory;
+pub mod metrics;
+pub mod rtmp_connection;
+pub mod rtmp_listener;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Arbiter;
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use directory::{ConnectionId, Directory};
+pub use metrics::Metrics;
+pub use rtmp_connection::{RtmpConnection, Shutdown};
+pub use settings::Settings;
+
+/// What every actor may read: settings, the directory, the counters.
+pub struct Shared {
+    pub settings: Settings,
+    pub directory: Directory,
+    pub metrics: Metrics,
+}
+
+/// The running gateway: listeners and the arbiters that hold connections.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    arbiters: Arc<Vec<Arbiter>>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Binds the listeners and starts accepting. Must run inside an actix System.
+    pub async fn start(settings: Settings) -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind(settings.rtmp.listen).await?;
+        info!(address = %listener.local_addr()?, "RTMP listening");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let arbiters: Arc<Vec<Arbiter>> = Arc::new((0..cores).map(|_| Arbiter::new()).collect());
+        let shared = Arc::new(Shared {
+            settings,
+            directory: Directory::default(),
+            metrics: Metrics::default(),
+        });
+        let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(listener, shared.clone(), arbiters.clone()));
+        Ok(Gateway {
+            shared,
+            arbiters,
+            accept_task,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Stops accepting, asks every connection to close, and waits for them up to
+    /// `shutdown.grace`.
+    pub async fn shutdown(self) {
+        self.accept_task.abort();
+        let connections = self.shared.directory.connections();
+        info!(connections = connections.len(), "shutting down: closing connections");
+        for (_, addr) in connections {
+            addr.do_send(Shutdown);
+        }
+        let deadline = Instant::now() + self.shared.settings.shutdown.grace;
+        while self.shared.directory.connection_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.shared.directory.connection_count();
+        if left > 0 {
+            info!(left, "grace period over: dropping the remaining connections");
+        }
+        for arbiter in self.arbiters.iter() {
+            arbiter.stop();
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! `RtmpConnection`: one client's TCP byte stream, its sans-I/O RTMP session and
+//! its Flash phone state. Turns phone API calls into actions and answers, and
+//! closes the connection, with the reason logged, on any protocol violation,
+//! limit or timeout, without touching any other connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use sono_rtmp::chunk::ChunkLimits;
+use sono_rtmp::phone::code;
+use sono_rtmp::{
+    AmfValue, PhoneEvent, PhoneRequest, RegisterRequest, ServerSession, SessionConfig, SessionEvent,
+};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::{BytesCodec, FramedRead};
+use tracing::{debug, info, warn};
+
+use crate::directory::ConnectionId;
+use crate::Shared;
+
+/// How often timeouts are checked.
+const TICK: Duration = Duration::from_millis(500);
+/// How long a closing connection may take to flush before it is dropped.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// Outbound bytes a slow client may leave unread before we stop reading from it.
+const WRITE_HIGH_WATER: usize = 1 << 20;
+
+/// Asks a connection to say goodbye and close (sono is shutting down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+pub struct RtmpConnection {
+    id: ConnectionId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    session: ServerSession,
+    writer: actix::io::Writer<OwnedWriteHalf, io::Error>,
+    opened: Instant,
+    last_input: Instant,
+    last_ping: Instant,
+    implicit_uri: Option<String>,
+    audio_messages: u64,
+    closing: bool,
+}
+
+impl RtmpConnection {
+    /// Starts the actor for an accepted stream, on the current arbiter.
+    pub fn start(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Addr<RtmpConnection> {
+        let id = shared.directory.next_connection_id();
+        let (read, write) = stream.into_split();
+        RtmpConnection::create(move |ctx| {
+            ctx.add_stream(FramedRead::with_capacity(read, BytesCodec::new(), 16 * 1024));
+            let mut writer = actix::io::Writer::new(write, ctx);
+            writer.set_buffer_capacity(64 * 1024, WRITE_HIGH_WATER);
+            let r = &shared.settings.rtmp;
+            let config = SessionConfig {
+                chunk_limits: ChunkLimits {
+                    max_chunk_size: r.max_chunk_size,
+                    max_message_size: r.max_message_size,
+                    max_chunk_streams: r.max_chunk_streams,
+                },
+                amf_limits: Default::default(),
+                chunk_size: r.chunk_size,
+                window_ack_size: r.window_ack_size,
+                max_streams: r.max_streams,
+            };
+            let now = Instant::now();
+            RtmpConnection {
+                id,
+                peer,
+                session: ServerSession::new(config),
+                writer,
+                opened: now,
+                last_input: now,
+                last_ping: now,
+                implicit_uri: None,
+                audio_messages: 0,
+                closing: false,
+                shared,
+            }
+        })
+    }
+
+    fn flush(&mut self) {
+        if self.session.has_output() {
+            self.writer.write(&self.session.take_output());
+        }
+    }
+
+    /// Flushes what is queued, then closes; the reason goes to the log.
+    fn close(&mut self, ctx: &mut Context<Self>, reason: &str, is_error: bool) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if is_error {
+            Metrics::add(&self.shared.metrics.rtmp_connections_closed_on_error, 1);
+            warn!(conn = self.id, peer = %self.peer, %reason, "closing RTMP connection");
+        } else {
+            info!(conn = self.id, peer = %self.peer, %reason, "closing RTMP connection");
+        }
+        self.flush();
+        self.writer.close();
+        ctx.run_later(CLOSE_FLUSH, |_, ctx| ctx.stop());
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let r = &self.shared.settings.rtmp;
+        let now = Instant::now();
+        if !self.session.handshake_done() {
+            if now.duration_since(self.opened) > r.handshake_timeout {
+                self.close(ctx, "handshake not finished in time", true);
+            }
+            return;
+        }
+        if now.duration_since(self.last_input) > r.idle_timeout {
+            self.close(ctx, "idle timeout: the client sent nothing", true);
+            return;
+        }
+        if self.session.is_connected() && now.duration_since(self.last_ping) >= r.ping_interval {
+            self.last_ping = now;
+            let t = now.duration_since(self.opened).as_millis() as u32;
+            self.session.send_ping(t);
+            self.flush();
+        }
+    }
+
+    fn handle_events(&mut self, ctx: &mut Context<Self>) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::ConnectRequested(req) => {
+                    let apps = &self.shared.settings.rtmp.apps;
+                    if !apps.is_empty() && !apps.iter().any(|a| a == &req.app) {
+                        self.session.reject_connect("unknown application");
+                        self.close(ctx, &format!("connect to unknown application {:?}", req.app), true);
+                        return;
+                    }
+                    info!(conn = self.id, peer = %self.peer, app = %req.app,
+                          flash_ver = req.flash_ver.as_deref().unwrap_or(""),
+                          encoding = ?req.object_encoding, "RTMP client connected");
+                    let extra = vec![("connection_id".to_owned(), AmfValue::Number(self.id as f64))];
+                    if let Err(e) = self.session.accept_connect(extra) {
+                        self.close(ctx, &e.to_string(), true);
+                        return;
+                    }
+                }
+                SessionEvent::Phone {
+                    transaction_id,
+                    request,
+                } => self.handle_phone(transaction_id, request),
+                SessionEvent::Publishing { stream_id, name } => {
+                    debug!(conn = self.id, stream_id, %name, "client publishes")
+                }
+                SessionEvent::Playing { stream_id, name } => {
+                    debug!(conn = self.id, stream_id, %name, "client plays")
+                }
+                SessionEvent::StreamClosed { stream_id } => {
+                    debug!(conn = self.id, stream_id, "client closed a stream")
+                }
+                SessionEvent::Audio { tag, .. } => {
+                    self.audio_messages += 1;
+                    self.shared.metrics.audio_message(tag.codec);
+                }
+            }
+        }
+    }
+
+    fn handle_phone(&mut self, txn: f64, request: PhoneRequest) {
+        debug!(conn = self.id, ?request, "phone request");
+        match request {
+            PhoneRequest::Dial { .. } => self.session.answer_error(
+                txn,
+                code::CALL_FAILED,
+                "this build of sono has no SIP side yet: calls cannot be placed",
+            ),
+            PhoneRequest::Hangup => self.session.answer_error(txn, code::CALL_NO_CALL, "there is no call to hang up"),
+            PhoneRequest::Accept | PhoneRequest::Reject { .. } => {
+                self.session.answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
+            }
+            PhoneRequest::SendDtmf { .. } => {
+                self.session.answer_error(txn, code::CALL_NO_CALL, "there is no call to send DTMF to")
+            }
+            PhoneRequest::Register(r) => self.register(txn, r),
+        }
+    }
+
+    fn register(&mut self, txn: f64, request: RegisterRequest) {
+        if !request.is_implicit() {
+            self.session.answer_error(
+                txn,
+                code::REGISTRATION_FAILED,
+                "this build of sono cannot register at a registrar yet; call register without arguments for an implicit URI",
+            );
+            return;
+        }
+        let uri = match &self.implicit_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let user = self.shared.directory.allocate_implicit_user(self.id);
+                let uri = format!("sip:{user}@{}", self.shared.settings.sip.domain);
+                Metrics::add(&self.shared.metrics.registrations_implicit, 1);
+                info!(conn = self.id, %uri, "implicit URI attributed");
+                self.implicit_uri = Some(uri.clone());
+                uri
+            }
+        };
+        self.session.answer_result(
+            txn,
+            AmfValue::object([("level", AmfValue::from("status")), ("uri", uri.as_str().into())]),
+        );
+        self.session.send_event(&PhoneEvent::RegistrationStatus {
+            registered: true,
+            uri,
+            // An implicit URI lives as long as the connection.
+            expires: 0,
+            sip_code: None,
+            reason: Some("implicit registration".into()),
+        });
+    }
+}
+
+use crate::metrics::Metrics;
+
+impl Actor for RtmpConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.directory.add_connection(self.id, ctx.address());
+        Metrics::add(&self.shared.metrics.rtmp_connections_active, 1);
+        debug!(conn = self.id, peer = %self.peer, "RTMP connection accepted");
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.shared.directory.remove_connection(self.id);
+        self.shared
+            .metrics
+            .rtmp_connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+        info!(conn = self.id, peer = %self.peer, audio_messages = self.audio_messages,
+              bytes_received = self.session.bytes_received(), "RTMP connection closed");
+    }
+}
+
+impl StreamHandler<Result<BytesMut, io::Error>> for RtmpConnection {
+    fn handle(&mut self, item: Result<BytesMut, io::Error>, ctx: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        let data = match item {
+            Ok(data) => data,
+            Err(e) => {
+                self.close(ctx, &format!("read error: {e}"), true);
+                return;
+            }
+        };
+        self.last_input = Instant::now();
+        let connected_before = self.session.handshake_done();
+        let result = self.session.handle_input(&data);
+        if connected_before {
+            Metrics::add(&self.shared.metrics.rtmp_bytes_received, data.len() as u64);
+        }
+        self.handle_events(ctx);
+        match result {
+            Ok(()) => self.flush(),
+            Err(e) => self.close(ctx, &e.to_string(), true),
+        }
+        if self.session.is_closed() && !self.closing {
+            self.close(ctx, "session closed", false);
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        if !self.closing {
+            debug!(conn = self.id, "client closed the connection");
+            self.closing = true;
+            ctx.stop();
+        }
+    }
+}
+
+impl actix::io::WriteHandler<io::Error> for RtmpConnection {
+    fn error(&mut self, err: io::Error, _: &mut Self::Context) -> Running {
+        debug!(conn = self.id, error = %err, "write failed");
+        Running::Stop
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        if self.session.is_connected() {
+            self.session.send_event(&PhoneEvent::ServerShutdown);
+        }
+        self.close(ctx, "sono is shutting down", false);
+    }
+}
