@@ -1,0 +1,382 @@
+//! A Flash-like RTMP client for tests: the Flash Player 9 handshake, `connect`
+//! with AMF0 or AMF3 object encoding, `NetConnection.call` with a responder
+//! (type 20, or type 17 with AMF3 arguments as Flash writes them), NetStreams,
+//! audio in and out, `onStatus` events collected, pings answered.
+//!
+//! It uses sono-rtmp's chunk layer and AMF codecs; the third-party clients in the
+//! end-to-end tests (ffmpeg, librtmp) keep those honest.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use sono_rtmp::amf::{amf0, amf3, AmfValue, DecodeLimits};
+use sono_rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
+use sono_rtmp::message::{command_payload, type_id, user_control, user_control_payload, Message};
+use sono_rtmp::ObjectEncoding;
+
+use crate::flv::read_flv_audio;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The answer to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `_result`: the values after the transaction id (command object, then results).
+    Result(Vec<AmfValue>),
+    /// `_error`: the info object.
+    Error(AmfValue),
+}
+
+impl Reply {
+    /// The `code` of an `_error`'s info object.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Reply::Error(info) => info.get("code").and_then(AmfValue::as_str),
+            Reply::Result(_) => None,
+        }
+    }
+
+    /// The first value after the command object of a `_result`.
+    pub fn value(&self) -> Option<&AmfValue> {
+        match self {
+            Reply::Result(v) => v.get(1),
+            Reply::Error(_) => None,
+        }
+    }
+}
+
+pub struct FlashClient {
+    stream: TcpStream,
+    encoder: ChunkEncoder,
+    decoder: ChunkDecoder,
+    encoding: ObjectEncoding,
+    next_txn: f64,
+    replies: Vec<(f64, Reply)>,
+    /// Info objects of `onStatus` on stream 0, in order.
+    pub events: Vec<AmfValue>,
+    /// `(stream id, info)` of `onStatus` on NetStreams.
+    pub stream_events: Vec<(u32, AmfValue)>,
+    /// `(stream id, timestamp, body with FLV header)` of audio the server sent.
+    pub audio: Vec<(u32, u32, Vec<u8>)>,
+    /// The info object of the `connect` result.
+    pub connect_info: AmfValue,
+    closed: bool,
+    started: Instant,
+}
+
+impl FlashClient {
+    /// Connects and does the handshake only.
+    pub fn handshake(addr: SocketAddr) -> io::Result<FlashClient> {
+        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        let mut hs = Handshake::new(PeerType::Client);
+        let c0c1 = hs.generate_outbound_p0_and_p1().map_err(io::Error::other)?;
+        stream.write_all(&c0c1)?;
+        let mut buf = [0u8; 4096];
+        let leftover = loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during handshake"));
+            }
+            match hs.process_bytes(&buf[..n]).map_err(io::Error::other)? {
+                HandshakeProcessResult::InProgress { response_bytes } => stream.write_all(&response_bytes)?,
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
+                    stream.write_all(&response_bytes)?;
+                    break remaining_bytes;
+                }
+            }
+        };
+        let mut decoder = ChunkDecoder::new(ChunkLimits::default());
+        decoder.push(&leftover);
+        Ok(FlashClient {
+            stream,
+            encoder: ChunkEncoder::default(),
+            decoder,
+            encoding: ObjectEncoding::Amf0,
+            next_txn: 2.0,
+            replies: Vec::new(),
+            events: Vec::new(),
+            stream_events: Vec::new(),
+            audio: Vec::new(),
+            connect_info: AmfValue::Null,
+            closed: false,
+            started: Instant::now(),
+        })
+    }
+
+    /// Handshake and `NetConnection.connect("rtmp://…/app")` with the given encoding.
+    pub fn connect(addr: SocketAddr, app: &str, encoding: ObjectEncoding) -> io::Result<FlashClient> {
+        let mut c = FlashClient::handshake(addr)?;
+        match c.send_connect(app, encoding)? {
+            Reply::Result(v) => {
+                c.connect_info = v.get(1).cloned().unwrap_or(AmfValue::Null);
+                c.encoding = encoding;
+                Ok(c)
+            }
+            Reply::Error(info) => Err(io::Error::other(format!("connect refused: {info:?}"))),
+        }
+    }
+
+    /// Sends `connect` (always AMF0, like Flash) and waits for its answer.
+    pub fn send_connect(&mut self, app: &str, encoding: ObjectEncoding) -> io::Result<Reply> {
+        let addr = self.stream.peer_addr()?;
+        let object = AmfValue::object([
+            ("app", AmfValue::from(app)),
+            ("flashVer", "WIN 11,2,202,235".into()),
+            ("tcUrl", format!("rtmp://{addr}/{app}").into()),
+            ("fpad", AmfValue::Boolean(false)),
+            ("capabilities", AmfValue::Number(239.0)),
+            ("audioCodecs", AmfValue::Number(3575.0)),
+            ("videoCodecs", AmfValue::Number(252.0)),
+            ("objectEncoding", AmfValue::Number(encoding.number())),
+        ]);
+        let payload = command_payload(ObjectEncoding::Amf0, &["connect".into(), 1.0.into(), object]);
+        self.send_message(3, 0, type_id::COMMAND_AMF0, 0, &payload)?;
+        self.wait_reply(1.0)
+    }
+
+    /// `NetConnection.call(name, responder, args…)`, waiting for the answer.
+    pub fn call(&mut self, name: &str, args: Vec<AmfValue>) -> io::Result<Reply> {
+        let txn = self.next_txn;
+        self.next_txn += 1.0;
+        self.send_command(0, name, txn, args)?;
+        self.wait_reply(txn)
+    }
+
+    /// Sends a command on a stream without waiting (transaction id 0, as NetStream does).
+    pub fn send_command(&mut self, stream: u32, name: &str, txn: f64, args: Vec<AmfValue>) -> io::Result<()> {
+        let (t, payload) = match self.encoding {
+            ObjectEncoding::Amf0 => {
+                let mut v = vec![AmfValue::from(name), AmfValue::Number(txn), AmfValue::Null];
+                v.extend(args);
+                (type_id::COMMAND_AMF0, command_payload(ObjectEncoding::Amf0, &v))
+            }
+            ObjectEncoding::Amf3 => {
+                // Flash: format byte 0, name and transaction id in AMF0, each further
+                // value behind the AVM+ marker in AMF3.
+                let mut p = vec![0u8];
+                amf0::encode_all(&[AmfValue::from(name), AmfValue::Number(txn)], &mut p);
+                for v in std::iter::once(AmfValue::Null).chain(args) {
+                    p.push(0x11);
+                    amf3::encode(&v, &mut p);
+                }
+                (type_id::COMMAND_AMF3, p)
+            }
+        };
+        self.send_message(3, 0, t, stream, &payload)
+    }
+
+    pub fn create_stream(&mut self) -> io::Result<u32> {
+        match self.call("createStream", vec![])? {
+            Reply::Result(v) => v
+                .get(1)
+                .and_then(AmfValue::as_number)
+                .map(|n| n as u32)
+                .ok_or_else(|| io::Error::other("createStream answered no id")),
+            Reply::Error(e) => Err(io::Error::other(format!("createStream failed: {e:?}"))),
+        }
+    }
+
+    /// `NetStream.publish(name)`, waiting for NetStream.Publish.Start.
+    pub fn publish(&mut self, stream: u32, name: &str) -> io::Result<()> {
+        self.send_command(stream, "publish", 0.0, vec![name.into(), "live".into()])?;
+        self.wait_stream_event(stream, "NetStream.Publish.Start")
+    }
+
+    /// `NetStream.play(name)`, waiting for NetStream.Play.Start.
+    pub fn play(&mut self, stream: u32, name: &str) -> io::Result<()> {
+        self.send_command(stream, "play", 0.0, vec![name.into()])?;
+        self.wait_stream_event(stream, "NetStream.Play.Start")
+    }
+
+    /// One audio message; `data` starts with the FLV audio header byte.
+    pub fn send_audio(&mut self, stream: u32, timestamp: u32, data: &[u8]) -> io::Result<()> {
+        self.send_message(4, timestamp, type_id::AUDIO, stream, data)
+    }
+
+    /// Publishes the audio tags of an FLV file, at real-time pace if asked;
+    /// returns how many audio messages were sent.
+    pub fn publish_flv(&mut self, stream: u32, path: &Path, realtime: bool) -> io::Result<usize> {
+        let tags = read_flv_audio(path)?;
+        let start = Instant::now();
+        for tag in &tags {
+            if realtime {
+                let due = start + Duration::from_millis(u64::from(tag.timestamp));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    // Keep reading meanwhile, as Flash does, so pings are answered.
+                    self.pump(wait.min(Duration::from_millis(20)))?;
+                    if let Some(rest) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(rest);
+                    }
+                }
+            }
+            self.send_audio(stream, tag.timestamp, &tag.data)?;
+        }
+        Ok(tags.len())
+    }
+
+    /// Sends bytes as they are, for malformed-input tests.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Encodes one message into chunks and sends it.
+    pub fn send_message(&mut self, csid: u32, ts: u32, t: u8, stream: u32, payload: &[u8]) -> io::Result<()> {
+        let mut wire = Vec::with_capacity(payload.len() + 32);
+        self.encoder.encode(csid, ts, t, stream, payload, &mut wire);
+        self.stream.write_all(&wire)
+    }
+
+    /// Announces a chunk size and writes with it from now on.
+    pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
+        self.send_message(2, 0, type_id::SET_CHUNK_SIZE, 0, &size.to_be_bytes())?;
+        self.encoder.set_chunk_size(size);
+        Ok(())
+    }
+
+    /// Waits for the answer to transaction `txn`.
+    pub fn wait_reply(&mut self, txn: f64) -> io::Result<Reply> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(i) = self.replies.iter().position(|(t, _)| *t == txn) {
+                return Ok(self.replies.remove(i).1);
+            }
+            self.read_until(deadline)?;
+        }
+    }
+
+    /// Waits for an `onStatus` event on stream 0 with this code.
+    pub fn wait_event(&mut self, code: &str, timeout: Duration) -> io::Result<AmfValue> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        loop {
+            if let Some(e) = self.events[seen..]
+                .iter()
+                .find(|e| e.get("code").and_then(AmfValue::as_str) == Some(code))
+            {
+                return Ok(e.clone());
+            }
+            seen = self.events.len();
+            self.read_until(deadline)?;
+        }
+    }
+
+    fn wait_stream_event(&mut self, stream: u32, code: &str) -> io::Result<()> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if self
+                .stream_events
+                .iter()
+                .any(|(s, e)| *s == stream && e.get("code").and_then(AmfValue::as_str) == Some(code))
+            {
+                return Ok(());
+            }
+            self.read_until(deadline)?;
+        }
+    }
+
+    /// Reads and handles whatever arrives within `timeout`.
+    pub fn pump(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.read_until(deadline) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// True if the server closes the connection within `timeout` (anything it
+    /// sends before closing is read and handled).
+    pub fn wait_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.read_until(deadline) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return false,
+                Err(_) => return true,
+            }
+            if self.closed {
+                return true;
+            }
+        }
+        self.closed
+    }
+
+    fn read_until(&mut self, deadline: Instant) -> io::Result<()> {
+        if self.closed {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by sono"));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for sono"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut buf = [0u8; 16 * 1024];
+        let n = match self.stream.read(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by sono"));
+            }
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for sono"))
+            }
+            Err(e) => {
+                self.closed = true;
+                return Err(e);
+            }
+        };
+        self.decoder.push(&buf[..n]);
+        while let Some(raw) = self.decoder.next_message().map_err(io::Error::other)? {
+            let msg = Message::parse(&raw, DecodeLimits::default()).map_err(io::Error::other)?;
+            match msg {
+                Message::SetChunkSize(n) => self.decoder.set_chunk_size(n).map_err(io::Error::other)?,
+                Message::UserControl { event, data } if event == user_control::PING_REQUEST && data.len() >= 4 => {
+                    let t = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    let p = user_control_payload(user_control::PING_RESPONSE, t);
+                    self.send_message(2, 0, type_id::USER_CONTROL, 0, &p)?;
+                }
+                Message::Audio(p) => self.audio.push((raw.message_stream_id, raw.timestamp, p.to_vec())),
+                Message::Command { values, .. } => self.on_command(raw.message_stream_id, values),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, stream: u32, values: Vec<AmfValue>) {
+        let name = values.first().and_then(AmfValue::as_str).unwrap_or_default().to_owned();
+        let txn = values.get(1).and_then(AmfValue::as_number).unwrap_or(0.0);
+        let rest: Vec<AmfValue> = values.into_iter().skip(2).collect();
+        match name.as_str() {
+            "_result" => self.replies.push((txn, Reply::Result(rest))),
+            "_error" => self
+                .replies
+                .push((txn, Reply::Error(rest.get(1).cloned().unwrap_or(AmfValue::Null)))),
+            "onStatus" => {
+                let info = rest.get(1).cloned().unwrap_or(AmfValue::Null);
+                if stream == 0 {
+                    self.events.push(info);
+                } else {
+                    self.stream_events.push((stream, info));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Milliseconds since the client connected, for audio timestamps.
+    pub fn elapsed_ms(&self) -> u32 {
+        self.started.elapsed().as_millis() as u32
+    }
+}

@@ -1,0 +1,179 @@
+//! The real `sono` binary for end-to-end tests: free loopback ports, a settings
+//! file of the test's own, logs captured to a file, stopped by PID on drop.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fails the test, naming what to install, unless `tool` is on the PATH.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: install the Debian package {package} (scripts/install-deps.sh installs every peer)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub struct Sono {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Sono {
+    /// Starts `binary` with `extra` appended to its settings (TOML sections other
+    /// than the listen addresses, which are chosen here).
+    pub fn start(binary: &str, extra: &str) -> Sono {
+        let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let dir = std::env::temp_dir().join(format!("sono-test-{}-{}", std::process::id(), rtmp.port()));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let (rtmp_extra, other_extra) = split_rtmp_section(extra);
+        let config = format!(
+            "[log]\nlevel = \"info\"\n\n[rtmp]\nlisten = \"{rtmp}\"\n{rtmp_extra}\n[http]\nlisten = \"{http}\"\n\n[sip]\nlisten = \"{sip}\"\n\n{other_extra}\n"
+        );
+        let config_path = dir.join("sono.toml");
+        std::fs::write(&config_path, config).expect("writing the test settings");
+        let log = std::fs::File::create(dir.join("sono.log")).expect("creating the log file");
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting sono");
+        let sono = Sono {
+            child: Some(child),
+            dir,
+            rtmp,
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if TcpStream::connect(rtmp).is_ok() && sono.get("/healthz").is_some() {
+                return sono;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sono did not become ready; its log:\n{}", sono.log());
+    }
+
+    /// Everything sono logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sono.log")).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; false after `timeout`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `GET path` on the HTTP side: the body of a 200 answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    }
+
+    /// The Prometheus samples of `/metrics`, by name with labels.
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        self.get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        self.metrics().get(name).copied().unwrap_or(0.0)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Sono {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Separates `[rtmp]` keys (merged into the section the harness writes) from the rest.
+fn split_rtmp_section(extra: &str) -> (String, String) {
+    let mut rtmp = String::new();
+    let mut other = String::new();
+    let mut in_rtmp = false;
+    for line in extra.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_rtmp = t == "[rtmp]";
+            if in_rtmp {
+                continue;
+            }
+        }
+        let target = if in_rtmp { &mut rtmp } else { &mut other };
+        target.push_str(line);
+        target.push('\n');
+    }
+    (rtmp, other)
+}
