@@ -48,14 +48,27 @@ pub enum PhoneRequest {
     SendDtmf { digits: String },
 }
 
-/// The arguments of `register`, each optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The arguments of `register`, each optional. Its `Debug` hides the password,
+/// so logging a request never leaks it.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RegisterRequest {
     pub user: Option<String>,
     pub domain: Option<String>,
     pub auth_user: Option<String>,
     pub password: Option<String>,
     pub display_name: Option<String>,
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("auth_user", &self.auth_user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("display_name", &self.display_name)
+            .finish()
+    }
 }
 
 impl RegisterRequest {
@@ -399,6 +412,8 @@ mod tests {
                 display_name: Some("Alice".into()),
             }))
         );
+        let Ok(PhoneRequest::Register(r)) = &full else { unreachable!() };
+        assert!(!format!("{r:?}").contains("alicepw"), "Debug shows the password");
         assert_eq!(err("register", vec![AmfValue::Number(1.0)]), code::REGISTRATION_FAILED);
         assert_eq!(
             err("register", vec![AmfValue::Null, AmfValue::Null, AmfValue::Null, "pw".into()]),

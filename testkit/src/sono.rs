@@ -42,10 +42,20 @@ impl Sono {
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let dir = std::env::temp_dir().join(format!("sono-test-{}-{}", std::process::id(), rtmp.port()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let (rtmp_extra, other_extra) = split_rtmp_section(extra);
-        let config = format!(
-            "[log]\nlevel = \"info\"\n\n[rtmp]\nlisten = \"{rtmp}\"\n{rtmp_extra}\n[http]\nlisten = \"{http}\"\n\n[sip]\nlisten = \"{sip}\"\n\n{other_extra}\n"
-        );
+        let mut extra = sections(extra);
+        let mut config = String::new();
+        for (section, ours) in [
+            ("log", String::new()),
+            ("rtmp", format!("listen = \"{rtmp}\"\n")),
+            ("http", format!("listen = \"{http}\"\n")),
+            ("sip", format!("listen = \"{sip}\"\n")),
+        ] {
+            let theirs = extra.remove(section).unwrap_or_default();
+            config.push_str(&format!("[{section}]\n{ours}{theirs}\n"));
+        }
+        for (section, theirs) in extra {
+            config.push_str(&format!("[{section}]\n{theirs}\n"));
+        }
         let config_path = dir.join("sono.toml");
         std::fs::write(&config_path, config).expect("writing the test settings");
         let log = std::fs::File::create(dir.join("sono.log")).expect("creating the log file");
@@ -158,22 +168,20 @@ impl Drop for Sono {
     }
 }
 
-/// Separates `[rtmp]` keys (merged into the section the harness writes) from the rest.
-fn split_rtmp_section(extra: &str) -> (String, String) {
-    let mut rtmp = String::new();
-    let mut other = String::new();
-    let mut in_rtmp = false;
+/// Groups the lines of a TOML snippet by section, so the harness can merge its
+/// own keys into the same sections (TOML forbids a section twice).
+fn sections(extra: &str) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    let mut current = String::new();
     for line in extra.lines() {
         let t = line.trim();
-        if t.starts_with('[') {
-            in_rtmp = t == "[rtmp]";
-            if in_rtmp {
-                continue;
-            }
+        if t.starts_with('[') && t.ends_with(']') {
+            current = t.trim_matches(['[', ']']).to_owned();
+            continue;
         }
-        let target = if in_rtmp { &mut rtmp } else { &mut other };
-        target.push_str(line);
-        target.push('\n');
+        let section = out.entry(current.clone()).or_default();
+        section.push_str(line);
+        section.push('\n');
     }
-    (rtmp, other)
+    out
 }
