@@ -71,7 +71,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(log: &LogSettings) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&log.level).with_context(|| format!("log.level {:?}", log.level))?;
+    let filter =
+        EnvFilter::try_new(&log.level).with_context(|| format!("log.level {:?}", log.level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -55,7 +55,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
         let text = std::fs::read_to_string(&path).expect("config/sono.toml is shipped");
         let from_file: Settings = toml::from_str(&text).expect("config/sono.toml parses");
-        assert_eq!(from_file, Settings::default(), "config/sono.toml and the defaults disagree");
+        assert_eq!(
+            from_file,
+            Settings::default(),
+            "config/sono.toml and the defaults disagree"
+        );
     }
 
     #[test]
@@ -63,7 +67,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sono-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.toml");
-        std::fs::write(&good, "[rtmp]\nlisten = \"127.0.0.1:19350\"\nidle_timeout = \"90s\"\n").unwrap();
+        std::fs::write(
+            &good,
+            "[rtmp]\nlisten = \"127.0.0.1:19350\"\nidle_timeout = \"90s\"\n",
+        )
+        .unwrap();
         let (s, _) = load(Some(&good)).unwrap();
         assert_eq!(s.rtmp.listen.port(), 19350);
         assert_eq!(s.rtmp.idle_timeout.as_secs(), 90);
@@ -73,7 +81,10 @@ mod tests {
         std::fs::write(&bad, "[rtmp]\nmax_conections = 5\n").unwrap();
         assert!(load(Some(&bad)).is_err(), "a misspelt key is an error");
         std::fs::write(&bad, "[rtmp]\nchunk_size = 1\n").unwrap();
-        assert!(load(Some(&bad)).is_err(), "a value out of range is an error");
+        assert!(
+            load(Some(&bad)).is_err(),
+            "a value out of range is an error"
+        );
         assert!(load(Some(&dir.join("missing.toml"))).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -13,7 +13,9 @@ const SONO: &str = env!("CARGO_BIN_EXE_sono");
 fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
     let mut c = FlashClient::connect(sono.rtmp, "phone", encoding).expect("connect");
     assert_eq!(
-        c.connect_info.get("objectEncoding").and_then(AmfValue::as_number),
+        c.connect_info
+            .get("objectEncoding")
+            .and_then(AmfValue::as_number),
         Some(encoding.number()),
         "connect answers with the client's own object encoding"
     );
@@ -22,14 +24,32 @@ fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
     let reply = c.call("register", vec![]).unwrap();
     let info = reply.value().cloned().expect("register answers _result");
     assert_eq!(info.get("level").and_then(AmfValue::as_str), Some("status"));
-    let uri = info.get("uri").and_then(AmfValue::as_str).expect("uri").to_owned();
-    assert!(uri.starts_with("sip:sono-") && uri.ends_with("@127.0.0.1"), "{uri}");
-    let event = c.wait_event(code::REGISTRATION_STATUS, Duration::from_secs(2)).unwrap();
+    let uri = info
+        .get("uri")
+        .and_then(AmfValue::as_str)
+        .expect("uri")
+        .to_owned();
+    assert!(
+        uri.starts_with("sip:sono-") && uri.ends_with("@127.0.0.1"),
+        "{uri}"
+    );
+    let event = c
+        .wait_event(code::REGISTRATION_STATUS, Duration::from_secs(2))
+        .unwrap();
     assert_eq!(event.get("registered"), Some(&AmfValue::Boolean(true)));
-    assert_eq!(event.get("uri").and_then(AmfValue::as_str), Some(uri.as_str()));
+    assert_eq!(
+        event.get("uri").and_then(AmfValue::as_str),
+        Some(uri.as_str())
+    );
     // Registering again keeps the URI.
     let again = c.call("register", vec![AmfValue::Null]).unwrap();
-    assert_eq!(again.value().and_then(|v| v.get("uri")).and_then(AmfValue::as_str), Some(uri.as_str()));
+    assert_eq!(
+        again
+            .value()
+            .and_then(|v| v.get("uri"))
+            .and_then(AmfValue::as_str),
+        Some(uri.as_str())
+    );
 
     let cases: Vec<(&str, Vec<AmfValue>, &str)> = vec![
         ("dial", vec![], code::CALL_NO_URI),
@@ -42,14 +62,35 @@ fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
         ("accept", vec![], code::CALL_NO_CALL),
         ("reject", vec![], code::CALL_NO_CALL),
         ("reject", vec![AmfValue::Number(486.0)], code::CALL_NO_CALL),
-        ("reject", vec![AmfValue::Number(200.0)], code::CALL_INVALID_CODE),
+        (
+            "reject",
+            vec![AmfValue::Number(200.0)],
+            code::CALL_INVALID_CODE,
+        ),
         ("reject", vec!["busy".into()], code::CALL_INVALID_CODE),
         ("sendDTMF", vec![], code::DTMF_INVALID),
         ("sendDTMF", vec!["12x".into()], code::DTMF_INVALID),
         ("sendDTMF", vec!["123#".into()], code::CALL_NO_CALL),
-        ("register", vec![AmfValue::Number(1.0)], code::REGISTRATION_FAILED),
-        ("register", vec!["alice".into(), "127.0.0.1:5090".into(), AmfValue::Null, "pw".into()], code::REGISTRATION_FAILED),
-        ("register", vec![AmfValue::Null, AmfValue::Null, "alice".into(), "pw".into()], code::REGISTRATION_FAILED),
+        (
+            "register",
+            vec![AmfValue::Number(1.0)],
+            code::REGISTRATION_FAILED,
+        ),
+        (
+            "register",
+            vec![
+                "alice".into(),
+                "127.0.0.1:5090".into(),
+                AmfValue::Null,
+                "pw".into(),
+            ],
+            code::REGISTRATION_FAILED,
+        ),
+        (
+            "register",
+            vec![AmfValue::Null, AmfValue::Null, "alice".into(), "pw".into()],
+            code::REGISTRATION_FAILED,
+        ),
         ("makeCall", vec![], code::METHOD_NOT_FOUND),
     ];
     for (method, args, expected) in cases {
@@ -59,9 +100,14 @@ fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
             Some(expected),
             "{method}({args:?}) in {encoding:?} answered {reply:?}"
         );
-        let Reply::Error(info) = reply else { unreachable!() };
+        let Reply::Error(info) = reply else {
+            unreachable!()
+        };
         assert_eq!(info.get("level").and_then(AmfValue::as_str), Some("error"));
-        assert!(info.get("description").and_then(AmfValue::as_str).is_some_and(|d| !d.is_empty()));
+        assert!(info
+            .get("description")
+            .and_then(AmfValue::as_str)
+            .is_some_and(|d| !d.is_empty()));
     }
 
     // NetStream commands work alongside.
@@ -81,7 +127,10 @@ fn every_method_answers_per_the_wire_contract_in_amf0_and_amf3() {
     let mut b = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf0).unwrap();
     let ua = a.call("register", vec![]).unwrap();
     let ub = b.call("register", vec![]).unwrap();
-    assert_ne!(ua.value().and_then(|v| v.get("uri")), ub.value().and_then(|v| v.get("uri")));
+    assert_ne!(
+        ua.value().and_then(|v| v.get("uri")),
+        ub.value().and_then(|v| v.get("uri"))
+    );
 }
 
 #[test]
@@ -96,7 +145,10 @@ fn connect_to_an_application_not_in_the_list_is_rejected() {
 
 #[test]
 fn idle_clients_are_pinged_and_silent_ones_closed() {
-    let sono = Sono::start(SONO, "[rtmp]\nidle_timeout = \"2s\"\nping_interval = \"500ms\"\n");
+    let sono = Sono::start(
+        SONO,
+        "[rtmp]\nidle_timeout = \"2s\"\nping_interval = \"500ms\"\n",
+    );
     // The test client answers pings as Flash does: it stays connected.
     let mut live = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf0).unwrap();
     // A client that finished the handshake and then says nothing is closed.
@@ -112,7 +164,10 @@ fn idle_clients_are_pinged_and_silent_ones_closed() {
     assert!(closed, "the silent client was not closed");
     // The live client outlived the idle timeout by answering pings.
     live.pump(Duration::from_millis(1500)).unwrap();
-    assert!(live.call("register", vec![]).unwrap().value().is_some(), "the live client was closed");
+    assert!(
+        live.call("register", vec![]).unwrap().value().is_some(),
+        "the live client was closed"
+    );
     assert!(sono.wait_log("idle timeout", Duration::from_secs(1)));
 }
 
@@ -121,7 +176,10 @@ fn connections_over_the_limit_are_refused_and_counted() {
     let sono = Sono::start(SONO, "[rtmp]\nmax_connections = 2\n");
     let _a = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf0).unwrap();
     let _b = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf0).unwrap();
-    assert!(FlashClient::handshake(sono.rtmp).is_err(), "a third connection got through");
+    assert!(
+        FlashClient::handshake(sono.rtmp).is_err(),
+        "a third connection got through"
+    );
     assert_eq!(sono.metric("sono_rtmp_connections_refused_total"), 1.0);
     assert!(sono.wait_log("rtmp.max_connections reached", Duration::from_secs(1)));
 }
@@ -130,7 +188,9 @@ fn connections_over_the_limit_are_refused_and_counted() {
 fn shutdown_tells_clients_and_exits_cleanly() {
     let mut sono = Sono::start(SONO, "");
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
-    let status = sono.terminate(Duration::from_secs(10)).expect("sono exits on SIGTERM");
+    let status = sono
+        .terminate(Duration::from_secs(10))
+        .expect("sono exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     assert!(c.wait_closed(Duration::from_secs(3)));
     assert!(

@@ -11,7 +11,9 @@ use sono_testkit::{require_tool, Sono};
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -30,9 +32,10 @@ fn workdir(name: &str) -> PathBuf {
 fn speech_wav(dir: &Path) -> PathBuf {
     require_tool("espeak-ng", "espeak-ng");
     let wav = dir.join("speech.wav");
-    run(Command::new("espeak-ng").arg("-w").arg(&wav).arg(
-        "Hello, this is sono. The quick brown fox jumps over the lazy dog, twice a day.",
-    ));
+    run(Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg("Hello, this is sono. The quick brown fox jumps over the lazy dog, twice a day."));
     wav
 }
 
@@ -47,10 +50,19 @@ fn encode_flv(wav: &Path, out: &Path, codec_args: &[&str]) {
 
 fn audio_packets(flv: &Path) -> u64 {
     let out = run(Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-count_packets", "-show_entries"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-count_packets",
+            "-show_entries",
+        ])
         .args(["stream=nb_read_packets", "-of", "csv=p=0"])
         .arg(flv));
-    out.trim().parse().unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe said {out:?}"))
 }
 
 fn ffmpeg_publish(sono: &Sono, flv: &Path, stream: &str) {
@@ -82,12 +94,23 @@ fn ffmpeg_publishes_speex_and_nellymoser_and_every_audio_message_arrives() {
     let sono = Sono::start(SONO, "");
 
     let speex = dir.join("speex.flv");
-    encode_flv(&wav, &speex, &["-ac", "1", "-ar", "16000", "-c:a", "libspeex"]);
+    encode_flv(
+        &wav,
+        &speex,
+        &["-ac", "1", "-ar", "16000", "-c:a", "libspeex"],
+    );
     let n = audio_packets(&speex);
     assert!(n > 50, "the Speex file has only {n} packets");
     ffmpeg_publish(&sono, &speex, "speex");
-    let got = wait_metric(&sono, "sono_rtmp_audio_messages_received_total{codec=\"speex\"}", n as f64);
-    assert_eq!(got, n as f64, "Speex audio messages received vs ffprobe's count");
+    let got = wait_metric(
+        &sono,
+        "sono_rtmp_audio_messages_received_total{codec=\"speex\"}",
+        n as f64,
+    );
+    assert_eq!(
+        got, n as f64,
+        "Speex audio messages received vs ffprobe's count"
+    );
 
     let mut nelly_total = 0;
     for rate in ["8000", "16000", "22050", "44100"] {
@@ -102,21 +125,33 @@ fn ffmpeg_publishes_speex_and_nellymoser_and_every_audio_message_arrives() {
             "sono_rtmp_audio_messages_received_total{codec=\"nellymoser\"}",
             nelly_total as f64,
         );
-        assert_eq!(got, nelly_total as f64, "Nellymoser {rate} Hz messages received vs ffprobe");
+        assert_eq!(
+            got, nelly_total as f64,
+            "Nellymoser {rate} Hz messages received vs ffprobe"
+        );
     }
-    assert_eq!(sono.metric("sono_rtmp_connections_closed_on_error_total"), 0.0);
+    assert_eq!(
+        sono.metric("sono_rtmp_connections_closed_on_error_total"),
+        0.0
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 fn librtmp_call(sono: &Sono, args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/librtmp_call.py");
-    let probe = Command::new("python3").args(["-c", "import librtmp"]).status();
+    let probe = Command::new("python3")
+        .args(["-c", "import librtmp"])
+        .status();
     assert!(
         probe.is_ok_and(|s| s.success()),
         "python-librtmp is missing: pip install python-librtmp (needs librtmp-dev, libffi-dev; scripts/install-deps.sh does it)"
     );
     let url = format!("rtmp://{}/phone", sono.rtmp);
-    let out = run(Command::new("timeout").args(["20", "python3"]).arg(script).arg(url).args(args));
+    let out = run(Command::new("timeout")
+        .args(["20", "python3"])
+        .arg(script)
+        .arg(url)
+        .args(args));
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("librtmp_call printed {out:?}: {e}"))
 }
 
@@ -124,17 +159,32 @@ fn librtmp_call(sono: &Sono, args: &[&str]) -> serde_json::Value {
 fn librtmp_invokes_phone_methods() {
     let sono = Sono::start(SONO, "[log]\nlevel = \"debug\"\n");
     let reg = librtmp_call(&sono, &["register"]);
-    let uri = reg["result"]["uri"].as_str().unwrap_or_else(|| panic!("register answered {reg}"));
-    assert!(uri.starts_with("sip:sono-") && uri.ends_with("@127.0.0.1"), "{uri}");
+    let uri = reg["result"]["uri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("register answered {reg}"));
+    assert!(
+        uri.starts_with("sip:sono-") && uri.ends_with("@127.0.0.1"),
+        "{uri}"
+    );
     assert_eq!(reg["result"]["level"], "status");
 
     let dial = librtmp_call(&sono, &["dial"]);
     assert_eq!(dial["error"]["code"], "Sono.Call.NoUri", "{dial}");
     let dtmf = librtmp_call(&sono, &["sendDTMF", "12x"]);
     assert_eq!(dtmf["error"]["code"], "Sono.DTMF.Invalid", "{dtmf}");
-    let reg = librtmp_call(&sono, &["register", "alice", "127.0.0.1:5090", "", "secret"]);
+    let reg = librtmp_call(
+        &sono,
+        &["register", "alice", "127.0.0.1:5090", "", "secret"],
+    );
     assert_eq!(reg["error"]["code"], "Sono.Registration.Failed", "{reg}");
     // The password never reaches the log, even at debug level where requests are logged.
-    assert!(sono.log().contains("RegisterRequest"), "requests were not logged at debug level");
-    assert!(!sono.log().contains("secret"), "a password was logged:\n{}", sono.log());
+    assert!(
+        sono.log().contains("RegisterRequest"),
+        "requests were not logged at debug level"
+    );
+    assert!(
+        !sono.log().contains("secret"),
+        "a password was logged:\n{}",
+        sono.log()
+    );
 }

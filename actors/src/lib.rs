@@ -49,7 +49,11 @@ impl Gateway {
             directory: Directory::default(),
             metrics: Metrics::default(),
         });
-        let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(listener, shared.clone(), arbiters.clone()));
+        let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(
+            listener,
+            shared.clone(),
+            arbiters.clone(),
+        ));
         Ok(Gateway {
             shared,
             arbiters,
@@ -66,7 +70,10 @@ impl Gateway {
     pub async fn shutdown(self) {
         self.accept_task.abort();
         let connections = self.shared.directory.connections();
-        info!(connections = connections.len(), "shutting down: closing connections");
+        info!(
+            connections = connections.len(),
+            "shutting down: closing connections"
+        );
         for (_, addr) in connections {
             addr.do_send(Shutdown);
         }
@@ -76,7 +83,10 @@ impl Gateway {
         }
         let left = self.shared.directory.connection_count();
         if left > 0 {
-            info!(left, "grace period over: dropping the remaining connections");
+            info!(
+                left,
+                "grace period over: dropping the remaining connections"
+            );
         }
         for arbiter in self.arbiters.iter() {
             arbiter.stop();

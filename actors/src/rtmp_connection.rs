@@ -56,7 +56,11 @@ impl RtmpConnection {
         let id = shared.directory.next_connection_id();
         let (read, write) = stream.into_split();
         RtmpConnection::create(move |ctx| {
-            ctx.add_stream(FramedRead::with_capacity(read, BytesCodec::new(), 16 * 1024));
+            ctx.add_stream(FramedRead::with_capacity(
+                read,
+                BytesCodec::new(),
+                16 * 1024,
+            ));
             let mut writer = actix::io::Writer::new(write, ctx);
             writer.set_buffer_capacity(64 * 1024, WRITE_HIGH_WATER);
             let r = &shared.settings.rtmp;
@@ -139,13 +143,18 @@ impl RtmpConnection {
                     let apps = &self.shared.settings.rtmp.apps;
                     if !apps.is_empty() && !apps.iter().any(|a| a == &req.app) {
                         self.session.reject_connect("unknown application");
-                        self.close(ctx, &format!("connect to unknown application {:?}", req.app), true);
+                        self.close(
+                            ctx,
+                            &format!("connect to unknown application {:?}", req.app),
+                            true,
+                        );
                         return;
                     }
                     info!(conn = self.id, peer = %self.peer, app = %req.app,
                           flash_ver = req.flash_ver.as_deref().unwrap_or(""),
                           encoding = ?req.object_encoding, "RTMP client connected");
-                    let extra = vec![("connection_id".to_owned(), AmfValue::Number(self.id as f64))];
+                    let extra =
+                        vec![("connection_id".to_owned(), AmfValue::Number(self.id as f64))];
                     if let Err(e) = self.session.accept_connect(extra) {
                         self.close(ctx, &e.to_string(), true);
                         return;
@@ -180,13 +189,19 @@ impl RtmpConnection {
                 code::CALL_FAILED,
                 "this build of sono has no SIP side yet: calls cannot be placed",
             ),
-            PhoneRequest::Hangup => self.session.answer_error(txn, code::CALL_NO_CALL, "there is no call to hang up"),
+            PhoneRequest::Hangup => {
+                self.session
+                    .answer_error(txn, code::CALL_NO_CALL, "there is no call to hang up")
+            }
             PhoneRequest::Accept | PhoneRequest::Reject { .. } => {
-                self.session.answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
+                self.session
+                    .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
             }
-            PhoneRequest::SendDtmf { .. } => {
-                self.session.answer_error(txn, code::CALL_NO_CALL, "there is no call to send DTMF to")
-            }
+            PhoneRequest::SendDtmf { .. } => self.session.answer_error(
+                txn,
+                code::CALL_NO_CALL,
+                "there is no call to send DTMF to",
+            ),
             PhoneRequest::Register(r) => self.register(txn, r),
         }
     }
@@ -213,7 +228,10 @@ impl RtmpConnection {
         };
         self.session.answer_result(
             txn,
-            AmfValue::object([("level", AmfValue::from("status")), ("uri", uri.as_str().into())]),
+            AmfValue::object([
+                ("level", AmfValue::from("status")),
+                ("uri", uri.as_str().into()),
+            ]),
         );
         self.session.send_event(&PhoneEvent::RegistrationStatus {
             registered: true,

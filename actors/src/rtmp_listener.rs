@@ -25,7 +25,10 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: A
                 continue;
             }
         };
-        let active = shared.metrics.rtmp_connections_active.load(Ordering::Relaxed);
+        let active = shared
+            .metrics
+            .rtmp_connections_active
+            .load(Ordering::Relaxed);
         if active as usize >= shared.settings.rtmp.max_connections {
             Metrics::add(&shared.metrics.rtmp_connections_refused, 1);
             warn!(%peer, limit = shared.settings.rtmp.max_connections,

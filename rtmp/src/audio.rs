@@ -95,13 +95,34 @@ mod tests {
     fn reads_flash_and_ffmpeg_headers() {
         assert_eq!(AudioCodec::from_header(0xB2), AudioCodec::Speex);
         assert_eq!(AudioCodec::from_header(0xB6), AudioCodec::Speex);
-        assert_eq!(AudioCodec::from_header(0x52), AudioCodec::Nellymoser { rate: 8_000 });
-        assert_eq!(AudioCodec::from_header(0x42), AudioCodec::Nellymoser { rate: 16_000 });
-        assert_eq!(AudioCodec::from_header(0x62), AudioCodec::Nellymoser { rate: 5_512 });
-        assert_eq!(AudioCodec::from_header(0x66), AudioCodec::Nellymoser { rate: 11_025 });
-        assert_eq!(AudioCodec::from_header(0x6A), AudioCodec::Nellymoser { rate: 22_050 });
-        assert_eq!(AudioCodec::from_header(0x6E), AudioCodec::Nellymoser { rate: 44_100 });
-        assert_eq!(AudioCodec::from_header(0xAF), AudioCodec::Other { format: 10 });
+        assert_eq!(
+            AudioCodec::from_header(0x52),
+            AudioCodec::Nellymoser { rate: 8_000 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0x42),
+            AudioCodec::Nellymoser { rate: 16_000 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0x62),
+            AudioCodec::Nellymoser { rate: 5_512 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0x66),
+            AudioCodec::Nellymoser { rate: 11_025 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0x6A),
+            AudioCodec::Nellymoser { rate: 22_050 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0x6E),
+            AudioCodec::Nellymoser { rate: 44_100 }
+        );
+        assert_eq!(
+            AudioCodec::from_header(0xAF),
+            AudioCodec::Other { format: 10 }
+        );
     }
 
     #[test]

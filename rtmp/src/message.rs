@@ -57,11 +57,19 @@ impl ObjectEncoding {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     SetChunkSize(u32),
-    Abort { chunk_stream_id: u32 },
+    Abort {
+        chunk_stream_id: u32,
+    },
     Acknowledgement(u32),
-    UserControl { event: u16, data: Bytes },
+    UserControl {
+        event: u16,
+        data: Bytes,
+    },
     WindowAckSize(u32),
-    SetPeerBandwidth { size: u32, limit_type: u8 },
+    SetPeerBandwidth {
+        size: u32,
+        limit_type: u8,
+    },
     Audio(Bytes),
     Video(Bytes),
     Command {
@@ -101,7 +109,8 @@ impl Message {
                 })
         };
         let amf = |body: &[u8]| {
-            amf0::decode_all(body, limits).map_err(|source| MessageError::Amf { type_id: t, source })
+            amf0::decode_all(body, limits)
+                .map_err(|source| MessageError::Amf { type_id: t, source })
         };
         let flex_body = || -> Result<&[u8], MessageError> {
             match p.first() {
@@ -212,7 +221,10 @@ mod tests {
                 values: vec![AmfValue::from("dial")]
             })
         );
-        assert_eq!(Message::parse(&raw(7, &[]), l), Err(MessageError::UnknownType(7)));
+        assert_eq!(
+            Message::parse(&raw(7, &[]), l),
+            Err(MessageError::UnknownType(7))
+        );
         assert!(matches!(
             Message::parse(&raw(5, &[0, 0]), l),
             Err(MessageError::Truncated { .. })

@@ -74,7 +74,10 @@ impl std::fmt::Debug for RegisterRequest {
 impl RegisterRequest {
     /// True when nothing was given: sono then attributes an implicit URI.
     pub fn is_implicit(&self) -> bool {
-        self.user.is_none() && self.domain.is_none() && self.auth_user.is_none() && self.password.is_none()
+        self.user.is_none()
+            && self.domain.is_none()
+            && self.auth_user.is_none()
+            && self.password.is_none()
     }
 }
 
@@ -110,20 +113,41 @@ pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneReques
 
 fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     let uri = match args.first() {
-        None => return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call")),
+        None => {
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                "dial needs a URI to call",
+            ))
+        }
         Some(v) if v.is_nullish() => {
-            return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call"))
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                "dial needs a URI to call",
+            ))
         }
         Some(AmfValue::String(s)) => s.trim(),
-        Some(_) => return Err(PhoneError::new(code::CALL_NO_URI, "the URI to dial must be a string")),
+        Some(_) => {
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                "the URI to dial must be a string",
+            ))
+        }
     };
     if uri.is_empty() {
-        return Err(PhoneError::new(code::CALL_NO_URI, "dial needs a URI to call"));
+        return Err(PhoneError::new(
+            code::CALL_NO_URI,
+            "dial needs a URI to call",
+        ));
     }
     if uri.len() > MAX_ARGUMENT_LEN || uri.chars().any(char::is_control) {
-        return Err(PhoneError::new(code::CALL_FAILED, "the URI to dial is not a valid URI"));
+        return Err(PhoneError::new(
+            code::CALL_FAILED,
+            "the URI to dial is not a valid URI",
+        ));
     }
-    Ok(PhoneRequest::Dial { uri: uri.to_owned() })
+    Ok(PhoneRequest::Dial {
+        uri: uri.to_owned(),
+    })
 }
 
 fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
@@ -132,7 +156,11 @@ fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
         Some(v) if v.is_nullish() => DEFAULT_REJECT_CODE,
         Some(AmfValue::Number(n)) if n.fract() == 0.0 && (400.0..=699.0).contains(n) => *n as u16,
         // Flash may send numbers typed into a text field as strings.
-        Some(AmfValue::String(s)) if s.trim().parse::<u16>().is_ok_and(|c| (400..=699).contains(&c)) => {
+        Some(AmfValue::String(s))
+            if s.trim()
+                .parse::<u16>()
+                .is_ok_and(|c| (400..=699).contains(&c)) =>
+        {
             s.trim().parse().unwrap_or(DEFAULT_REJECT_CODE)
         }
         Some(other) => {
@@ -150,7 +178,12 @@ fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
         Some(AmfValue::String(s)) => s.clone(),
         // A single digit typed as a number.
         Some(AmfValue::Number(n)) if n.fract() == 0.0 && (0.0..=9.0).contains(n) => format!("{n}"),
-        _ => return Err(PhoneError::new(code::DTMF_INVALID, "sendDTMF needs a string of digits")),
+        _ => {
+            return Err(PhoneError::new(
+                code::DTMF_INVALID,
+                "sendDTMF needs a string of digits",
+            ))
+        }
     };
     if digits.is_empty() || digits.len() > MAX_DTMF_DIGITS {
         return Err(PhoneError::new(
@@ -179,7 +212,11 @@ fn parse_register(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     if args.len() > NAMES.len() {
         return Err(PhoneError::new(
             code::REGISTRATION_FAILED,
-            format!("register takes at most {} arguments, got {}", NAMES.len(), args.len()),
+            format!(
+                "register takes at most {} arguments, got {}",
+                NAMES.len(),
+                args.len()
+            ),
         ));
     }
     let mut fields: [Option<String>; 5] = Default::default();
@@ -187,7 +224,9 @@ fn parse_register(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
         fields[i] = match arg {
             v if v.is_nullish() => None,
             AmfValue::String(s) if s.trim().is_empty() => None,
-            AmfValue::String(s) if s.len() > MAX_ARGUMENT_LEN || s.chars().any(char::is_control) => {
+            AmfValue::String(s)
+                if s.len() > MAX_ARGUMENT_LEN || s.chars().any(char::is_control) =>
+            {
                 return Err(PhoneError::new(
                     code::REGISTRATION_FAILED,
                     format!("register argument {} ({}) is not valid", i + 1, NAMES[i]),
@@ -197,7 +236,11 @@ fn parse_register(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
             _ => {
                 return Err(PhoneError::new(
                     code::REGISTRATION_FAILED,
-                    format!("register argument {} ({}) must be a string", i + 1, NAMES[i]),
+                    format!(
+                        "register argument {} ({}) must be a string",
+                        i + 1,
+                        NAMES[i]
+                    ),
                 ))
             }
         };
@@ -298,7 +341,9 @@ impl PhoneEvent {
                 put("uri", uri.as_str().into());
                 put(
                     "display_name",
-                    display_name.as_deref().map_or(AmfValue::Null, AmfValue::from),
+                    display_name
+                        .as_deref()
+                        .map_or(AmfValue::Null, AmfValue::from),
                 );
             }
             PhoneEvent::RegistrationStatus {
@@ -361,15 +406,30 @@ mod tests {
 
     #[test]
     fn reject_takes_an_optional_error_code() {
-        assert_eq!(parse("reject", vec![]), Ok(PhoneRequest::Reject { code: 603 }));
+        assert_eq!(
+            parse("reject", vec![]),
+            Ok(PhoneRequest::Reject { code: 603 })
+        );
         assert_eq!(
             parse("reject", vec![AmfValue::Number(486.0)]),
             Ok(PhoneRequest::Reject { code: 486 })
         );
-        assert_eq!(parse("reject", vec!["480".into()]), Ok(PhoneRequest::Reject { code: 480 }));
-        assert_eq!(err("reject", vec![AmfValue::Number(200.0)]), code::CALL_INVALID_CODE);
-        assert_eq!(err("reject", vec![AmfValue::Number(486.5)]), code::CALL_INVALID_CODE);
-        assert_eq!(err("reject", vec![AmfValue::Boolean(true)]), code::CALL_INVALID_CODE);
+        assert_eq!(
+            parse("reject", vec!["480".into()]),
+            Ok(PhoneRequest::Reject { code: 480 })
+        );
+        assert_eq!(
+            err("reject", vec![AmfValue::Number(200.0)]),
+            code::CALL_INVALID_CODE
+        );
+        assert_eq!(
+            err("reject", vec![AmfValue::Number(486.5)]),
+            code::CALL_INVALID_CODE
+        );
+        assert_eq!(
+            err("reject", vec![AmfValue::Boolean(true)]),
+            code::CALL_INVALID_CODE
+        );
     }
 
     #[test]
@@ -383,7 +443,10 @@ mod tests {
         assert_eq!(err("sendDTMF", vec![]), code::DTMF_INVALID);
         assert_eq!(err("sendDTMF", vec!["".into()]), code::DTMF_INVALID);
         assert_eq!(err("sendDTMF", vec!["12x".into()]), code::DTMF_INVALID);
-        assert_eq!(err("sendDTMF", vec!["1".repeat(65).into()]), code::DTMF_INVALID);
+        assert_eq!(
+            err("sendDTMF", vec!["1".repeat(65).into()]),
+            code::DTMF_INVALID
+        );
     }
 
     #[test]
@@ -412,15 +475,32 @@ mod tests {
                 display_name: Some("Alice".into()),
             }))
         );
-        let Ok(PhoneRequest::Register(r)) = &full else { unreachable!() };
-        assert!(!format!("{r:?}").contains("alicepw"), "Debug shows the password");
-        assert_eq!(err("register", vec![AmfValue::Number(1.0)]), code::REGISTRATION_FAILED);
+        let Ok(PhoneRequest::Register(r)) = &full else {
+            unreachable!()
+        };
+        assert!(
+            !format!("{r:?}").contains("alicepw"),
+            "Debug shows the password"
+        );
         assert_eq!(
-            err("register", vec![AmfValue::Null, AmfValue::Null, AmfValue::Null, "pw".into()]),
+            err("register", vec![AmfValue::Number(1.0)]),
             code::REGISTRATION_FAILED
         );
-        assert_eq!(err("register", vec!["a b".into()]), code::REGISTRATION_FAILED);
-        assert_eq!(err("register", vec![AmfValue::Null; 6]), code::REGISTRATION_FAILED);
+        assert_eq!(
+            err(
+                "register",
+                vec![AmfValue::Null, AmfValue::Null, AmfValue::Null, "pw".into()]
+            ),
+            code::REGISTRATION_FAILED
+        );
+        assert_eq!(
+            err("register", vec!["a b".into()]),
+            code::REGISTRATION_FAILED
+        );
+        assert_eq!(
+            err("register", vec![AmfValue::Null; 6]),
+            code::REGISTRATION_FAILED
+        );
     }
 
     #[test]
@@ -432,8 +512,14 @@ mod tests {
         }
         .info();
         assert_eq!(e.get("level").and_then(AmfValue::as_str), Some("status"));
-        assert_eq!(e.get("code").and_then(AmfValue::as_str), Some("Sono.Call.Status"));
-        assert_eq!(e.get("status_code").and_then(AmfValue::as_number), Some(4.0));
+        assert_eq!(
+            e.get("code").and_then(AmfValue::as_str),
+            Some("Sono.Call.Status")
+        );
+        assert_eq!(
+            e.get("status_code").and_then(AmfValue::as_number),
+            Some(4.0)
+        );
         assert_eq!(e.get("sip_code").and_then(AmfValue::as_number), Some(200.0));
         assert_eq!(e.get("reason").and_then(AmfValue::as_str), Some("OK"));
         assert!(parse_request("makeCall", &[]).is_none());

@@ -88,10 +88,18 @@ pub enum SessionEvent {
         transaction_id: f64,
         request: PhoneRequest,
     },
-    Publishing { stream_id: u32, name: String },
-    Playing { stream_id: u32, name: String },
+    Publishing {
+        stream_id: u32,
+        name: String,
+    },
+    Playing {
+        stream_id: u32,
+        name: String,
+    },
     /// The stream stopped publishing and playing (closeStream or deleteStream).
-    StreamClosed { stream_id: u32 },
+    StreamClosed {
+        stream_id: u32,
+    },
     Audio {
         stream_id: u32,
         timestamp: u32,
@@ -112,7 +120,9 @@ impl std::fmt::Debug for State {
         match self {
             State::Handshaking(_) => f.write_str("Handshaking"),
             State::AwaitingConnect => f.write_str("AwaitingConnect"),
-            State::ConnectPending { transaction_id } => write!(f, "ConnectPending({transaction_id})"),
+            State::ConnectPending { transaction_id } => {
+                write!(f, "ConnectPending({transaction_id})")
+            }
             State::Connected => f.write_str("Connected"),
             State::Closed => f.write_str("Closed"),
         }
@@ -211,7 +221,13 @@ impl ServerSession {
             if self.bytes_received - self.bytes_acknowledged >= u64::from(window) {
                 self.bytes_acknowledged = self.bytes_received;
                 let total = self.bytes_received as u32; // wraps, as the spec's sequence number does
-                self.write(CSID_CONTROL, 0, type_id::ACKNOWLEDGEMENT, 0, &u32_payload(total));
+                self.write(
+                    CSID_CONTROL,
+                    0,
+                    type_id::ACKNOWLEDGEMENT,
+                    0,
+                    &u32_payload(total),
+                );
             }
         }
     }
@@ -239,7 +255,9 @@ impl ServerSession {
                 }
             }
             Message::Audio(payload) => self.handle_audio(raw, &payload)?,
-            Message::Command { values, .. } => self.handle_command(raw.message_stream_id, values)?,
+            Message::Command { values, .. } => {
+                self.handle_command(raw.message_stream_id, values)?
+            }
             // Acknowledgements, bandwidth hints, video, metadata (@setDataFrame),
             // shared objects and aggregates carry nothing a phone needs.
             Message::Acknowledgement(_)
@@ -251,7 +269,11 @@ impl ServerSession {
         Ok(())
     }
 
-    fn handle_audio(&mut self, raw: &RawMessage, payload: &bytes::Bytes) -> Result<(), SessionError> {
+    fn handle_audio(
+        &mut self,
+        raw: &RawMessage,
+        payload: &bytes::Bytes,
+    ) -> Result<(), SessionError> {
         if !matches!(self.state, State::Connected) {
             return Err(SessionError::Protocol("audio before connect".into()));
         }
@@ -270,9 +292,14 @@ impl ServerSession {
         Ok(())
     }
 
-    fn handle_command(&mut self, stream_id: u32, values: Vec<AmfValue>) -> Result<(), SessionError> {
+    fn handle_command(
+        &mut self,
+        stream_id: u32,
+        values: Vec<AmfValue>,
+    ) -> Result<(), SessionError> {
         let mut values = values.into_iter();
-        let (Some(AmfValue::String(name)), Some(AmfValue::Number(txn))) = (values.next(), values.next())
+        let (Some(AmfValue::String(name)), Some(AmfValue::Number(txn))) =
+            (values.next(), values.next())
         else {
             return Err(SessionError::Protocol(
                 "command without a name and a transaction id".into(),
@@ -282,8 +309,12 @@ impl ServerSession {
         let args: Vec<AmfValue> = values.collect();
         match (&self.state, name.as_str()) {
             (State::AwaitingConnect, "connect") => self.handle_connect(txn, &command_object, args),
-            (State::AwaitingConnect, _) => Err(SessionError::Protocol(format!("{name:?} before connect"))),
-            (_, "connect") => Err(SessionError::Protocol("connect on a connected session".into())),
+            (State::AwaitingConnect, _) => {
+                Err(SessionError::Protocol(format!("{name:?} before connect")))
+            }
+            (_, "connect") => Err(SessionError::Protocol(
+                "connect on a connected session".into(),
+            )),
             _ => self.handle_connected_command(stream_id, &name, txn, args),
         }
     }
@@ -295,22 +326,35 @@ impl ServerSession {
         arguments: Vec<AmfValue>,
     ) -> Result<(), SessionError> {
         if command_object.properties().is_none() {
-            return Err(SessionError::Protocol("connect without a command object".into()));
+            return Err(SessionError::Protocol(
+                "connect without a command object".into(),
+            ));
         }
-        let text = |k: &str| command_object.get(k).and_then(AmfValue::as_str).map(str::to_owned);
-        let object_encoding = match command_object.get("objectEncoding").and_then(AmfValue::as_number) {
-            Some(n) if n == 3.0 => ObjectEncoding::Amf3,
+        let text = |k: &str| {
+            command_object
+                .get(k)
+                .and_then(AmfValue::as_str)
+                .map(str::to_owned)
+        };
+        let object_encoding = match command_object
+            .get("objectEncoding")
+            .and_then(AmfValue::as_number)
+        {
+            Some(3.0) => ObjectEncoding::Amf3,
             _ => ObjectEncoding::Amf0,
         };
         self.encoding = object_encoding;
-        self.state = State::ConnectPending { transaction_id: txn };
-        self.events.push_back(SessionEvent::ConnectRequested(ConnectRequest {
-            app: text("app").unwrap_or_default(),
-            tc_url: text("tcUrl"),
-            flash_ver: text("flashVer"),
-            object_encoding,
-            arguments,
-        }));
+        self.state = State::ConnectPending {
+            transaction_id: txn,
+        };
+        self.events
+            .push_back(SessionEvent::ConnectRequested(ConnectRequest {
+                app: text("app").unwrap_or_default(),
+                tc_url: text("tcUrl"),
+                flash_ver: text("flashVer"),
+                object_encoding,
+                arguments,
+            }));
         Ok(())
     }
 
@@ -321,7 +365,12 @@ impl ServerSession {
         txn: f64,
         args: Vec<AmfValue>,
     ) -> Result<(), SessionError> {
-        let first_str = || args.first().and_then(AmfValue::as_str).unwrap_or_default().to_owned();
+        let first_str = || {
+            args.first()
+                .and_then(AmfValue::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         match name {
             "createStream" => {
                 if self.streams.len() >= self.config.max_streams {
@@ -337,7 +386,8 @@ impl ServerSession {
                 let name = first_str();
                 self.stream(stream_id, "publish")?.publishing = Some(name.clone());
                 self.stream_status(stream_id, "NetStream.Publish.Start", &name);
-                self.events.push_back(SessionEvent::Publishing { stream_id, name });
+                self.events
+                    .push_back(SessionEvent::Publishing { stream_id, name });
             }
             "play" => {
                 let name = first_str();
@@ -346,7 +396,8 @@ impl ServerSession {
                 self.write(CSID_CONTROL, 0, type_id::USER_CONTROL, 0, &p);
                 self.stream_status(stream_id, "NetStream.Play.Reset", &name);
                 self.stream_status(stream_id, "NetStream.Play.Start", &name);
-                self.events.push_back(SessionEvent::Playing { stream_id, name });
+                self.events
+                    .push_back(SessionEvent::Playing { stream_id, name });
             }
             "closeStream" => self.close_stream(stream_id, false),
             "deleteStream" => {
@@ -383,7 +434,9 @@ impl ServerSession {
 
     fn stream(&mut self, stream_id: u32, command: &str) -> Result<&mut NetStream, SessionError> {
         self.streams.get_mut(&stream_id).ok_or_else(|| {
-            SessionError::Protocol(format!("{command} on stream {stream_id}, which was never created"))
+            SessionError::Protocol(format!(
+                "{command} on stream {stream_id}, which was never created"
+            ))
         })
     }
 
@@ -399,7 +452,8 @@ impl ServerSession {
             None => false,
         };
         if active {
-            self.events.push_back(SessionEvent::StreamClosed { stream_id });
+            self.events
+                .push_back(SessionEvent::StreamClosed { stream_id });
         }
     }
 
@@ -419,10 +473,28 @@ impl ServerSession {
             return Err(SessionError::Protocol("no connect to accept".into()));
         };
         let window = self.config.window_ack_size;
-        self.write(CSID_CONTROL, 0, type_id::WINDOW_ACK_SIZE, 0, &u32_payload(window));
-        self.write(CSID_CONTROL, 0, type_id::SET_PEER_BANDWIDTH, 0, &peer_bandwidth_payload(window, 2));
+        self.write(
+            CSID_CONTROL,
+            0,
+            type_id::WINDOW_ACK_SIZE,
+            0,
+            &u32_payload(window),
+        );
+        self.write(
+            CSID_CONTROL,
+            0,
+            type_id::SET_PEER_BANDWIDTH,
+            0,
+            &peer_bandwidth_payload(window, 2),
+        );
         let size = self.config.chunk_size;
-        self.write(CSID_CONTROL, 0, type_id::SET_CHUNK_SIZE, 0, &u32_payload(size));
+        self.write(
+            CSID_CONTROL,
+            0,
+            type_id::SET_CHUNK_SIZE,
+            0,
+            &u32_payload(size),
+        );
         self.encoder.set_chunk_size(size);
         let p = user_control_payload(user_control::STREAM_BEGIN, 0);
         self.write(CSID_CONTROL, 0, type_id::USER_CONTROL, 0, &p);
@@ -436,7 +508,10 @@ impl ServerSession {
             ("level".to_owned(), AmfValue::from("status")),
             ("code".to_owned(), "NetConnection.Connect.Success".into()),
             ("description".to_owned(), "Connection succeeded.".into()),
-            ("objectEncoding".to_owned(), AmfValue::Number(self.encoding.number())),
+            (
+                "objectEncoding".to_owned(),
+                AmfValue::Number(self.encoding.number()),
+            ),
         ];
         info.extend(extra);
         // The connect request itself is always AMF0; so is its answer.
@@ -464,7 +539,12 @@ impl ServerSession {
                 ("code", "NetConnection.Connect.Rejected".into()),
                 ("description", description.into()),
             ]);
-            let values = [AmfValue::from("_error"), AmfValue::Number(transaction_id), AmfValue::Null, info];
+            let values = [
+                AmfValue::from("_error"),
+                AmfValue::Number(transaction_id),
+                AmfValue::Null,
+                info,
+            ];
             let payload = command_payload(ObjectEncoding::Amf0, &values);
             self.write(CSID_COMMAND, 0, type_id::COMMAND_AMF0, 0, &payload);
         }
@@ -496,7 +576,13 @@ impl ServerSession {
     }
 
     /// Sends audio on a stream the client plays; false if it plays nothing there.
-    pub fn send_audio(&mut self, stream_id: u32, timestamp: u32, codec: AudioCodec, data: &[u8]) -> bool {
+    pub fn send_audio(
+        &mut self,
+        stream_id: u32,
+        timestamp: u32,
+        codec: AudioCodec,
+        data: &[u8],
+    ) -> bool {
         let playing = self
             .streams
             .get(&stream_id)
@@ -566,7 +652,13 @@ impl ServerSession {
     }
 
     fn write(&mut self, csid: u32, timestamp: u32, type_id: u8, stream_id: u32, payload: &[u8]) {
-        self.encoder
-            .encode(csid, timestamp, type_id, stream_id, payload, &mut self.output);
+        self.encoder.encode(
+            csid,
+            timestamp,
+            type_id,
+            stream_id,
+            payload,
+            &mut self.output,
+        );
     }
 }

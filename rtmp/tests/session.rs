@@ -24,7 +24,8 @@ impl Client {
         let c0c1 = hs.generate_outbound_p0_and_p1().unwrap();
         server.handle_input(&c0c1).unwrap();
         let s = server.take_output();
-        let HandshakeProcessResult::Completed { response_bytes, .. } = hs.process_bytes(&s).unwrap()
+        let HandshakeProcessResult::Completed { response_bytes, .. } =
+            hs.process_bytes(&s).unwrap()
         else {
             panic!("handshake did not complete on S0S1S2")
         };
@@ -43,8 +44,12 @@ impl Client {
             ("app", AmfValue::from("phone")),
             ("objectEncoding", AmfValue::Number(encoding.number())),
         ]);
-        c.send_command(ObjectEncoding::Amf0, 0, &["connect".into(), 1.0.into(), obj])
-            .unwrap();
+        c.send_command(
+            ObjectEncoding::Amf0,
+            0,
+            &["connect".into(), 1.0.into(), obj],
+        )
+        .unwrap();
         match c.server.poll_event() {
             Some(SessionEvent::ConnectRequested(r)) => {
                 assert_eq!(r.app, "phone");
@@ -63,7 +68,9 @@ impl Client {
             Some("NetConnection.Connect.Success")
         );
         assert_eq!(
-            result[3].get("objectEncoding").and_then(AmfValue::as_number),
+            result[3]
+                .get("objectEncoding")
+                .and_then(AmfValue::as_number),
             Some(encoding.number())
         );
         c
@@ -95,7 +102,14 @@ impl Client {
         self.send(3, 0, t, stream, &payload)
     }
 
-    fn send(&mut self, csid: u32, ts: u32, t: u8, stream: u32, p: &[u8]) -> Result<(), SessionError> {
+    fn send(
+        &mut self,
+        csid: u32,
+        ts: u32,
+        t: u8,
+        stream: u32,
+        p: &[u8],
+    ) -> Result<(), SessionError> {
         let mut wire = Vec::new();
         self.encoder.encode(csid, ts, t, stream, p, &mut wire);
         self.server.handle_input(&wire)
@@ -115,7 +129,12 @@ impl Client {
         out
     }
 
-    fn call(&mut self, encoding: ObjectEncoding, name: &str, args: Vec<AmfValue>) -> Vec<Vec<AmfValue>> {
+    fn call(
+        &mut self,
+        encoding: ObjectEncoding,
+        name: &str,
+        args: Vec<AmfValue>,
+    ) -> Vec<Vec<AmfValue>> {
         let mut v = vec![AmfValue::from(name), AmfValue::Number(7.0), AmfValue::Null];
         v.extend(args);
         self.send_command(encoding, 0, &v).unwrap();
@@ -127,7 +146,11 @@ fn error_code(answers: &[Vec<AmfValue>]) -> Option<String> {
     answers
         .iter()
         .find(|v| v[0].as_str() == Some("_error"))
-        .and_then(|v| v[3].get("code").and_then(AmfValue::as_str).map(str::to_owned))
+        .and_then(|v| {
+            v[3].get("code")
+                .and_then(AmfValue::as_str)
+                .map(str::to_owned)
+        })
 }
 
 #[test]
@@ -135,7 +158,10 @@ fn phone_calls_work_in_both_encodings() {
     for enc in [ObjectEncoding::Amf0, ObjectEncoding::Amf3] {
         let mut c = Client::connected(enc);
         let answers = c.call(enc, "dial", vec!["sip:bob@127.0.0.1".into()]);
-        assert!(answers.is_empty(), "valid requests are answered by the owner");
+        assert!(
+            answers.is_empty(),
+            "valid requests are answered by the owner"
+        );
         assert_eq!(
             c.server.poll_event(),
             Some(SessionEvent::Phone {
@@ -145,7 +171,10 @@ fn phone_calls_work_in_both_encodings() {
                 }
             })
         );
-        assert_eq!(error_code(&c.call(enc, "dial", vec![])).as_deref(), Some(code::CALL_NO_URI));
+        assert_eq!(
+            error_code(&c.call(enc, "dial", vec![])).as_deref(),
+            Some(code::CALL_NO_URI)
+        );
         assert_eq!(
             error_code(&c.call(enc, "sendDTMF", vec!["x".into()])).as_deref(),
             Some(code::DTMF_INVALID)
@@ -171,7 +200,13 @@ fn publish_and_audio_reach_the_owner() {
     c.send_command(
         ObjectEncoding::Amf3,
         id,
-        &["publish".into(), 0.0.into(), AmfValue::Null, "mic".into(), "live".into()],
+        &[
+            "publish".into(),
+            0.0.into(),
+            AmfValue::Null,
+            "mic".into(),
+            "live".into(),
+        ],
     )
     .unwrap();
     assert_eq!(
@@ -182,11 +217,16 @@ fn publish_and_audio_reach_the_owner() {
         })
     );
     for i in 0..3 {
-        c.send(4, i * 20, type_id::AUDIO, id, &[0xB6, i as u8]).unwrap();
+        c.send(4, i * 20, type_id::AUDIO, id, &[0xB6, i as u8])
+            .unwrap();
     }
     for i in 0..3u32 {
         match c.server.poll_event() {
-            Some(SessionEvent::Audio { stream_id, timestamp, tag }) => {
+            Some(SessionEvent::Audio {
+                stream_id,
+                timestamp,
+                tag,
+            }) => {
                 assert_eq!((stream_id, timestamp), (id, i * 20));
                 assert_eq!(tag.codec, AudioCodec::Speex);
                 assert_eq!(tag.data.as_ref(), &[i as u8]);
@@ -199,7 +239,11 @@ fn publish_and_audio_reach_the_owner() {
 #[test]
 fn commands_before_connect_close_the_session() {
     let mut c = Client::handshaken(SessionConfig::default());
-    let r = c.send_command(ObjectEncoding::Amf0, 0, &["dial".into(), 2.0.into(), AmfValue::Null]);
+    let r = c.send_command(
+        ObjectEncoding::Amf0,
+        0,
+        &["dial".into(), 2.0.into(), AmfValue::Null],
+    );
     assert!(matches!(r, Err(SessionError::Protocol(_))), "{r:?}");
     assert_eq!(c.server.handle_input(&[0]), Err(SessionError::Closed));
 }
@@ -214,7 +258,8 @@ fn bad_handshake_is_refused() {
 #[test]
 fn ping_requests_are_answered() {
     let mut c = Client::connected(ObjectEncoding::Amf0);
-    c.send(2, 0, type_id::USER_CONTROL, 0, &[0, 6, 0, 0, 1, 0]).unwrap();
+    c.send(2, 0, type_id::USER_CONTROL, 0, &[0, 6, 0, 0, 1, 0])
+        .unwrap();
     c.decoder.push(&c.server.take_output());
     let raw = c.decoder.next_message().unwrap().unwrap();
     assert_eq!(raw.type_id, type_id::USER_CONTROL);
@@ -224,13 +269,19 @@ fn ping_requests_are_answered() {
 #[test]
 fn acknowledges_the_total_received_per_window() {
     let mut c = Client::connected(ObjectEncoding::Amf0);
-    c.send(2, 0, type_id::WINDOW_ACK_SIZE, 0, &1000u32.to_be_bytes()).unwrap();
+    c.send(2, 0, type_id::WINDOW_ACK_SIZE, 0, &1000u32.to_be_bytes())
+        .unwrap();
     let before = c.server.bytes_received();
     c.send(5, 0, type_id::VIDEO, 0, &[0u8; 1200]).unwrap();
     c.decoder.push(&c.server.take_output());
     let raw = c.decoder.next_message().unwrap().unwrap();
     assert_eq!(raw.type_id, type_id::ACKNOWLEDGEMENT);
-    let acked = u32::from_be_bytes([raw.payload[0], raw.payload[1], raw.payload[2], raw.payload[3]]);
+    let acked = u32::from_be_bytes([
+        raw.payload[0],
+        raw.payload[1],
+        raw.payload[2],
+        raw.payload[3],
+    ]);
     assert_eq!(u64::from(acked), c.server.bytes_received());
     assert!(u64::from(acked) > before + 1200);
 }

@@ -80,10 +80,15 @@ impl FlashClient {
         let leftover = loop {
             let n = stream.read(&mut buf)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during handshake"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during handshake",
+                ));
             }
             match hs.process_bytes(&buf[..n]).map_err(io::Error::other)? {
-                HandshakeProcessResult::InProgress { response_bytes } => stream.write_all(&response_bytes)?,
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    stream.write_all(&response_bytes)?
+                }
                 HandshakeProcessResult::Completed {
                     response_bytes,
                     remaining_bytes,
@@ -112,7 +117,11 @@ impl FlashClient {
     }
 
     /// Handshake and `NetConnection.connect("rtmp://…/app")` with the given encoding.
-    pub fn connect(addr: SocketAddr, app: &str, encoding: ObjectEncoding) -> io::Result<FlashClient> {
+    pub fn connect(
+        addr: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+    ) -> io::Result<FlashClient> {
         let mut c = FlashClient::handshake(addr)?;
         match c.send_connect(app, encoding)? {
             Reply::Result(v) => {
@@ -137,7 +146,10 @@ impl FlashClient {
             ("videoCodecs", AmfValue::Number(252.0)),
             ("objectEncoding", AmfValue::Number(encoding.number())),
         ]);
-        let payload = command_payload(ObjectEncoding::Amf0, &["connect".into(), 1.0.into(), object]);
+        let payload = command_payload(
+            ObjectEncoding::Amf0,
+            &["connect".into(), 1.0.into(), object],
+        );
         self.send_message(3, 0, type_id::COMMAND_AMF0, 0, &payload)?;
         self.wait_reply(1.0)
     }
@@ -151,12 +163,21 @@ impl FlashClient {
     }
 
     /// Sends a command on a stream without waiting (transaction id 0, as NetStream does).
-    pub fn send_command(&mut self, stream: u32, name: &str, txn: f64, args: Vec<AmfValue>) -> io::Result<()> {
+    pub fn send_command(
+        &mut self,
+        stream: u32,
+        name: &str,
+        txn: f64,
+        args: Vec<AmfValue>,
+    ) -> io::Result<()> {
         let (t, payload) = match self.encoding {
             ObjectEncoding::Amf0 => {
                 let mut v = vec![AmfValue::from(name), AmfValue::Number(txn), AmfValue::Null];
                 v.extend(args);
-                (type_id::COMMAND_AMF0, command_payload(ObjectEncoding::Amf0, &v))
+                (
+                    type_id::COMMAND_AMF0,
+                    command_payload(ObjectEncoding::Amf0, &v),
+                )
             }
             ObjectEncoding::Amf3 => {
                 // Flash: format byte 0, name and transaction id in AMF0, each further
@@ -228,7 +249,14 @@ impl FlashClient {
     }
 
     /// Encodes one message into chunks and sends it.
-    pub fn send_message(&mut self, csid: u32, ts: u32, t: u8, stream: u32, payload: &[u8]) -> io::Result<()> {
+    pub fn send_message(
+        &mut self,
+        csid: u32,
+        ts: u32,
+        t: u8,
+        stream: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let mut wire = Vec::with_capacity(payload.len() + 32);
         self.encoder.encode(csid, ts, t, stream, payload, &mut wire);
         self.stream.write_all(&wire)
@@ -271,11 +299,9 @@ impl FlashClient {
     fn wait_stream_event(&mut self, stream: u32, code: &str) -> io::Result<()> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if self
-                .stream_events
-                .iter()
-                .any(|(s, e)| *s == stream && e.get("code").and_then(AmfValue::as_str) == Some(code))
-            {
+            if self.stream_events.iter().any(|(s, e)| {
+                *s == stream && e.get("code").and_then(AmfValue::as_str) == Some(code)
+            }) {
                 return Ok(());
             }
             self.read_until(deadline)?;
@@ -314,22 +340,39 @@ impl FlashClient {
 
     fn read_until(&mut self, deadline: Instant) -> io::Result<()> {
         if self.closed {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by sono"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by sono",
+            ));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for sono"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out waiting for sono",
+            ));
         }
         self.stream.set_read_timeout(Some(left))?;
         let mut buf = [0u8; 16 * 1024];
         let n = match self.stream.read(&mut buf) {
             Ok(0) => {
                 self.closed = true;
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by sono"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by sono",
+                ));
             }
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for sono"))
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out waiting for sono",
+                ))
             }
             Err(e) => {
                 self.closed = true;
@@ -340,13 +383,20 @@ impl FlashClient {
         while let Some(raw) = self.decoder.next_message().map_err(io::Error::other)? {
             let msg = Message::parse(&raw, DecodeLimits::default()).map_err(io::Error::other)?;
             match msg {
-                Message::SetChunkSize(n) => self.decoder.set_chunk_size(n).map_err(io::Error::other)?,
-                Message::UserControl { event, data } if event == user_control::PING_REQUEST && data.len() >= 4 => {
+                Message::SetChunkSize(n) => {
+                    self.decoder.set_chunk_size(n).map_err(io::Error::other)?
+                }
+                Message::UserControl { event, data }
+                    if event == user_control::PING_REQUEST && data.len() >= 4 =>
+                {
                     let t = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
                     let p = user_control_payload(user_control::PING_RESPONSE, t);
                     self.send_message(2, 0, type_id::USER_CONTROL, 0, &p)?;
                 }
-                Message::Audio(p) => self.audio.push((raw.message_stream_id, raw.timestamp, p.to_vec())),
+                Message::Audio(p) => {
+                    self.audio
+                        .push((raw.message_stream_id, raw.timestamp, p.to_vec()))
+                }
                 Message::Command { values, .. } => self.on_command(raw.message_stream_id, values),
                 _ => {}
             }
@@ -355,14 +405,19 @@ impl FlashClient {
     }
 
     fn on_command(&mut self, stream: u32, values: Vec<AmfValue>) {
-        let name = values.first().and_then(AmfValue::as_str).unwrap_or_default().to_owned();
+        let name = values
+            .first()
+            .and_then(AmfValue::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let txn = values.get(1).and_then(AmfValue::as_number).unwrap_or(0.0);
         let rest: Vec<AmfValue> = values.into_iter().skip(2).collect();
         match name.as_str() {
             "_result" => self.replies.push((txn, Reply::Result(rest))),
-            "_error" => self
-                .replies
-                .push((txn, Reply::Error(rest.get(1).cloned().unwrap_or(AmfValue::Null)))),
+            "_error" => self.replies.push((
+                txn,
+                Reply::Error(rest.get(1).cloned().unwrap_or(AmfValue::Null)),
+            )),
             "onStatus" => {
                 let info = rest.get(1).cloned().unwrap_or(AmfValue::Null);
                 if stream == 0 {

@@ -12,7 +12,12 @@ pub struct FlvAudioTag {
 
 pub fn read_flv_audio(path: &Path) -> std::io::Result<Vec<FlvAudioTag>> {
     let bytes = std::fs::read(path)?;
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {m}", path.display()));
+    let bad = |m: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {m}", path.display()),
+        )
+    };
     if bytes.len() < 13 || &bytes[..3] != b"FLV" {
         return Err(bad("not an FLV file"));
     }
@@ -22,7 +27,12 @@ pub fn read_flv_audio(path: &Path) -> std::io::Result<Vec<FlvAudioTag>> {
     while pos + 11 <= bytes.len() {
         let kind = bytes[pos] & 0x1f;
         let size = u32::from_be_bytes([0, bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([bytes[pos + 7], bytes[pos + 4], bytes[pos + 5], bytes[pos + 6]]);
+        let ts = u32::from_be_bytes([
+            bytes[pos + 7],
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+        ]);
         let body = pos + 11;
         if body + size > bytes.len() {
             return Err(bad("truncated tag"));

@@ -40,7 +40,8 @@ impl Sono {
         let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let dir = std::env::temp_dir().join(format!("sono-test-{}-{}", std::process::id(), rtmp.port()));
+        let dir =
+            std::env::temp_dir().join(format!("sono-test-{}-{}", std::process::id(), rtmp.port()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         let mut extra = sections(extra);
         let mut config = String::new();
@@ -111,7 +112,12 @@ impl Sono {
     pub fn get(&self, path: &str) -> Option<String> {
         let mut s = TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        )
+        .ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let (head, body) = text.split_once("\r\n\r\n")?;
@@ -142,7 +148,10 @@ impl Sono {
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {

@@ -266,8 +266,14 @@ mod tests {
             class: "flex.Foo".into(),
             properties: vec![("a".into(), AmfValue::Null)],
         });
-        round_trip(AmfValue::EcmaArray(vec![("k".into(), AmfValue::Number(2.0))]));
-        round_trip(AmfValue::StrictArray(vec![AmfValue::Null, AmfValue::from("s")]));
+        round_trip(AmfValue::EcmaArray(vec![(
+            "k".into(),
+            AmfValue::Number(2.0),
+        )]));
+        round_trip(AmfValue::StrictArray(vec![
+            AmfValue::Null,
+            AmfValue::from("s"),
+        ]));
         round_trip(AmfValue::ByteArray(vec![1, 2, 3]));
     }
 
@@ -301,7 +307,10 @@ mod tests {
     #[test]
     fn rejects_malformed_input() {
         let limits = DecodeLimits::default();
-        assert_eq!(decode_all(&[NUMBER, 0, 0], limits), Err(AmfError::Truncated));
+        assert_eq!(
+            decode_all(&[NUMBER, 0, 0], limits),
+            Err(AmfError::Truncated)
+        );
         assert_eq!(
             decode_all(&[0x04], limits),
             Err(AmfError::UnknownMarker {

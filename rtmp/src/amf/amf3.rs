@@ -320,7 +320,10 @@ pub fn encode(value: &AmfValue, out: &mut Vec<u8>) {
         AmfValue::Boolean(true) => out.push(TRUE),
         AmfValue::Number(n) => {
             let i = *n as i64;
-            if n.fract() == 0.0 && (INT29_MIN..=INT29_MAX).contains(&i) && !(*n == 0.0 && n.is_sign_negative()) {
+            if n.fract() == 0.0
+                && (INT29_MIN..=INT29_MAX).contains(&i)
+                && !(*n == 0.0 && n.is_sign_negative())
+            {
                 out.push(INTEGER);
                 put_u29(out, (i as u32) & 0x1fff_ffff);
             } else {
@@ -434,7 +437,16 @@ mod tests {
 
     #[test]
     fn round_trips_every_kind() {
-        for n in [0.0, 1.0, -1.0, 268_435_455.0, -268_435_456.0, 268_435_456.0, 0.5, 1e300] {
+        for n in [
+            0.0,
+            1.0,
+            -1.0,
+            268_435_455.0,
+            -268_435_456.0,
+            268_435_456.0,
+            0.5,
+            1e300,
+        ] {
             round_trip(AmfValue::Number(n));
         }
         round_trip(AmfValue::Boolean(false));
@@ -444,7 +456,10 @@ mod tests {
         round_trip(AmfValue::Undefined);
         round_trip(AmfValue::Date(1.7e12));
         round_trip(AmfValue::ByteArray(vec![0, 255]));
-        round_trip(AmfValue::StrictArray(vec![AmfValue::from("a"), AmfValue::Number(7.0)]));
+        round_trip(AmfValue::StrictArray(vec![
+            AmfValue::from("a"),
+            AmfValue::Number(7.0),
+        ]));
         round_trip(AmfValue::object([("user", AmfValue::from("alice"))]));
         round_trip(AmfValue::TypedObject {
             class: "sono.Thing".into(),
@@ -493,6 +508,9 @@ mod tests {
         ));
         assert_eq!(decode(&[OBJECT, 0x01]), Err(AmfError::BadReference(0)));
         // A cyclic reference to the array being decoded is refused, not looped on.
-        assert_eq!(decode(&[ARRAY, 0x03, 0x01, ARRAY, 0x00]), Err(AmfError::BadReference(0)));
+        assert_eq!(
+            decode(&[ARRAY, 0x03, 0x01, ARRAY, 0x00]),
+            Err(AmfError::BadReference(0))
+        );
     }
 }

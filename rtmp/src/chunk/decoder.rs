@@ -221,9 +221,12 @@ impl ChunkDecoder {
 
     /// Applies a header and takes its chunk body if queued, with the message it completes.
     fn consume_chunk(&mut self, h: Header) -> Result<Chunk, ChunkError> {
-        if !self.streams.contains_key(&h.csid) && self.streams.len() >= self.limits.max_chunk_streams
+        if !self.streams.contains_key(&h.csid)
+            && self.streams.len() >= self.limits.max_chunk_streams
         {
-            return Err(ChunkError::TooManyChunkStreams(self.limits.max_chunk_streams));
+            return Err(ChunkError::TooManyChunkStreams(
+                self.limits.max_chunk_streams,
+            ));
         }
         let chunk_size = self.chunk_size as usize;
         let limit = self.limits.max_message_size;
@@ -313,8 +316,8 @@ mod tests {
     #[test]
     fn reassembles_interleaved_messages_of_two_chunk_streams() {
         let mut d = ChunkDecoder::new(ChunkLimits::default());
-        let a = vec![b'a'; 200];
-        let b = vec![b'b'; 150];
+        let a = [b'a'; 200];
+        let b = [b'b'; 150];
         let mut wire = full_header(4, 10, 200, 8, 1);
         wire.extend_from_slice(&a[..128]);
         wire.extend(full_header(3, 0, 150, 20, 0));
@@ -325,10 +328,16 @@ mod tests {
         wire.extend_from_slice(&b[128..]);
         d.push(&wire);
         let m1 = d.next_message().unwrap().unwrap();
-        assert_eq!((m1.chunk_stream_id, m1.type_id, m1.payload.len()), (4, 8, 200));
+        assert_eq!(
+            (m1.chunk_stream_id, m1.type_id, m1.payload.len()),
+            (4, 8, 200)
+        );
         assert!(m1.payload.iter().all(|&x| x == b'a'));
         let m2 = d.next_message().unwrap().unwrap();
-        assert_eq!((m2.chunk_stream_id, m2.type_id, m2.payload.len()), (3, 20, 150));
+        assert_eq!(
+            (m2.chunk_stream_id, m2.type_id, m2.payload.len()),
+            (3, 20, 150)
+        );
         assert!(m2.payload.iter().all(|&x| x == b'b'));
         assert_eq!(d.next_message().unwrap(), None);
     }

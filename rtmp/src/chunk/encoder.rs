@@ -50,7 +50,9 @@ impl ChunkEncoder {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) {
-        let length = u32::try_from(payload.len()).unwrap_or(0x00FF_FFFF).min(0x00FF_FFFF);
+        let length = u32::try_from(payload.len())
+            .unwrap_or(0x00FF_FFFF)
+            .min(0x00FF_FFFF);
         let payload = &payload[..length as usize];
         let prev = self.last.get(&csid).copied();
         // Type 0 whenever compression would need a negative delta or a new stream id.
