@@ -15,6 +15,7 @@
 pub mod amf;
 pub mod audio;
 pub mod chunk;
+pub mod fuzzing;
 pub mod message;
 pub mod phone;
 pub mod session;

@@ -1,0 +1,89 @@
+//! Entry points shared by the cargo-fuzz targets (fuzz/) and the malformed-input
+//! corpus test (rtmp/tests/corpus.rs), so both exercise exactly the same path.
+//! Each panics only on a real bug: a panic inside the session, or an AMF value
+//! that does not survive a round trip.
+
+use crate::amf::{amf0, DecodeLimits};
+use crate::message::{command_payload, type_id};
+use crate::{
+    AmfValue, AudioCodec, ObjectEncoding, ServerSession, SessionConfig, SessionError, SessionEvent,
+};
+
+/// How the fuzz input is cut into reads, as TCP may deliver it.
+#[derive(Debug, Clone, Copy)]
+pub struct Split(usize);
+
+impl Split {
+    pub fn from_byte(b: u8) -> Split {
+        Split(usize::from(b) % 64 + 1)
+    }
+
+    pub fn whole() -> Split {
+        Split(usize::MAX)
+    }
+}
+
+/// Bytes that complete a plain (non-digest) handshake and a `connect`.
+pub fn connected_preamble() -> Vec<u8> {
+    let mut wire = vec![3u8];
+    wire.extend_from_slice(&[0u8; 1536]); // C1: zero time, zero version: plain handshake
+    wire.extend_from_slice(&[0u8; 1536]); // C2: not checked against S1 (rml_rtmp)
+    let connect = command_payload(
+        ObjectEncoding::Amf0,
+        &[
+            "connect".into(),
+            1.0.into(),
+            AmfValue::object([("app", AmfValue::from("phone")), ("objectEncoding", AmfValue::Number(3.0))]),
+        ],
+    );
+    let mut encoder = crate::chunk::ChunkEncoder::default();
+    encoder.encode(3, 0, type_id::COMMAND_AMF0, 0, &connect, &mut wire);
+    wire
+}
+
+/// Runs `input` through a connected session in reads of `split` bytes, answering
+/// every event the way the connection actor does; the error that closed it, if any.
+pub fn drive_session(input: &[u8], split: Split) -> Result<(), SessionError> {
+    let mut session = ServerSession::new(SessionConfig::default());
+    let preamble = connected_preamble();
+    let feed = |session: &mut ServerSession, bytes: &[u8]| -> Result<(), SessionError> {
+        let result = session.handle_input(bytes);
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::ConnectRequested(_) => {
+                    let _ = session.accept_connect(vec![]);
+                }
+                SessionEvent::Phone { transaction_id, .. } => {
+                    session.answer_error(transaction_id, "Sono.Call.Failed", "fuzzing");
+                }
+                SessionEvent::Playing { stream_id, .. } => {
+                    session.send_audio(stream_id, 0, AudioCodec::Speex, &[0; 70]);
+                }
+                _ => {}
+            }
+        }
+        let _ = session.take_output();
+        result
+    };
+    if let Err(e) = feed(&mut session, &preamble) {
+        panic!("the preamble must connect: {e}");
+    }
+    for piece in input.chunks(split.0.min(input.len().max(1))) {
+        feed(&mut session, piece)?;
+    }
+    Ok(())
+}
+
+/// Decodes `data` as AMF0; if it decodes, its encoding must be a fixed point.
+pub fn amf_round_trip(data: &[u8]) {
+    let limits = DecodeLimits::default();
+    let Ok(values) = amf0::decode_all(data, limits) else {
+        return;
+    };
+    let mut once = Vec::new();
+    amf0::encode_all(&values, &mut once);
+    let again = amf0::decode_all(&once, limits).expect("what we encode decodes");
+    let mut twice = Vec::new();
+    amf0::encode_all(&again, &mut twice);
+    assert_eq!(once, twice, "AMF encoding is not stable");
+}
