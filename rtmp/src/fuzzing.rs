@@ -33,7 +33,10 @@ pub fn connected_preamble() -> Vec<u8> {
         &[
             "connect".into(),
             1.0.into(),
-            AmfValue::object([("app", AmfValue::from("phone")), ("objectEncoding", AmfValue::Number(3.0))]),
+            AmfValue::object([
+                ("app", AmfValue::from("phone")),
+                ("objectEncoding", AmfValue::Number(3.0)),
+            ]),
         ],
     );
     let mut encoder = crate::chunk::ChunkEncoder::default();

@@ -8,12 +8,18 @@ use std::path::Path;
 use sono_rtmp::fuzzing::{amf_round_trip, drive_session, Split};
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| {
             let path = e.expect("a directory entry").path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             (name, std::fs::read(&path).expect("a seed file"))
         })
         .collect();
@@ -47,7 +53,11 @@ fn session_corpus_in_every_read_size() {
         ("reference_bomb", Some("more than")),
     ];
     let corpus = seeds("rtmp_session");
-    assert_eq!(corpus.len(), expectations.len(), "a seed without an expectation");
+    assert_eq!(
+        corpus.len(),
+        expectations.len(),
+        "a seed without an expectation"
+    );
     for (name, expected) in expectations {
         let (_, data) = corpus
             .iter()
@@ -59,12 +69,21 @@ fn session_corpus_in_every_read_size() {
             match (expected, result) {
                 (None, Ok(())) => {}
                 (Some(reason), Err(e)) => {
-                    assert!(e.to_string().contains(reason), "{name} in reads of {size}: {e}")
+                    assert!(
+                        e.to_string().contains(reason),
+                        "{name} in reads of {size}: {e}"
+                    )
                 }
-                (expected, result) => panic!("{name} in reads of {size}: expected {expected:?}, got {result:?}"),
+                (expected, result) => {
+                    panic!("{name} in reads of {size}: expected {expected:?}, got {result:?}")
+                }
             }
         }
-        assert_eq!(drive_session(input, Split::whole()).is_ok(), expected.is_none(), "{name} whole");
+        assert_eq!(
+            drive_session(input, Split::whole()).is_ok(),
+            expected.is_none(),
+            "{name} whole"
+        );
     }
 }
 

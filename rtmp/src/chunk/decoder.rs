@@ -277,12 +277,23 @@ impl ChunkDecoder {
             }
             stream.length = length;
             stream.extended = h.extended;
-            // Grow with what arrives, not with what the header claims.
-            stream.partial = Some(BytesMut::with_capacity(body));
         }
         self.input.advance(h.len);
         let chunk = self.input.split_to(body);
-        let partial = stream.partial.get_or_insert_with(BytesMut::new);
+        if !in_progress && body == length as usize {
+            // A message in one chunk (most audio) shares the input buffer: no copy.
+            return Ok(Chunk::Consumed(Some(RawMessage {
+                chunk_stream_id: h.csid,
+                timestamp: stream.timestamp,
+                type_id: stream.type_id,
+                message_stream_id: stream.message_stream_id,
+                payload: chunk.freeze(),
+            })));
+        }
+        // Grow with what arrives, not with what the header claims.
+        let partial = stream
+            .partial
+            .get_or_insert_with(|| BytesMut::with_capacity(body));
         partial.extend_from_slice(&chunk);
         if partial.len() < length as usize {
             self.partial_bytes += body;
