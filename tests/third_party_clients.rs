@@ -188,3 +188,37 @@ fn librtmp_invokes_phone_methods() {
         sono.log()
     );
 }
+
+#[test]
+fn the_test_client_publishes_speech_as_flash_does_in_real_time() {
+    require_tool("ffmpeg", "ffmpeg");
+    let dir = workdir("flash-speex");
+    let wav = speech_wav(&dir);
+    let sono = Sono::start(
+        SONO,
+        "[rtmp]\nidle_timeout = \"3s\"\nping_interval = \"1s\"\n",
+    );
+    let mut c =
+        sono_testkit::FlashClient::connect(sono.rtmp, "phone", sono_rtmp::ObjectEncoding::Amf3)
+            .unwrap();
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    let speaker = c.create_stream().unwrap();
+    c.play(speaker, "speaker").unwrap();
+    let started = Instant::now();
+    let sent = c.publish_wav_as_speex(mic, &wav).unwrap();
+    // One 20 ms frame per message, paced like a microphone.
+    let audio_ms = sent as u128 * 20;
+    assert!(
+        started.elapsed().as_millis() + 100 >= audio_ms,
+        "{sent} messages sent in {:?}, faster than real time",
+        started.elapsed()
+    );
+    let got = wait_metric(
+        &sono,
+        "sono_rtmp_audio_messages_received_total{codec=\"speex\"}",
+        sent as f64,
+    );
+    assert_eq!(got, sent as f64);
+    std::fs::remove_dir_all(&dir).ok();
+}

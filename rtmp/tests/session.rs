@@ -285,3 +285,22 @@ fn acknowledges_the_total_received_per_window() {
     assert_eq!(u64::from(acked), c.server.bytes_received());
     assert!(u64::from(acked) > before + 1200);
 }
+
+#[test]
+fn plain_handshake_echoes_c1_as_s2() {
+    let mut s = ServerSession::new(SessionConfig::default());
+    let mut c1 = vec![0u8; 1536];
+    for (i, b) in c1.iter_mut().enumerate().skip(8) {
+        *b = (i * 7) as u8;
+    }
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&c1);
+    s.handle_input(&c0c1).unwrap();
+    let out = s.take_output();
+    assert_eq!(out.len(), 1 + 1536 + 1536, "S0 S1 S2");
+    assert_eq!(out[0], 3);
+    assert_eq!(&out[1537..], &c1[..], "S2 echoes C1 in the plain handshake");
+    let s1 = out[1..1537].to_vec();
+    s.handle_input(&s1).unwrap();
+    assert!(s.handshake_done());
+}

@@ -17,7 +17,7 @@ use sono_rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
 use sono_rtmp::message::{command_payload, type_id, user_control, user_control_payload, Message};
 use sono_rtmp::ObjectEncoding;
 
-use crate::flv::read_flv_audio;
+use crate::flv::{read_flv_audio, FlvAudioTag};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -226,8 +226,56 @@ impl FlashClient {
     /// returns how many audio messages were sent.
     pub fn publish_flv(&mut self, stream: u32, path: &Path, realtime: bool) -> io::Result<usize> {
         let tags = read_flv_audio(path)?;
+        self.publish_tags(stream, &tags, realtime)
+    }
+
+    /// Publishes a WAV file as Flash does with its microphone: Speex wideband,
+    /// one 20 ms frame per message, header 0xB2, at real-time pace. ffmpeg's
+    /// libspeex does the encoding (sono's own codecs are not used on this side).
+    /// Returns how many audio messages were sent.
+    pub fn publish_wav_as_speex(&mut self, stream: u32, wav: &Path) -> io::Result<usize> {
+        let flv = std::env::temp_dir().join(format!(
+            "sono-testkit-{}-{}.flv",
+            std::process::id(),
+            self.elapsed_ms()
+        ));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+            .arg(wav)
+            .args([
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "-c:a",
+                "libspeex",
+                "-frames_per_packet",
+                "1",
+            ])
+            .args(["-f", "flv"])
+            .arg(&flv)
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other("ffmpeg could not encode the WAV as Speex"));
+        }
+        let mut tags = read_flv_audio(&flv)?;
+        let _ = std::fs::remove_file(&flv);
+        for tag in &mut tags {
+            if let Some(h) = tag.data.first_mut() {
+                *h = 0xB2; // Flash's header for Speex; ffmpeg writes 0xB6
+            }
+        }
+        self.publish_tags(stream, &tags, true)
+    }
+
+    fn publish_tags(
+        &mut self,
+        stream: u32,
+        tags: &[FlvAudioTag],
+        realtime: bool,
+    ) -> io::Result<usize> {
         let start = Instant::now();
-        for tag in &tags {
+        for tag in tags {
             if realtime {
                 let due = start + Duration::from_millis(u64::from(tag.timestamp));
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
