@@ -22,6 +22,7 @@ use tokio_util::codec::{BytesCodec, FramedRead};
 use tracing::{debug, info, warn};
 
 use crate::directory::ConnectionId;
+use crate::metrics::Metrics;
 use crate::Shared;
 
 /// How often timeouts are checked.
@@ -244,14 +245,12 @@ impl RtmpConnection {
     }
 }
 
-use crate::metrics::Metrics;
-
 impl Actor for RtmpConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // The listener already counted this connection as active.
         self.shared.directory.add_connection(self.id, ctx.address());
-        Metrics::add(&self.shared.metrics.rtmp_connections_active, 1);
         debug!(conn = self.id, peer = %self.peer, "RTMP connection accepted");
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
@@ -261,7 +260,7 @@ impl Actor for RtmpConnection {
         self.shared
             .metrics
             .rtmp_connections_active
-            .fetch_sub(1, Ordering::Relaxed);
+            .fetch_sub(1, Ordering::AcqRel);
         info!(conn = self.id, peer = %self.peer, audio_messages = self.audio_messages,
               bytes_received = self.session.bytes_received(), "RTMP connection closed");
     }

@@ -25,11 +25,17 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: A
                 continue;
             }
         };
+        // Counted here, before the actor exists, so a burst cannot overshoot the limit;
+        // the actor's `stopped` (or a failed start below) gives the slot back.
         let active = shared
             .metrics
             .rtmp_connections_active
-            .load(Ordering::Relaxed);
+            .fetch_add(1, Ordering::AcqRel);
         if active as usize >= shared.settings.rtmp.max_connections {
+            shared
+                .metrics
+                .rtmp_connections_active
+                .fetch_sub(1, Ordering::AcqRel);
             Metrics::add(&shared.metrics.rtmp_connections_refused, 1);
             warn!(%peer, limit = shared.settings.rtmp.max_connections,
                   "refusing RTMP connection: rtmp.max_connections reached");
@@ -41,6 +47,10 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: A
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {
+                shared
+                    .metrics
+                    .rtmp_connections_active
+                    .fetch_sub(1, Ordering::AcqRel);
                 debug!(error = %e, "could not hand the stream over");
                 continue;
             }
@@ -52,7 +62,13 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: A
             Ok(stream) => {
                 RtmpConnection::start(stream, peer, shared);
             }
-            Err(e) => debug!(error = %e, "could not adopt the stream on its arbiter"),
+            Err(e) => {
+                shared
+                    .metrics
+                    .rtmp_connections_active
+                    .fetch_sub(1, Ordering::AcqRel);
+                debug!(error = %e, "could not adopt the stream on its arbiter")
+            }
         });
     }
 }
