@@ -136,7 +136,7 @@ fn main() {
     );
     let n = (rounds * MESSAGES) as f64;
     println!(
-        "rtmp_input/speex_20ms_audio_messages: {:.2} allocations and {:.1} bytes allocated per message ({} bytes on the wire each)",
+        "rtmp_input/speex_20ms_audio_messages: {:.4} allocations and {:.2} bytes allocated per message ({} bytes on the wire each)",
         (a1 - a0) as f64 / n,
         (b1 - b0) as f64 / n,
         wire.len() / MESSAGES
