@@ -304,3 +304,67 @@ fn plain_handshake_echoes_c1_as_s2() {
     s.handle_input(&s1).unwrap();
     assert!(s.handshake_done());
 }
+
+#[test]
+fn audio_goes_down_only_to_a_playing_unmuted_stream() {
+    let mut c = Client::connected(ObjectEncoding::Amf0);
+    let answers = c.call(ObjectEncoding::Amf0, "createStream", vec![]);
+    let id = answers[0][3].as_number().unwrap() as u32;
+    assert!(
+        !c.server.send_audio(id, 0, AudioCodec::Speex, &[1, 2, 3]),
+        "not playing yet"
+    );
+    c.send_command(
+        ObjectEncoding::Amf0,
+        id,
+        &["play".into(), 0.0.into(), AmfValue::Null, "speaker".into()],
+    )
+    .unwrap();
+    assert!(matches!(
+        c.server.poll_event(),
+        Some(SessionEvent::Playing { .. })
+    ));
+    let codecs = [
+        AudioCodec::Speex,
+        AudioCodec::Nellymoser { rate: 8_000 },
+        AudioCodec::Nellymoser { rate: 44_100 },
+    ];
+    for (i, codec) in codecs.into_iter().enumerate() {
+        assert!(c.server.send_audio(id, i as u32 * 20, codec, &[9; 70]));
+    }
+    c.decoder.push(&c.server.take_output());
+    let mut audio = Vec::new();
+    while let Some(raw) = c.decoder.next_message().unwrap() {
+        if let Message::SetChunkSize(n) = Message::parse(&raw, DecodeLimits::default()).unwrap() {
+            c.decoder.set_chunk_size(n).unwrap();
+        }
+        if raw.type_id == type_id::AUDIO {
+            audio.push(raw);
+        }
+    }
+    let headers: Vec<u8> = audio.iter().map(|m| m.payload[0]).collect();
+    assert_eq!(headers, vec![0xB2, 0x52, 0x6E]);
+    assert!(audio
+        .iter()
+        .all(|m| m.message_stream_id == id && m.payload.len() == 71));
+    assert_eq!(
+        audio.iter().map(|m| m.timestamp).collect::<Vec<_>>(),
+        vec![0, 20, 40]
+    );
+
+    c.send_command(
+        ObjectEncoding::Amf0,
+        id,
+        &[
+            "receiveAudio".into(),
+            0.0.into(),
+            AmfValue::Null,
+            AmfValue::Boolean(false),
+        ],
+    )
+    .unwrap();
+    assert!(
+        !c.server.send_audio(id, 60, AudioCodec::Speex, &[1]),
+        "muted by receiveAudio(false)"
+    );
+}
