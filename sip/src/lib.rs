@@ -1,12 +1,16 @@
 //! sono's SIP side, sans-I/O.
 //!
-//! Now: [`digest`], the client side of HTTP Digest authentication as SIP uses it
-//! (RFC 3261 §22.4 on RFC 2617, with RFC 7616/8760's SHA-256).
+//! Now:
+//! - [`digest`]: the client side of HTTP Digest authentication as SIP uses it
+//!   (RFC 3261 §22.4 on RFC 2617, with RFC 7616/8760's SHA-256).
+//! - [`sdp`]: SDP parsing and writing (RFC 8866) and offer/answer for one audio
+//!   stream (RFC 3264).
 //!
 //! To come in this crate: RFC 3261 transactions (§17: INVITE and non-INVITE,
 //! client and server, timers A–K with time as an input), dialogs (§12), UAC and
-//! UAS cores, CANCEL/ACK/BYE, and SDP offer/answer (RFC 3264). Messages are parsed
+//! UAS cores, CANCEL/ACK/BYE. Messages are parsed
 //! and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
 pub mod digest;
+pub mod sdp;

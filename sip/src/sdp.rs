@@ -1,0 +1,733 @@
+//! SDP (RFC 8866, formerly RFC 4566) as SIP phones use it, and the offer/answer
+//! model (RFC 3264) for one audio stream: our offer, our answer to an offer, and
+//! what an answer to our offer settles. Codecs: PCMU, PCMA, G.722, Speex 16 kHz,
+//! and telephone-event (RFC 4733) for DTMF.
+//!
+//! Parsing keeps what offer/answer needs and skips unknown lines, as RFC 8866 §5
+//! allows; it bounds what a peer can make us hold ([`MAX_LINES`], [`MAX_MEDIA`]).
+
+use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+
+/// Most lines one SDP body may have.
+pub const MAX_LINES: usize = 512;
+/// Most m= sections one SDP body may have.
+pub const MAX_MEDIA: usize = 16;
+/// Most formats one m= line may list.
+const MAX_FORMATS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP line {line}: {reason}")]
+    Malformed { line: usize, reason: &'static str },
+    #[error("SDP has more than {0} lines or media sections")]
+    TooLarge(usize),
+    #[error("SDP has no {0}")]
+    Missing(&'static str),
+    #[error("no audio codec in common")]
+    NoCommonCodec,
+}
+
+/// Media direction attributes (RFC 3264 §5.1, §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn parse(attr: &str) -> Option<Direction> {
+        Some(match attr {
+            "sendrecv" => Direction::SendRecv,
+            "sendonly" => Direction::SendOnly,
+            "recvonly" => Direction::RecvOnly,
+            "inactive" => Direction::Inactive,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction an answer takes to an offer in this direction (RFC 3264 §6.1).
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        }
+    }
+}
+
+/// `a=rtpmap:<pt> <name>/<rate>[/<channels>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMap {
+    pub payload_type: u8,
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: Option<u8>,
+}
+
+/// One m= section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: String,
+    pub port: u16,
+    pub protocol: String,
+    pub formats: Vec<String>,
+    pub connection: Option<IpAddr>,
+    pub rtpmaps: Vec<RtpMap>,
+    pub fmtps: Vec<(u8, String)>,
+    pub ptime: Option<u32>,
+    pub direction: Option<Direction>,
+}
+
+impl Media {
+    /// Payload types of the formats, for RTP media.
+    pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
+        self.formats.iter().filter_map(|f| f.parse().ok())
+    }
+
+    fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+        self.rtpmaps.iter().find(|m| m.payload_type == pt)
+    }
+}
+
+/// A session description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDescription {
+    pub origin_user: String,
+    pub session_id: u64,
+    pub session_version: u64,
+    pub origin_address: IpAddr,
+    pub session_name: String,
+    pub connection: Option<IpAddr>,
+    pub direction: Option<Direction>,
+    pub media: Vec<Media>,
+}
+
+impl SessionDescription {
+    pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
+        let mut sd = SessionDescription {
+            origin_user: "-".into(),
+            session_id: 0,
+            session_version: 0,
+            origin_address: IpAddr::from([0, 0, 0, 0]),
+            session_name: String::new(),
+            connection: None,
+            direction: None,
+            media: Vec::new(),
+        };
+        let mut seen_version = false;
+        let mut seen_origin = false;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            if n > MAX_LINES {
+                return Err(SdpError::TooLarge(MAX_LINES));
+            }
+            let line = raw.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |reason| SdpError::Malformed { line: n, reason };
+            let (kind, value) = line.split_once('=').ok_or(bad("not of the form x=value"))?;
+            if kind.len() != 1 {
+                return Err(bad("the type is not one letter"));
+            }
+            match kind {
+                "v" => {
+                    if value != "0" {
+                        return Err(bad("version is not 0"));
+                    }
+                    seen_version = true;
+                }
+                "o" => {
+                    let f: Vec<&str> = value.split(' ').collect();
+                    if f.len() != 6 {
+                        return Err(bad("o= needs six fields"));
+                    }
+                    sd.origin_user = f[0].to_owned();
+                    sd.session_id = f[1]
+                        .parse()
+                        .map_err(|_| bad("session id is not a number"))?;
+                    sd.session_version = f[2]
+                        .parse()
+                        .map_err(|_| bad("session version is not a number"))?;
+                    // Peers put host names here too; only the c= address matters for media.
+                    sd.origin_address = f[5].parse().unwrap_or(sd.origin_address);
+                    seen_origin = true;
+                }
+                "s" => sd.session_name = value.to_owned(),
+                "c" => {
+                    let addr =
+                        parse_connection(value).ok_or(bad("c= is not IN IP4/IP6 <address>"))?;
+                    match sd.media.last_mut() {
+                        Some(m) => m.connection = Some(addr),
+                        None => sd.connection = Some(addr),
+                    }
+                }
+                "m" => {
+                    if sd.media.len() >= MAX_MEDIA {
+                        return Err(SdpError::TooLarge(MAX_MEDIA));
+                    }
+                    let f: Vec<&str> = value.split(' ').filter(|s| !s.is_empty()).collect();
+                    if f.len() < 4 {
+                        return Err(bad("m= needs media, port, protocol and formats"));
+                    }
+                    // "port/count" is allowed; we use the first port.
+                    let port = f[1]
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .parse()
+                        .map_err(|_| bad("bad port"))?;
+                    if f.len() - 3 > MAX_FORMATS {
+                        return Err(bad("too many formats"));
+                    }
+                    sd.media.push(Media {
+                        kind: f[0].to_owned(),
+                        port,
+                        protocol: f[2].to_owned(),
+                        formats: f[3..].iter().map(|s| (*s).to_owned()).collect(),
+                        connection: None,
+                        rtpmaps: Vec::new(),
+                        fmtps: Vec::new(),
+                        ptime: None,
+                        direction: None,
+                    });
+                }
+                "a" => {
+                    let (name, arg) = value
+                        .split_once(':')
+                        .map_or((value, None), |(a, b)| (a, Some(b)));
+                    let direction = Direction::parse(name);
+                    match sd.media.last_mut() {
+                        None => {
+                            if direction.is_some() {
+                                sd.direction = direction;
+                            }
+                        }
+                        Some(m) => match (name, arg) {
+                            ("rtpmap", Some(arg)) => m
+                                .rtpmaps
+                                .push(parse_rtpmap(arg).ok_or(bad("a=rtpmap is malformed"))?),
+                            ("fmtp", Some(arg)) => {
+                                let (pt, params) = arg.split_once(' ').unwrap_or((arg, ""));
+                                let pt = pt.parse().map_err(|_| bad("a=fmtp payload type"))?;
+                                m.fmtps.push((pt, params.trim().to_owned()));
+                            }
+                            ("ptime", Some(arg)) => m.ptime = arg.trim().parse().ok(),
+                            _ if direction.is_some() => m.direction = direction,
+                            _ => {}
+                        },
+                    }
+                }
+                // t=, b=, k=, i=, u=, e=, p=, z=, r= carry nothing offer/answer needs here.
+                _ => {}
+            }
+        }
+        if !seen_version {
+            return Err(SdpError::Missing("v= line"));
+        }
+        if !seen_origin {
+            return Err(SdpError::Missing("o= line"));
+        }
+        Ok(sd)
+    }
+
+    /// The first audio section, if any.
+    pub fn audio(&self) -> Option<&Media> {
+        self.media.iter().find(|m| m.kind == "audio")
+    }
+
+    /// Writes the description with CRLF line ends.
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(512);
+        let ip = |a: &IpAddr| match a {
+            IpAddr::V4(_) => "IP4",
+            IpAddr::V6(_) => "IP6",
+        };
+        let _ = write!(
+            s,
+            "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n",
+            self.origin_user,
+            self.session_id,
+            self.session_version,
+            ip(&self.origin_address),
+            self.origin_address,
+            if self.session_name.is_empty() {
+                "-"
+            } else {
+                &self.session_name
+            }
+        );
+        if let Some(c) = &self.connection {
+            let _ = write!(s, "c=IN {} {}\r\n", ip(c), c);
+        }
+        s.push_str("t=0 0\r\n");
+        if let Some(d) = self.direction {
+            let _ = write!(s, "a={}\r\n", d.name());
+        }
+        for m in &self.media {
+            let _ = write!(
+                s,
+                "m={} {} {} {}\r\n",
+                m.kind,
+                m.port,
+                m.protocol,
+                m.formats.join(" ")
+            );
+            if let Some(c) = &m.connection {
+                let _ = write!(s, "c=IN {} {}\r\n", ip(c), c);
+            }
+            for r in &m.rtpmaps {
+                let _ = write!(
+                    s,
+                    "a=rtpmap:{} {}/{}",
+                    r.payload_type, r.encoding, r.clock_rate
+                );
+                if let Some(ch) = r.channels {
+                    let _ = write!(s, "/{ch}");
+                }
+                s.push_str("\r\n");
+            }
+            for (pt, params) in &m.fmtps {
+                let _ = write!(s, "a=fmtp:{pt} {params}\r\n");
+            }
+            if let Some(p) = m.ptime {
+                let _ = write!(s, "a=ptime:{p}\r\n");
+            }
+            if let Some(d) = m.direction {
+                let _ = write!(s, "a={}\r\n", d.name());
+            }
+        }
+        s
+    }
+}
+
+fn parse_connection(value: &str) -> Option<IpAddr> {
+    let mut f = value.split(' ');
+    if f.next()? != "IN" {
+        return None;
+    }
+    let kind = f.next()?;
+    // Multicast addresses carry "/ttl": the address is what comes before.
+    let addr: IpAddr = f.next()?.split('/').next()?.parse().ok()?;
+    match (kind, addr) {
+        ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)) => Some(addr),
+        _ => None,
+    }
+}
+
+fn parse_rtpmap(arg: &str) -> Option<RtpMap> {
+    let (pt, rest) = arg.split_once(' ')?;
+    let mut parts = rest.trim().split('/');
+    Some(RtpMap {
+        payload_type: pt.parse().ok()?,
+        encoding: parts.next()?.to_owned(),
+        clock_rate: parts.next()?.parse().ok()?,
+        channels: match parts.next() {
+            Some(c) => Some(c.parse().ok()?),
+            None => None,
+        },
+    })
+}
+
+/// The audio codecs sono can put on the SIP side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+    G722,
+    /// Speex wideband, the Flash client's own codec: passthrough is possible.
+    Speex16k,
+}
+
+impl Codec {
+    /// Name and clock rate as rtpmap writes them (G.722's is 8000 by RFC 3551's mistake).
+    pub fn rtpmap(self) -> (&'static str, u32) {
+        match self {
+            Codec::Pcmu => ("PCMU", 8000),
+            Codec::Pcma => ("PCMA", 8000),
+            Codec::G722 => ("G722", 8000),
+            Codec::Speex16k => ("speex", 16000),
+        }
+    }
+
+    /// The static payload type (RFC 3551 table 4), if the codec has one.
+    pub fn static_payload_type(self) -> Option<u8> {
+        match self {
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
+            Codec::Speex16k => None,
+        }
+    }
+
+    /// Parses a settings name: PCMU, PCMA, G722, speex.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "pcmu" => Codec::Pcmu,
+            "pcma" => Codec::Pcma,
+            "g722" => Codec::G722,
+            "speex" | "speex/16000" => Codec::Speex16k,
+            _ => return None,
+        })
+    }
+
+    /// Whether payload type `pt` of `media` is this codec.
+    fn matches(self, media: &Media, pt: u8) -> bool {
+        match media.rtpmap(pt) {
+            Some(map) => {
+                let (name, rate) = self.rtpmap();
+                map.encoding.eq_ignore_ascii_case(name)
+                    && map.clock_rate == rate
+                    && map.channels.unwrap_or(1) == 1
+            }
+            // Without an rtpmap only static payload types mean anything.
+            None => self.static_payload_type() == Some(pt),
+        }
+    }
+}
+
+/// Payload type sono offers for Speex and for telephone-event.
+const SPEEX_PT: u8 = 97;
+const TELEPHONE_EVENT_PT: u8 = 101;
+
+/// What we can do, for building offers and answers.
+#[derive(Debug, Clone)]
+pub struct LocalMedia {
+    pub address: IpAddr,
+    pub port: u16,
+    /// In order of preference.
+    pub codecs: Vec<Codec>,
+    pub telephone_event: bool,
+    pub ptime: u32,
+    pub session_id: u64,
+    pub session_version: u64,
+}
+
+/// What offer and answer settled for the audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    pub payload_type: u8,
+    /// RFC 4733 payload type, if both sides do it.
+    pub telephone_event: Option<u8>,
+    /// Where to send RTP; `None` when the peer holds (address 0.0.0.0 or port 0).
+    pub remote: Option<SocketAddr>,
+    /// Our direction.
+    pub direction: Direction,
+    pub ptime: u32,
+}
+
+impl LocalMedia {
+    fn description(&self, media: Vec<Media>) -> SessionDescription {
+        SessionDescription {
+            origin_user: "sono".into(),
+            session_id: self.session_id,
+            session_version: self.session_version,
+            origin_address: self.address,
+            session_name: "sono".into(),
+            connection: Some(self.address),
+            direction: None,
+            media,
+        }
+    }
+
+    fn audio_media(
+        &self,
+        port: u16,
+        formats: Vec<(u8, Option<(String, u32)>)>,
+        fmtps: Vec<(u8, String)>,
+        direction: Direction,
+    ) -> Media {
+        Media {
+            kind: "audio".into(),
+            port,
+            protocol: "RTP/AVP".into(),
+            formats: formats.iter().map(|(pt, _)| pt.to_string()).collect(),
+            connection: None,
+            rtpmaps: formats
+                .into_iter()
+                .filter_map(|(pt, map)| {
+                    map.map(|(encoding, clock_rate)| RtpMap {
+                        payload_type: pt,
+                        encoding,
+                        clock_rate,
+                        channels: None,
+                    })
+                })
+                .collect(),
+            fmtps,
+            ptime: Some(self.ptime),
+            direction: Some(direction),
+        }
+    }
+
+    /// Our offer: every configured codec in order, then telephone-event.
+    pub fn offer(&self) -> SessionDescription {
+        let mut formats = Vec::new();
+        for c in &self.codecs {
+            let (name, rate) = c.rtpmap();
+            let pt = c.static_payload_type().unwrap_or(SPEEX_PT);
+            formats.push((pt, Some((name.to_owned(), rate))));
+        }
+        let mut fmtps = Vec::new();
+        if self.telephone_event {
+            formats.push((
+                TELEPHONE_EVENT_PT,
+                Some(("telephone-event".to_owned(), 8000)),
+            ));
+            fmtps.push((TELEPHONE_EVENT_PT, "0-16".to_owned()));
+        }
+        let media = self.audio_media(self.port, formats, fmtps, Direction::SendRecv);
+        self.description(vec![media])
+    }
+
+    /// Our answer to an offer (RFC 3264 §6): the first of our codecs the offer
+    /// has, with the offerer's payload type; every other stream refused (port 0).
+    pub fn answer(
+        &self,
+        offer: &SessionDescription,
+    ) -> Result<(SessionDescription, Negotiated), SdpError> {
+        let mut chosen = None;
+        let mut media = Vec::with_capacity(offer.media.len());
+        for m in &offer.media {
+            let usable =
+                chosen.is_none() && m.kind == "audio" && m.port != 0 && m.protocol == "RTP/AVP";
+            let pick = usable
+                .then(|| {
+                    self.codecs.iter().find_map(|c| {
+                        m.payload_types()
+                            .find(|pt| c.matches(m, *pt))
+                            .map(|pt| (*c, pt))
+                    })
+                })
+                .flatten();
+            let Some((codec, pt)) = pick else {
+                // Refused streams keep their formats, with port 0 (§6).
+                media.push(Media {
+                    port: 0,
+                    connection: None,
+                    rtpmaps: Vec::new(),
+                    fmtps: Vec::new(),
+                    ptime: None,
+                    direction: None,
+                    ..m.clone()
+                });
+                continue;
+            };
+            let te = self
+                .telephone_event
+                .then(|| m.payload_types().find(|pt| is_telephone_event(m, *pt)))
+                .flatten();
+            let (name, rate) = codec.rtpmap();
+            let mut formats = vec![(pt, Some((name.to_owned(), rate)))];
+            let mut fmtps: Vec<(u8, String)> =
+                m.fmtps.iter().filter(|(p, _)| *p == pt).cloned().collect();
+            if let Some(te) = te {
+                formats.push((te, Some(("telephone-event".to_owned(), 8000))));
+                fmtps.push((te, "0-16".to_owned()));
+            }
+            let offered = m
+                .direction
+                .or(offer.direction)
+                .unwrap_or(Direction::SendRecv);
+            let direction = offered.answer();
+            media.push(self.audio_media(self.port, formats, fmtps, direction));
+            chosen = Some(Negotiated {
+                codec,
+                payload_type: pt,
+                telephone_event: te,
+                remote: remote_address(offer, m),
+                direction,
+                ptime: m.ptime.unwrap_or(self.ptime),
+            });
+        }
+        let negotiated = chosen.ok_or(SdpError::NoCommonCodec)?;
+        Ok((self.description(media), negotiated))
+    }
+
+    /// What an answer to our offer settles: its first codec that we offered.
+    pub fn settle(&self, answer: &SessionDescription) -> Result<Negotiated, SdpError> {
+        let m = answer
+            .media
+            .iter()
+            .find(|m| m.kind == "audio" && m.port != 0)
+            .ok_or(SdpError::NoCommonCodec)?;
+        let (codec, pt) = m
+            .payload_types()
+            .find_map(|pt| {
+                self.codecs
+                    .iter()
+                    .find(|c| c.matches(m, pt))
+                    .map(|c| (*c, pt))
+            })
+            .ok_or(SdpError::NoCommonCodec)?;
+        let te = self
+            .telephone_event
+            .then(|| m.payload_types().find(|pt| is_telephone_event(m, *pt)))
+            .flatten();
+        let theirs = m
+            .direction
+            .or(answer.direction)
+            .unwrap_or(Direction::SendRecv);
+        Ok(Negotiated {
+            codec,
+            payload_type: pt,
+            telephone_event: te,
+            remote: remote_address(answer, m),
+            direction: theirs.answer(),
+            ptime: m.ptime.unwrap_or(self.ptime),
+        })
+    }
+}
+
+fn is_telephone_event(m: &Media, pt: u8) -> bool {
+    m.rtpmap(pt)
+        .is_some_and(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+}
+
+/// Where the peer wants RTP; `None` on hold (RFC 3264 §8.4's 0.0.0.0) or port 0.
+fn remote_address(sd: &SessionDescription, m: &Media) -> Option<SocketAddr> {
+    let ip = m.connection.or(sd.connection)?;
+    (m.port != 0 && !ip.is_unspecified()).then(|| SocketAddr::new(ip, m.port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(codecs: &[Codec]) -> LocalMedia {
+        LocalMedia {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 30000,
+            codecs: codecs.to_vec(),
+            telephone_event: true,
+            ptime: 20,
+            session_id: 42,
+            session_version: 1,
+        }
+    }
+
+    /// An offer as baresip writes it.
+    const BARESIP_OFFER: &str = "v=0\r\no=- 1183449587 2426367375 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20078 RTP/AVP 0 8 9 101\r\nb=AS:64\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\na=label:1\r\na=ssrc:12 cname:x\r\na=rtcp-rsize\r\n";
+
+    #[test]
+    fn parses_a_real_offer() {
+        let sd = SessionDescription::parse(BARESIP_OFFER).unwrap();
+        let a = sd.audio().unwrap();
+        assert_eq!(a.port, 20078);
+        assert_eq!(a.payload_types().collect::<Vec<_>>(), vec![0, 8, 9, 101]);
+        assert_eq!(a.direction, Some(Direction::SendRecv));
+        assert_eq!(a.fmtps, vec![(101, "0-15".into())]);
+        assert_eq!(sd.connection, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn answers_by_our_preference_with_the_offerers_payload_types() {
+        let offer = SessionDescription::parse(BARESIP_OFFER).unwrap();
+        let (answer, n) = local(&[Codec::G722, Codec::Pcmu]).answer(&offer).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type, n.telephone_event),
+            (Codec::G722, 9, Some(101))
+        );
+        assert_eq!(n.remote, Some("127.0.0.1:20078".parse().unwrap()));
+        let text = answer.to_text();
+        assert!(text.contains("m=audio 30000 RTP/AVP 9 101\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:9 G722/8000\r\n"));
+        // The answer parses back and settles the same thing from the other side.
+        let back = SessionDescription::parse(&text).unwrap();
+        let settled = local(&[Codec::Pcmu, Codec::G722]).settle(&back).unwrap();
+        assert_eq!((settled.codec, settled.payload_type), (Codec::G722, 9));
+    }
+
+    #[test]
+    fn dynamic_payload_types_match_by_name_and_rate() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 98 99\r\nc=IN IP4 127.0.0.2\r\na=rtpmap:98 speex/8000\r\na=rtpmap:99 SPEEX/16000\r\na=sendonly\r\n";
+        let offer = SessionDescription::parse(offer).unwrap();
+        let (_, n) = local(&[Codec::Speex16k, Codec::Pcmu])
+            .answer(&offer)
+            .unwrap();
+        assert_eq!((n.codec, n.payload_type), (Codec::Speex16k, 99));
+        assert_eq!(n.direction, Direction::RecvOnly);
+        assert_eq!(n.telephone_event, None);
+        assert_eq!(n.remote, Some("127.0.0.2:4000".parse().unwrap()));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_use() {
+        let video_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 18\r\n";
+        let offer = SessionDescription::parse(video_only).unwrap();
+        assert_eq!(
+            local(&[Codec::Pcmu]).answer(&offer).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
+
+        let mixed = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 0\r\n";
+        let (answer, n) = local(&[Codec::Pcmu])
+            .answer(&SessionDescription::parse(mixed).unwrap())
+            .unwrap();
+        assert_eq!(
+            answer.media[0].port, 0,
+            "the video stream is refused with port 0"
+        );
+        assert_eq!(answer.media.len(), 2);
+        assert_eq!(n.remote, None, "0.0.0.0 means hold");
+    }
+
+    #[test]
+    fn our_offer_lists_every_codec_in_order() {
+        let text = local(&[Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Speex16k])
+            .offer()
+            .to_text();
+        assert!(
+            text.contains("m=audio 30000 RTP/AVP 0 8 9 97 101\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("a=rtpmap:97 speex/16000\r\n"));
+        assert!(text.contains("a=fmtp:101 0-16\r\n"));
+        assert!(text.contains("a=ptime:20\r\n"));
+        assert!(SessionDescription::parse(&text).is_ok());
+    }
+
+    #[test]
+    fn malformed_descriptions_are_refused() {
+        for (text, why) in [
+            ("o=- 1 1 IN IP4 127.0.0.1\r\n", "no v="),
+            ("v=1\r\n", "version"),
+            ("v=0\r\no=- x 1 IN IP4 1.2.3.4\r\n", "session id"),
+            ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio\r\n", "short m="),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 99999 RTP/AVP 0\r\n",
+                "port",
+            ),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 nowhere\r\n",
+                "c=",
+            ),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n",
+                "rtpmap",
+            ),
+            ("v=0\r\nnonsense\r\n", "no ="),
+        ] {
+            assert!(SessionDescription::parse(text).is_err(), "{why}: {text:?}");
+        }
+        let many =
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n".to_owned() + &"m=audio 1 RTP/AVP 0\r\n".repeat(17);
+        assert_eq!(
+            SessionDescription::parse(&many),
+            Err(SdpError::TooLarge(MAX_MEDIA))
+        );
+    }
+}
