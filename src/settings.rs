@@ -33,6 +33,8 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<(Settings, Option<PathBuf
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("rtmp.apps")
+            .with_list_parse_key("sip.dial_plan.allow")
+            .with_list_parse_key("sip.dial_plan.deny")
             .try_parsing(true),
     );
     let settings: Settings = builder

@@ -58,6 +58,18 @@ fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
         ("dial", vec![AmfValue::Number(42.0)], code::CALL_NO_URI),
         // No SIP side in this build: an honest failure, never a fake success.
         ("dial", vec!["sip:bob@127.0.0.1".into()], code::CALL_FAILED),
+        // The default dial plan allows loopback targets only: no open relay.
+        (
+            "dial",
+            vec!["sip:bob@example.com".into()],
+            code::CALL_FORBIDDEN,
+        ),
+        (
+            "dial",
+            vec!["sip:bob@127.0.0.1.example.com".into()],
+            code::CALL_FORBIDDEN,
+        ),
+        ("dial", vec!["tel:+15551234".into()], code::CALL_FAILED),
         ("hangup", vec![], code::CALL_NO_CALL),
         ("accept", vec![], code::CALL_NO_CALL),
         ("reject", vec![], code::CALL_NO_CALL),
@@ -131,6 +143,34 @@ fn every_method_answers_per_the_wire_contract_in_amf0_and_amf3() {
         ua.value().and_then(|v| v.get("uri")),
         ub.value().and_then(|v| v.get("uri"))
     );
+}
+
+#[test]
+fn the_dial_plan_is_a_setting() {
+    let sono = Sono::start(
+        SONO,
+        "[sip.dial_plan]\nallow_loopback = false\nallow = ['sip:[0-9]+@pbx\\.example\\.org']\ndeny = ['sip:666@.*']\n",
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let dial = |c: &mut FlashClient, uri: &str| {
+        c.call("dial", vec![uri.into()])
+            .unwrap()
+            .error_code()
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        dial(&mut c, "sip:1234@pbx.example.org").as_deref(),
+        Some(code::CALL_FAILED)
+    );
+    assert_eq!(
+        dial(&mut c, "sip:666@pbx.example.org").as_deref(),
+        Some(code::CALL_FORBIDDEN)
+    );
+    assert_eq!(
+        dial(&mut c, "sip:bob@127.0.0.1").as_deref(),
+        Some(code::CALL_FORBIDDEN)
+    );
+    assert!(sono.wait_log("dial refused by the dial plan", Duration::from_secs(1)));
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub struct Shared {
     pub settings: Settings,
     pub directory: Directory,
     pub metrics: Metrics,
+    pub dial_plan: sono_sip::dial_plan::DialPlan,
 }
 
 /// The running gateway: listeners and the arbiters that hold connections.
@@ -40,6 +41,11 @@ pub struct Gateway {
 impl Gateway {
     /// Binds the listeners and starts accepting. Must run inside an actix System.
     pub async fn start(settings: Settings) -> std::io::Result<Gateway> {
+        let dial_plan = settings
+            .sip
+            .dial_plan
+            .compile()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(settings.rtmp.listen).await?;
         info!(address = %listener.local_addr()?, "RTMP listening");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -48,6 +54,7 @@ impl Gateway {
             settings,
             directory: Directory::default(),
             metrics: Metrics::default(),
+            dial_plan,
         });
         let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(
             listener,

@@ -21,6 +21,8 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{BytesCodec, FramedRead};
 use tracing::{debug, info, warn};
 
+use sono_sip::dial_plan::Verdict;
+
 use crate::directory::ConnectionId;
 use crate::metrics::Metrics;
 use crate::Shared;
@@ -185,11 +187,7 @@ impl RtmpConnection {
     fn handle_phone(&mut self, txn: f64, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
-            PhoneRequest::Dial { .. } => self.session.answer_error(
-                txn,
-                code::CALL_FAILED,
-                "this build of sono has no SIP side yet: calls cannot be placed",
-            ),
+            PhoneRequest::Dial { uri } => self.dial(txn, &uri),
             PhoneRequest::Hangup => {
                 self.session
                     .answer_error(txn, code::CALL_NO_CALL, "there is no call to hang up")
@@ -204,6 +202,26 @@ impl RtmpConnection {
                 "there is no call to send DTMF to",
             ),
             PhoneRequest::Register(r) => self.register(txn, r),
+        }
+    }
+
+    fn dial(&mut self, txn: f64, uri: &str) {
+        match self.shared.dial_plan.check(uri) {
+            Verdict::Invalid(e) => self.session.answer_error(
+                txn,
+                code::CALL_FAILED,
+                &format!("{uri:?} cannot be called: {e}"),
+            ),
+            Verdict::Forbidden(reason) => {
+                warn!(conn = self.id, %reason, "dial refused by the dial plan");
+                self.session
+                    .answer_error(txn, code::CALL_FORBIDDEN, &reason);
+            }
+            Verdict::Allowed(_) => self.session.answer_error(
+                txn,
+                code::CALL_FAILED,
+                "this build of sono has no SIP side yet: calls cannot be placed",
+            ),
         }
     }
 

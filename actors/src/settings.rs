@@ -109,6 +109,7 @@ pub struct SipSettings {
     pub listen: SocketAddr,
     /// sono's own SIP domain: implicit URIs are `sip:USER@DOMAIN`.
     pub domain: String,
+    pub dial_plan: DialPlanSettings,
 }
 
 impl Default for SipSettings {
@@ -116,7 +117,37 @@ impl Default for SipSettings {
         SipSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             domain: "127.0.0.1".into(),
+            dial_plan: DialPlanSettings::default(),
         }
+    }
+}
+
+/// Which URIs clients may dial; nothing else is ever called (no open relay).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialPlanSettings {
+    /// Allow targets whose host is a loopback address or `localhost`.
+    pub allow_loopback: bool,
+    /// Regular expressions over the whole normalised URI that allow a target.
+    pub allow: Vec<String>,
+    /// Regular expressions that forbid a target, even one allowed above.
+    pub deny: Vec<String>,
+}
+
+impl Default for DialPlanSettings {
+    fn default() -> Self {
+        DialPlanSettings {
+            allow_loopback: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+impl DialPlanSettings {
+    /// The compiled plan; an error names a bad pattern.
+    pub fn compile(&self) -> Result<sono_sip::dial_plan::DialPlan, String> {
+        sono_sip::dial_plan::DialPlan::new(self.allow_loopback, &self.allow, &self.deny)
     }
 }
 
@@ -170,6 +201,11 @@ impl Settings {
         if self.sip.domain.trim().is_empty() {
             return Err("sip.domain must not be empty".into());
         }
+        self.sip
+            .dial_plan
+            .compile()
+            .map(drop)
+            .map_err(|e| format!("sip.dial_plan: {e}"))?;
         Ok(())
     }
 }

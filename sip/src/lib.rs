@@ -3,6 +3,8 @@
 //! Now:
 //! - [`digest`]: the client side of HTTP Digest authentication as SIP uses it
 //!   (RFC 3261 §22.4 on RFC 2617, with RFC 7616/8760's SHA-256).
+//! - [`uri`]: SIP and SIPS URIs (RFC 3261 §19.1).
+//! - [`dial_plan`]: which URIs a client may call (no open relay).
 //! - [`sdp`]: SDP parsing and writing (RFC 8866) and offer/answer for one audio
 //!   stream (RFC 3264).
 //!
@@ -12,5 +14,7 @@
 //! and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
+pub mod dial_plan;
 pub mod digest;
 pub mod sdp;
+pub mod uri;

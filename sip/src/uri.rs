@@ -1,0 +1,191 @@
+//! SIP and SIPS URIs (RFC 3261 §19.1): enough structure to decide where a call
+//! may go and to build request lines, with IPv6 references (RFC 5118).
+
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("not a sip: or sips: URI")]
+    Scheme,
+    #[error("the URI has no host")]
+    NoHost,
+    #[error("the URI's host {0:?} is not valid")]
+    BadHost(String),
+    #[error("the URI's port is not a number from 1 to 65535")]
+    BadPort,
+    #[error("the URI contains characters a SIP URI cannot hold")]
+    BadCharacter,
+}
+
+/// A parsed `sip:user@host:port;params?headers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    pub secure: bool,
+    pub user: Option<String>,
+    /// Lower-case; IPv6 without brackets.
+    pub host: String,
+    pub port: Option<u16>,
+    /// Everything from the first `;` on (parameters and headers), as written.
+    pub params: String,
+}
+
+impl SipUri {
+    pub fn parse(text: &str) -> Result<SipUri, UriError> {
+        let text = text.trim();
+        if text
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>' || c == '"')
+        {
+            return Err(UriError::BadCharacter);
+        }
+        let (secure, rest) = if let Some(r) = strip_prefix_ci(text, "sips:") {
+            (true, r)
+        } else if let Some(r) = strip_prefix_ci(text, "sip:") {
+            (false, r)
+        } else {
+            return Err(UriError::Scheme);
+        };
+        // The user part may itself hold ';' (user parameters), so split at '@' first.
+        let (user, hostport_and_params) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let end = hostport_and_params
+            .find([';', '?'])
+            .unwrap_or(hostport_and_params.len());
+        let (hostport, params) = hostport_and_params.split_at(end);
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let close = v6
+                .find(']')
+                .ok_or_else(|| UriError::BadHost(hostport.into()))?;
+            let host = &v6[..close];
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UriError::BadHost(host.into()));
+            }
+            let after = &v6[close + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p)?),
+                None if after.is_empty() => None,
+                None => return Err(UriError::BadHost(hostport.into())),
+            };
+            (host.to_ascii_lowercase(), port)
+        } else {
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(parse_port(p)?)),
+                None => (hostport, None),
+            };
+            if host.is_empty() {
+                return Err(UriError::NoHost);
+            }
+            let valid = host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid || host.starts_with(['-', '.']) {
+                return Err(UriError::BadHost(host.into()));
+            }
+            (host.to_ascii_lowercase(), port)
+        };
+        if host.is_empty() {
+            return Err(UriError::NoHost);
+        }
+        let user = match user {
+            Some("") | None => None,
+            Some(u) => Some(u.to_owned()),
+        };
+        Ok(SipUri {
+            secure,
+            user,
+            host,
+            port,
+            params: params.to_owned(),
+        })
+    }
+
+    /// The host as an IP address, if it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+
+    /// Whether the host is a loopback address or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.ip().is_some_and(|ip| ip.is_loopback())
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
+fn parse_port(p: &str) -> Result<u16, UriError> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(UriError::BadPort),
+        Ok(n) => Ok(n),
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        f.write_str(&self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_phones_dial() {
+        let u = SipUri::parse("sip:Bob@Example.COM:5070;transport=udp").unwrap();
+        assert_eq!(u.user.as_deref(), Some("Bob"));
+        assert_eq!((u.host.as_str(), u.port), ("example.com", Some(5070)));
+        assert_eq!(u.params, ";transport=udp");
+        assert_eq!(u.to_string(), "sip:Bob@example.com:5070;transport=udp");
+        let v6 = SipUri::parse("sips:alice@[::1]:5061").unwrap();
+        assert!(v6.secure && v6.is_loopback());
+        assert_eq!(v6.to_string(), "sips:alice@[::1]:5061");
+        assert!(SipUri::parse("sip:127.0.0.2").unwrap().is_loopback());
+        let odd = SipUri::parse("sip:a;x=@b@host").unwrap();
+        assert_eq!(
+            (odd.user.as_deref(), odd.host.as_str()),
+            (Some("a;x=@b"), "host")
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_sip_uri() {
+        assert_eq!(SipUri::parse("tel:+123"), Err(UriError::Scheme));
+        assert_eq!(SipUri::parse("sip:bob@"), Err(UriError::NoHost));
+        assert_eq!(SipUri::parse("sip:bob@host:0"), Err(UriError::BadPort));
+        assert_eq!(SipUri::parse("sip:bob@host:99999"), Err(UriError::BadPort));
+        assert!(matches!(
+            SipUri::parse("sip:bob@ho_st"),
+            Err(UriError::BadHost(_))
+        ));
+        assert!(matches!(
+            SipUri::parse("sip:bob@[::g]"),
+            Err(UriError::BadHost(_))
+        ));
+        assert_eq!(
+            SipUri::parse("sip:bob@host\r\nVia: x"),
+            Err(UriError::BadCharacter)
+        );
+        // A look-alike host is not loopback.
+        assert!(!SipUri::parse("sip:bob@127.0.0.1.example.com")
+            .unwrap()
+            .is_loopback());
+    }
+}
