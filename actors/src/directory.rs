@@ -30,10 +30,15 @@ impl Directory {
         self.connections.insert(id, addr);
     }
 
-    /// Forgets a connection and every user it held.
+    /// Forgets a connection; its users are released one by one with [`Self::release_user`]
+    /// (a scan of every user per disconnect would not scale).
     pub fn remove_connection(&self, id: ConnectionId) {
         self.connections.remove(&id);
-        self.users.retain(|_, c| *c != id);
+    }
+
+    /// Frees a user name, if `id` still holds it.
+    pub fn release_user(&self, user: &str, id: ConnectionId) {
+        self.users.remove_if(user, |_, holder| *holder == id);
     }
 
     pub fn connection(&self, id: ConnectionId) -> Option<Addr<RtmpConnection>> {
@@ -66,5 +71,25 @@ impl Directory {
     /// The connection a SIP user belongs to.
     pub fn user(&self, user: &str) -> Option<ConnectionId> {
         self.users.get(user).map(|c| *c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_unique_and_released_only_by_their_holder() {
+        let d = Directory::default();
+        let a = d.allocate_implicit_user(1);
+        let b = d.allocate_implicit_user(2);
+        assert_ne!(a, b);
+        assert!(a.starts_with("sono-") && a.len() == 21, "{a}");
+        assert_eq!(d.user(&a), Some(1));
+        d.release_user(&a, 2);
+        assert_eq!(d.user(&a), Some(1), "another connection cannot release it");
+        d.release_user(&a, 1);
+        assert_eq!(d.user(&a), None);
+        assert_eq!(d.user(&b), Some(2));
     }
 }

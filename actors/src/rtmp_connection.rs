@@ -48,7 +48,8 @@ pub struct RtmpConnection {
     opened: Instant,
     last_input: Instant,
     last_ping: Instant,
-    implicit_uri: Option<String>,
+    /// The implicit user and its URI, once `register` attributed them.
+    implicit: Option<(String, String)>,
     audio_messages: u64,
     closing: bool,
 }
@@ -87,7 +88,7 @@ impl RtmpConnection {
                 opened: now,
                 last_input: now,
                 last_ping: now,
-                implicit_uri: None,
+                implicit: None,
                 audio_messages: 0,
                 closing: false,
                 shared,
@@ -234,14 +235,14 @@ impl RtmpConnection {
             );
             return;
         }
-        let uri = match &self.implicit_uri {
-            Some(uri) => uri.clone(),
+        let uri = match &self.implicit {
+            Some((_, uri)) => uri.clone(),
             None => {
                 let user = self.shared.directory.allocate_implicit_user(self.id);
                 let uri = format!("sip:{user}@{}", self.shared.settings.sip.domain);
                 Metrics::add(&self.shared.metrics.registrations_implicit, 1);
                 info!(conn = self.id, %uri, "implicit URI attributed");
-                self.implicit_uri = Some(uri.clone());
+                self.implicit = Some((user, uri.clone()));
                 uri
             }
         };
@@ -275,6 +276,9 @@ impl Actor for RtmpConnection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.shared.directory.remove_connection(self.id);
+        if let Some((user, _)) = &self.implicit {
+            self.shared.directory.release_user(user, self.id);
+        }
         self.shared
             .metrics
             .rtmp_connections_active
