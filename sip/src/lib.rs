@@ -7,11 +7,10 @@
 //! - [`dial_plan`]: which URIs a client may call (no open relay).
 //! - [`sdp`]: SDP parsing and writing (RFC 8866) and offer/answer for one audio
 //!   stream (RFC 3264).
-//! - [`transaction`]: RFC 3261 §17 client transactions (INVITE with RFC 6026's
-//!   Accepted state, and non-INVITE), timers as inputs.
+//! - [`transaction`]: RFC 3261 §17 client and server transactions, INVITE (with
+//!   RFC 6026's Accepted state) and non-INVITE, timers as inputs.
 //!
-//! To come in this crate: server transactions, dialogs (§12), UAC and UAS cores,
-//! CANCEL/ACK/BYE. Messages are parsed
+//! To come in this crate: dialogs (§12), UAC and UAS cores, CANCEL/ACK/BYE. Messages are parsed
 //! and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 

@@ -1,13 +1,15 @@
 //! SIP transactions (RFC 3261 §17), sans-I/O: time is an input, retransmissions
-//! and timeouts are outputs. Client transactions now ([`ClientTransaction`]:
-//! INVITE per §17.1.1 with RFC 6026's Accepted state, non-INVITE per §17.1.2);
-//! server transactions come with the UAS side.
+//! and timeouts are outputs. [`ClientTransaction`]: INVITE (§17.1.1) and
+//! non-INVITE (§17.1.2); [`ServerTransaction`]: INVITE (§17.2.1) and non-INVITE
+//! (§17.2.2); both with RFC 6026's Accepted state for INVITE 2xx.
 
 mod client;
+mod server;
 
 use std::time::Duration;
 
 pub use client::{ClientEvent, ClientState, ClientTransaction};
+pub use server::{ServerEvent, ServerState, ServerTransaction};
 
 /// The timer base values of RFC 3261 §17.1.1.1 and table 4; settings may change them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
