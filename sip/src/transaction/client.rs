@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rsip::prelude::*;
 use rsip::{Header, Method, Request, Response};
 
-use super::Timers;
+use super::{Deadlines, Due, Timers};
 
 /// Where the transaction is (figures 5 and 6 of RFC 3261, and RFC 6026's Accepted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +43,8 @@ pub struct ClientTransaction {
     reliable: bool,
     timers: Timers,
     state: ClientState,
-    /// Timer A or E: when to retransmit, and the interval after that.
-    retransmit_at: Option<Instant>,
-    interval: Duration,
-    /// Timer B or F.
-    timeout_at: Option<Instant>,
-    /// Timer D, K or M: when the transaction ends.
-    end_at: Option<Instant>,
+    /// Timers A or E, B or F, and D, K or M.
+    deadlines: Deadlines,
     /// The ACK for a non-2xx final, resent when that final is retransmitted.
     ack: Option<Vec<u8>>,
     transmit: VecDeque<Vec<u8>>,
@@ -75,10 +70,11 @@ impl ClientTransaction {
             reliable,
             timers,
             state: ClientState::Calling,
-            retransmit_at: (!reliable).then(|| now + timers.t1),
-            interval: timers.t1,
-            timeout_at: Some(now + timers.timeout()),
-            end_at: None,
+            deadlines: Deadlines {
+                retransmit_at: (!reliable).then(|| now + timers.t1),
+                timeout_at: Some(now + timers.timeout()),
+                ..Deadlines::new(timers.t1)
+            },
             ack: None,
             transmit,
             events: VecDeque::new(),
@@ -108,32 +104,29 @@ impl ClientTransaction {
 
     /// When [`Self::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.end_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.deadlines.next()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.end_at.is_some_and(|t| now >= t) {
-            self.terminate();
-            return;
-        }
-        if self.timeout_at.is_some_and(|t| now >= t) {
-            self.events.push_back(ClientEvent::Timeout);
-            self.terminate();
-            return;
-        }
-        if let Some(at) = self.retransmit_at.filter(|t| now >= *t) {
-            self.transmit.push_back(self.wire.clone());
-            self.interval = match (self.invite, self.state) {
-                // Timer A doubles without bound (§17.1.1.2).
-                (true, _) => self.interval * 2,
-                // Timer E doubles up to T2, and is T2 once a provisional arrived.
-                (false, ClientState::Proceeding) => self.timers.t2,
-                (false, _) => (self.interval * 2).min(self.timers.t2),
-            };
-            self.retransmit_at = Some(at.max(now) + self.interval);
+        match self.deadlines.due(now) {
+            Due::End => self.terminate(),
+            Due::Timeout => {
+                self.events.push_back(ClientEvent::Timeout);
+                self.terminate();
+            }
+            Due::Retransmit => {
+                self.transmit.push_back(self.wire.clone());
+                let interval = self.deadlines.interval;
+                let next = match (self.invite, self.state) {
+                    // Timer A doubles without bound (§17.1.1.2).
+                    (true, _) => interval * 2,
+                    // Timer E doubles up to T2, and is T2 once a provisional arrived.
+                    (false, ClientState::Proceeding) => self.timers.t2,
+                    (false, _) => (interval * 2).min(self.timers.t2),
+                };
+                self.deadlines.reschedule(now, next);
+            }
+            Due::Nothing => {}
         }
     }
 
@@ -146,17 +139,16 @@ impl ClientTransaction {
                 self.state = ClientState::Proceeding;
                 if self.invite {
                     // A provisional stops INVITE retransmissions and timer B (§17.1.1.2).
-                    self.retransmit_at = None;
-                    self.timeout_at = None;
-                } else if self.retransmit_at.is_some() {
-                    self.interval = self.timers.t2;
+                    self.deadlines.stop_running();
+                } else if self.deadlines.is_retransmitting() {
+                    self.deadlines.interval = self.timers.t2;
                 }
                 self.events.push_back(ClientEvent::Response(response));
             }
             (ClientState::Calling | ClientState::Proceeding, true) if code < 300 => {
                 self.state = ClientState::Accepted;
-                self.stop_timers();
-                self.end_at = Some(now + self.timers.timeout());
+                self.deadlines.stop_running();
+                self.deadlines.end_at = Some(now + self.timers.timeout());
                 self.events.push_back(ClientEvent::Response(response));
             }
             (ClientState::Calling | ClientState::Proceeding, true) => {
@@ -164,26 +156,26 @@ impl ClientTransaction {
                 self.transmit.push_back(ack.clone());
                 self.ack = Some(ack);
                 self.state = ClientState::Completed;
-                self.stop_timers();
+                self.deadlines.stop_running();
                 // Timer D: at least 32 s over UDP, to absorb retransmitted finals.
                 let d = if self.reliable {
                     Duration::ZERO
                 } else {
                     Duration::from_secs(32).max(self.timers.timeout())
                 };
-                self.end_at = Some(now + d);
+                self.deadlines.end_at = Some(now + d);
                 self.events.push_back(ClientEvent::Response(response));
                 self.end_now_if_due(now);
             }
             (ClientState::Calling | ClientState::Proceeding, false) => {
                 self.state = ClientState::Completed;
-                self.stop_timers();
+                self.deadlines.stop_running();
                 let k = if self.reliable {
                     Duration::ZERO
                 } else {
                     self.timers.t4
                 };
-                self.end_at = Some(now + k);
+                self.deadlines.end_at = Some(now + k);
                 self.events.push_back(ClientEvent::Response(response));
                 self.end_now_if_due(now);
             }
@@ -207,21 +199,15 @@ impl ClientTransaction {
         }
     }
 
-    fn stop_timers(&mut self) {
-        self.retransmit_at = None;
-        self.timeout_at = None;
-    }
-
     fn end_now_if_due(&mut self, now: Instant) {
-        if self.end_at.is_some_and(|t| now >= t) {
+        if self.deadlines.due(now) == Due::End {
             self.terminate();
         }
     }
 
     fn terminate(&mut self) {
         self.state = ClientState::Terminated;
-        self.stop_timers();
-        self.end_at = None;
+        self.deadlines.clear();
     }
 
     /// The ACK for a non-2xx final (§17.1.1.3): the request's URI, top Via,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rsip::{Method, Request, Response};
 
-use super::Timers;
+use super::{Deadlines, Due, Timers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
@@ -38,13 +38,8 @@ pub struct ServerTransaction {
     timers: Timers,
     state: ServerState,
     last_response: Option<Vec<u8>>,
-    /// Timer G: when to retransmit the final, and the interval after that.
-    retransmit_at: Option<Instant>,
-    interval: Duration,
-    /// Timer H.
-    timeout_at: Option<Instant>,
-    /// Timer I, J or L.
-    end_at: Option<Instant>,
+    /// Timers G, H, and I, J or L.
+    deadlines: Deadlines,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
 }
@@ -69,10 +64,7 @@ impl ServerTransaction {
                 ServerState::Trying
             },
             last_response: None,
-            retransmit_at: None,
-            interval: timers.t1,
-            timeout_at: None,
-            end_at: None,
+            deadlines: Deadlines::new(timers.t1),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -99,10 +91,7 @@ impl ServerTransaction {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.end_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.deadlines.next()
     }
 
     fn send(&mut self, wire: Vec<u8>) {
@@ -122,15 +111,15 @@ impl ServerTransaction {
             ServerState::Trying | ServerState::Proceeding if self.invite && code < 300 => {
                 self.state = ServerState::Accepted;
                 self.send(wire);
-                self.end_at = Some(now + self.timers.timeout());
+                self.deadlines.end_at = Some(now + self.timers.timeout());
             }
             ServerState::Trying | ServerState::Proceeding if self.invite => {
                 self.state = ServerState::Completed;
                 self.send(wire);
                 if !self.reliable {
-                    self.retransmit_at = Some(now + self.timers.t1);
+                    self.deadlines.retransmit_at = Some(now + self.timers.t1);
                 }
-                self.timeout_at = Some(now + self.timers.timeout());
+                self.deadlines.timeout_at = Some(now + self.timers.timeout());
             }
             ServerState::Trying | ServerState::Proceeding => {
                 self.state = ServerState::Completed;
@@ -140,7 +129,7 @@ impl ServerTransaction {
                 } else {
                     self.timers.timeout()
                 };
-                self.end_at = Some(now + j);
+                self.deadlines.end_at = Some(now + j);
                 self.end_now_if_due(now);
             }
             // The TU retransmits its 2xx itself (RFC 6026 §7.1).
@@ -154,14 +143,13 @@ impl ServerTransaction {
         if request.method == Method::Ack {
             if self.state == ServerState::Completed && self.invite {
                 self.state = ServerState::Confirmed;
-                self.retransmit_at = None;
-                self.timeout_at = None;
+                self.deadlines.stop_running();
                 let i = if self.reliable {
                     Duration::ZERO
                 } else {
                     self.timers.t4
                 };
-                self.end_at = Some(now + i);
+                self.deadlines.end_at = Some(now + i);
                 self.end_now_if_due(now);
             }
             return;
@@ -175,21 +163,21 @@ impl ServerTransaction {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.end_at.is_some_and(|t| now >= t) {
-            self.terminate();
-            return;
-        }
-        if self.timeout_at.is_some_and(|t| now >= t) {
-            self.events.push_back(ServerEvent::AckTimeout);
-            self.terminate();
-            return;
-        }
-        if let Some(at) = self.retransmit_at.filter(|t| now >= *t) {
-            if let Some(last) = &self.last_response {
-                self.transmit.push_back(last.clone());
+        match self.deadlines.due(now) {
+            Due::End => self.terminate(),
+            Due::Timeout => {
+                self.events.push_back(ServerEvent::AckTimeout);
+                self.terminate();
             }
-            self.interval = (self.interval * 2).min(self.timers.t2);
-            self.retransmit_at = Some(at.max(now) + self.interval);
+            Due::Retransmit => {
+                if let Some(last) = &self.last_response {
+                    self.transmit.push_back(last.clone());
+                }
+                // Timer G doubles up to T2 (§17.2.1).
+                let next = (self.deadlines.interval * 2).min(self.timers.t2);
+                self.deadlines.reschedule(now, next);
+            }
+            Due::Nothing => {}
         }
     }
 
@@ -201,16 +189,14 @@ impl ServerTransaction {
     }
 
     fn end_now_if_due(&mut self, now: Instant) {
-        if self.end_at.is_some_and(|t| now >= t) {
+        if self.deadlines.due(now) == Due::End {
             self.terminate();
         }
     }
 
     fn terminate(&mut self) {
         self.state = ServerState::Terminated;
-        self.retransmit_at = None;
-        self.timeout_at = None;
-        self.end_at = None;
+        self.deadlines.clear();
     }
 }
 
