@@ -301,11 +301,10 @@ impl StreamHandler<Result<BytesMut, io::Error>> for RtmpConnection {
             }
         };
         self.last_input = Instant::now();
-        let connected_before = self.session.handshake_done();
+        let before = self.session.bytes_received();
         let result = self.session.handle_input(&data);
-        if connected_before {
-            Metrics::add(&self.shared.metrics.rtmp_bytes_received, data.len() as u64);
-        }
+        let received = self.session.bytes_received() - before;
+        Metrics::add(&self.shared.metrics.rtmp_bytes_received, received);
         self.handle_events(ctx);
         match result {
             Ok(()) => self.flush(),
