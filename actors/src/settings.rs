@@ -14,6 +14,7 @@ pub struct Settings {
     pub rtmp: RtmpSettings,
     pub http: HttpSettings,
     pub sip: SipSettings,
+    pub media: MediaSettings,
     pub shutdown: ShutdownSettings,
 }
 
@@ -106,9 +107,36 @@ impl Default for HttpSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SipSettings {
+    /// The UDP address SIP is sent from and received on.
     pub listen: SocketAddr,
+    /// The address written in Via and Contact; empty means `listen` (which must
+    /// then not be a wildcard address).
+    pub advertise: String,
     /// sono's own SIP domain: implicit URIs are `sip:USER@DOMAIN`.
     pub domain: String,
+    /// From display name of outbound calls; empty sends none.
+    pub from_name: String,
+    /// From user of outbound calls; empty uses the connection's implicit user, or "sono".
+    pub from_user: String,
+    /// From domain of outbound calls; empty uses `domain`.
+    pub from_domain: String,
+    /// Every outbound request goes through this proxy (a SIP URI with an IP
+    /// address), with a Route header for it; empty sends straight to the target.
+    pub outbound_proxy: String,
+    /// Credentials answering 401/407 challenges to outbound calls.
+    pub auth_user: String,
+    pub password: String,
+    /// The User-Agent and Server header value.
+    pub user_agent: String,
+    /// RFC 3261 timer bases.
+    #[serde(with = "humantime_serde")]
+    pub t1: Duration,
+    #[serde(with = "humantime_serde")]
+    pub t2: Duration,
+    #[serde(with = "humantime_serde")]
+    pub t4: Duration,
+    /// Most calls in progress at once; more are refused with Sono.Call.Failed.
+    pub max_calls: usize,
     pub dial_plan: DialPlanSettings,
 }
 
@@ -116,9 +144,76 @@ impl Default for SipSettings {
     fn default() -> Self {
         SipSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            advertise: String::new(),
             domain: "127.0.0.1".into(),
+            from_name: String::new(),
+            from_user: String::new(),
+            from_domain: String::new(),
+            outbound_proxy: String::new(),
+            auth_user: String::new(),
+            password: String::new(),
+            user_agent: concat!("sono/", env!("CARGO_PKG_VERSION")).into(),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            max_calls: 10_000,
             dial_plan: DialPlanSettings::default(),
         }
+    }
+}
+
+impl SipSettings {
+    pub fn timers(&self) -> sono_sip::transaction::Timers {
+        sono_sip::transaction::Timers {
+            t1: self.t1,
+            t2: self.t2,
+            t4: self.t4,
+        }
+    }
+}
+
+/// RTP and codecs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// The address RTP sockets bind to and SDP announces.
+    pub address: std::net::IpAddr,
+    /// RTP ports are taken from this range (even ports; RTCP uses the next one).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codecs offered and accepted, in order of preference: speex (speex/16000),
+    /// g722, pcmu, pcma.
+    pub codecs: Vec<String>,
+    /// Offer and accept RFC 4733 telephone-event.
+    pub telephone_event: bool,
+    /// Packet duration announced in SDP, in milliseconds.
+    pub ptime: u32,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            address: std::net::IpAddr::from([127, 0, 0, 1]),
+            rtp_port_min: 20_000,
+            rtp_port_max: 29_999,
+            codecs: vec!["speex".into(), "g722".into(), "pcmu".into(), "pcma".into()],
+            telephone_event: true,
+            ptime: 20,
+        }
+    }
+}
+
+impl MediaSettings {
+    /// The configured codecs, in order; an error names an unknown one.
+    pub fn codec_list(&self) -> Result<Vec<sono_sip::sdp::Codec>, String> {
+        self.codecs
+            .iter()
+            .map(|name| {
+                sono_sip::sdp::Codec::from_name(name).ok_or_else(|| {
+                    format!("unknown codec {name:?} (known: speex, g722, pcmu, pcma)")
+                })
+            })
+            .collect()
     }
 }
 
@@ -200,6 +295,38 @@ impl Settings {
         }
         if self.sip.domain.trim().is_empty() {
             return Err("sip.domain must not be empty".into());
+        }
+        let sip = &self.sip;
+        if sip.advertise.is_empty() && sip.listen.ip().is_unspecified() {
+            return Err("sip.advertise must be set when sip.listen is a wildcard address".into());
+        }
+        if !sip.outbound_proxy.is_empty() {
+            let proxy = sono_sip::uri::SipUri::parse(&sip.outbound_proxy)
+                .map_err(|e| format!("sip.outbound_proxy: {e}"))?;
+            if proxy.ip().is_none() {
+                return Err("sip.outbound_proxy must name an IP address".into());
+            }
+        }
+        if sip.t1.is_zero() || sip.t2 < sip.t1 || sip.t4.is_zero() {
+            return Err(
+                "sip.t1 and sip.t4 must be longer than zero and sip.t2 at least sip.t1".into(),
+            );
+        }
+        if sip.max_calls == 0 {
+            return Err("sip.max_calls must be at least 1".into());
+        }
+        let m = &self.media;
+        if m.rtp_port_min < 1024 || m.rtp_port_max < m.rtp_port_min.saturating_add(1) {
+            return Err(
+                "media.rtp_port_min must be at least 1024 and below media.rtp_port_max".into(),
+            );
+        }
+        if m.codecs.is_empty() {
+            return Err("media.codecs must name at least one codec".into());
+        }
+        m.codec_list()?;
+        if !(10..=120).contains(&m.ptime) {
+            return Err("media.ptime must be between 10 and 120".into());
         }
         self.sip
             .dial_plan

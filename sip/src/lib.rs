@@ -9,13 +9,24 @@
 //!   stream (RFC 3264).
 //! - [`transaction`]: RFC 3261 §17 client and server transactions, INVITE (with
 //!   RFC 6026's Accepted state) and non-INVITE, timers as inputs.
+//! - [`message`]: framing and checks of received messages (§7, §8.2), and the
+//!   status each failure earns; [`via`]: Via and `rport` (RFC 3581);
+//!   [`response`]: responses to received requests (§8.2.6).
+//! - [`dialog`]: dialogs (§12), routing of in-dialog requests.
+//! - [`outbound_call`]: the UAC core of an outbound call: INVITE, digest retry,
+//!   ACK, CANCEL, BYE, and the peer's requests inside the dialog.
 //!
-//! To come in this crate: dialogs (§12), UAC and UAS cores, CANCEL/ACK/BYE. Messages are parsed
+//! The UAS core of inbound calls comes with registration. Messages are parsed
 //! and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
 pub mod dial_plan;
+pub mod dialog;
 pub mod digest;
+pub mod message;
+pub mod outbound_call;
+pub mod response;
 pub mod sdp;
 pub mod transaction;
 pub mod uri;
+pub mod via;

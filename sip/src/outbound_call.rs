@@ -1,0 +1,930 @@
+//! An outbound call, UAC side, sans-I/O: the INVITE with our SDP offer
+//! (RFC 3261 §13.2, RFC 3264), provisional and final responses, a digest
+//! retry on 401/407 (§22.2), ACK for 2xx sent by the core (§13.2.2.4) and
+//! re-sent for retransmitted 2xx, CANCEL before the answer (§9.1: only after a
+//! provisional), BYE after it (§15), and the requests the peer sends inside the
+//! dialog: BYE, re-INVITE (answered with our SDP, 2xx retransmitted until ACK,
+//! §13.3.1.4), OPTIONS, INFO; anything else 501 (§8.2.1).
+//!
+//! Bytes and time go in ([`OutboundCall::handle_message`],
+//! [`OutboundCall::hangup`], [`OutboundCall::handle_timeout`]); datagrams,
+//! [`CallEvent`]s and the next deadline come out.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rsip::{Request, Response};
+
+use crate::dialog::Dialog;
+use crate::digest::{Challenge, Credentials, DigestSession};
+use crate::message::Received;
+use crate::response::{header_values, response, ALLOW};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::transaction::{ClientEvent, ClientTransaction, ServerTransaction, Timers};
+use crate::uri::SipUri;
+
+/// The RFC 3261 magic cookie every branch starts with (§8.1.1.7).
+pub const BRANCH_COOKIE: &str = "z9hG4bK";
+
+/// A fresh random token for tags, branches, Call-IDs and cnonces.
+pub fn random_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Everything the call needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct OutboundCallConfig {
+    /// The dialled URI: Request-URI and To.
+    pub target: String,
+    /// Our From, as a name-addr without tag: `"Alice" <sip:alice@example.com>`.
+    pub from: String,
+    /// Our Contact URI: `sip:alice@192.0.2.1:5060`.
+    pub contact: String,
+    /// Via sent-by: `192.0.2.1:5060`.
+    pub via_sent_by: String,
+    /// Where the INVITE goes: the outbound proxy or the target itself.
+    pub next_hop: SocketAddr,
+    /// The outbound proxy's URI, sent as a Route (loose routing) on every request.
+    pub outbound_proxy: Option<String>,
+    pub user_agent: String,
+    pub media: LocalMedia,
+    pub timers: Timers,
+    pub credentials: Option<Credentials>,
+    /// Call-ID; random when empty.
+    pub call_id: String,
+}
+
+/// A datagram for the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// What the call's user (the `Call` actor) must hear.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// A provisional response (100–199).
+    Progress { code: u16, reason: String },
+    /// A 2xx with a usable SDP answer: the call is up.
+    Answered {
+        code: u16,
+        reason: String,
+        media: Negotiated,
+    },
+    /// The peer changed the media with a re-INVITE.
+    MediaChanged(Negotiated),
+    /// The call is over. `code` is the SIP status that ended it, if one did.
+    Ended {
+        code: Option<u16>,
+        reason: String,
+        /// Whether the call had been answered.
+        answered: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE sent; no final response yet.
+    Inviting,
+    Confirmed,
+    /// BYE sent.
+    Ending,
+    Ended,
+}
+
+/// A 2xx to a re-INVITE, retransmitted until its ACK (§13.3.1.4).
+#[derive(Debug)]
+struct Pending2xx {
+    cseq: u32,
+    bytes: Vec<u8>,
+    to: SocketAddr,
+    next_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+#[derive(Debug)]
+struct Server {
+    branch: String,
+    method: String,
+    transaction: ServerTransaction,
+    to: SocketAddr,
+}
+
+#[derive(Debug)]
+pub struct OutboundCall {
+    config: OutboundCallConfig,
+    call_id: String,
+    local_tag: String,
+    phase: Phase,
+    invite: ClientTransaction,
+    invite_branch: String,
+    invite_seq: u32,
+    /// The INVITE's Authorization line, if any, for CANCEL to leave out.
+    auth_attempts: u8,
+    provisional_seen: bool,
+    hangup_requested: bool,
+    cancel: Option<ClientTransaction>,
+    dialog: Option<Dialog>,
+    /// The ACK for our 2xx, re-sent for each retransmitted 2xx.
+    ack: Option<Transmit>,
+    bye: Option<(ClientTransaction, SocketAddr)>,
+    /// BYEs for stray 2xx from other forks.
+    stray: Vec<(ClientTransaction, SocketAddr)>,
+    servers: Vec<Server>,
+    pending_2xx: Option<Pending2xx>,
+    media_version: u64,
+    answered: bool,
+    transmit: VecDeque<Transmit>,
+    events: VecDeque<CallEvent>,
+}
+
+impl OutboundCall {
+    /// Builds and queues the INVITE.
+    pub fn new(config: OutboundCallConfig, now: Instant) -> Result<OutboundCall, String> {
+        let call_id = if config.call_id.is_empty() {
+            format!("{}@sono", random_token())
+        } else {
+            config.call_id.clone()
+        };
+        let local_tag = random_token();
+        let invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
+        let media_version = config.media.session_version;
+        let request = invite_request(&config, &call_id, &local_tag, &invite_branch, 1, None)?;
+        let invite = ClientTransaction::new(request, false, config.timers, now);
+        let mut call = OutboundCall {
+            config,
+            call_id,
+            local_tag,
+            phase: Phase::Inviting,
+            invite,
+            invite_branch,
+            invite_seq: 1,
+            auth_attempts: 0,
+            provisional_seen: false,
+            hangup_requested: false,
+            cancel: None,
+            dialog: None,
+            ack: None,
+            bye: None,
+            stray: Vec::new(),
+            servers: Vec::new(),
+            pending_2xx: None,
+            media_version,
+            answered: false,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        call.drain();
+        Ok(call)
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    /// True once the call has ended and no transaction needs the core any more.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.invite.is_terminated()
+            && self.cancel.as_ref().is_none_or(|c| c.is_terminated())
+            && self.bye.as_ref().is_none_or(|(b, _)| b.is_terminated())
+            && self.stray.is_empty()
+            && self.servers.is_empty()
+            && self.pending_2xx.is_none()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut all = vec![self.invite.poll_timeout()];
+        all.extend(self.cancel.as_ref().map(|c| c.poll_timeout()));
+        all.extend(self.bye.as_ref().map(|(b, _)| b.poll_timeout()));
+        all.extend(self.stray.iter().map(|(t, _)| t.poll_timeout()));
+        all.extend(self.servers.iter().map(|s| s.transaction.poll_timeout()));
+        all.extend(
+            self.pending_2xx
+                .as_ref()
+                .map(|p| Some(p.next_at.min(p.give_up_at))),
+        );
+        all.into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.invite.handle_timeout(now);
+        if let Some(c) = &mut self.cancel {
+            c.handle_timeout(now);
+        }
+        if let Some((b, _)) = &mut self.bye {
+            b.handle_timeout(now);
+        }
+        for (t, _) in &mut self.stray {
+            t.handle_timeout(now);
+        }
+        for s in &mut self.servers {
+            s.transaction.handle_timeout(now);
+        }
+        if let Some(p) = &mut self.pending_2xx {
+            if now >= p.give_up_at {
+                // No ACK for our 2xx: the dialog is dead (§13.3.1.4).
+                self.pending_2xx = None;
+                self.send_bye(now);
+                self.end(None, "no ACK for our 2xx to the re-INVITE".into());
+            } else if now >= p.next_at {
+                self.transmit.push_back(Transmit {
+                    to: p.to,
+                    bytes: p.bytes.clone(),
+                });
+                p.interval = (p.interval * 2).min(self.config.timers.t2);
+                p.next_at = now + p.interval;
+            }
+        }
+        self.drain();
+    }
+
+    /// The client hung up: CANCEL before the answer (once a provisional
+    /// arrived), BYE after it.
+    pub fn hangup(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Inviting => {
+                self.hangup_requested = true;
+                if self.provisional_seen {
+                    self.send_cancel(now);
+                }
+            }
+            Phase::Confirmed => {
+                self.send_bye(now);
+                self.phase = Phase::Ending;
+            }
+            Phase::Ending | Phase::Ended => {}
+        }
+        self.drain();
+    }
+
+    /// A message the transport routed to this call (same Call-ID).
+    pub fn handle_message(&mut self, message: Received, source: SocketAddr, now: Instant) {
+        if message.is_request() {
+            self.handle_request(message, source, now);
+        } else {
+            self.handle_response(message, now);
+        }
+        self.drain();
+    }
+
+    fn handle_response(&mut self, rx: Received, now: Instant) {
+        let Some(response) = rx.response().cloned() else {
+            return;
+        };
+        let branch = rx.branch().to_owned();
+        match rx.cseq_method.as_str() {
+            "INVITE" if branch == self.invite_branch => {
+                self.invite.handle_response(response, now);
+                let mut delivered = false;
+                while let Some(event) = self.invite.poll_event() {
+                    match event {
+                        ClientEvent::Response(_) => delivered = true,
+                        ClientEvent::Timeout => self.invite_failed(408, "Request Timeout"),
+                        ClientEvent::TransportError => self.invite_failed(503, "transport error"),
+                    }
+                }
+                if delivered {
+                    self.on_invite_response(&rx, now);
+                } else if (200..300).contains(&rx.status_code().unwrap_or(0)) {
+                    // A 2xx retransmission after the transaction ended (timer M
+                    // over): still ACK it.
+                    self.on_invite_response(&rx, now);
+                }
+            }
+            "INVITE" => {
+                // A retransmitted challenge to an INVITE we already retried.
+                for (t, _) in &mut self.stray {
+                    if branch_of(t.request()) == branch {
+                        t.handle_response(response.clone(), now);
+                        while t.poll_event().is_some() {}
+                    }
+                }
+            }
+            "CANCEL" => {
+                if let Some(c) = &mut self.cancel {
+                    c.handle_response(response, now);
+                    while c.poll_event().is_some() {}
+                }
+            }
+            "BYE" => {
+                if let Some((b, _)) = &mut self.bye {
+                    if branch_of(b.request()) == branch {
+                        // Its outcome is read in drain().
+                        b.handle_response(response, now);
+                        return;
+                    }
+                }
+                for (t, _) in &mut self.stray {
+                    if branch_of(t.request()) == branch {
+                        t.handle_response(response.clone(), now);
+                        while t.poll_event().is_some() {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, rx: &Received, now: Instant) {
+        let code = rx.status_code().unwrap_or(0);
+        let reason = rx.reason_phrase.clone().unwrap_or_default();
+        if code < 200 {
+            if self.phase != Phase::Inviting {
+                return;
+            }
+            self.provisional_seen = true;
+            self.events.push_back(CallEvent::Progress { code, reason });
+            if self.hangup_requested && self.cancel.is_none() {
+                self.send_cancel(now);
+            }
+            return;
+        }
+        if code < 300 {
+            self.on_2xx(rx, code, reason, now);
+            return;
+        }
+        if self.phase != Phase::Inviting {
+            return;
+        }
+        if (code == 401 || code == 407) && !self.hangup_requested && self.retry_with_auth(rx, now) {
+            return;
+        }
+        self.invite_failed(code, &reason);
+    }
+
+    fn on_2xx(&mut self, rx: &Received, code: u16, reason: String, now: Instant) {
+        if let Some(d) = &self.dialog {
+            if rx.to_tag.as_deref() == Some(d.remote_tag.as_str()) {
+                // A retransmission: our ACK got lost.
+                if let Some(ack) = &self.ack {
+                    self.transmit.push_back(ack.clone());
+                }
+            } else {
+                self.reject_stray_2xx(rx, now);
+            }
+            return;
+        }
+        let from = self.config.from.clone();
+        let to = format!("<{}>", self.config.target);
+        let Some(dialog) = Dialog::uac(rx, &self.local_tag, &from, &to, self.invite_seq) else {
+            // No To tag or no Contact: we cannot even ACK it properly.
+            self.invite_failed(502, "2xx without To tag or Contact");
+            return;
+        };
+        self.dialog = Some(dialog);
+        let ack = self.in_dialog_request("ACK", self.invite_seq, &[], None);
+        self.transmit.push_back(ack.clone());
+        self.ack = Some(ack);
+        self.answered = true;
+        if self.hangup_requested {
+            self.send_bye(now);
+            self.phase = Phase::Ending;
+            return;
+        }
+        let body = rx
+            .response()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default();
+        let settled = SessionDescription::parse(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|sdp| self.config.media.settle(&sdp).map_err(|e| e.to_string()));
+        match settled {
+            Ok(media) => {
+                self.phase = Phase::Confirmed;
+                self.events.push_back(CallEvent::Answered {
+                    code,
+                    reason,
+                    media,
+                });
+            }
+            Err(e) => {
+                self.send_bye(now);
+                self.phase = Phase::Ending;
+                self.end(Some(488), format!("unusable SDP answer: {e}"));
+            }
+        }
+    }
+
+    fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
+        let from = self.config.from.clone();
+        let to = format!("<{}>", self.config.target);
+        let Some(mut other) = Dialog::uac(rx, &self.local_tag, &from, &to, self.invite_seq) else {
+            return;
+        };
+        let ack = dialog_request(&self.config, &other, "ACK", self.invite_seq, &[], None);
+        self.transmit.push_back(ack);
+        let seq = other.next_seq();
+        let bye = dialog_request(&self.config, &other, "BYE", seq, &[], None);
+        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
+            let t = ClientTransaction::new(request, false, self.config.timers, now);
+            self.stray.push((t, bye.to));
+        }
+    }
+
+    fn retry_with_auth(&mut self, rx: &Received, now: Instant) -> bool {
+        let Some(credentials) = self.config.credentials.clone() else {
+            return false;
+        };
+        if self.auth_attempts >= 2 {
+            return false;
+        }
+        let code = rx.status_code().unwrap_or(0);
+        let (challenge_header, answer_header) = if code == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(response) = rx.response() else {
+            return false;
+        };
+        let Some(challenge) = header_values(&response.headers, challenge_header)
+            .iter()
+            .find_map(|v| Challenge::parse(v).ok())
+        else {
+            return false;
+        };
+        let mut session = DigestSession::new(challenge);
+        let authorization =
+            session.authorize(&credentials, "INVITE", &self.config.target, &random_token());
+        self.auth_attempts += 1;
+        self.invite_seq += 1;
+        self.invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
+        let Ok(request) = invite_request(
+            &self.config,
+            &self.call_id,
+            &self.local_tag,
+            &self.invite_branch,
+            self.invite_seq,
+            Some((answer_header, &authorization)),
+        ) else {
+            return false;
+        };
+        let retry = ClientTransaction::new(request, false, self.config.timers, now);
+        // The challenged transaction still sends its ACK and absorbs
+        // retransmitted challenges until timer D.
+        let challenged = std::mem::replace(&mut self.invite, retry);
+        self.stray.push((challenged, self.config.next_hop));
+        self.provisional_seen = false;
+        true
+    }
+
+    fn invite_failed(&mut self, code: u16, reason: &str) {
+        if self.phase == Phase::Inviting {
+            let reason = if reason.is_empty() {
+                default_reason(code).to_owned()
+            } else {
+                reason.to_owned()
+            };
+            self.end(Some(code), reason);
+        }
+    }
+
+    fn end(&mut self, code: Option<u16>, reason: String) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.events.push_back(CallEvent::Ended {
+            code,
+            reason,
+            answered: self.answered,
+        });
+    }
+
+    fn send_cancel(&mut self, now: Instant) {
+        let request = self.invite.request();
+        let mut text = format!("CANCEL {} SIP/2.0\r\n", request.uri);
+        text.push_str(&format!(
+            "Via: SIP/2.0/UDP {};branch={};rport\r\n",
+            self.config.via_sent_by, self.invite_branch
+        ));
+        text.push_str("Max-Forwards: 70\r\n");
+        for name in ["Route", "From", "To", "Call-ID"] {
+            for v in header_values(&request.headers, name) {
+                text.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        text.push_str(&format!("CSeq: {} CANCEL\r\n", self.invite_seq));
+        text.push_str(&format!("User-Agent: {}\r\n", self.config.user_agent));
+        text.push_str("Content-Length: 0\r\n\r\n");
+        if let Ok(cancel) = Request::try_from(text.as_bytes()) {
+            self.cancel = Some(ClientTransaction::new(
+                cancel,
+                false,
+                self.config.timers,
+                now,
+            ));
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant) {
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        if self.bye.is_some() {
+            return;
+        }
+        let seq = dialog.next_seq();
+        let bye = self.in_dialog_request("BYE", seq, &[], None);
+        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
+            let t = ClientTransaction::new(request, false, self.config.timers, now);
+            self.bye = Some((t, bye.to));
+        }
+    }
+
+    fn in_dialog_request(
+        &self,
+        method: &str,
+        seq: u32,
+        extra: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Transmit {
+        match &self.dialog {
+            Some(d) => dialog_request(&self.config, d, method, seq, extra, body),
+            None => Transmit {
+                to: self.config.next_hop,
+                bytes: Vec::new(),
+            },
+        }
+    }
+
+    fn handle_request(&mut self, rx: Received, source: SocketAddr, now: Instant) {
+        let Some(request) = rx.request().cloned() else {
+            return;
+        };
+        let method = rx.cseq_method.clone();
+        let reply_to = rx.top_via.response_address(source);
+        // A retransmission of a request we are already answering.
+        if let Some(s) = self
+            .servers
+            .iter_mut()
+            .find(|s| s.branch == rx.top_via.branch && (s.method == method || method == "ACK"))
+        {
+            s.transaction.handle_request(&request, now);
+            if method != "ACK" {
+                return;
+            }
+        }
+        if method == "ACK" {
+            if self.pending_2xx.as_ref().is_some_and(|p| p.cseq == rx.cseq) {
+                self.pending_2xx = None;
+            }
+            return;
+        }
+        let in_dialog = self.dialog.as_ref().is_some_and(|d| d.matches(&rx));
+        if !in_dialog {
+            self.respond(
+                &rx,
+                &request,
+                reply_to,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+                None,
+                now,
+            );
+            return;
+        }
+        if let Some(Err(code)) = self.dialog.as_mut().map(|d| d.accept_remote_seq(&rx)) {
+            self.respond(
+                &rx,
+                &request,
+                reply_to,
+                code,
+                "Server Internal Error",
+                &[("Retry-After", "1")],
+                None,
+                now,
+            );
+            return;
+        }
+        let contact = format!("<{}>", self.config.contact);
+        match method.as_str() {
+            "BYE" => {
+                self.respond(&rx, &request, reply_to, 200, "OK", &[], None, now);
+                self.end(None, "the other party hung up (BYE)".into());
+            }
+            "INVITE" if self.phase == Phase::Confirmed => {
+                self.answer_reinvite(&rx, &request, reply_to, now)
+            }
+            "INVITE" => {
+                self.respond(
+                    &rx,
+                    &request,
+                    reply_to,
+                    491,
+                    "Request Pending",
+                    &[],
+                    None,
+                    now,
+                );
+            }
+            "OPTIONS" => self.respond(
+                &rx,
+                &request,
+                reply_to,
+                200,
+                "OK",
+                &[
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Contact", &contact),
+                ],
+                None,
+                now,
+            ),
+            "INFO" | "CANCEL" => self.respond(&rx, &request, reply_to, 200, "OK", &[], None, now),
+            _ => self.respond(
+                &rx,
+                &request,
+                reply_to,
+                501,
+                "Not Implemented",
+                &[("Allow", ALLOW)],
+                None,
+                now,
+            ),
+        }
+    }
+
+    fn answer_reinvite(
+        &mut self,
+        rx: &Received,
+        request: &Request,
+        reply_to: SocketAddr,
+        now: Instant,
+    ) {
+        self.media_version += 1;
+        let mut media = self.config.media.clone();
+        media.session_version = self.media_version;
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        let sdp = if body.trim().is_empty() {
+            // An offerless re-INVITE (a refresh): our 2xx carries an offer and the ACK the answer.
+            Ok(media.offer().to_text())
+        } else {
+            SessionDescription::parse(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|offer| media.answer(&offer).map_err(|e| e.to_string()))
+                .map(|(answer, negotiated)| {
+                    self.events.push_back(CallEvent::MediaChanged(negotiated));
+                    answer.to_text()
+                })
+        };
+        let contact = format!("<{}>", self.config.contact);
+        match sdp {
+            Ok(sdp) => {
+                let text = crate::response::response_text(
+                    rx,
+                    reply_to,
+                    200,
+                    "OK",
+                    Some(&self.local_tag),
+                    &[("Contact", &contact), ("Allow", ALLOW)],
+                    Some(("application/sdp", &sdp)),
+                );
+                self.respond(
+                    rx,
+                    request,
+                    reply_to,
+                    200,
+                    "OK",
+                    &[("Contact", &contact), ("Allow", ALLOW)],
+                    Some(&sdp),
+                    now,
+                );
+                let t1 = self.config.timers.t1;
+                self.pending_2xx = Some(Pending2xx {
+                    cseq: rx.cseq,
+                    bytes: text.into_bytes(),
+                    to: reply_to,
+                    next_at: now + t1,
+                    interval: t1,
+                    give_up_at: now + self.config.timers.timeout(),
+                });
+            }
+            Err(e) => {
+                let reason = format!("Not Acceptable Here ({e})");
+                self.respond(rx, request, reply_to, 488, &reason, &[], None, now);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        rx: &Received,
+        request: &Request,
+        to: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let body = sdp.map(|s| ("application/sdp", s));
+        let Some(resp): Option<Response> =
+            response(rx, to, code, reason, Some(&self.local_tag), extra, body)
+        else {
+            return;
+        };
+        let mut t = ServerTransaction::new(request, None, false, self.config.timers);
+        t.respond(&resp, now);
+        self.servers.push(Server {
+            branch: rx.top_via.branch.clone(),
+            method: rx.cseq_method.clone(),
+            transaction: t,
+            to,
+        });
+    }
+
+    /// Moves every transaction's datagrams to the outbox and forgets ended ones.
+    fn drain(&mut self) {
+        for (t, to) in &mut self.stray {
+            while let Some(bytes) = t.poll_transmit() {
+                self.transmit.push_back(Transmit { to: *to, bytes });
+            }
+            while t.poll_event().is_some() {}
+        }
+        self.stray.retain(|(t, _)| !t.is_terminated());
+        while let Some(bytes) = self.invite.poll_transmit() {
+            self.transmit.push_back(Transmit {
+                to: self.config.next_hop,
+                bytes,
+            });
+        }
+        while let Some(event) = self.invite.poll_event() {
+            match event {
+                ClientEvent::Timeout => self.invite_failed(408, "Request Timeout"),
+                ClientEvent::TransportError => self.invite_failed(503, "transport error"),
+                ClientEvent::Response(_) => {}
+            }
+        }
+        if let Some(c) = &mut self.cancel {
+            while let Some(bytes) = c.poll_transmit() {
+                self.transmit.push_back(Transmit {
+                    to: self.config.next_hop,
+                    bytes,
+                });
+            }
+            while c.poll_event().is_some() {}
+        }
+        if let Some((b, to)) = &mut self.bye {
+            while let Some(bytes) = b.poll_transmit() {
+                self.transmit.push_back(Transmit { to: *to, bytes });
+            }
+            let mut over = false;
+            while let Some(event) = b.poll_event() {
+                over |= matches!(event, ClientEvent::Timeout | ClientEvent::TransportError)
+                    || matches!(&event, ClientEvent::Response(r) if r.status_code.code() >= 200);
+            }
+            if over && self.phase == Phase::Ending {
+                self.end(None, "hung up".into());
+            }
+        }
+        for s in &mut self.servers {
+            while let Some(bytes) = s.transaction.poll_transmit() {
+                self.transmit.push_back(Transmit { to: s.to, bytes });
+            }
+            while s.transaction.poll_event().is_some() {}
+        }
+        self.servers.retain(|s| !s.transaction.is_terminated());
+    }
+}
+
+fn branch_of(request: &Request) -> String {
+    header_values(&request.headers, "Via")
+        .first()
+        .and_then(|v| crate::via::Via::parse(crate::message::first_element(v)).ok())
+        .map(|v| v.branch)
+        .unwrap_or_default()
+}
+
+fn default_reason(code: u16) -> &'static str {
+    match code {
+        408 => "Request Timeout",
+        487 => "Request Terminated",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// Resolves a URI to a socket address when its host is an IP address.
+fn address_of(uri: &str) -> Option<SocketAddr> {
+    let uri = SipUri::parse(uri).ok()?;
+    let port = uri.port.unwrap_or(if uri.secure { 5061 } else { 5060 });
+    uri.ip().map(|ip| SocketAddr::new(ip, port))
+}
+
+fn invite_request(
+    config: &OutboundCallConfig,
+    call_id: &str,
+    local_tag: &str,
+    branch: &str,
+    seq: u32,
+    authorization: Option<(&str, &str)>,
+) -> Result<Request, String> {
+    let sdp = config.media.offer().to_text();
+    let mut text = format!("INVITE {} SIP/2.0\r\n", config.target);
+    text.push_str(&format!(
+        "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
+        config.via_sent_by
+    ));
+    text.push_str("Max-Forwards: 70\r\n");
+    if let Some(proxy) = &config.outbound_proxy {
+        text.push_str(&format!("Route: <{}>\r\n", with_lr(proxy)));
+    }
+    text.push_str(&format!("From: {};tag={local_tag}\r\n", config.from));
+    text.push_str(&format!("To: <{}>\r\n", config.target));
+    text.push_str(&format!("Call-ID: {call_id}\r\n"));
+    text.push_str(&format!("CSeq: {seq} INVITE\r\n"));
+    text.push_str(&format!("Contact: <{}>\r\n", config.contact));
+    text.push_str(&format!("Allow: {ALLOW}\r\n"));
+    text.push_str(&format!("User-Agent: {}\r\n", config.user_agent));
+    if let Some((name, value)) = authorization {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str(&format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ));
+    Request::try_from(text.as_bytes()).map_err(|e| format!("cannot build the INVITE: {e}"))
+}
+
+fn with_lr(uri: &str) -> String {
+    if uri.to_ascii_lowercase().contains(";lr") {
+        uri.to_owned()
+    } else {
+        format!("{uri};lr")
+    }
+}
+
+/// A request inside `dialog` (§12.2.1.1), and where to send it.
+fn dialog_request(
+    config: &OutboundCallConfig,
+    dialog: &Dialog,
+    method: &str,
+    seq: u32,
+    extra: &[(&str, &str)],
+    body: Option<&str>,
+) -> Transmit {
+    let mut route = dialog.route();
+    let mut to = address_of(&route.next_hop);
+    if route.routes.is_empty() {
+        if let Some(proxy) = &config.outbound_proxy {
+            route.routes.push(with_lr(proxy));
+            to = address_of(proxy);
+        }
+    }
+    let branch = format!("{BRANCH_COOKIE}{}", random_token());
+    let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
+    text.push_str(&format!(
+        "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
+        config.via_sent_by
+    ));
+    text.push_str("Max-Forwards: 70\r\n");
+    for r in &route.routes {
+        text.push_str(&format!("Route: <{r}>\r\n"));
+    }
+    text.push_str(&format!(
+        "From: {};tag={}\r\n",
+        dialog.local_uri, dialog.local_tag
+    ));
+    text.push_str(&format!(
+        "To: {};tag={}\r\n",
+        dialog.remote_uri, dialog.remote_tag
+    ));
+    text.push_str(&format!("Call-ID: {}\r\n", dialog.call_id));
+    text.push_str(&format!("CSeq: {seq} {method}\r\n"));
+    text.push_str(&format!("User-Agent: {}\r\n", config.user_agent));
+    for (name, value) in extra {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match body {
+        Some(b) => text.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => text.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    Transmit {
+        // A Contact with a host name is reached where the INVITE went.
+        to: to.unwrap_or(config.next_hop),
+        bytes: text.into_bytes(),
+    }
+}

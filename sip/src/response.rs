@@ -1,0 +1,133 @@
+//! Building a response to a received request (RFC 3261 §8.2.6): the Via
+//! fields (the top one stamped with `received`/`rport`, §18.2.1 and RFC 3581),
+//! From, To (with our tag once the response is not 100), Call-ID and CSeq
+//! copied, then ours. Used by transactions' users and for stateless errors.
+
+use std::net::SocketAddr;
+
+use rsip::Response;
+
+use crate::message::Received;
+use crate::via::Via;
+
+/// Every value of the header fields named `name` (case-insensitive), in order.
+pub fn header_values(headers: &rsip::Headers, name: &str) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|h| {
+            let text = h.to_string();
+            let (n, v) = text.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The first value of the header field `name`.
+pub fn header_value(headers: &rsip::Headers, name: &str) -> Option<String> {
+    header_values(headers, name).into_iter().next()
+}
+
+/// The methods sono's UA understands, for Allow.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+
+/// A response to `request` as text. `to_tag` is added to To when it has none.
+#[allow(clippy::too_many_arguments)]
+pub fn response_text(
+    request: &Received,
+    source: SocketAddr,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    let Some(req) = request.request() else {
+        return out;
+    };
+    let headers = &req.headers;
+    for (i, via) in header_values(headers, "Via").iter().enumerate() {
+        if i == 0 {
+            // Only the first element of the first field is stamped.
+            let first = crate::message::first_element(via);
+            let rest = &via[first.len()..];
+            out.push_str(&format!("Via: {}{rest}\r\n", Via::stamped(first, source)));
+        } else {
+            out.push_str(&format!("Via: {via}\r\n"));
+        }
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        for v in header_values(headers, name) {
+            let tagged = name == "To" && code > 100 && request.to_tag.is_none();
+            match to_tag {
+                Some(tag) if tagged => out.push_str(&format!("{name}: {v};tag={tag}\r\n")),
+                _ => out.push_str(&format!("{name}: {v}\r\n")),
+            }
+        }
+    }
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match body {
+        Some((content_type, body)) => out.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out
+}
+
+/// [`response_text`] as an rsip response, for server transactions.
+#[allow(clippy::too_many_arguments)]
+pub fn response(
+    request: &Received,
+    source: SocketAddr,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> Option<Response> {
+    let text = response_text(request, source, code, reason, to_tag, extra, body);
+    Response::try_from(text.as_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse;
+
+    #[test]
+    fn copies_the_dialog_fields_and_stamps_the_via() {
+        let req = parse(
+            b"BYE sip:sono@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKq;rport, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp\r\n\
+From: <sip:a@b>;tag=f\r\nTo: <sip:c@d>\r\nCall-ID: cid\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let text = response_text(
+            &req,
+            src,
+            481,
+            "Call/Transaction Does Not Exist",
+            Some("t9"),
+            &[],
+            None,
+        );
+        assert!(
+            text.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKq;received=127.0.0.1;rport=40000, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp\r\n"
+        ), "{text}");
+        assert!(text.contains("To: <sip:c@d>;tag=t9\r\n"), "{text}");
+        assert!(text.contains("CSeq: 2 BYE\r\n"));
+        let back = parse(text.as_bytes()).unwrap();
+        assert_eq!(back.status_code(), Some(481));
+    }
+}

@@ -1,0 +1,420 @@
+//! The outbound call core against a scripted peer, in simulated time: the
+//! messages it sends, the events it reports, and when.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sono_sip::digest::Credentials;
+use sono_sip::message::{parse, Received};
+use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::response::response_text;
+use sono_sip::sdp::{Codec, LocalMedia};
+use sono_sip::transaction::Timers;
+
+const PEER: &str = "127.0.0.1:5080";
+const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn peer() -> SocketAddr {
+    PEER.parse().unwrap()
+}
+
+fn config() -> OutboundCallConfig {
+    OutboundCallConfig {
+        target: format!("sip:bob@{PEER}"),
+        from: "\"Sono\" <sip:alice@127.0.0.1>".into(),
+        contact: "sip:alice@127.0.0.1:5060".into(),
+        via_sent_by: "127.0.0.1:5060".into(),
+        next_hop: peer(),
+        outbound_proxy: None,
+        user_agent: "sono-test".into(),
+        media: LocalMedia {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 20000,
+            codecs: vec![Codec::Speex16k, Codec::Pcmu],
+            telephone_event: true,
+            ptime: 20,
+            session_id: 7,
+            session_version: 1,
+        },
+        timers: Timers::default(),
+        credentials: None,
+        call_id: String::new(),
+    }
+}
+
+/// What the peer received, parsed.
+fn sent(call: &mut OutboundCall) -> Vec<Received> {
+    let mut out = Vec::new();
+    while let Some(t) = call.poll_transmit() {
+        assert_eq!(t.to, peer(), "everything goes to the peer");
+        out.push(parse(&t.bytes).expect("we send valid SIP"));
+    }
+    out
+}
+
+fn events(call: &mut OutboundCall) -> Vec<CallEvent> {
+    std::iter::from_fn(|| call.poll_event()).collect()
+}
+
+fn method(r: &Received) -> String {
+    r.request()
+        .map(|r| r.method.to_string())
+        .unwrap_or_default()
+}
+
+/// The peer's response to one of our requests.
+fn reply(
+    to: &Received,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+    sdp: Option<&str>,
+) -> Received {
+    let text = response_text(
+        to,
+        "127.0.0.1:5060".parse().unwrap(),
+        code,
+        reason,
+        (code > 100).then_some("bobtag"),
+        extra,
+        sdp.map(|s| ("application/sdp", s)),
+    );
+    parse(text.as_bytes()).unwrap()
+}
+
+fn contact() -> [(&'static str, &'static str); 1] {
+    [("Contact", "<sip:bob@127.0.0.1:5080>")]
+}
+
+/// A request from the peer inside the dialog.
+fn peer_request(call_id: &str, tag: &str, method: &str, cseq: u32, body: Option<&str>) -> Received {
+    let body = body.unwrap_or("");
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    let text = format!(
+        "{method} sip:alice@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKpeer{cseq}{method}\r\n\
+From: <sip:bob@127.0.0.1:5080>;tag=bobtag\r\n\
+To: \"Sono\" <sip:alice@127.0.0.1>;tag={tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    parse(text.as_bytes()).unwrap()
+}
+
+fn answered_call(now: Instant) -> (OutboundCall, Received, String) {
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    call.handle_message(
+        reply(&invite, 180, "Ringing", &contact(), None),
+        peer(),
+        now,
+    );
+    call.handle_message(
+        reply(&invite, 200, "OK", &contact(), Some(ANSWER)),
+        peer(),
+        now,
+    );
+    let local_tag = invite.from_tag.clone().unwrap();
+    (call, invite, local_tag)
+}
+
+#[test]
+fn invite_carries_the_offer_and_a_200_is_acked_and_answered() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    let out = sent(&mut call);
+    assert_eq!(out.len(), 1);
+    let invite = &out[0];
+    assert_eq!(method(invite), "INVITE");
+    assert!(invite.top_via.branch.starts_with("z9hG4bK"));
+    assert_eq!(invite.top_via.rport, Some(None));
+    let body = String::from_utf8_lossy(&invite.request().unwrap().body).into_owned();
+    assert!(body.contains("m=audio 20000 RTP/AVP 97 0 101"), "{body}");
+    assert!(body.contains("a=rtpmap:97 speex/16000"), "{body}");
+
+    call.handle_message(reply(invite, 100, "Trying", &[], None), peer(), now);
+    call.handle_message(reply(invite, 180, "Ringing", &contact(), None), peer(), now);
+    call.handle_message(
+        reply(invite, 200, "OK", &contact(), Some(ANSWER)),
+        peer(),
+        now,
+    );
+    let out = sent(&mut call);
+    assert_eq!(out.iter().map(method).collect::<Vec<_>>(), ["ACK"]);
+    let ack = &out[0];
+    assert_eq!(ack.cseq, invite.cseq);
+    assert_eq!(ack.to_tag.as_deref(), Some("bobtag"));
+    assert_ne!(
+        ack.top_via.branch, invite.top_via.branch,
+        "a 2xx ACK is its own transaction"
+    );
+    assert_eq!(
+        ack.request().unwrap().uri.to_string(),
+        "sip:bob@127.0.0.1:5080"
+    );
+    let ev = events(&mut call);
+    assert!(matches!(&ev[0], CallEvent::Progress { code: 100, .. }));
+    assert!(matches!(&ev[1], CallEvent::Progress { code: 180, reason } if reason == "Ringing"));
+    match &ev[2] {
+        CallEvent::Answered {
+            code: 200, media, ..
+        } => {
+            assert_eq!(media.codec, Codec::Pcmu);
+            assert_eq!(media.telephone_event, Some(101));
+            assert_eq!(media.remote, Some("127.0.0.1:40000".parse().unwrap()));
+        }
+        other => panic!("expected Answered, got {other:?}"),
+    }
+    // A retransmitted 200 gets the same ACK again.
+    call.handle_message(
+        reply(invite, 200, "OK", &contact(), Some(ANSWER)),
+        peer(),
+        now,
+    );
+    let again = sent(&mut call);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].top_via.branch, ack.top_via.branch);
+}
+
+#[test]
+fn hangup_after_the_answer_sends_bye_and_ends_on_its_200() {
+    let now = Instant::now();
+    let (mut call, invite, _) = answered_call(now);
+    sent(&mut call);
+    events(&mut call);
+    call.hangup(now);
+    let bye = sent(&mut call).remove(0);
+    assert_eq!(method(&bye), "BYE");
+    assert_eq!(bye.cseq, invite.cseq + 1);
+    assert_eq!(bye.call_id, invite.call_id);
+    assert!(
+        events(&mut call).is_empty(),
+        "the call ends when the BYE is answered"
+    );
+    call.handle_message(reply(&bye, 200, "OK", &[], None), peer(), now);
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::Ended { answered: true, .. }]
+    ));
+}
+
+#[test]
+fn a_busy_peer_ends_the_call_with_its_code_and_gets_an_ack() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    call.handle_message(reply(&invite, 486, "Busy Here", &[], None), peer(), now);
+    let out = sent(&mut call);
+    assert_eq!(out.iter().map(method).collect::<Vec<_>>(), ["ACK"]);
+    assert_eq!(
+        out[0].top_via.branch, invite.top_via.branch,
+        "non-2xx ACK: same branch"
+    );
+    match &events(&mut call)[..] {
+        [CallEvent::Ended {
+            code: Some(486),
+            reason,
+            answered: false,
+        }] => assert_eq!(reason, "Busy Here"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hangup_while_ringing_cancels_and_the_487_ends_the_call() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    call.hangup(now);
+    assert!(
+        sent(&mut call).is_empty(),
+        "no CANCEL before a provisional (RFC 3261 §9.1)"
+    );
+    call.handle_message(
+        reply(&invite, 180, "Ringing", &contact(), None),
+        peer(),
+        now,
+    );
+    let cancel = sent(&mut call).remove(0);
+    assert_eq!(method(&cancel), "CANCEL");
+    assert_eq!(cancel.top_via.branch, invite.top_via.branch);
+    assert_eq!(cancel.cseq, invite.cseq);
+    call.handle_message(reply(&cancel, 200, "OK", &[], None), peer(), now);
+    call.handle_message(
+        reply(&invite, 487, "Request Terminated", &[], None),
+        peer(),
+        now,
+    );
+    assert_eq!(
+        sent(&mut call).iter().map(method).collect::<Vec<_>>(),
+        ["ACK"]
+    );
+    let ev = events(&mut call);
+    assert!(
+        matches!(
+            ev.last(),
+            Some(CallEvent::Ended {
+                code: Some(487),
+                ..
+            })
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_401_is_answered_once_with_digest_credentials() {
+    let now = Instant::now();
+    let mut cfg = config();
+    cfg.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: "secret".into(),
+    });
+    let mut call = OutboundCall::new(cfg, now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    let challenge = [(
+        "WWW-Authenticate",
+        "Digest realm=\"sono.test\", nonce=\"abc123\", algorithm=MD5, qop=\"auth\"",
+    )];
+    call.handle_message(
+        reply(&invite, 401, "Unauthorized", &challenge, None),
+        peer(),
+        now,
+    );
+    let out = sent(&mut call);
+    assert_eq!(
+        out.iter().map(method).collect::<Vec<_>>(),
+        ["ACK", "INVITE"]
+    );
+    let retry = &out[1];
+    assert_eq!(retry.cseq, invite.cseq + 1);
+    assert_eq!(retry.call_id, invite.call_id);
+    assert_eq!(retry.from_tag, invite.from_tag);
+    let auth = sono_sip::response::header_value(&retry.request().unwrap().headers, "Authorization")
+        .expect("an Authorization header");
+    assert!(
+        auth.contains("username=\"alice\"") && auth.contains("nc=00000001"),
+        "{auth}"
+    );
+    assert!(!auth.contains("secret"));
+    assert!(events(&mut call).is_empty());
+    // A second challenge to the retry is answered once more, a third ends the call.
+    call.handle_message(
+        reply(retry, 401, "Unauthorized", &challenge, None),
+        peer(),
+        now,
+    );
+    let third = sent(&mut call).pop().unwrap();
+    assert_eq!(method(&third), "INVITE");
+    call.handle_message(
+        reply(&third, 401, "Unauthorized", &challenge, None),
+        peer(),
+        now,
+    );
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::Ended {
+            code: Some(401),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_remote_bye_is_answered_and_ends_the_call() {
+    let now = Instant::now();
+    let (mut call, invite, tag) = answered_call(now);
+    sent(&mut call);
+    events(&mut call);
+    let bye = peer_request(&invite.call_id, &tag, "BYE", 1, None);
+    call.handle_message(bye.clone(), peer(), now);
+    let out = sent(&mut call);
+    assert_eq!(out[0].status_code(), Some(200));
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::Ended {
+            code: None,
+            answered: true,
+            ..
+        }]
+    ));
+    // Its retransmission gets the same 200, not a 481.
+    call.handle_message(bye, peer(), now);
+    assert_eq!(sent(&mut call)[0].status_code(), Some(200));
+    // Timer J ends the server transaction; then the call is finished.
+    call.handle_timeout(now + Duration::from_secs(33));
+    assert!(call.is_finished());
+}
+
+#[test]
+fn reinvite_and_options_are_answered_and_strangers_get_481() {
+    let now = Instant::now();
+    let (mut call, invite, tag) = answered_call(now);
+    sent(&mut call);
+    events(&mut call);
+    let reinvite = peer_request(&invite.call_id, &tag, "INVITE", 2, Some(ANSWER));
+    call.handle_message(reinvite, peer(), now);
+    let ok = sent(&mut call).remove(0);
+    assert_eq!(ok.status_code(), Some(200));
+    let body = String::from_utf8_lossy(&ok.response().unwrap().body).into_owned();
+    assert!(body.contains("m=audio 20000 RTP/AVP 0 101"), "{body}");
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::MediaChanged(_)]
+    ));
+    // Without its ACK the 2xx is retransmitted after T1.
+    call.handle_timeout(now + Duration::from_millis(500));
+    assert_eq!(sent(&mut call).len(), 1);
+    let ack = peer_request(&invite.call_id, &tag, "ACK", 2, None);
+    call.handle_message(ack, peer(), now + Duration::from_millis(600));
+    call.handle_timeout(now + Duration::from_millis(1600));
+    assert!(
+        sent(&mut call).is_empty(),
+        "the ACK stopped the retransmissions"
+    );
+
+    let options = peer_request(&invite.call_id, &tag, "OPTIONS", 3, None);
+    call.handle_message(options, peer(), now);
+    assert_eq!(sent(&mut call)[0].status_code(), Some(200));
+
+    let stranger = peer_request("someone-else", &tag, "BYE", 9, None);
+    call.handle_message(stranger, peer(), now);
+    assert_eq!(sent(&mut call)[0].status_code(), Some(481));
+}
+
+#[test]
+fn no_answer_times_out_after_64_t1() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    sent(&mut call);
+    let mut t = now;
+    let mut sends = 0;
+    while let Some(next) = call.poll_timeout() {
+        if next > now + Duration::from_secs(40) {
+            break;
+        }
+        t = next;
+        call.handle_timeout(t);
+        sends += sent(&mut call).len();
+        if call.is_ended() {
+            break;
+        }
+    }
+    assert_eq!(
+        sends, 6,
+        "INVITE retransmitted at 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s"
+    );
+    assert_eq!(t - now, Duration::from_secs(32));
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::Ended {
+            code: Some(408),
+            ..
+        }]
+    ));
+}
