@@ -4,12 +4,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix::Addr;
+use actix::{Addr, Recipient};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::Rng;
 
 use crate::rtmp_connection::RtmpConnection;
+use crate::sip_transport::SipInbound;
 
 /// A connection's number, unique for the life of the process.
 pub type ConnectionId = u64;
@@ -19,6 +20,8 @@ pub struct Directory {
     next_id: AtomicU64,
     connections: DashMap<ConnectionId, Addr<RtmpConnection>>,
     users: DashMap<String, ConnectionId>,
+    /// Call-ID → the call that owns it; the SIP transport routes by it.
+    calls: DashMap<String, Recipient<SipInbound>>,
 }
 
 impl Directory {
@@ -39,6 +42,22 @@ impl Directory {
     /// Frees a user name, if `id` still holds it.
     pub fn release_user(&self, user: &str, id: ConnectionId) {
         self.users.remove_if(user, |_, holder| *holder == id);
+    }
+
+    pub fn add_call(&self, call_id: &str, call: Recipient<SipInbound>) {
+        self.calls.insert(call_id.to_owned(), call);
+    }
+
+    pub fn remove_call(&self, call_id: &str) {
+        self.calls.remove(call_id);
+    }
+
+    pub fn call(&self, call_id: &str) -> Option<Recipient<SipInbound>> {
+        self.calls.get(call_id).map(|c| c.clone())
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     pub fn connection(&self, id: ConnectionId) -> Option<Addr<RtmpConnection>> {

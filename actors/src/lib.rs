@@ -5,11 +5,14 @@
 //!
 //! [`Gateway`] starts everything for the binary and shuts it down gracefully.
 
+pub mod call;
 pub mod directory;
 pub mod metrics;
 pub mod rtmp_connection;
 pub mod rtmp_listener;
+pub mod rtp_ports;
 pub mod settings;
+pub mod sip_transport;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +32,10 @@ pub struct Shared {
     pub directory: Directory,
     pub metrics: Metrics,
     pub dial_plan: sono_sip::dial_plan::DialPlan,
+    /// The SIP socket every call sends from.
+    pub sip: sip_transport::SipSocket,
+    /// Codecs from `media.codecs`, checked at start.
+    pub codecs: Vec<sono_sip::sdp::Codec>,
 }
 
 /// The running gateway: listeners and the arbiters that hold connections.
@@ -46,7 +53,19 @@ impl Gateway {
             .dial_plan
             .compile()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind(settings.rtmp.listen).await?;
+        let codecs = settings
+            .media
+            .codec_list()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let sip = sip_transport::SipSocket::bind(settings.sip.listen, &settings.sip.advertise)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("SIP on {}: {e}", settings.sip.listen))
+            })?;
+        info!(address = %sip.local_addr()?, advertised = sip.advertised(), "SIP listening (UDP)");
+        let listener = TcpListener::bind(settings.rtmp.listen).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("RTMP on {}: {e}", settings.rtmp.listen))
+        })?;
         info!(address = %listener.local_addr()?, "RTMP listening");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Arc<Vec<Arbiter>> = Arc::new((0..cores).map(|_| Arbiter::new()).collect());
@@ -55,7 +74,10 @@ impl Gateway {
             directory: Directory::default(),
             metrics: Metrics::default(),
             dial_plan,
+            sip,
+            codecs,
         });
+        sip_transport::SipTransport::start(shared.clone(), shared.sip.clone());
         let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(
             listener,
             shared.clone(),
@@ -85,7 +107,16 @@ impl Gateway {
             addr.do_send(Shutdown);
         }
         let deadline = Instant::now() + self.shared.settings.shutdown.grace;
-        while self.shared.directory.connection_count() > 0 && Instant::now() < deadline {
+        // Calls get the grace period too, to send their BYE or CANCEL and hear the answer.
+        while (self.shared.directory.connection_count() > 0
+            || self
+                .shared
+                .metrics
+                .sip_calls_active
+                .load(std::sync::atomic::Ordering::Acquire)
+                > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.shared.directory.connection_count();

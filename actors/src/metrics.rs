@@ -17,6 +17,12 @@ pub struct Metrics {
     pub rtmp_audio_other: AtomicU64,
     pub rtmp_bytes_received: AtomicU64,
     pub registrations_implicit: AtomicU64,
+    pub sip_messages_received: AtomicU64,
+    pub sip_messages_rejected: AtomicU64,
+    pub sip_calls_started: AtomicU64,
+    pub sip_calls_answered: AtomicU64,
+    pub sip_calls_failed: AtomicU64,
+    pub sip_calls_active: AtomicU64,
 }
 
 impl Metrics {
@@ -88,6 +94,42 @@ impl Metrics {
             "counter",
             "Implicit URIs given to clients that called register without arguments.",
             &[("", get(&self.registrations_implicit))],
+        );
+        metric(
+            "sono_sip_messages_received_total",
+            "counter",
+            "SIP messages received on the SIP transport.",
+            &[("", get(&self.sip_messages_received))],
+        );
+        metric(
+            "sono_sip_messages_rejected_total",
+            "counter",
+            "Received SIP messages refused as malformed (answered 400/416/505 or dropped).",
+            &[("", get(&self.sip_messages_rejected))],
+        );
+        metric(
+            "sono_sip_calls_started_total",
+            "counter",
+            "Outbound calls whose INVITE was sent.",
+            &[("", get(&self.sip_calls_started))],
+        );
+        metric(
+            "sono_sip_calls_answered_total",
+            "counter",
+            "Outbound calls answered with a 2xx.",
+            &[("", get(&self.sip_calls_answered))],
+        );
+        metric(
+            "sono_sip_calls_failed_total",
+            "counter",
+            "Outbound calls that ended without an answer (4xx-6xx, timeout, transport error, cancel).",
+            &[("", get(&self.sip_calls_failed))],
+        );
+        metric(
+            "sono_sip_calls",
+            "gauge",
+            "Calls in progress now (dialling, ringing or answered, not yet ended).",
+            &[("", get(&self.sip_calls_active))],
         );
         s
     }

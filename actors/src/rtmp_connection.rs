@@ -23,8 +23,10 @@ use tracing::{debug, info, warn};
 
 use sono_sip::dial_plan::Verdict;
 
+use crate::call::{outbound_config, Call, CallNotice, Hangup};
 use crate::directory::ConnectionId;
 use crate::metrics::Metrics;
+use crate::rtp_ports::RtpPorts;
 use crate::Shared;
 
 /// How often timeouts are checked.
@@ -52,6 +54,9 @@ pub struct RtmpConnection {
     implicit: Option<(String, String)>,
     audio_messages: u64,
     closing: bool,
+    /// The call in progress, if any, and the `dial` it still has to answer.
+    call: Option<Addr<Call>>,
+    pending_dial: Option<f64>,
 }
 
 impl RtmpConnection {
@@ -91,6 +96,8 @@ impl RtmpConnection {
                 implicit: None,
                 audio_messages: 0,
                 closing: false,
+                call: None,
+                pending_dial: None,
                 shared,
             }
         })
@@ -167,7 +174,7 @@ impl RtmpConnection {
                 SessionEvent::Phone {
                     transaction_id,
                     request,
-                } => self.handle_phone(transaction_id, request),
+                } => self.handle_phone(ctx, transaction_id, request),
                 SessionEvent::Publishing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client publishes")
                 }
@@ -185,14 +192,21 @@ impl RtmpConnection {
         }
     }
 
-    fn handle_phone(&mut self, txn: f64, request: PhoneRequest) {
+    fn handle_phone(&mut self, ctx: &mut Context<Self>, txn: f64, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
-            PhoneRequest::Dial { uri } => self.dial(txn, &uri),
-            PhoneRequest::Hangup => {
-                self.session
-                    .answer_error(txn, code::CALL_NO_CALL, "there is no call to hang up")
-            }
+            PhoneRequest::Dial { uri } => self.dial(ctx, txn, &uri),
+            PhoneRequest::Hangup => match &self.call {
+                Some(call) => {
+                    call.do_send(Hangup { client_gone: false });
+                    self.session.answer_result(txn, AmfValue::Null);
+                }
+                None => self.session.answer_error(
+                    txn,
+                    code::CALL_NO_CALL,
+                    "there is no call to hang up",
+                ),
+            },
             PhoneRequest::Accept | PhoneRequest::Reject { .. } => {
                 self.session
                     .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
@@ -206,7 +220,7 @@ impl RtmpConnection {
         }
     }
 
-    fn dial(&mut self, txn: f64, uri: &str) {
+    fn dial(&mut self, ctx: &mut Context<Self>, txn: f64, uri: &str) {
         match self.shared.dial_plan.check(uri) {
             Verdict::Invalid(e) => self.session.answer_error(
                 txn,
@@ -218,12 +232,55 @@ impl RtmpConnection {
                 self.session
                     .answer_error(txn, code::CALL_FORBIDDEN, &reason);
             }
-            Verdict::Allowed(_) => self.session.answer_error(
+            Verdict::Allowed(target) => self.place_call(ctx, txn, &target),
+        }
+    }
+
+    fn place_call(&mut self, ctx: &mut Context<Self>, txn: f64, target: &sono_sip::uri::SipUri) {
+        if self.call.is_some() {
+            self.session.answer_error(
+                txn,
+                code::CALL_EXISTING,
+                "this connection already has a call; hang up first",
+            );
+            return;
+        }
+        let shared = &self.shared;
+        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
+        if active >= shared.settings.sip.max_calls as u64 {
+            warn!(
+                conn = self.id,
+                active, "dial refused: sip.max_calls reached"
+            );
+            self.session.answer_error(
                 txn,
                 code::CALL_FAILED,
-                "this build of sono has no SIP side yet: calls cannot be placed",
-            ),
+                "too many calls in progress (sip.max_calls)",
+            );
+            return;
         }
+        let m = &shared.settings.media;
+        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
+            Ok(rtp) => rtp,
+            Err(e) => {
+                warn!(conn = self.id, error = %e, "dial refused: no RTP port");
+                self.session
+                    .answer_error(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
+                return;
+            }
+        };
+        let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
+        let (config, resolve) = outbound_config(shared, target, user, rtp.port());
+        let call = Call::start(
+            self.id,
+            ctx.address().recipient(),
+            shared.clone(),
+            config,
+            resolve,
+            rtp,
+        );
+        self.call = Some(call);
+        self.pending_dial = Some(txn);
     }
 
     fn register(&mut self, txn: f64, request: RegisterRequest) {
@@ -275,6 +332,10 @@ impl Actor for RtmpConnection {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // The SIP side of a call ends with its client (CANCEL or BYE at once).
+        if let Some(call) = self.call.take() {
+            call.do_send(Hangup { client_gone: true });
+        }
         self.shared.directory.remove_connection(self.id);
         if let Some((user, _)) = &self.implicit {
             self.shared.directory.release_user(user, self.id);
@@ -343,5 +404,47 @@ impl Handler<Shutdown> for RtmpConnection {
             self.session.send_event(&PhoneEvent::ServerShutdown);
         }
         self.close(ctx, "sono is shutting down", false);
+    }
+}
+
+impl Handler<CallNotice> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, notice: CallNotice, _: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        match notice {
+            CallNotice::Status(event) => self.session.send_event(&event),
+            CallNotice::DialAnswer(answer) => {
+                let Some(txn) = self.pending_dial.take() else {
+                    return;
+                };
+                match answer {
+                    Ok(()) => self.session.answer_result(
+                        txn,
+                        AmfValue::object([("level", AmfValue::from("status"))]),
+                    ),
+                    Err((sip_code, reason)) => {
+                        let description = match sip_code {
+                            Some(c) => format!("the call failed: {c} {reason}"),
+                            None => format!("the call failed: {reason}"),
+                        };
+                        self.session.answer_error_with(
+                            txn,
+                            code::CALL_FAILED,
+                            &description,
+                            sip_code,
+                            Some(&reason),
+                        );
+                    }
+                }
+            }
+            CallNotice::Ended => {
+                self.call = None;
+                self.pending_dial = None;
+            }
+        }
+        self.flush();
     }
 }

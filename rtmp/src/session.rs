@@ -560,12 +560,32 @@ impl ServerSession {
 
     /// `_error(txn, null, {level: "error", code, description})`.
     pub fn answer_error(&mut self, transaction_id: f64, code: &str, description: &str) {
+        self.answer_error_with(transaction_id, code, description, None, None);
+    }
+
+    /// `_error` that a SIP response caused: the info object also carries
+    /// `sip_code` and `reason`.
+    pub fn answer_error_with(
+        &mut self,
+        transaction_id: f64,
+        code: &str,
+        description: &str,
+        sip_code: Option<u16>,
+        reason: Option<&str>,
+    ) {
         if transaction_id > 0.0 {
-            let info = AmfValue::object([
+            let mut fields = vec![
                 ("level", AmfValue::from("error")),
                 ("code", code.into()),
                 ("description", description.into()),
-            ]);
+            ];
+            if let Some(c) = sip_code {
+                fields.push(("sip_code", AmfValue::Number(f64::from(c))));
+            }
+            if let Some(r) = reason {
+                fields.push(("reason", r.into()));
+            }
+            let info = AmfValue::object(fields);
             self.command(0, "_error", transaction_id, AmfValue::Null, info);
         }
     }

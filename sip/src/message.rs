@@ -122,6 +122,24 @@ fn is_token_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
 }
 
+/// The methods rsip (and so sono) can represent; others are answered 501 (§8.2.1).
+const KNOWN_METHODS: [&str; 14] = [
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
+];
+
 /// Header fields that may appear once only; a second copy makes the request
 /// ambiguous and earns a 400 (RFC 4475 §3.1.2.x "multi" cases).
 const SINGLE: [&str; 5] = ["Call-ID", "CSeq", "From", "To", "Content-Length"];
@@ -362,6 +380,9 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         None => body,
     };
     if let StartLine::Request { method, uri } = &start {
+        if !KNOWN_METHODS.contains(method) {
+            return Err(fail(501, format!("unknown method {method:.20}")));
+        }
         if !method.eq_ignore_ascii_case(cseq_method) && *method != "ACK" && *method != "CANCEL" {
             return Err(fail(
                 400,
@@ -406,6 +427,67 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         to_tag,
         reason_phrase,
     })
+}
+
+/// A stateless error response to a request [`parse`] refused with a status
+/// (§8.2.6 as far as the message allows): Via (top one stamped), From, To
+/// (with a tag), Call-ID and CSeq copied as written. `None` when the message is
+/// not a request or has no readable Via.
+pub fn error_response(
+    bytes: &[u8],
+    error: &ParseError,
+    source: std::net::SocketAddr,
+    to_tag: &str,
+) -> Option<Vec<u8>> {
+    let code = error.status?;
+    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let bytes = &bytes[start..];
+    let end = find_head_end(bytes).map_or(bytes.len(), |(e, _)| e);
+    let head = String::from_utf8_lossy(&bytes[..end]);
+    let (line, fields) = fields(&head).ok()?;
+    if line.starts_with("SIP/") {
+        return None;
+    }
+    let reason = match code {
+        416 => "Unsupported URI Scheme",
+        501 => "Not Implemented",
+        505 => "Version Not Supported",
+        _ => "Bad Request",
+    };
+    // The reason says what was wrong; control characters cannot reach the wire.
+    let detail: String = error
+        .reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    let mut out = format!("SIP/2.0 {code} {reason} ({detail})\r\n");
+    let mut vias = fields.iter().filter(|f| f.name.eq_ignore_ascii_case("Via"));
+    let top = vias.next()?;
+    let first = first_element(&top.value);
+    Via::parse(first).ok()?;
+    out.push_str(&format!(
+        "Via: {}{}\r\n",
+        Via::stamped(first, source),
+        &top.value[first.len()..]
+    ));
+    for v in vias {
+        out.push_str(&format!("Via: {}\r\n", v.value));
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        if let Some(f) = fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)) {
+            if name == "To" && header_param(&f.value, "tag").is_none() {
+                out.push_str(&format!("To: {};tag={to_tag}\r\n", f.value));
+            } else {
+                out.push_str(&format!("{}: {}\r\n", name, f.value));
+            }
+        }
+    }
+    if code == 501 {
+        out.push_str(&format!("Allow: {}\r\n", crate::response::ALLOW));
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
 }
 
 fn message_code(message: &SipMessage) -> Option<u16> {
@@ -534,6 +616,24 @@ Content-Length: 0\r\n\r\ngarbage";
         assert_eq!(r.reason_phrase.as_deref(), Some("Busy Here Now"));
         assert_eq!(r.to_tag.as_deref(), Some("2"));
         assert!(r.response().is_some_and(|r| r.body.is_empty()));
+    }
+
+    #[test]
+    fn refused_requests_get_an_error_response_they_can_match() {
+        let bad = OPTIONS.replace("SIP/2.0\r\nv:", "SIP/7.0\r\nv:");
+        let e = parse(bad.as_bytes()).unwrap_err();
+        let src: std::net::SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let resp = error_response(bad.as_bytes(), &e, src, "t1").expect("answerable");
+        let r = parse(&resp).expect("our error response parses");
+        assert_eq!(r.status_code(), Some(505));
+        assert_eq!(r.top_via.branch, "z9hG4bK-1");
+        assert_eq!(r.to_tag.as_deref(), Some("t1"));
+        let no_via = OPTIONS.replace(
+            "v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n",
+            "",
+        );
+        let e = parse(no_via.as_bytes()).unwrap_err();
+        assert!(error_response(no_via.as_bytes(), &e, src, "t1").is_none());
     }
 
     #[test]

@@ -162,6 +162,72 @@ impl FlashClient {
         self.wait_reply(txn)
     }
 
+    /// `NetConnection.call` without waiting: the transaction id, for [`Self::reply`].
+    pub fn send_call(&mut self, name: &str, args: Vec<AmfValue>) -> io::Result<f64> {
+        let txn = self.next_txn;
+        self.next_txn += 1.0;
+        self.send_command(0, name, txn, args)?;
+        Ok(txn)
+    }
+
+    /// The answer to `txn` if it has arrived (read with [`Self::pump`] or [`Self::wait_for`]).
+    pub fn reply(&mut self, txn: f64) -> Option<Reply> {
+        let i = self.replies.iter().position(|(t, _)| *t == txn)?;
+        Some(self.replies.remove(i).1)
+    }
+
+    /// Whether the answer to `txn` has arrived, without taking it.
+    pub fn has_reply(&self, txn: f64) -> bool {
+        self.replies.iter().any(|(t, _)| *t == txn)
+    }
+
+    /// Reads until `done` holds or `timeout` passes; returns whether it held.
+    pub fn wait_for(&mut self, timeout: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            match self.read_until(deadline) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return done(self),
+                Err(_) => return done(self),
+            }
+        }
+    }
+
+    /// Every `Sono.Call.Status` so far as `(status_code, sip_code, reason)`.
+    pub fn call_statuses(&self) -> Vec<(u8, Option<u16>, Option<String>)> {
+        self.events
+            .iter()
+            .filter(|e| e.get("code").and_then(AmfValue::as_str) == Some("Sono.Call.Status"))
+            .map(|e| {
+                (
+                    e.get("status_code")
+                        .and_then(AmfValue::as_number)
+                        .unwrap_or(-1.0) as u8,
+                    e.get("sip_code")
+                        .and_then(AmfValue::as_number)
+                        .map(|c| c as u16),
+                    e.get("reason")
+                        .and_then(AmfValue::as_str)
+                        .map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    /// Just the status codes of [`Self::call_statuses`].
+    pub fn call_status_codes(&self) -> Vec<(u8, Option<u16>)> {
+        self.call_statuses()
+            .into_iter()
+            .map(|(s, c, _)| (s, c))
+            .collect()
+    }
+
     /// Sends a command on a stream without waiting (transaction id 0, as NetStream does).
     pub fn send_command(
         &mut self,

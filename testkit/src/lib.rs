@@ -1,12 +1,15 @@
 //! Test support shared by sono's end-to-end tests and benchmarks:
 //! - [`FlashClient`]: an RTMP client that behaves like Flash Player's NetConnection.
 //! - [`Sono`]: the real `sono` binary, started on free loopback ports and stopped by PID.
+//! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
 mod flash_client;
 mod flv;
+mod sipp;
 mod sono;
 
 pub use flash_client::{FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
+pub use sipp::{free_udp_port, Sipp};
 pub use sono::{require_tool, Sono};

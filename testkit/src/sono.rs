@@ -31,6 +31,7 @@ pub struct Sono {
     dir: PathBuf,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    pub sip: SocketAddr,
 }
 
 impl Sono {
@@ -74,6 +75,7 @@ impl Sono {
             dir,
             rtmp,
             http,
+            sip,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {

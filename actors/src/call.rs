@@ -1,0 +1,406 @@
+//! `Call`: one outbound SIP call leg of an RTMP client, on the client's
+//! arbiter. It owns the sans-I/O [`OutboundCall`] core, feeds it the messages
+//! the `SipTransport` routes here and its deadlines, writes what it produces
+//! to the SIP socket, and turns its events into the Flash API's
+//! `Sono.Call.Status` events and the dial's answer for the `RtmpConnection`.
+//!
+//! The dial is answered `_result` once the call has started (a provisional
+//! other than 100, or the answer) and `_error` `Sono.Call.Failed` with the
+//! SIP code and reason if it ends before that.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use sono_rtmp::phone::{CallStatus, PhoneEvent};
+use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use tracing::{debug, info, warn};
+
+use crate::directory::ConnectionId;
+use crate::metrics::Metrics;
+use crate::rtp_ports::RtpPorts;
+use crate::sip_transport::SipInbound;
+use crate::Shared;
+
+/// What a call tells its connection.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum CallNotice {
+    Status(PhoneEvent),
+    /// The answer to the pending `dial`: `Ok` once the call started, else the
+    /// SIP code and reason that ended it.
+    DialAnswer(Result<(), (Option<u16>, String)>),
+    /// The call is over; the connection may dial again.
+    Ended,
+}
+
+/// The client hung up, or went away (`client_gone`: no more notices).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Hangup {
+    pub client_gone: bool,
+}
+
+pub struct Call {
+    conn: ConnectionId,
+    connection: Recipient<CallNotice>,
+    shared: Arc<Shared>,
+    core: Option<OutboundCall>,
+    /// Until the next hop is resolved.
+    config: Option<OutboundCallConfig>,
+    /// A host name to resolve before the INVITE can go.
+    resolve: Option<(String, u16)>,
+    /// Reserved for the media bridge.
+    rtp: RtpPorts,
+    timer: Option<SpawnHandle>,
+    client_gone: bool,
+    dial_answered: bool,
+    hangup_requested: bool,
+    ended_notified: bool,
+    started: Instant,
+}
+
+impl Call {
+    /// Starts the call on the current arbiter. `resolve` names a host whose
+    /// address becomes the next hop (port included) before the INVITE is sent.
+    pub fn start(
+        conn: ConnectionId,
+        connection: Recipient<CallNotice>,
+        shared: Arc<Shared>,
+        config: OutboundCallConfig,
+        resolve: Option<(String, u16)>,
+        rtp: RtpPorts,
+    ) -> Addr<Call> {
+        Call {
+            conn,
+            connection,
+            shared,
+            core: None,
+            config: Some(config),
+            resolve,
+            rtp,
+            timer: None,
+            client_gone: false,
+            dial_answered: false,
+            hangup_requested: false,
+            ended_notified: false,
+            started: Instant::now(),
+        }
+        .start()
+    }
+
+    fn notify(&self, notice: CallNotice) {
+        if !self.client_gone {
+            self.connection.do_send(notice);
+        }
+    }
+
+    fn status(&self, status: CallStatus, sip_code: Option<u16>, reason: Option<String>) {
+        self.notify(CallNotice::Status(PhoneEvent::CallStatus {
+            status,
+            sip_code,
+            reason,
+        }));
+    }
+
+    /// Sends the INVITE once the next hop is known.
+    fn begin(&mut self, ctx: &mut Context<Self>, next_hop: Option<SocketAddr>) {
+        let Some(mut config) = self.config.take() else {
+            return;
+        };
+        if self.hangup_requested {
+            self.fail_before_start(ctx, None, "hung up before the call was placed".into());
+            return;
+        }
+        if let Some(hop) = next_hop {
+            config.next_hop = hop;
+        }
+        let target = config.target.clone();
+        match OutboundCall::new(config, Instant::now()) {
+            Ok(core) => {
+                let call_id = core.call_id().to_owned();
+                self.shared
+                    .directory
+                    .add_call(&call_id, ctx.address().recipient());
+                Metrics::add(&self.shared.metrics.sip_calls_started, 1);
+                info!(conn = self.conn, %call_id, %target, rtp_port = self.rtp.port(), "calling");
+                self.core = Some(core);
+                self.status(CallStatus::InProgress, None, Some("calling".into()));
+                self.pump(ctx);
+            }
+            Err(e) => self.fail_before_start(ctx, None, e),
+        }
+    }
+
+    /// The call could not even be placed.
+    fn fail_before_start(&mut self, ctx: &mut Context<Self>, code: Option<u16>, reason: String) {
+        warn!(conn = self.conn, %reason, "call not placed");
+        Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
+        self.status(CallStatus::NotConnected, code, Some(reason.clone()));
+        if !self.dial_answered {
+            self.dial_answered = true;
+            self.notify(CallNotice::DialAnswer(Err((code, reason))));
+        }
+        self.mark_ended();
+        ctx.stop();
+    }
+
+    /// Once per call: the connection may dial again, the gauge drops.
+    fn mark_ended(&mut self) {
+        if self.ended_notified {
+            return;
+        }
+        self.ended_notified = true;
+        self.notify(CallNotice::Ended);
+        self.shared
+            .metrics
+            .sip_calls_active
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Sends what the core produced, reports its events, re-arms its timer.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(core) = &mut self.core else {
+            return;
+        };
+        while let Some(t) = core.poll_transmit() {
+            self.shared.sip.send(t.to, &t.bytes);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = core.poll_event() {
+            events.push(e);
+        }
+        let finished = core.is_finished();
+        let deadline = core.poll_timeout();
+        let call_id = core.call_id().to_owned();
+        for event in events {
+            self.report(event, &call_id);
+        }
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if finished {
+            ctx.stop();
+            return;
+        }
+        if let Some(at) = deadline {
+            let wait = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(wait, |call, ctx| {
+                call.timer = None;
+                if let Some(core) = &mut call.core {
+                    core.handle_timeout(Instant::now());
+                }
+                call.pump(ctx);
+            }));
+        }
+    }
+
+    fn report(&mut self, event: CallEvent, call_id: &str) {
+        match event {
+            CallEvent::Progress { code, reason } => {
+                debug!(conn = self.conn, call_id, code, %reason, "call progress");
+                if code > 100 && !self.dial_answered {
+                    self.dial_answered = true;
+                    self.notify(CallNotice::DialAnswer(Ok(())));
+                }
+                self.status(CallStatus::InProgress, Some(code), Some(reason));
+            }
+            CallEvent::Answered {
+                code,
+                reason,
+                media,
+            } => {
+                info!(conn = self.conn, call_id, code, codec = ?media.codec,
+                      remote_rtp = ?media.remote, setup_ms = self.started.elapsed().as_millis() as u64,
+                      "call answered");
+                Metrics::add(&self.shared.metrics.sip_calls_answered, 1);
+                if !self.dial_answered {
+                    self.dial_answered = true;
+                    self.notify(CallNotice::DialAnswer(Ok(())));
+                }
+                self.status(CallStatus::Connected, Some(code), Some(reason.clone()));
+                // Media starts with the media bridge (issue 4); the client may
+                // publish and play from now on.
+                self.status(CallStatus::ConnectStreams, Some(code), Some(reason));
+            }
+            CallEvent::MediaChanged(media) => {
+                debug!(
+                    conn = self.conn,
+                    call_id,
+                    ?media,
+                    "media changed by re-INVITE"
+                );
+            }
+            CallEvent::Ended {
+                code,
+                reason,
+                answered,
+            } => {
+                info!(conn = self.conn, call_id, ?code, %reason, answered, "call ended");
+                if !answered {
+                    Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
+                }
+                self.status(CallStatus::NotConnected, code, Some(reason.clone()));
+                if !self.dial_answered {
+                    self.dial_answered = true;
+                    self.notify(CallNotice::DialAnswer(Err((code, reason))));
+                }
+                self.mark_ended();
+            }
+        }
+    }
+}
+
+impl Actor for Call {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.shared
+            .metrics
+            .sip_calls_active
+            .fetch_add(1, Ordering::AcqRel);
+        match self.resolve.take() {
+            None => self.begin(ctx, None),
+            Some((host, port)) => {
+                let lookup = async move {
+                    tokio::net::lookup_host((host.as_str(), port))
+                        .await
+                        .map_err(|e| format!("cannot resolve {host}: {e}"))
+                        .and_then(|mut addrs| {
+                            addrs.next().ok_or_else(|| format!("{host} has no address"))
+                        })
+                };
+                ctx.spawn(
+                    lookup
+                        .into_actor(self)
+                        .map(|result, call, ctx| match result {
+                            Ok(addr) => call.begin(ctx, Some(addr)),
+                            Err(e) => call.fail_before_start(ctx, Some(503), e),
+                        }),
+                );
+            }
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(core) = &self.core {
+            self.shared.directory.remove_call(core.call_id());
+        }
+        self.mark_ended();
+    }
+}
+
+impl Handler<SipInbound> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipInbound, ctx: &mut Context<Self>) {
+        if let Some(core) = &mut self.core {
+            core.handle_message(msg.message, msg.source, Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Hangup> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: Hangup, ctx: &mut Context<Self>) {
+        self.client_gone |= msg.client_gone;
+        if self.hangup_requested {
+            return;
+        }
+        self.hangup_requested = true;
+        match self.core.as_ref().map(|c| c.is_ended()) {
+            // Still resolving: begin() ends the call instead of placing it.
+            None => return,
+            Some(true) => return,
+            Some(false) => {}
+        }
+        self.status(CallStatus::Disconnecting, None, Some("hanging up".into()));
+        if let Some(core) = &mut self.core {
+            core.hangup(Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+/// The call's configuration from settings: identity (From, Contact), next hop
+/// (outbound proxy or the target), media offer and credentials. The second
+/// value names a host to resolve when the target is not an IP address.
+pub fn outbound_config(
+    shared: &Shared,
+    target: &sono_sip::uri::SipUri,
+    implicit_user: Option<&str>,
+    rtp_port: u16,
+) -> (OutboundCallConfig, Option<(String, u16)>) {
+    let sip = &shared.settings.sip;
+    let user = if !sip.from_user.is_empty() {
+        sip.from_user.as_str()
+    } else {
+        implicit_user.unwrap_or("sono")
+    };
+    let domain = if sip.from_domain.is_empty() {
+        sip.domain.as_str()
+    } else {
+        sip.from_domain.as_str()
+    };
+    let from = if sip.from_name.is_empty() {
+        format!("<sip:{user}@{domain}>")
+    } else {
+        let name = sip.from_name.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{name}\" <sip:{user}@{domain}>")
+    };
+    let default_port = if target.secure { 5061 } else { 5060 };
+    let port = target.port.unwrap_or(default_port);
+    let proxy = (!sip.outbound_proxy.is_empty())
+        .then(|| sono_sip::uri::SipUri::parse(&sip.outbound_proxy).ok())
+        .flatten();
+    let mut resolve = None;
+    let next_hop = match &proxy {
+        // settings.validate() made sure the proxy is an IP address.
+        Some(p) => SocketAddr::new(
+            p.ip().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            p.port.unwrap_or(5060),
+        ),
+        None => match target.ip() {
+            Some(ip) => SocketAddr::new(ip, port),
+            None if target.host == "localhost" => {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)
+            }
+            None => {
+                resolve = Some((target.host.clone(), port));
+                SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port)
+            }
+        },
+    };
+    let advertised = shared.sip.advertised();
+    let media = sono_sip::sdp::LocalMedia {
+        address: shared.settings.media.address,
+        port: rtp_port,
+        codecs: shared.codecs.clone(),
+        telephone_event: shared.settings.media.telephone_event,
+        ptime: shared.settings.media.ptime,
+        session_id: rand::random::<u32>() as u64,
+        session_version: 1,
+    };
+    let credentials = (!sip.auth_user.is_empty()).then(|| sono_sip::digest::Credentials {
+        username: sip.auth_user.clone(),
+        password: sip.password.clone(),
+    });
+    let config = OutboundCallConfig {
+        target: target.to_string(),
+        from,
+        contact: format!("sip:{user}@{advertised}"),
+        via_sent_by: advertised.to_owned(),
+        next_hop,
+        outbound_proxy: proxy.map(|p| p.to_string()),
+        user_agent: sip.user_agent.clone(),
+        media,
+        timers: sip.timers(),
+        credentials,
+        call_id: String::new(),
+    };
+    (config, resolve)
+}
