@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sono_rtmp::phone::code;
 use sono_rtmp::{AmfValue, ObjectEncoding};
-use sono_testkit::{FlashClient, Reply, Sipp, Sono};
+use sono_testkit::{Baresip, FlashClient, Reply, Sipp, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -402,4 +402,66 @@ To: <sip:x@{sip}>\r\nCall-ID: v3\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n
     sock.send_to(b"\x00\xff garbage \r\n\r\n", sono.sip)
         .unwrap();
     assert_eq!(status(&ask("OPTIONS", "", "")), "200");
+}
+
+#[test]
+fn baresip_auto_answers_and_hears_our_bye() {
+    sono_testkit::require_tool("sox", "sox");
+    let wav = std::env::temp_dir().join(format!("sono-tone-{}.wav", std::process::id()));
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["synth", "5", "sine", "440"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    let peer = Baresip::start(&wav, (31000, 31999), Duration::from_secs(30));
+    let sono = Sono::start(SONO, MEDIA);
+    let mut c = client(&sono);
+    let dial = c.send_call("dial", vec![peer.uri().into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}\n{}",
+        c.call_statuses(),
+        sono.log(),
+        peer.log()
+    );
+    let seen = statuses(&c);
+    // Calling, then whatever provisionals baresip sends, then the answer.
+    assert_eq!(seen[0], (1, None), "{seen:?}");
+    assert!(seen[1..seen.len() - 2]
+        .iter()
+        .all(|(s, c)| *s == 1 && c.is_some_and(|c| c < 200)));
+    assert_eq!(
+        seen[seen.len() - 2..],
+        [(2, Some(200)), (4, Some(200))],
+        "{seen:?}"
+    );
+    assert!(matches!(c.reply(dial), Some(Reply::Result(_))));
+    // baresip has no Speex: G.722, the first codec of ours it has, is what it answers.
+    assert!(
+        sono.wait_log("codec=G722", Duration::from_secs(2)),
+        "{}",
+        sono.log()
+    );
+    assert!(
+        peer.wait_log("Call established", Duration::from_secs(5)),
+        "{}",
+        peer.log()
+    );
+
+    c.call("hangup", vec![]).unwrap();
+    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    // The BYE goes to the Contact baresip gave, and closes its session.
+    assert!(
+        peer.wait_log("BYE sip:peer-", Duration::from_secs(5)),
+        "{}",
+        peer.log()
+    );
+    assert!(
+        peer.wait_log("session closed", Duration::from_secs(5)),
+        "{}",
+        peer.log()
+    );
+    let _ = std::fs::remove_file(&wav);
 }

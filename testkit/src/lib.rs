@@ -1,14 +1,17 @@
 //! Test support shared by sono's end-to-end tests and benchmarks:
 //! - [`FlashClient`]: an RTMP client that behaves like Flash Player's NetConnection.
 //! - [`Sono`]: the real `sono` binary, started on free loopback ports and stopped by PID.
+//! - [`Baresip`]: baresip auto-answering, with its SIP traced.
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
+mod baresip;
 mod flash_client;
 mod flv;
 mod sipp;
 mod sono;
 
+pub use baresip::Baresip;
 pub use flash_client::{FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
 pub use sipp::{free_udp_port, Sipp};

@@ -1,0 +1,100 @@
+//! baresip as a real SIP user agent: auto-answers on a free loopback port,
+//! plays a WAV, records what it hears, traces its SIP (`-s`) to a log file,
+//! and is stopped by PID. Configured from `tests/peers/baresip/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::sipp::free_udp_port;
+use crate::sono::require_tool;
+
+pub struct Baresip {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Baresip {
+    /// Starts baresip with the project's config; it plays `play` in calls and
+    /// quits by itself after `limit`.
+    pub fn start(play: &Path, rtp: (u16, u16), limit: Duration) -> Baresip {
+        require_tool("baresip", "baresip");
+        let port = free_udp_port();
+        let dir = std::env::temp_dir().join(format!("sono-baresip-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder for baresip");
+        let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/baresip");
+        for file in ["config", "accounts", "contacts"] {
+            let text = std::fs::read_to_string(peers.join(file)).expect("tests/peers/baresip");
+            let text = text
+                .replace("@PORT@", &port.to_string())
+                .replace("@PLAY@", &play.display().to_string())
+                .replace("@RECORD_DIR@", &dir.display().to_string())
+                .replace("@RTP@", &format!("{}-{}", rtp.0, rtp.1));
+            std::fs::write(dir.join(file), text).expect("writing baresip's config");
+        }
+        let log = std::fs::File::create(dir.join("baresip.log")).expect("baresip's log");
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .arg("-s")
+            .args(["-t", &limit.as_secs().max(1).to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting baresip");
+        let b = Baresip {
+            child: Some(child),
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !b.log().contains("baresip is ready") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            b.log().contains("baresip is ready"),
+            "baresip did not start:\n{}",
+            b.log()
+        );
+        b
+    }
+
+    pub fn uri(&self) -> String {
+        format!("sip:peer@{}", self.addr)
+    }
+
+    /// Everything baresip printed, SIP trace included.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log().contains(needle)
+    }
+
+    /// The folder baresip records into.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
