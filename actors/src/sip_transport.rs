@@ -3,8 +3,10 @@
 //! 400/416/505 statelessly, anything unanswerable is dropped, and both are
 //! counted. A message whose Call-ID belongs to a call goes to that call's
 //! actor; what no call owns is answered here: OPTIONS 200 (keep-alive probes
-//! from proxies), INVITE 480 (inbound calls need a registered client), REGISTER
-//! 405 (sono is no registrar), BYE/CANCEL/in-dialog requests 481, others 501.
+//! from proxies), INVITE 480 (inbound calls need a registered client), BYE,
+//! CANCEL and in-dialog requests 481, other known methods 405 (sono is no
+//! registrar); unknown methods got 501 from the parser, unsupported Require
+//! 420 and non-SDP INVITE bodies 415.
 //! Sending needs no actor: [`SipSocket`] is shared and writes datagrams directly.
 
 use std::io;
@@ -115,32 +117,65 @@ impl SipTransport {
             debug!(%source, call_id = %message.call_id, "SIP response for no call, dropped");
             return;
         }
-        let method = message.cseq_method.as_str();
-        let (code, reason, extra): (u16, &str, Vec<(&str, &str)>) = match method {
-            "ACK" => return,
-            "OPTIONS" => (
+        if let Some(r) = sono_sip::message::refusal(&message) {
+            let header = [(r.header.0, r.header.1.as_str())];
+            self.answer(&message, source, r.code, r.reason, &header);
+            return;
+        }
+        match message.cseq_method.as_str() {
+            "ACK" => {}
+            "OPTIONS" => self.answer(
+                &message,
+                source,
                 200,
                 "OK",
-                vec![("Allow", ALLOW), ("Accept", "application/sdp")],
+                &[("Allow", ALLOW), ("Accept", "application/sdp")],
             ),
-            _ if message.to_tag.is_some() => (481, "Call/Transaction Does Not Exist", vec![]),
-            "BYE" | "CANCEL" => (481, "Call/Transaction Does Not Exist", vec![]),
-            "INVITE" => (480, "Temporarily Unavailable", vec![]),
-            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "REFER" | "UPDATE" | "PRACK"
-            | "INFO" | "PUBLISH" => (405, "Method Not Allowed", vec![("Allow", ALLOW)]),
-            _ => (501, "Not Implemented", vec![("Allow", ALLOW)]),
-        };
-        let mut extra = extra;
-        let server = self.shared.settings.sip.user_agent.clone();
-        extra.push(("Server", &server));
-        debug!(%source, method, code, "SIP request outside any call answered");
+            _ if message.to_tag.is_some() => self.answer(
+                &message,
+                source,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+            ),
+            "BYE" | "CANCEL" => self.answer(
+                &message,
+                source,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+            ),
+            // Inbound calls reach clients once they register (issue 5).
+            "INVITE" => self.answer(&message, source, 480, "Temporarily Unavailable", &[]),
+            _ => self.answer(
+                &message,
+                source,
+                405,
+                "Method Not Allowed",
+                &[("Allow", ALLOW)],
+            ),
+        }
+    }
+
+    /// A stateless response (§8.2.6) to where the request's Via says.
+    fn answer(
+        &self,
+        message: &Received,
+        source: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let mut headers = extra.to_vec();
+        headers.push(("Server", self.shared.settings.sip.user_agent.as_str()));
+        debug!(%source, method = %message.cseq_method, code, "SIP request outside any call answered");
         let text = response_text(
-            &message,
+            message,
             source,
             code,
             reason,
             Some(&random_token()),
-            &extra,
+            &headers,
             None,
         );
         let to = message.top_via.response_address(source);

@@ -23,6 +23,8 @@
 pub mod dial_plan;
 pub mod dialog;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod outbound_call;
 pub mod response;

@@ -308,11 +308,12 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         .iter()
         .find(|f| f.name.eq_ignore_ascii_case("Via"))
         .ok_or_else(|| drop("no Via"))?;
-    let top_via = Via::parse(first_element(&via.value)).map_err(|e| drop(&format!("Via: {e}")))?;
     let fail = |status: u16, reason: String| ParseError {
         status: is_request.then_some(status),
         reason,
     };
+    let top_via =
+        Via::parse(first_element(&via.value)).map_err(|e| fail(400, format!("Via: {e}")))?;
     for single in SINGLE {
         if fields
             .iter()
@@ -336,8 +337,23 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
     let from = get("From").ok_or_else(|| fail(400, "missing From".into()))?;
     let to = get("To").ok_or_else(|| fail(400, "missing To".into()))?;
     for (name, value) in [("From", from), ("To", to)] {
-        if !name_addr_is_balanced(value) {
+        if !name_addr_is_balanced(value) || first_element(value) != value.trim() {
             return Err(fail(400, format!("malformed {name}")));
+        }
+    }
+    for f in fields.iter().filter(|f| {
+        NAME_ADDR_FIELDS
+            .iter()
+            .any(|n| f.name.eq_ignore_ascii_case(n))
+    }) {
+        if let Err(why) = check_name_addr(&f.value) {
+            return Err(fail(400, format!("{}: {why}", f.name)));
+        }
+    }
+    if let Some(date) = get("Date") {
+        // rfc1123-date in GMT only (§20.17).
+        if !date.ends_with(" GMT") {
+            return Err(fail(400, "Date not in GMT".into()));
         }
     }
     let cseq = get("CSeq").ok_or_else(|| fail(400, "missing CSeq".into()))?;
@@ -395,6 +411,10 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
                 "CSeq method differs from the request method".into(),
             ));
         }
+        if uri.contains('?') {
+            // URI headers have no meaning in a Request-URI (§19.1.1, RFC 4475 escruri).
+            return Err(fail(400, "headers in the Request-URI".into()));
+        }
         let scheme = uri.split(':').next().unwrap_or_default();
         if !["sip", "sips", "tel"]
             .iter()
@@ -404,9 +424,18 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
             return Err(fail(416, format!("unsupported URI scheme {scheme:.10}")));
         }
     }
-    let canonical = canonical_message(line, &fields, body);
-    let message = SipMessage::try_from(canonical.as_slice())
-        .map_err(|e| fail(400, format!("unparseable: {e}")))?;
+    let line = match &start {
+        StartLine::Request { method, uri } => {
+            format!("{method} {} SIP/2.0", escape_user_semicolons(uri))
+        }
+        StartLine::Response { .. } => line.to_owned(),
+    };
+    let canonical = canonical_message(&line, &fields, body);
+    let message = SipMessage::try_from(canonical.as_slice()).map_err(|e| {
+        let mut why = format!("unparseable: {e}");
+        why.truncate(why.char_indices().nth(120).map_or(why.len(), |(i, _)| i));
+        fail(400, why)
+    })?;
     let (from_tag, to_tag) = (header_param(from, "tag"), header_param(to, "tag"));
     let reason_phrase = match start {
         StartLine::Response { code, reason } => {
@@ -427,6 +456,57 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         to_tag,
         reason_phrase,
     })
+}
+
+/// Why a well-formed request cannot be served, with the header field that
+/// tells the sender what would work (§8.2.2.3 Require → 420 with Unsupported;
+/// §8.2.3 an INVITE body other than SDP → 415 with Accept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: &'static str,
+    pub header: (&'static str, String),
+}
+
+/// The UAS checks every request passes before its method is considered.
+pub fn refusal(request: &Received) -> Option<Refusal> {
+    let req = request.request()?;
+    let method = request.cseq_method.as_str();
+    if method == "ACK" || method == "CANCEL" {
+        return None;
+    }
+    let required: Vec<String> = crate::response::header_values(&req.headers, "Require")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !required.is_empty() {
+        return Some(Refusal {
+            code: 420,
+            reason: "Bad Extension",
+            header: ("Unsupported", required.join(", ")),
+        });
+    }
+    if !req.body.is_empty() {
+        let content_type = crate::response::header_value(&req.headers, "Content-Type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        let encoding = crate::response::header_value(&req.headers, "Content-Encoding");
+        let sdp_ok = media_type == "application/sdp"
+            || (media_type == "multipart/mixed"
+                && String::from_utf8_lossy(&req.body).contains("application/sdp"));
+        let needs_sdp = matches!(method, "INVITE" | "UPDATE" | "PRACK");
+        if (needs_sdp && !sdp_ok) || encoding.is_some_and(|e| !e.eq_ignore_ascii_case("identity")) {
+            return Some(Refusal {
+                code: 415,
+                reason: "Unsupported Media Type",
+                header: ("Accept", "application/sdp".into()),
+            });
+        }
+    }
+    None
 }
 
 /// A stateless error response to a request [`parse`] refused with a status
@@ -465,7 +545,6 @@ pub fn error_response(
     let mut vias = fields.iter().filter(|f| f.name.eq_ignore_ascii_case("Via"));
     let top = vias.next()?;
     let first = first_element(&top.value);
-    Via::parse(first).ok()?;
     out.push_str(&format!(
         "Via: {}{}\r\n",
         Via::stamped(first, source),
@@ -495,6 +574,63 @@ fn message_code(message: &SipMessage) -> Option<u16> {
         SipMessage::Response(r) => Some(r.status_code.code()),
         SipMessage::Request(_) => None,
     }
+}
+
+/// A `;` in the user part of a URI (RFC 4475 semiuri) is the same character
+/// escaped (§19.1.4); rsip only reads the escaped form.
+fn escape_user_semicolons(uri: &str) -> String {
+    match uri.rfind('@') {
+        Some(at) if uri[..at].contains(';') => {
+            format!("{}{}", uri[..at].replace(';', "%3B"), &uri[at..])
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+/// Header fields whose values are name-addr or addr-spec lists (§20).
+const NAME_ADDR_FIELDS: [&str; 6] = ["From", "To", "Contact", "Route", "Record-Route", "Reply-To"];
+
+/// The checks of §20.10 on each element of a name-addr field: a display name
+/// is a quoted string or tokens; no white space inside `<…>`; an addr-spec
+/// with `?` (or a comma) must be enclosed in `<…>` (RFC 4475 baddn, badaspec,
+/// regbadct).
+fn check_name_addr(value: &str) -> Result<(), &'static str> {
+    if value.trim() == "*" {
+        return Ok(());
+    }
+    let mut rest = value;
+    while !rest.trim().is_empty() {
+        let element = first_element(rest);
+        let at = rest.find(element).map_or(rest.len(), |i| i + element.len());
+        rest = rest[at..].trim_start().trim_start_matches(',');
+        match (element.find('<'), element.rfind('>')) {
+            (Some(open), Some(close)) if open < close => {
+                let display = element[..open].trim();
+                if !display.starts_with('"')
+                    && !display
+                        .bytes()
+                        .all(|b| is_token_char(b) || b == b' ' || b == b'\t')
+                {
+                    return Err("display name is neither a quoted string nor tokens");
+                }
+                if element[open + 1..close].contains([' ', '\t']) {
+                    return Err("white space inside <>");
+                }
+            }
+            (None, None) => {
+                let uri = element.split(';').next().unwrap_or_default();
+                if !uri.contains(':') {
+                    return Err("not a URI");
+                }
+                if uri.contains('?') {
+                    return Err("an addr-spec with URI headers must be inside <>");
+                }
+            }
+            _ if element.starts_with('"') => {}
+            _ => return Err("unbalanced <>"),
+        }
+    }
+    Ok(())
 }
 
 /// Quotes closed, angle brackets paired: what a From or To needs to be read.

@@ -587,6 +587,13 @@ impl OutboundCall {
             }
             return;
         }
+        if let Some(r) = crate::message::refusal(&rx) {
+            let header = [(r.header.0, r.header.1.as_str())];
+            self.respond(
+                &rx, &request, reply_to, r.code, r.reason, &header, None, now,
+            );
+            return;
+        }
         let in_dialog = self.dialog.as_ref().is_some_and(|d| d.matches(&rx));
         if !in_dialog {
             self.respond(

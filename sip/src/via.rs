@@ -50,6 +50,9 @@ impl Via {
             received: None,
         };
         for p in parts {
+            if p.trim().is_empty() {
+                return Err(ViaError("empty parameter"));
+            }
             let (k, v) = match p.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(v.trim())),
                 None => (p.trim(), None),

@@ -1,0 +1,181 @@
+//! Drivers shared by the SIP fuzz targets and the corpus tests, so a crash the
+//! fuzzer finds becomes a seed the test suite replays. Each checks one
+//! property beyond "does not panic": everything sono sends parses again.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::message::{error_response, parse, refusal, Received};
+use crate::outbound_call::{OutboundCall, OutboundCallConfig};
+use crate::response::response_text;
+use crate::sdp::{Codec, LocalMedia};
+use crate::transaction::Timers;
+
+/// One datagram through the transport's path: parse, then the stateless
+/// answer the transport would send. Any answer to a request whose Via parsed
+/// must itself parse.
+pub fn message(data: &[u8]) {
+    let source: SocketAddr = ([192, 0, 2, 9], 5060).into();
+    match parse(data) {
+        Ok(m) => {
+            let _ = refusal(&m);
+            if m.is_request() {
+                let text = response_text(
+                    &m,
+                    source,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    Some("t"),
+                    &[],
+                    None,
+                );
+                if let Err(e) = parse(text.as_bytes()) {
+                    panic!("our response does not parse: {e}\n{text}");
+                }
+            }
+            let _ = m.top_via.response_address(source);
+        }
+        Err(e) => {
+            let _ = error_response(data, &e, source, "t");
+        }
+    }
+}
+
+fn config() -> OutboundCallConfig {
+    OutboundCallConfig {
+        target: "sip:bob@192.0.2.7:5060".into(),
+        from: "\"Sono\" <sip:alice@127.0.0.1>".into(),
+        contact: "sip:alice@127.0.0.1:5060".into(),
+        via_sent_by: "127.0.0.1:5060".into(),
+        next_hop: ([192, 0, 2, 7], 5060).into(),
+        outbound_proxy: None,
+        user_agent: "sono-fuzz".into(),
+        media: LocalMedia {
+            address: [127, 0, 0, 1].into(),
+            port: 30000,
+            codecs: vec![Codec::Speex16k, Codec::G722, Codec::Pcmu, Codec::Pcma],
+            telephone_event: true,
+            ptime: 20,
+            session_id: 1,
+            session_version: 1,
+        },
+        timers: Timers::default(),
+        credentials: Some(crate::digest::Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        }),
+        call_id: "fuzz-call@sono".into(),
+    }
+}
+
+/// An outbound call fed a script of peer messages built from `data`: chunks
+/// separated by `\n--\n`, whose first byte picks a response to the INVITE,
+/// a request inside the dialog, raw bytes, a hangup or the passing of time.
+/// The peer's messages carry the call's real identifiers so the fuzzer
+/// reaches the call's states. Everything the call sends must parse.
+pub fn call(data: &[u8]) {
+    let start = Instant::now();
+    let mut now = start;
+    let peer: SocketAddr = ([192, 0, 2, 7], 5060).into();
+    let Ok(mut call) = OutboundCall::new(config(), now) else {
+        return;
+    };
+    let mut sent: Vec<Received> = Vec::new();
+    let drain = |call: &mut OutboundCall, sent: &mut Vec<Received>| {
+        while let Some(t) = call.poll_transmit() {
+            match parse(&t.bytes) {
+                Ok(m) => sent.push(m),
+                Err(e) => panic!(
+                    "the call sent something that does not parse: {e}\n{}",
+                    String::from_utf8_lossy(&t.bytes)
+                ),
+            }
+        }
+        while call.poll_event().is_some() {}
+    };
+    drain(&mut call, &mut sent);
+    for chunk in split(data, b"\n--\n").take(32) {
+        let Some((&kind, rest)) = chunk.split_first() else {
+            continue;
+        };
+        let last_request = sent.iter().rev().find(|m| m.is_request()).cloned();
+        let bytes: Vec<u8> = match kind % 5 {
+            0 => {
+                let Some(req) = &last_request else { continue };
+                let code = 100 + u16::from(rest.first().copied().unwrap_or(0)) * 2 % 600;
+                let text = response_text(req, peer, code, "Fuzz", Some("peer"), &[], None);
+                // The rest goes between the headers and the end.
+                let head = text.trim_end_matches("Content-Length: 0\r\n\r\n");
+                let mut b = head.as_bytes().to_vec();
+                b.extend_from_slice(rest.get(1..).unwrap_or_default());
+                b
+            }
+            1 => {
+                let methods = [
+                    "BYE", "INVITE", "OPTIONS", "INFO", "ACK", "CANCEL", "UPDATE",
+                ];
+                let m = methods[usize::from(rest.first().copied().unwrap_or(0)) % methods.len()];
+                let local_tag = sent
+                    .first()
+                    .and_then(|s| s.from_tag.clone())
+                    .unwrap_or_default();
+                let mut b = format!(
+                    "{m} sip:alice@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bKp{}\r\n\
+From: <sip:bob@192.0.2.7>;tag=peer\r\nTo: <sip:alice@127.0.0.1>;tag={local_tag}\r\n\
+Call-ID: fuzz-call@sono\r\nCSeq: {} {m}\r\n",
+                    rest.len(),
+                    rest.len()
+                )
+                .into_bytes();
+                b.extend_from_slice(rest.get(1..).unwrap_or_default());
+                b
+            }
+            2 => rest.to_vec(),
+            3 => {
+                call.hangup(now);
+                drain(&mut call, &mut sent);
+                continue;
+            }
+            _ => {
+                now += Duration::from_millis(u64::from(rest.first().copied().unwrap_or(0)) * 250);
+                call.handle_timeout(now);
+                drain(&mut call, &mut sent);
+                continue;
+            }
+        };
+        if let Ok(m) = parse(&bytes) {
+            call.handle_message(m, peer, now);
+        }
+        drain(&mut call, &mut sent);
+    }
+    // Whatever happened, the call ends within 64·T1 plus T4 of the last input.
+    now += Duration::from_secs(40);
+    call.hangup(now);
+    for _ in 0..64 {
+        match call.poll_timeout() {
+            Some(t) if t <= now + Duration::from_secs(120) => {
+                now = now.max(t);
+                call.handle_timeout(now);
+                drain(&mut call, &mut sent);
+            }
+            _ => break,
+        }
+    }
+}
+
+fn split<'a>(data: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = Some(data);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.windows(sep.len()).position(|w| w == sep) {
+            Some(i) => {
+                rest = Some(&r[i + sep.len()..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}

@@ -1,0 +1,42 @@
+//! The SIP fuzz targets' seeds, replayed on every test run: the RFC 4475
+//! corpus through the message path, and scripted peers through a call
+//! (`fuzz/seeds/sip_call`), each also cut at every length.
+
+use std::path::Path;
+
+fn files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file() && e.path().extension().is_none_or(|x| x != "md"))
+        .map(|e| std::fs::read(e.path()).expect("a seed"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn message_seeds_do_not_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475");
+    let seeds = files(&dir);
+    assert_eq!(seeds.len(), 49);
+    for seed in &seeds {
+        sono_sip::fuzzing::message(seed);
+        for cut in (0..seed.len()).step_by(7) {
+            sono_sip::fuzzing::message(&seed[..cut]);
+        }
+    }
+}
+
+#[test]
+fn call_seeds_do_not_panic_and_send_only_valid_sip() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sip_call");
+    let seeds = files(&dir);
+    assert!(seeds.len() >= 8);
+    for seed in &seeds {
+        sono_sip::fuzzing::call(seed);
+        for cut in (0..seed.len()).step_by(5) {
+            sono_sip::fuzzing::call(&seed[..cut]);
+        }
+    }
+}
