@@ -52,8 +52,9 @@ pub struct Call {
     config: Option<OutboundCallConfig>,
     /// A host name to resolve before the INVITE can go.
     resolve: Option<(String, u16)>,
-    /// Reserved for the media bridge.
-    rtp: RtpPorts,
+    /// Reserved for the media bridge; released as soon as the call ends, while
+    /// the actor may linger for its transactions' last timers.
+    rtp: Option<RtpPorts>,
     timer: Option<SpawnHandle>,
     client_gone: bool,
     dial_answered: bool,
@@ -80,7 +81,7 @@ impl Call {
             core: None,
             config: Some(config),
             resolve,
-            rtp,
+            rtp: Some(rtp),
             timer: None,
             client_gone: false,
             dial_answered: false,
@@ -125,7 +126,7 @@ impl Call {
                     .directory
                     .add_call(&call_id, ctx.address().recipient());
                 Metrics::add(&self.shared.metrics.sip_calls_started, 1);
-                info!(conn = self.conn, %call_id, %target, rtp_port = self.rtp.port(), "calling");
+                info!(conn = self.conn, %call_id, %target, rtp_port = self.rtp.as_ref().map_or(0, RtpPorts::port), "calling");
                 self.core = Some(core);
                 self.status(CallStatus::InProgress, None, Some("calling".into()));
                 self.pump(ctx);
@@ -153,6 +154,7 @@ impl Call {
             return;
         }
         self.ended_notified = true;
+        self.rtp = None;
         self.notify(CallNotice::Ended);
         self.shared
             .metrics
