@@ -465,3 +465,20 @@ fn baresip_auto_answers_and_hears_our_bye() {
     );
     let _ = std::fs::remove_file(&wav);
 }
+
+#[test]
+fn hold_by_reinvite_and_options_inside_the_call_are_answered() {
+    let sono = Sono::start(SONO, MEDIA);
+    let mut sipp = Sipp::uas(&scenario("uas_reinvite_hold"), 1, WAIT, &[]);
+    let mut c = client(&sono);
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    // The peer holds, asks OPTIONS, then hangs up: the call survives until its BYE.
+    assert!(wait_status(&mut c, 0), "{:?}\n{}", c.call_statuses(), sono.log());
+    assert_eq!(
+        statuses(&c),
+        [(1, None), (2, Some(200)), (4, Some(200)), (0, None)],
+        "{:?}",
+        c.call_statuses()
+    );
+    sipp.assert_success(WAIT);
+}
