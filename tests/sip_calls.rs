@@ -473,7 +473,12 @@ fn hold_by_reinvite_and_options_inside_the_call_are_answered() {
     let mut c = client(&sono);
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     // The peer holds, asks OPTIONS, then hangs up: the call survives until its BYE.
-    assert!(wait_status(&mut c, 0), "{:?}\n{}", c.call_statuses(), sono.log());
+    assert!(
+        wait_status(&mut c, 0),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
     assert_eq!(
         statuses(&c),
         [(1, None), (2, Some(200)), (4, Some(200)), (0, None)],

@@ -6,6 +6,7 @@
 
 use crate::message::{first_element, Received};
 use crate::response::header_values;
+use crate::uri::SipUri;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dialog {
@@ -57,20 +58,31 @@ pub struct DialogRequest {
 
 impl Dialog {
     /// The dialog a 2xx (or a provisional with a To tag) creates on the UAC side
-    /// (§12.1.2). `from` and `to` are our request's values without tags.
+    /// (§12.1.2). `from` and `to` are our request's values without tags;
+    /// `request_uri` is the remote target when the Contact is not a SIP URI we
+    /// could send to (the ACK must still go somewhere sane).
     pub fn uac(
         response: &Received,
         local_tag: &str,
         from: &str,
         to: &str,
         local_seq: u32,
+        request_uri: &str,
     ) -> Option<Dialog> {
         let r = response.response()?;
         let remote_tag = response.to_tag.clone()?;
         let contact = elements(&r.headers, "Contact").into_iter().next()?;
+        let contact = uri_of(&contact);
+        let remote_target = if SipUri::parse(contact).is_ok() {
+            contact.to_owned()
+        } else {
+            request_uri.to_owned()
+        };
+        // A route we could not parse is left out rather than sent on.
         let mut route_set: Vec<String> = elements(&r.headers, "Record-Route")
             .iter()
             .map(|rr| uri_of(rr).to_owned())
+            .filter(|uri| SipUri::parse(uri).is_ok())
             .collect();
         route_set.reverse();
         Some(Dialog {
@@ -81,7 +93,7 @@ impl Dialog {
             remote_uri: to.to_owned(),
             local_seq,
             remote_seq: None,
-            remote_target: uri_of(&contact).to_owned(),
+            remote_target,
             route_set,
         })
     }
@@ -178,6 +190,7 @@ Content-Length: 0\r\n\r\n"
             "<sip:sono@127.0.0.1>",
             "<sip:bob@127.0.0.1:5080>",
             1,
+            "sip:bob@127.0.0.1:5080",
         )
         .unwrap();
         assert_eq!(d.remote_tag, "theirs");
@@ -190,7 +203,7 @@ Content-Length: 0\r\n\r\n"
     #[test]
     fn record_route_is_reversed_and_loose_or_strict() {
         let loose = ok_with("Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n");
-        let d = Dialog::uac(&loose, "ours", "a", "b", 1).unwrap();
+        let d = Dialog::uac(&loose, "ours", "a", "b", 1, "sip:bob@127.0.0.1:5080").unwrap();
         assert_eq!(
             d.route_set,
             vec!["sip:p1.example.com;lr", "sip:p2.example.com;lr"]
@@ -200,7 +213,7 @@ Content-Length: 0\r\n\r\n"
         assert_eq!(r.next_hop, "sip:p1.example.com;lr");
         let strict =
             ok_with("Record-Route: <sip:p2.example.com>\r\nRecord-Route: <sip:p1.example.com>\r\n");
-        let d = Dialog::uac(&strict, "ours", "a", "b", 1).unwrap();
+        let d = Dialog::uac(&strict, "ours", "a", "b", 1, "sip:bob@127.0.0.1:5080").unwrap();
         let r = d.route();
         assert_eq!(r.request_uri, "sip:p1.example.com");
         assert_eq!(
@@ -211,7 +224,8 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn remote_cseq_must_grow() {
-        let mut d = Dialog::uac(&ok_with(""), "ours", "a", "b", 1).unwrap();
+        let mut d =
+            Dialog::uac(&ok_with(""), "ours", "a", "b", 1, "sip:bob@127.0.0.1:5080").unwrap();
         let bye = |n: u32| {
             parse(format!("BYE sip:sono@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK{n}\r\n\
 From: <sip:bob@127.0.0.1:5080>;tag=theirs\r\nTo: <sip:sono@127.0.0.1>;tag=ours\r\nCall-ID: c1\r\nCSeq: {n} BYE\r\n\r\n").as_bytes()).unwrap()

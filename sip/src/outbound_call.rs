@@ -382,7 +382,14 @@ impl OutboundCall {
         }
         let from = self.config.from.clone();
         let to = format!("<{}>", self.config.target);
-        let Some(dialog) = Dialog::uac(rx, &self.local_tag, &from, &to, self.invite_seq) else {
+        let Some(dialog) = Dialog::uac(
+            rx,
+            &self.local_tag,
+            &from,
+            &to,
+            self.invite_seq,
+            &self.config.target,
+        ) else {
             // No To tag or no Contact: we cannot even ACK it properly.
             self.invite_failed(502, "2xx without To tag or Contact");
             return;
@@ -424,7 +431,14 @@ impl OutboundCall {
     fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
         let from = self.config.from.clone();
         let to = format!("<{}>", self.config.target);
-        let Some(mut other) = Dialog::uac(rx, &self.local_tag, &from, &to, self.invite_seq) else {
+        let Some(mut other) = Dialog::uac(
+            rx,
+            &self.local_tag,
+            &from,
+            &to,
+            self.invite_seq,
+            &self.config.target,
+        ) else {
             return;
         };
         let ack = dialog_request(&self.config, &other, "ACK", self.invite_seq, &[], None);
