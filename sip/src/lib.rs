@@ -22,6 +22,7 @@
 
 pub mod dial_plan;
 pub mod dialog;
+pub mod dialog_server;
 pub mod digest;
 #[doc(hidden)]
 pub mod fuzzing;

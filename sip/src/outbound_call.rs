@@ -12,16 +12,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rsip::{Request, Response};
+use rsip::Request;
 
 use crate::dialog::Dialog;
+use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
 use crate::message::Received;
-use crate::response::{header_values, response, ALLOW};
+use crate::response::{header_values, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
-use crate::transaction::{ClientEvent, ClientTransaction, ServerTransaction, Timers};
+use crate::transaction::{ClientEvent, ClientTransaction, Timers};
 use crate::uri::SipUri;
 
 /// The RFC 3261 magic cookie every branch starts with (§8.1.1.7).
@@ -94,25 +95,6 @@ enum Phase {
     Ended,
 }
 
-/// A 2xx to a re-INVITE, retransmitted until its ACK (§13.3.1.4).
-#[derive(Debug)]
-struct Pending2xx {
-    cseq: u32,
-    bytes: Vec<u8>,
-    to: SocketAddr,
-    next_at: Instant,
-    interval: Duration,
-    give_up_at: Instant,
-}
-
-#[derive(Debug)]
-struct Server {
-    branch: String,
-    method: String,
-    transaction: ServerTransaction,
-    to: SocketAddr,
-}
-
 #[derive(Debug)]
 pub struct OutboundCall {
     config: OutboundCallConfig,
@@ -133,9 +115,8 @@ pub struct OutboundCall {
     bye: Option<(ClientTransaction, SocketAddr)>,
     /// BYEs for stray 2xx from other forks.
     stray: Vec<(ClientTransaction, SocketAddr)>,
-    servers: Vec<Server>,
-    pending_2xx: Option<Pending2xx>,
-    media_version: u64,
+    /// Answers the peer's requests inside the dialog.
+    server: DialogServer,
     answered: bool,
     transmit: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
@@ -151,9 +132,14 @@ impl OutboundCall {
         };
         let local_tag = random_token();
         let invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
-        let media_version = config.media.session_version;
         let request = invite_request(&config, &call_id, &local_tag, &invite_branch, 1, None)?;
         let invite = ClientTransaction::new(request, false, config.timers, now);
+        let server = DialogServer::new(
+            config.timers,
+            config.contact.clone(),
+            local_tag.clone(),
+            config.media.clone(),
+        );
         let mut call = OutboundCall {
             config,
             call_id,
@@ -170,9 +156,7 @@ impl OutboundCall {
             ack: None,
             bye: None,
             stray: Vec::new(),
-            servers: Vec::new(),
-            pending_2xx: None,
-            media_version,
+            server,
             answered: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -200,8 +184,7 @@ impl OutboundCall {
             && self.cancel.as_ref().is_none_or(|c| c.is_terminated())
             && self.bye.as_ref().is_none_or(|(b, _)| b.is_terminated())
             && self.stray.is_empty()
-            && self.servers.is_empty()
-            && self.pending_2xx.is_none()
+            && self.server.is_idle()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -213,12 +196,7 @@ impl OutboundCall {
         all.extend(self.cancel.as_ref().map(|c| c.poll_timeout()));
         all.extend(self.bye.as_ref().map(|(b, _)| b.poll_timeout()));
         all.extend(self.stray.iter().map(|(t, _)| t.poll_timeout()));
-        all.extend(self.servers.iter().map(|s| s.transaction.poll_timeout()));
-        all.extend(
-            self.pending_2xx
-                .as_ref()
-                .map(|p| Some(p.next_at.min(p.give_up_at))),
-        );
+        all.push(self.server.poll_timeout());
         all.into_iter().flatten().min()
     }
 
@@ -233,23 +211,9 @@ impl OutboundCall {
         for (t, _) in &mut self.stray {
             t.handle_timeout(now);
         }
-        for s in &mut self.servers {
-            s.transaction.handle_timeout(now);
-        }
-        if let Some(p) = &mut self.pending_2xx {
-            if now >= p.give_up_at {
-                // No ACK for our 2xx: the dialog is dead (§13.3.1.4).
-                self.pending_2xx = None;
-                self.send_bye(now);
-                self.end(None, "no ACK for our 2xx to the re-INVITE".into());
-            } else if now >= p.next_at {
-                self.transmit.push_back(Transmit {
-                    to: p.to,
-                    bytes: p.bytes.clone(),
-                });
-                p.interval = (p.interval * 2).min(self.config.timers.t2);
-                p.next_at = now + p.interval;
-            }
+        if self.server.handle_timeout(now, &mut self.transmit) == DialogOutcome::AckTimeout {
+            self.send_bye(now);
+            self.end(None, "no ACK for our 2xx to the re-INVITE".into());
         }
         self.drain();
     }
@@ -579,199 +543,22 @@ impl OutboundCall {
     }
 
     fn handle_request(&mut self, rx: Received, source: SocketAddr, now: Instant) {
-        let Some(request) = rx.request().cloned() else {
-            return;
-        };
-        let method = rx.cseq_method.clone();
-        let reply_to = rx.top_via.response_address(source);
-        // A retransmission of a request we are already answering.
-        if let Some(s) = self
-            .servers
-            .iter_mut()
-            .find(|s| s.branch == rx.top_via.branch && (s.method == method || method == "ACK"))
-        {
-            s.transaction.handle_request(&request, now);
-            if method != "ACK" {
-                return;
+        let confirmed = self.phase == Phase::Confirmed;
+        let outcome = self.server.handle_request(
+            &rx,
+            source,
+            self.dialog.as_mut(),
+            confirmed,
+            now,
+            &mut self.transmit,
+        );
+        match outcome {
+            DialogOutcome::RemoteBye => self.end(None, "the other party hung up (BYE)".into()),
+            DialogOutcome::MediaChanged(media) => {
+                self.events.push_back(CallEvent::MediaChanged(media))
             }
+            DialogOutcome::Nothing | DialogOutcome::Acknowledged | DialogOutcome::AckTimeout => {}
         }
-        if method == "ACK" {
-            if self.pending_2xx.as_ref().is_some_and(|p| p.cseq == rx.cseq) {
-                self.pending_2xx = None;
-            }
-            return;
-        }
-        if let Some(r) = crate::message::refusal(&rx) {
-            let header = [(r.header.0, r.header.1.as_str())];
-            self.respond(
-                &rx, &request, reply_to, r.code, r.reason, &header, None, now,
-            );
-            return;
-        }
-        let in_dialog = self.dialog.as_ref().is_some_and(|d| d.matches(&rx));
-        if !in_dialog {
-            self.respond(
-                &rx,
-                &request,
-                reply_to,
-                481,
-                "Call/Transaction Does Not Exist",
-                &[],
-                None,
-                now,
-            );
-            return;
-        }
-        if let Some(Err(code)) = self.dialog.as_mut().map(|d| d.accept_remote_seq(&rx)) {
-            self.respond(
-                &rx,
-                &request,
-                reply_to,
-                code,
-                "Server Internal Error",
-                &[("Retry-After", "1")],
-                None,
-                now,
-            );
-            return;
-        }
-        let contact = format!("<{}>", self.config.contact);
-        match method.as_str() {
-            "BYE" => {
-                self.respond(&rx, &request, reply_to, 200, "OK", &[], None, now);
-                self.end(None, "the other party hung up (BYE)".into());
-            }
-            "INVITE" if self.phase == Phase::Confirmed => {
-                self.answer_reinvite(&rx, &request, reply_to, now)
-            }
-            "INVITE" => {
-                self.respond(
-                    &rx,
-                    &request,
-                    reply_to,
-                    491,
-                    "Request Pending",
-                    &[],
-                    None,
-                    now,
-                );
-            }
-            "OPTIONS" => self.respond(
-                &rx,
-                &request,
-                reply_to,
-                200,
-                "OK",
-                &[
-                    ("Allow", ALLOW),
-                    ("Accept", "application/sdp"),
-                    ("Contact", &contact),
-                ],
-                None,
-                now,
-            ),
-            "INFO" | "CANCEL" => self.respond(&rx, &request, reply_to, 200, "OK", &[], None, now),
-            _ => self.respond(
-                &rx,
-                &request,
-                reply_to,
-                501,
-                "Not Implemented",
-                &[("Allow", ALLOW)],
-                None,
-                now,
-            ),
-        }
-    }
-
-    fn answer_reinvite(
-        &mut self,
-        rx: &Received,
-        request: &Request,
-        reply_to: SocketAddr,
-        now: Instant,
-    ) {
-        self.media_version += 1;
-        let mut media = self.config.media.clone();
-        media.session_version = self.media_version;
-        let body = String::from_utf8_lossy(&request.body).into_owned();
-        let sdp = if body.trim().is_empty() {
-            // An offerless re-INVITE (a refresh): our 2xx carries an offer and the ACK the answer.
-            Ok(media.offer().to_text())
-        } else {
-            SessionDescription::parse(&body)
-                .map_err(|e| e.to_string())
-                .and_then(|offer| media.answer(&offer).map_err(|e| e.to_string()))
-                .map(|(answer, negotiated)| {
-                    self.events.push_back(CallEvent::MediaChanged(negotiated));
-                    answer.to_text()
-                })
-        };
-        let contact = format!("<{}>", self.config.contact);
-        match sdp {
-            Ok(sdp) => {
-                let text = crate::response::response_text(
-                    rx,
-                    reply_to,
-                    200,
-                    "OK",
-                    Some(&self.local_tag),
-                    &[("Contact", &contact), ("Allow", ALLOW)],
-                    Some(("application/sdp", &sdp)),
-                );
-                self.respond(
-                    rx,
-                    request,
-                    reply_to,
-                    200,
-                    "OK",
-                    &[("Contact", &contact), ("Allow", ALLOW)],
-                    Some(&sdp),
-                    now,
-                );
-                let t1 = self.config.timers.t1;
-                self.pending_2xx = Some(Pending2xx {
-                    cseq: rx.cseq,
-                    bytes: text.into_bytes(),
-                    to: reply_to,
-                    next_at: now + t1,
-                    interval: t1,
-                    give_up_at: now + self.config.timers.timeout(),
-                });
-            }
-            Err(e) => {
-                let reason = format!("Not Acceptable Here ({e})");
-                self.respond(rx, request, reply_to, 488, &reason, &[], None, now);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &mut self,
-        rx: &Received,
-        request: &Request,
-        to: SocketAddr,
-        code: u16,
-        reason: &str,
-        extra: &[(&str, &str)],
-        sdp: Option<&str>,
-        now: Instant,
-    ) {
-        let body = sdp.map(|s| ("application/sdp", s));
-        let Some(resp): Option<Response> =
-            response(rx, to, code, reason, Some(&self.local_tag), extra, body)
-        else {
-            return;
-        };
-        let mut t = ServerTransaction::new(request, None, false, self.config.timers);
-        t.respond(&resp, now);
-        self.servers.push(Server {
-            branch: rx.top_via.branch.clone(),
-            method: rx.cseq_method.clone(),
-            transaction: t,
-            to,
-        });
     }
 
     /// Moves every transaction's datagrams to the outbox and forgets ended ones.
@@ -818,13 +605,7 @@ impl OutboundCall {
                 self.end(None, "hung up".into());
             }
         }
-        for s in &mut self.servers {
-            while let Some(bytes) = s.transaction.poll_transmit() {
-                self.transmit.push_back(Transmit { to: s.to, bytes });
-            }
-            while s.transaction.poll_event().is_some() {}
-        }
-        self.servers.retain(|s| !s.transaction.is_terminated());
+        self.server.drain(&mut self.transmit);
     }
 }
 
