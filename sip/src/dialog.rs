@@ -4,7 +4,11 @@
 //! requests sent inside the dialog (§12.2.1.1, with loose and strict routing)
 //! and checks the ones received (§12.2.2).
 
-use crate::message::{first_element, Received};
+use std::net::SocketAddr;
+
+use crate::ids::{random_token, BRANCH_COOKIE};
+use crate::message::{first_element, header_param, Received};
+use crate::transmit::Transmit;
 use crate::response::header_values;
 use crate::uri::SipUri;
 
@@ -151,6 +155,139 @@ impl Dialog {
                 Ok(())
             }
         }
+    }
+}
+
+/// How our requests are stamped, and where they go when the next hop's host
+/// is not an IP address.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// Via sent-by: `host:port`.
+    pub via_sent_by: &'a str,
+    pub user_agent: &'a str,
+    /// Used as the route when the dialog has no route set.
+    pub outbound_proxy: Option<&'a str>,
+    pub fallback: SocketAddr,
+}
+
+impl Dialog {
+    /// A request inside the dialog (§12.2.1.1), and where to send it.
+    pub fn request(
+        &self,
+        ctx: &RequestContext<'_>,
+        method: &str,
+        seq: u32,
+        extra: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Transmit {
+        let mut route = self.route();
+        let mut to = address_of(&route.next_hop);
+        if route.routes.is_empty() {
+            if let Some(proxy) = ctx.outbound_proxy {
+                route.routes.push(with_lr(proxy));
+                to = address_of(proxy);
+            }
+        }
+        let branch = format!("{BRANCH_COOKIE}{}", random_token());
+        let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
+        text.push_str(&format!(
+            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
+            ctx.via_sent_by
+        ));
+        text.push_str("Max-Forwards: 70\r\n");
+        for r in &route.routes {
+            text.push_str(&format!("Route: <{r}>\r\n"));
+        }
+        text.push_str(&format!("From: {};tag={}\r\n", self.local_uri, self.local_tag));
+        text.push_str(&format!("To: {};tag={}\r\n", self.remote_uri, self.remote_tag));
+        text.push_str(&format!("Call-ID: {}\r\n", self.call_id));
+        text.push_str(&format!("CSeq: {seq} {method}\r\n"));
+        text.push_str(&format!("User-Agent: {}\r\n", ctx.user_agent));
+        for (name, value) in extra {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        match body {
+            Some(b) => text.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )),
+            None => text.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        Transmit {
+            // A Contact with a host name is reached where the INVITE went.
+            to: to.unwrap_or(ctx.fallback),
+            bytes: text.into_bytes(),
+        }
+    }
+
+    /// The dialog our 2xx to `invite` creates on the UAS side (§12.1.1): the
+    /// route set is the INVITE's Record-Route in order, the remote target its
+    /// Contact, the remote sequence its CSeq.
+    pub fn uas(invite: &Received, local_tag: &str) -> Option<Dialog> {
+        let req = invite.request()?;
+        let remote_tag = invite.from_tag.clone()?;
+        let contact = elements(&req.headers, "Contact").into_iter().next()?;
+        let contact = uri_of(&contact);
+        SipUri::parse(contact).ok()?;
+        let from = header_values(&req.headers, "From").into_iter().next()?;
+        let to = header_values(&req.headers, "To").into_iter().next()?;
+        let route_set = elements(&req.headers, "Record-Route")
+            .iter()
+            .map(|rr| uri_of(rr).to_owned())
+            .filter(|uri| SipUri::parse(uri).is_ok())
+            .collect();
+        Some(Dialog {
+            call_id: invite.call_id.clone(),
+            local_tag: local_tag.to_owned(),
+            remote_tag,
+            local_uri: without_tag(&to),
+            remote_uri: without_tag(&from),
+            local_seq: 0,
+            remote_seq: Some(invite.cseq),
+            remote_target: contact.to_owned(),
+            route_set,
+        })
+    }
+}
+
+/// A From or To value with its `tag` parameter removed.
+pub fn without_tag(value: &str) -> String {
+    if header_param(value, "tag").is_none() {
+        return value.trim().to_owned();
+    }
+    let split = value.rfind('>').map_or(0, |i| i + 1);
+    let (addr, params) = value.split_at(split);
+    let (addr, params) = if split == 0 {
+        value.split_once(';').map_or((value, ""), |(a, p)| (a, p))
+    } else {
+        (addr, params.trim_start_matches(';'))
+    };
+    let kept: Vec<&str> = params
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("tag"))
+        .collect();
+    let mut out = addr.trim().to_owned();
+    for p in kept {
+        out.push(';');
+        out.push_str(p);
+    }
+    out
+}
+
+/// A URI's socket address when its host is an IP address.
+pub fn address_of(uri: &str) -> Option<SocketAddr> {
+    let uri = SipUri::parse(uri).ok()?;
+    let port = uri.port.unwrap_or(if uri.secure { 5061 } else { 5060 });
+    uri.ip().map(|ip| SocketAddr::new(ip, port))
+}
+
+/// A route URI with the loose-routing parameter (RFC 3261 §19.1.1).
+pub fn with_lr(uri: &str) -> String {
+    if uri.to_ascii_lowercase().contains(";lr") {
+        uri.to_owned()
+    } else {
+        format!("{uri};lr")
     }
 }
 

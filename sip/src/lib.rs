@@ -26,10 +26,12 @@ pub mod dialog_server;
 pub mod digest;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
 pub mod message;
 pub mod outbound_call;
 pub mod response;
 pub mod sdp;
 pub mod transaction;
+pub mod transmit;
 pub mod uri;
 pub mod via;

@@ -16,22 +16,16 @@ use std::time::Instant;
 
 use rsip::Request;
 
-use crate::dialog::Dialog;
+use crate::dialog::{with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
 use crate::message::Received;
 use crate::response::{header_values, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
-use crate::uri::SipUri;
 
-/// The RFC 3261 magic cookie every branch starts with (§8.1.1.7).
-pub const BRANCH_COOKIE: &str = "z9hG4bK";
-
-/// A fresh random token for tags, branches, Call-IDs and cnonces.
-pub fn random_token() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
+pub use crate::ids::{random_token, BRANCH_COOKIE};
+pub use crate::transmit::Transmit;
 
 /// Everything the call needs to know before it starts.
 #[derive(Debug, Clone)]
@@ -54,13 +48,6 @@ pub struct OutboundCallConfig {
     pub credentials: Option<Credentials>,
     /// Call-ID; random when empty.
     pub call_id: String,
-}
-
-/// A datagram for the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: SocketAddr,
-    pub bytes: Vec<u8>,
 }
 
 /// What the call's user (the `Call` actor) must hear.
@@ -626,13 +613,6 @@ fn default_reason(code: u16) -> &'static str {
     }
 }
 
-/// Resolves a URI to a socket address when its host is an IP address.
-fn address_of(uri: &str) -> Option<SocketAddr> {
-    let uri = SipUri::parse(uri).ok()?;
-    let port = uri.port.unwrap_or(if uri.secure { 5061 } else { 5060 });
-    uri.ip().map(|ip| SocketAddr::new(ip, port))
-}
-
 fn invite_request(
     config: &OutboundCallConfig,
     call_id: &str,
@@ -668,14 +648,6 @@ fn invite_request(
     Request::try_from(text.as_bytes()).map_err(|e| format!("cannot build the INVITE: {e}"))
 }
 
-fn with_lr(uri: &str) -> String {
-    if uri.to_ascii_lowercase().contains(";lr") {
-        uri.to_owned()
-    } else {
-        format!("{uri};lr")
-    }
-}
-
 /// A request inside `dialog` (§12.2.1.1), and where to send it.
 fn dialog_request(
     config: &OutboundCallConfig,
@@ -685,48 +657,11 @@ fn dialog_request(
     extra: &[(&str, &str)],
     body: Option<&str>,
 ) -> Transmit {
-    let mut route = dialog.route();
-    let mut to = address_of(&route.next_hop);
-    if route.routes.is_empty() {
-        if let Some(proxy) = &config.outbound_proxy {
-            route.routes.push(with_lr(proxy));
-            to = address_of(proxy);
-        }
-    }
-    let branch = format!("{BRANCH_COOKIE}{}", random_token());
-    let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
-    text.push_str(&format!(
-        "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-        config.via_sent_by
-    ));
-    text.push_str("Max-Forwards: 70\r\n");
-    for r in &route.routes {
-        text.push_str(&format!("Route: <{r}>\r\n"));
-    }
-    text.push_str(&format!(
-        "From: {};tag={}\r\n",
-        dialog.local_uri, dialog.local_tag
-    ));
-    text.push_str(&format!(
-        "To: {};tag={}\r\n",
-        dialog.remote_uri, dialog.remote_tag
-    ));
-    text.push_str(&format!("Call-ID: {}\r\n", dialog.call_id));
-    text.push_str(&format!("CSeq: {seq} {method}\r\n"));
-    text.push_str(&format!("User-Agent: {}\r\n", config.user_agent));
-    for (name, value) in extra {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    match body {
-        Some(b) => text.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => text.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    Transmit {
-        // A Contact with a host name is reached where the INVITE went.
-        to: to.unwrap_or(config.next_hop),
-        bytes: text.into_bytes(),
-    }
+    let ctx = RequestContext {
+        via_sent_by: &config.via_sent_by,
+        user_agent: &config.user_agent,
+        outbound_proxy: config.outbound_proxy.as_deref(),
+        fallback: config.next_hop,
+    };
+    dialog.request(&ctx, method, seq, extra, body)
 }
