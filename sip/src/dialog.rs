@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 
 use crate::ids::{random_token, BRANCH_COOKIE};
 use crate::message::{first_element, header_param, Received};
-use crate::transmit::Transmit;
 use crate::response::header_values;
+use crate::transmit::Transmit;
 use crate::uri::SipUri;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Dialog {
         let remote_tag = response.to_tag.clone()?;
         let contact = elements(&r.headers, "Contact").into_iter().next()?;
         let contact = uri_of(&contact);
-        let remote_target = if SipUri::parse(contact).is_ok() {
+        let remote_target = if usable_uri(contact) {
             contact.to_owned()
         } else {
             request_uri.to_owned()
@@ -86,7 +86,7 @@ impl Dialog {
         let mut route_set: Vec<String> = elements(&r.headers, "Record-Route")
             .iter()
             .map(|rr| uri_of(rr).to_owned())
-            .filter(|uri| SipUri::parse(uri).is_ok())
+            .filter(|uri| usable_uri(uri))
             .collect();
         route_set.reverse();
         Some(Dialog {
@@ -198,8 +198,14 @@ impl Dialog {
         for r in &route.routes {
             text.push_str(&format!("Route: <{r}>\r\n"));
         }
-        text.push_str(&format!("From: {};tag={}\r\n", self.local_uri, self.local_tag));
-        text.push_str(&format!("To: {};tag={}\r\n", self.remote_uri, self.remote_tag));
+        text.push_str(&format!(
+            "From: {};tag={}\r\n",
+            self.local_uri, self.local_tag
+        ));
+        text.push_str(&format!(
+            "To: {};tag={}\r\n",
+            self.remote_uri, self.remote_tag
+        ));
         text.push_str(&format!("Call-ID: {}\r\n", self.call_id));
         text.push_str(&format!("CSeq: {seq} {method}\r\n"));
         text.push_str(&format!("User-Agent: {}\r\n", ctx.user_agent));
@@ -228,13 +234,15 @@ impl Dialog {
         let remote_tag = invite.from_tag.clone()?;
         let contact = elements(&req.headers, "Contact").into_iter().next()?;
         let contact = uri_of(&contact);
-        SipUri::parse(contact).ok()?;
+        if !usable_uri(contact) {
+            return None;
+        }
         let from = header_values(&req.headers, "From").into_iter().next()?;
         let to = header_values(&req.headers, "To").into_iter().next()?;
         let route_set = elements(&req.headers, "Record-Route")
             .iter()
             .map(|rr| uri_of(rr).to_owned())
-            .filter(|uri| SipUri::parse(uri).is_ok())
+            .filter(|uri| usable_uri(uri))
             .collect();
         Some(Dialog {
             call_id: invite.call_id.clone(),
@@ -248,6 +256,12 @@ impl Dialog {
             route_set,
         })
     }
+}
+
+/// Whether a URI from the peer can become a Request-URI or Route of ours:
+/// a SIP URI by our reading and by rsip's, which writes the request.
+fn usable_uri(uri: &str) -> bool {
+    SipUri::parse(uri).is_ok() && rsip::Uri::try_from(uri).is_ok()
 }
 
 /// A From or To value with its `tag` parameter removed.

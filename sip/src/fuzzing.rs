@@ -163,6 +163,110 @@ Call-ID: fuzz-call@sono\r\nCSeq: {} {m}\r\n",
     }
 }
 
+/// An inbound call driven by the same kind of script: chunks pick ring,
+/// accept, reject, hangup, a request from the caller (its real tags filled
+/// in), raw bytes, or time. Everything the call sends must parse.
+pub fn inbound(data: &[u8]) {
+    use crate::inbound_call::{InboundCall, InboundCallConfig};
+    let mut now = Instant::now();
+    let caller: SocketAddr = ([192, 0, 2, 7], 5060).into();
+    let sdp = "v=0\r\no=a 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:sono@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bKinv;rport\r\n\
+From: <sip:a@192.0.2.7>;tag=caller\r\nTo: <sip:sono@127.0.0.1>\r\nCall-ID: fuzz-in@a\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:a@192.0.2.7>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let Ok(invite) = parse(invite.as_bytes()) else {
+        return;
+    };
+    let base = config();
+    let config = InboundCallConfig {
+        contact: base.contact,
+        via_sent_by: base.via_sent_by,
+        user_agent: base.user_agent,
+        media: base.media,
+        timers: base.timers,
+    };
+    let mut call = InboundCall::new(invite, caller, config, now);
+    let mut our_tag = String::new();
+    let drain = |call: &mut InboundCall, tag: &mut String| {
+        while let Some(t) = call.poll_transmit() {
+            match parse(&t.bytes) {
+                Ok(m) => {
+                    if let (Some(t), false) = (&m.to_tag, m.is_request()) {
+                        tag.clone_from(t);
+                    }
+                }
+                Err(e) => panic!(
+                    "the inbound call sent something that does not parse: {e}\n{}",
+                    String::from_utf8_lossy(&t.bytes)
+                ),
+            }
+        }
+        while call.poll_event().is_some() {}
+    };
+    drain(&mut call, &mut our_tag);
+    for chunk in split(data, b"\n--\n").take(32) {
+        let Some((&kind, rest)) = chunk.split_first() else {
+            continue;
+        };
+        let arg = rest.first().copied().unwrap_or(0);
+        match kind % 7 {
+            0 => call.ring(now),
+            1 => call.accept(now),
+            2 => call.reject(300 + u16::from(arg) * 2, "Fuzz", now),
+            3 => call.hangup(now),
+            4 => {
+                let methods = ["ACK", "BYE", "CANCEL", "INVITE", "OPTIONS", "INFO", "PRACK"];
+                let m = methods[usize::from(arg) % methods.len()];
+                let branch = if arg & 0x80 != 0 {
+                    "z9hG4bKinv".to_owned()
+                } else {
+                    format!("z9hG4bKx{}", rest.len())
+                };
+                let cseq = if m == "CANCEL" || arg & 0x40 != 0 {
+                    1
+                } else {
+                    2 + rest.len()
+                };
+                let mut b = format!(
+                    "{m} sip:sono@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7;branch={branch}\r\n\
+From: <sip:a@192.0.2.7>;tag=caller\r\nTo: <sip:sono@127.0.0.1>;tag={our_tag}\r\n\
+Call-ID: fuzz-in@a\r\nCSeq: {cseq} {m}\r\n"
+                )
+                .into_bytes();
+                b.extend_from_slice(rest.get(1..).unwrap_or_default());
+                if let Ok(m) = parse(&b) {
+                    call.handle_message(m, caller, now);
+                }
+            }
+            5 => {
+                if let Ok(m) = parse(rest) {
+                    call.handle_message(m, caller, now);
+                }
+            }
+            _ => {
+                now += Duration::from_millis(u64::from(arg) * 250);
+                call.handle_timeout(now);
+            }
+        }
+        drain(&mut call, &mut our_tag);
+    }
+    now += Duration::from_secs(40);
+    call.hangup(now);
+    for _ in 0..64 {
+        match call.poll_timeout() {
+            Some(t) if t <= now + Duration::from_secs(120) => {
+                now = now.max(t);
+                call.handle_timeout(now);
+                drain(&mut call, &mut our_tag);
+            }
+            _ => break,
+        }
+    }
+}
+
 fn split<'a>(data: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
     let mut rest = Some(data);
     std::iter::from_fn(move || {

@@ -16,8 +16,11 @@
 //! - [`outbound_call`]: the UAC core of an outbound call: INVITE, digest retry,
 //!   ACK, CANCEL, BYE, and the peer's requests inside the dialog.
 //!
-//! The UAS core of inbound calls comes with registration. Messages are parsed
-//! and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
+//! - [`inbound_call`]: the UAS core of an inbound call: 100/180, accept with
+//!   our SDP, reject, CANCEL/487, BYE; [`dialog_server`]: what both call
+//!   cores answer inside a dialog.
+//!
+//! Messages are parsed and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
 pub mod dial_plan;
@@ -27,6 +30,7 @@ pub mod digest;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod inbound_call;
 pub mod message;
 pub mod outbound_call;
 pub mod response;

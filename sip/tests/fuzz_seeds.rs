@@ -35,8 +35,10 @@ fn call_seeds_do_not_panic_and_send_only_valid_sip() {
     assert!(seeds.len() >= 8);
     for seed in &seeds {
         sono_sip::fuzzing::call(seed);
+        sono_sip::fuzzing::inbound(seed);
         for cut in (0..seed.len()).step_by(5) {
             sono_sip::fuzzing::call(&seed[..cut]);
+            sono_sip::fuzzing::inbound(&seed[..cut]);
         }
     }
 }

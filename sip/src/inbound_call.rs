@@ -1,0 +1,450 @@
+//! An inbound call, UAS side, sans-I/O (RFC 3261 §13.3): the INVITE server
+//! transaction answers 100 Trying at once; the user rings (180), accepts (200
+//! with our SDP answer, or our offer when the INVITE had none, retransmitted
+//! until the ACK, §13.3.1.4) or rejects (a final the transaction retransmits
+//! until its ACK, §17.2.1). A CANCEL before the answer gets 200 and the INVITE
+//! 487 (§9.2). After the answer, the dialog's requests go to the
+//! [`DialogServer`]; hanging up sends BYE. The registration issue wires it to
+//! the RTMP client; it is complete and tested here.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rsip::Request;
+
+use crate::dialog::{Dialog, RequestContext};
+use crate::dialog_server::{DialogOutcome, DialogServer};
+use crate::ids::random_token;
+use crate::message::Received;
+use crate::response::{response, response_text, ALLOW};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::transaction::{ClientEvent, ClientTransaction, ServerTransaction, Timers};
+use crate::transmit::Transmit;
+
+#[derive(Debug, Clone)]
+pub struct InboundCallConfig {
+    /// Our Contact URI.
+    pub contact: String,
+    pub via_sent_by: String,
+    pub user_agent: String,
+    pub media: LocalMedia,
+    pub timers: Timers,
+}
+
+/// What the call's user must hear.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundEvent {
+    /// The ACK for our 2xx arrived: media may flow.
+    Confirmed(Negotiated),
+    MediaChanged(Negotiated),
+    Ended {
+        code: Option<u16>,
+        reason: String,
+        answered: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not answered yet.
+    Offered,
+    /// 2xx sent, waiting for its ACK.
+    Accepted,
+    Confirmed,
+    /// BYE sent.
+    Ending,
+    Ended,
+}
+
+#[derive(Debug)]
+pub struct InboundCall {
+    config: InboundCallConfig,
+    invite: Received,
+    reply_to: SocketAddr,
+    transaction: ServerTransaction,
+    local_tag: String,
+    /// What the offer settled, when the INVITE carried one.
+    negotiated: Option<Negotiated>,
+    answer_sdp: Option<String>,
+    phase: Phase,
+    dialog: Option<Dialog>,
+    server: DialogServer,
+    bye: Option<(ClientTransaction, SocketAddr)>,
+    answered: bool,
+    transmit: VecDeque<Transmit>,
+    events: VecDeque<InboundEvent>,
+}
+
+impl InboundCall {
+    /// Takes a new INVITE (already checked by [`crate::message::refusal`]):
+    /// answers 100 Trying, and 488 at once when its offer has no codec of ours.
+    pub fn new(
+        invite: Received,
+        source: SocketAddr,
+        config: InboundCallConfig,
+        now: Instant,
+    ) -> InboundCall {
+        let local_tag = random_token();
+        let reply_to = invite.top_via.response_address(source);
+        let trying = response(&invite, reply_to, 100, "Trying", None, &[], None);
+        let request = invite.request().cloned().unwrap_or_else(empty_request);
+        let transaction = ServerTransaction::new(&request, trying, false, config.timers);
+        let server = DialogServer::new(
+            config.timers,
+            config.contact.clone(),
+            local_tag.clone(),
+            config.media.clone(),
+        );
+        let mut call = InboundCall {
+            invite,
+            reply_to,
+            transaction,
+            local_tag,
+            negotiated: None,
+            answer_sdp: None,
+            phase: Phase::Offered,
+            dialog: None,
+            server,
+            bye: None,
+            answered: false,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            config,
+        };
+        let body = call
+            .invite
+            .request()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default();
+        if body.trim().is_empty() {
+            // No offer: our 2xx will offer, the ACK answers (§13.2.1).
+            call.answer_sdp = Some(call.config.media.offer().to_text());
+        } else {
+            let answered = SessionDescription::parse(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|offer| call.config.media.answer(&offer).map_err(|e| e.to_string()));
+            match answered {
+                Ok((answer, negotiated)) => {
+                    call.answer_sdp = Some(answer.to_text());
+                    call.negotiated = Some(negotiated);
+                }
+                Err(e) => call.reject(488, &format!("Not Acceptable Here ({e})"), now),
+            }
+        }
+        call.drain();
+        call
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.invite.call_id
+    }
+
+    /// The caller's From value (display name and URI), as they sent it.
+    pub fn caller(&self) -> String {
+        self.invite
+            .request()
+            .and_then(|r| crate::response::header_value(&r.headers, "From"))
+            .map(|f| crate::dialog::without_tag(&f))
+            .unwrap_or_default()
+    }
+
+    /// What the offer settled, if the INVITE carried one.
+    pub fn offered_media(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<InboundEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.transaction.is_terminated()
+            && self.bye.as_ref().is_none_or(|(b, _)| b.is_terminated())
+            && self.server.is_idle()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.transaction.poll_timeout(),
+            self.bye.as_ref().and_then(|(b, _)| b.poll_timeout()),
+            self.server.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// 180 Ringing.
+    pub fn ring(&mut self, now: Instant) {
+        if self.phase == Phase::Offered {
+            let contact = format!("<{}>", self.config.contact);
+            if let Some(r) = response(
+                &self.invite,
+                self.reply_to,
+                180,
+                "Ringing",
+                Some(&self.local_tag),
+                &[("Contact", &contact)],
+                None,
+            ) {
+                self.transaction.respond(&r, now);
+            }
+        }
+        self.drain();
+    }
+
+    /// 200 OK with our SDP; the call is up once the ACK arrives.
+    pub fn accept(&mut self, now: Instant) {
+        if self.phase != Phase::Offered {
+            return;
+        }
+        let Some(sdp) = self.answer_sdp.clone() else {
+            return;
+        };
+        self.dialog = Dialog::uas(&self.invite, &self.local_tag);
+        if self.dialog.is_none() {
+            self.reject(400, "Bad Request (no usable Contact or From tag)", now);
+            return;
+        }
+        // The transaction goes to Accepted (RFC 6026) and absorbs retransmitted
+        // INVITEs; the 2xx itself is retransmitted by the dialog server.
+        if let Some(r) = response(
+            &self.invite,
+            self.reply_to,
+            200,
+            "OK",
+            Some(&self.local_tag),
+            &[],
+            None,
+        ) {
+            self.transaction.respond(&r, now);
+            while self.transaction.poll_transmit().is_some() {}
+        }
+        self.server
+            .send_2xx(&self.invite, self.reply_to, &sdp, now, &mut self.transmit);
+        self.phase = Phase::Accepted;
+        self.answered = true;
+        self.drain();
+    }
+
+    /// A final failure response (400–699) before the answer.
+    pub fn reject(&mut self, code: u16, reason: &str, now: Instant) {
+        if self.phase != Phase::Offered {
+            return;
+        }
+        let code = code.clamp(300, 699);
+        let extra: &[(&str, &str)] = if code == 405 {
+            &[("Allow", ALLOW)]
+        } else {
+            &[]
+        };
+        if let Some(r) = response(
+            &self.invite,
+            self.reply_to,
+            code,
+            reason,
+            Some(&self.local_tag),
+            extra,
+            None,
+        ) {
+            self.transaction.respond(&r, now);
+        }
+        self.end(Some(code), reason.to_owned());
+        self.drain();
+    }
+
+    /// The local user hangs up: 603 Decline before the answer, BYE after.
+    pub fn hangup(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Offered => self.reject(603, "Decline", now),
+            Phase::Accepted | Phase::Confirmed => {
+                self.send_bye(now);
+                self.phase = Phase::Ending;
+            }
+            Phase::Ending | Phase::Ended => {}
+        }
+        self.drain();
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transaction.handle_timeout(now);
+        if let Some((b, _)) = &mut self.bye {
+            b.handle_timeout(now);
+        }
+        if self.server.handle_timeout(now, &mut self.transmit) == DialogOutcome::AckTimeout {
+            self.send_bye(now);
+            self.end(None, "no ACK for our 2xx".into());
+        }
+        self.drain();
+    }
+
+    pub fn handle_message(&mut self, rx: Received, source: SocketAddr, now: Instant) {
+        if let Some(request) = rx.request().cloned() {
+            self.handle_request(rx, &request, source, now);
+        } else if rx.cseq_method == "BYE" {
+            if let Some((b, _)) = &mut self.bye {
+                if let Some(r) = rx.response() {
+                    b.handle_response(r.clone(), now);
+                }
+            }
+        }
+        self.drain();
+    }
+
+    fn handle_request(
+        &mut self,
+        rx: Received,
+        request: &Request,
+        source: SocketAddr,
+        now: Instant,
+    ) {
+        let same_transaction = rx.top_via.branch == self.invite.top_via.branch;
+        match rx.cseq_method.as_str() {
+            // A retransmitted INVITE, or the ACK for a failure we sent.
+            "INVITE" | "ACK"
+                if same_transaction
+                    && rx.cseq == self.invite.cseq
+                    && self.phase != Phase::Accepted =>
+            {
+                self.transaction.handle_request(request, now);
+                return;
+            }
+            "INVITE" if same_transaction => {
+                self.transaction.handle_request(request, now);
+                return;
+            }
+            "CANCEL" if same_transaction => {
+                let to = rx.top_via.response_address(source);
+                let ok = response_text(&rx, to, 200, "OK", Some(&self.local_tag), &[], None);
+                self.transmit.push_back(Transmit {
+                    to,
+                    bytes: ok.into_bytes(),
+                });
+                if self.phase == Phase::Offered {
+                    if let Some(r) = response(
+                        &self.invite,
+                        self.reply_to,
+                        487,
+                        "Request Terminated",
+                        Some(&self.local_tag),
+                        &[],
+                        None,
+                    ) {
+                        self.transaction.respond(&r, now);
+                    }
+                    self.end(Some(487), "cancelled by the caller".into());
+                }
+                return;
+            }
+            _ => {}
+        }
+        let confirmed = self.phase == Phase::Confirmed;
+        let outcome = self.server.handle_request(
+            &rx,
+            source,
+            self.dialog.as_mut(),
+            confirmed,
+            now,
+            &mut self.transmit,
+        );
+        match outcome {
+            DialogOutcome::Acknowledged if self.phase == Phase::Accepted => {
+                self.phase = Phase::Confirmed;
+                // Without an offer in the INVITE the ACK carries the answer.
+                let media = self.negotiated.clone().or_else(|| {
+                    let body = String::from_utf8_lossy(&request.body).into_owned();
+                    SessionDescription::parse(&body)
+                        .ok()
+                        .and_then(|sdp| self.config.media.settle(&sdp).ok())
+                });
+                match media {
+                    Some(m) => self.events.push_back(InboundEvent::Confirmed(m)),
+                    None => {
+                        self.send_bye(now);
+                        self.end(Some(488), "the ACK carried no usable SDP answer".into());
+                    }
+                }
+            }
+            DialogOutcome::RemoteBye => self.end(None, "the other party hung up (BYE)".into()),
+            DialogOutcome::MediaChanged(m) => self.events.push_back(InboundEvent::MediaChanged(m)),
+            _ => {}
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant) {
+        if self.bye.is_some() {
+            return;
+        }
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let seq = dialog.next_seq();
+        let ctx = RequestContext {
+            via_sent_by: &self.config.via_sent_by,
+            user_agent: &self.config.user_agent,
+            outbound_proxy: None,
+            fallback: self.reply_to,
+        };
+        let bye = dialog.request(&ctx, "BYE", seq, &[], None);
+        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
+            let t = ClientTransaction::new(request, false, self.config.timers, now);
+            self.bye = Some((t, bye.to));
+        }
+    }
+
+    fn end(&mut self, code: Option<u16>, reason: String) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.events.push_back(InboundEvent::Ended {
+            code,
+            reason,
+            answered: self.answered,
+        });
+    }
+
+    fn drain(&mut self) {
+        while let Some(bytes) = self.transaction.poll_transmit() {
+            self.transmit.push_back(Transmit {
+                to: self.reply_to,
+                bytes,
+            });
+        }
+        while self.transaction.poll_event().is_some() {}
+        if let Some((b, to)) = &mut self.bye {
+            while let Some(bytes) = b.poll_transmit() {
+                self.transmit.push_back(Transmit { to: *to, bytes });
+            }
+            let mut over = false;
+            while let Some(event) = b.poll_event() {
+                over |= matches!(event, ClientEvent::Timeout | ClientEvent::TransportError)
+                    || matches!(&event, ClientEvent::Response(r) if r.status_code.code() >= 200);
+            }
+            if over && self.phase == Phase::Ending {
+                self.end(None, "hung up".into());
+            }
+        }
+        self.server.drain(&mut self.transmit);
+    }
+}
+
+fn empty_request() -> Request {
+    Request {
+        method: rsip::Method::Invite,
+        uri: rsip::Uri::default(),
+        version: rsip::Version::V2,
+        headers: Default::default(),
+        body: Vec::new(),
+    }
+}

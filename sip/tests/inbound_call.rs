@@ -1,0 +1,255 @@
+//! The inbound call core against a scripted caller, in simulated time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sono_sip::inbound_call::{InboundCall, InboundCallConfig, InboundEvent};
+use sono_sip::message::{parse, Received};
+use sono_sip::sdp::{Codec, LocalMedia};
+use sono_sip::transaction::Timers;
+
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+const VIDEO_ONLY: &str =
+    "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
+
+fn caller() -> SocketAddr {
+    "127.0.0.1:5090".parse().unwrap()
+}
+
+fn config() -> InboundCallConfig {
+    InboundCallConfig {
+        contact: "sip:sono-1@127.0.0.1:5060".into(),
+        via_sent_by: "127.0.0.1:5060".into(),
+        user_agent: "sono-test".into(),
+        media: LocalMedia {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 20002,
+            codecs: vec![Codec::Speex16k, Codec::G722, Codec::Pcmu, Codec::Pcma],
+            telephone_event: true,
+            ptime: 20,
+            session_id: 3,
+            session_version: 1,
+        },
+        timers: Timers::default(),
+    }
+}
+
+/// A request from the caller; `to_tag` once the dialog exists.
+fn request(method: &str, branch: &str, cseq: u32, to_tag: Option<&str>, body: &str) -> Received {
+    let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    let text = format!(
+        "{method} sip:sono-1@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5090;branch={branch};rport\r\n\
+From: \"Alice\" <sip:alice@127.0.0.1:5090>;tag=alicetag\r\n\
+To: <sip:sono-1@127.0.0.1>{tag}\r\nCall-ID: in-1@alice\r\nCSeq: {cseq} {method}\r\n\
+Contact: <sip:alice@127.0.0.1:5090>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    parse(text.as_bytes()).unwrap()
+}
+
+fn invite(body: &str) -> Received {
+    request("INVITE", "z9hG4bKinv", 1, None, body)
+}
+
+fn sent(call: &mut InboundCall) -> Vec<Received> {
+    let mut out = Vec::new();
+    while let Some(t) = call.poll_transmit() {
+        assert_eq!(t.to, caller());
+        out.push(parse(&t.bytes).expect("we send valid SIP"));
+    }
+    out
+}
+
+fn codes(msgs: &[Received]) -> Vec<u16> {
+    msgs.iter().filter_map(Received::status_code).collect()
+}
+
+fn events(call: &mut InboundCall) -> Vec<InboundEvent> {
+    std::iter::from_fn(|| call.poll_event()).collect()
+}
+
+#[test]
+fn ring_accept_ack_then_the_callers_bye() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    assert_eq!(codes(&sent(&mut call)), [100]);
+    assert_eq!(call.caller(), "\"Alice\" <sip:alice@127.0.0.1:5090>");
+    assert_eq!(call.offered_media().map(|m| m.codec), Some(Codec::Pcmu));
+    call.ring(now);
+    let ringing = sent(&mut call).remove(0);
+    assert_eq!(ringing.status_code(), Some(180));
+    let tag = ringing.to_tag.clone().expect("a To tag on 180");
+    call.accept(now);
+    let ok = sent(&mut call).remove(0);
+    assert_eq!(ok.status_code(), Some(200));
+    assert_eq!(
+        ok.to_tag.as_deref(),
+        Some(tag.as_str()),
+        "one tag for the whole dialog"
+    );
+    let body = String::from_utf8_lossy(&ok.response().unwrap().body).into_owned();
+    assert!(body.contains("m=audio 20002 RTP/AVP 0 101"), "{body}");
+    // No ACK yet: the 200 is sent again at T1 and 2·T1.
+    call.handle_timeout(now + Duration::from_millis(500));
+    call.handle_timeout(now + Duration::from_millis(1500));
+    assert_eq!(codes(&sent(&mut call)), [200, 200]);
+    call.handle_message(
+        request("ACK", "z9hG4bKack", 1, Some(&tag), ""),
+        caller(),
+        now,
+    );
+    assert!(
+        matches!(&events(&mut call)[..], [InboundEvent::Confirmed(m)] if m.codec == Codec::Pcmu)
+    );
+    call.handle_timeout(now + Duration::from_millis(3500));
+    assert!(sent(&mut call).is_empty(), "the ACK stopped the 200");
+
+    call.handle_message(
+        request("BYE", "z9hG4bKbye", 2, Some(&tag), ""),
+        caller(),
+        now,
+    );
+    assert_eq!(codes(&sent(&mut call)), [200]);
+    assert!(matches!(
+        &events(&mut call)[..],
+        [InboundEvent::Ended {
+            code: None,
+            answered: true,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_cancel_while_ringing_gets_200_and_the_invite_487() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    call.ring(now);
+    sent(&mut call);
+    call.handle_message(request("CANCEL", "z9hG4bKinv", 1, None, ""), caller(), now);
+    let out = sent(&mut call);
+    assert_eq!(codes(&out), [200, 487]);
+    assert_eq!(out[0].cseq_method, "CANCEL");
+    assert_eq!(out[1].cseq_method, "INVITE");
+    assert!(matches!(
+        &events(&mut call)[..],
+        [InboundEvent::Ended {
+            code: Some(487),
+            ..
+        }]
+    ));
+    // Its ACK stops the 487's retransmissions; the transaction ends after T4.
+    call.handle_message(
+        request("ACK", "z9hG4bKinv", 1, Some("x"), ""),
+        caller(),
+        now,
+    );
+    call.handle_timeout(now + Duration::from_secs(1));
+    assert!(sent(&mut call).is_empty());
+    call.handle_timeout(now + Duration::from_secs(6));
+    assert!(call.is_finished());
+}
+
+#[test]
+fn a_rejection_is_retransmitted_until_its_ack() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    sent(&mut call);
+    call.reject(486, "Busy Here", now);
+    assert_eq!(codes(&sent(&mut call)), [486]);
+    call.handle_timeout(now + Duration::from_millis(500));
+    assert_eq!(codes(&sent(&mut call)), [486], "timer G");
+    call.handle_message(
+        request("ACK", "z9hG4bKinv", 1, Some("x"), ""),
+        caller(),
+        now,
+    );
+    call.handle_timeout(now + Duration::from_millis(1500));
+    assert!(sent(&mut call).is_empty());
+    assert!(matches!(
+        &events(&mut call)[..],
+        [InboundEvent::Ended {
+            code: Some(486),
+            answered: false,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn an_offer_without_our_codecs_is_refused_488() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(VIDEO_ONLY), caller(), config(), now);
+    assert_eq!(codes(&sent(&mut call)), [100, 488]);
+    assert!(call.is_ended());
+}
+
+#[test]
+fn local_hangup_after_the_answer_sends_bye_to_the_contact() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    call.accept(now);
+    let ok = sent(&mut call).pop().unwrap();
+    let tag = ok.to_tag.clone().unwrap();
+    call.handle_message(
+        request("ACK", "z9hG4bKack", 1, Some(&tag), ""),
+        caller(),
+        now,
+    );
+    events(&mut call);
+    call.hangup(now);
+    let bye = sent(&mut call).remove(0);
+    assert!(bye.is_request());
+    assert_eq!(bye.cseq_method, "BYE");
+    assert_eq!(
+        bye.request().unwrap().uri.to_string(),
+        "sip:alice@127.0.0.1:5090"
+    );
+    assert_eq!(bye.from_tag.as_deref(), Some(tag.as_str()));
+    assert_eq!(bye.to_tag.as_deref(), Some("alicetag"));
+    let text = sono_sip::response::response_text(
+        &bye,
+        "127.0.0.1:5060".parse().unwrap(),
+        200,
+        "OK",
+        None,
+        &[],
+        None,
+    );
+    call.handle_message(parse(text.as_bytes()).unwrap(), caller(), now);
+    assert!(matches!(
+        &events(&mut call)[..],
+        [InboundEvent::Ended { answered: true, .. }]
+    ));
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers() {
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(""), caller(), config(), now);
+    call.accept(now);
+    let ok = sent(&mut call).pop().unwrap();
+    let body = String::from_utf8_lossy(&ok.response().unwrap().body).into_owned();
+    assert!(
+        body.contains("m=audio 20002 RTP/AVP 97 9 0 8 101"),
+        "{body}"
+    );
+    let tag = ok.to_tag.clone().unwrap();
+    let answer = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 8");
+    call.handle_message(
+        request("ACK", "z9hG4bKack", 1, Some(&tag), &answer),
+        caller(),
+        now,
+    );
+    assert!(
+        matches!(&events(&mut call)[..], [InboundEvent::Confirmed(m)] if m.codec == Codec::Pcma)
+    );
+}
