@@ -138,14 +138,21 @@ impl Call {
     /// The call could not even be placed.
     fn fail_before_start(&mut self, ctx: &mut Context<Self>, code: Option<u16>, reason: String) {
         warn!(conn = self.conn, %reason, "call not placed");
-        Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
+        self.finish(code, reason, false);
+        ctx.stop();
+    }
+
+    /// Status 0, the dial's `_error` if it is still unanswered, and the end.
+    fn finish(&mut self, code: Option<u16>, reason: String, answered: bool) {
+        if !answered {
+            Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
+        }
         self.status(CallStatus::NotConnected, code, Some(reason.clone()));
         if !self.dial_answered {
             self.dial_answered = true;
             self.notify(CallNotice::DialAnswer(Err((code, reason))));
         }
         self.mark_ended();
-        ctx.stop();
     }
 
     /// Once per call: the connection may dial again, the gauge drops.
@@ -241,15 +248,7 @@ impl Call {
                 answered,
             } => {
                 info!(conn = self.conn, call_id, ?code, %reason, answered, "call ended");
-                if !answered {
-                    Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
-                }
-                self.status(CallStatus::NotConnected, code, Some(reason.clone()));
-                if !self.dial_answered {
-                    self.dial_answered = true;
-                    self.notify(CallNotice::DialAnswer(Err((code, reason))));
-                }
-                self.mark_ended();
+                self.finish(code, reason, answered);
             }
         }
     }

@@ -13,13 +13,14 @@ use std::time::Instant;
 
 use rsip::Request;
 
+use crate::bye::Bye;
 use crate::dialog::{Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::ids::random_token;
 use crate::message::Received;
 use crate::response::{response, response_text, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
-use crate::transaction::{ClientEvent, ClientTransaction, ServerTransaction, Timers};
+use crate::transaction::{ServerTransaction, Timers};
 use crate::transmit::Transmit;
 
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub struct InboundCall {
     phase: Phase,
     dialog: Option<Dialog>,
     server: DialogServer,
-    bye: Option<(ClientTransaction, SocketAddr)>,
+    bye: Option<Bye>,
     answered: bool,
     transmit: VecDeque<Transmit>,
     events: VecDeque<InboundEvent>,
@@ -169,14 +170,14 @@ impl InboundCall {
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Ended
             && self.transaction.is_terminated()
-            && self.bye.as_ref().is_none_or(|(b, _)| b.is_terminated())
+            && self.bye.as_ref().is_none_or(Bye::is_terminated)
             && self.server.is_idle()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.transaction.poll_timeout(),
-            self.bye.as_ref().and_then(|(b, _)| b.poll_timeout()),
+            self.bye.as_ref().and_then(Bye::poll_timeout),
             self.server.poll_timeout(),
         ]
         .into_iter()
@@ -278,7 +279,7 @@ impl InboundCall {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transaction.handle_timeout(now);
-        if let Some((b, _)) = &mut self.bye {
+        if let Some(b) = &mut self.bye {
             b.handle_timeout(now);
         }
         if self.server.handle_timeout(now, &mut self.transmit) == DialogOutcome::AckTimeout {
@@ -292,7 +293,7 @@ impl InboundCall {
         if let Some(request) = rx.request().cloned() {
             self.handle_request(rx, &request, source, now);
         } else if rx.cseq_method == "BYE" {
-            if let Some((b, _)) = &mut self.bye {
+            if let Some(b) = &mut self.bye {
                 if let Some(r) = rx.response() {
                     b.handle_response(r.clone(), now);
                 }
@@ -388,18 +389,13 @@ impl InboundCall {
         let Some(dialog) = &mut self.dialog else {
             return;
         };
-        let seq = dialog.next_seq();
         let ctx = RequestContext {
             via_sent_by: &self.config.via_sent_by,
             user_agent: &self.config.user_agent,
             outbound_proxy: None,
             fallback: self.reply_to,
         };
-        let bye = dialog.request(&ctx, "BYE", seq, &[], None);
-        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
-            let t = ClientTransaction::new(request, false, self.config.timers, now);
-            self.bye = Some((t, bye.to));
-        }
+        self.bye = Bye::send(dialog, &ctx, self.config.timers, now);
     }
 
     fn end(&mut self, code: Option<u16>, reason: String) {
@@ -422,18 +418,12 @@ impl InboundCall {
             });
         }
         while self.transaction.poll_event().is_some() {}
-        if let Some((b, to)) = &mut self.bye {
-            while let Some(bytes) = b.poll_transmit() {
-                self.transmit.push_back(Transmit { to: *to, bytes });
-            }
-            let mut over = false;
-            while let Some(event) = b.poll_event() {
-                over |= matches!(event, ClientEvent::Timeout | ClientEvent::TransportError)
-                    || matches!(&event, ClientEvent::Response(r) if r.status_code.code() >= 200);
-            }
-            if over && self.phase == Phase::Ending {
-                self.end(None, "hung up".into());
-            }
+        let bye_over = self
+            .bye
+            .as_mut()
+            .is_some_and(|b| b.drain(&mut self.transmit));
+        if bye_over && self.phase == Phase::Ending {
+            self.end(None, "hung up".into());
         }
         self.server.drain(&mut self.transmit);
     }

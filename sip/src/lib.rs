@@ -23,6 +23,7 @@
 //! Messages are parsed and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
+pub mod bye;
 pub mod dial_plan;
 pub mod dialog;
 pub mod dialog_server;

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use rsip::Request;
 
+use crate::bye::Bye;
 use crate::dialog::{with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
@@ -99,7 +100,7 @@ pub struct OutboundCall {
     dialog: Option<Dialog>,
     /// The ACK for our 2xx, re-sent for each retransmitted 2xx.
     ack: Option<Transmit>,
-    bye: Option<(ClientTransaction, SocketAddr)>,
+    bye: Option<Bye>,
     /// BYEs for stray 2xx from other forks.
     stray: Vec<(ClientTransaction, SocketAddr)>,
     /// Answers the peer's requests inside the dialog.
@@ -169,7 +170,7 @@ impl OutboundCall {
         self.phase == Phase::Ended
             && self.invite.is_terminated()
             && self.cancel.as_ref().is_none_or(|c| c.is_terminated())
-            && self.bye.as_ref().is_none_or(|(b, _)| b.is_terminated())
+            && self.bye.as_ref().is_none_or(Bye::is_terminated)
             && self.stray.is_empty()
             && self.server.is_idle()
     }
@@ -181,7 +182,7 @@ impl OutboundCall {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut all = vec![self.invite.poll_timeout()];
         all.extend(self.cancel.as_ref().map(|c| c.poll_timeout()));
-        all.extend(self.bye.as_ref().map(|(b, _)| b.poll_timeout()));
+        all.push(self.bye.as_ref().and_then(Bye::poll_timeout));
         all.extend(self.stray.iter().map(|(t, _)| t.poll_timeout()));
         all.push(self.server.poll_timeout());
         all.into_iter().flatten().min()
@@ -192,7 +193,7 @@ impl OutboundCall {
         if let Some(c) = &mut self.cancel {
             c.handle_timeout(now);
         }
-        if let Some((b, _)) = &mut self.bye {
+        if let Some(b) = &mut self.bye {
             b.handle_timeout(now);
         }
         for (t, _) in &mut self.stray {
@@ -274,7 +275,7 @@ impl OutboundCall {
                 }
             }
             "BYE" => {
-                if let Some((b, _)) = &mut self.bye {
+                if let Some(b) = &mut self.bye {
                     if branch_of(b.request()) == branch {
                         // Its outcome is read in drain().
                         b.handle_response(response, now);
@@ -331,16 +332,7 @@ impl OutboundCall {
             }
             return;
         }
-        let from = self.config.from.clone();
-        let to = format!("<{}>", self.config.target);
-        let Some(dialog) = Dialog::uac(
-            rx,
-            &self.local_tag,
-            &from,
-            &to,
-            self.invite_seq,
-            &self.config.target,
-        ) else {
+        let Some(dialog) = self.dialog_of(rx) else {
             // No To tag or no Contact: we cannot even ACK it properly.
             self.invite_failed(502, "2xx without To tag or Contact");
             return;
@@ -379,17 +371,15 @@ impl OutboundCall {
         }
     }
 
-    fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
-        let from = self.config.from.clone();
+    /// The dialog a 2xx (from any fork) establishes (§12.1.2).
+    fn dialog_of(&self, rx: &Received) -> Option<Dialog> {
         let to = format!("<{}>", self.config.target);
-        let Some(mut other) = Dialog::uac(
-            rx,
-            &self.local_tag,
-            &from,
-            &to,
-            self.invite_seq,
-            &self.config.target,
-        ) else {
+        let (from, target) = (&self.config.from, &self.config.target);
+        Dialog::uac(rx, &self.local_tag, from, &to, self.invite_seq, target)
+    }
+
+    fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
+        let Some(mut other) = self.dialog_of(rx) else {
             return;
         };
         let ack = dialog_request(&self.config, &other, "ACK", self.invite_seq, &[], None);
@@ -499,18 +489,20 @@ impl OutboundCall {
     }
 
     fn send_bye(&mut self, now: Instant) {
-        let Some(dialog) = &mut self.dialog else {
-            return;
-        };
         if self.bye.is_some() {
             return;
         }
-        let seq = dialog.next_seq();
-        let bye = self.in_dialog_request("BYE", seq, &[], None);
-        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
-            let t = ClientTransaction::new(request, false, self.config.timers, now);
-            self.bye = Some((t, bye.to));
-        }
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let config = &self.config;
+        let ctx = RequestContext {
+            via_sent_by: &config.via_sent_by,
+            user_agent: &config.user_agent,
+            outbound_proxy: config.outbound_proxy.as_deref(),
+            fallback: config.next_hop,
+        };
+        self.bye = Bye::send(dialog, &ctx, config.timers, now);
     }
 
     fn in_dialog_request(
@@ -579,18 +571,12 @@ impl OutboundCall {
             }
             while c.poll_event().is_some() {}
         }
-        if let Some((b, to)) = &mut self.bye {
-            while let Some(bytes) = b.poll_transmit() {
-                self.transmit.push_back(Transmit { to: *to, bytes });
-            }
-            let mut over = false;
-            while let Some(event) = b.poll_event() {
-                over |= matches!(event, ClientEvent::Timeout | ClientEvent::TransportError)
-                    || matches!(&event, ClientEvent::Response(r) if r.status_code.code() >= 200);
-            }
-            if over && self.phase == Phase::Ending {
-                self.end(None, "hung up".into());
-            }
+        let bye_over = self
+            .bye
+            .as_mut()
+            .is_some_and(|b| b.drain(&mut self.transmit));
+        if bye_over && self.phase == Phase::Ending {
+            self.end(None, "hung up".into());
         }
         self.server.drain(&mut self.transmit);
     }
