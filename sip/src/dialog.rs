@@ -108,12 +108,12 @@ impl Dialog {
     pub fn route(&self) -> DialogRequest {
         match self.route_set.first() {
             None => DialogRequest {
-                request_uri: self.remote_target.clone(),
+                request_uri: strip_uri_headers(&self.remote_target),
                 routes: Vec::new(),
                 next_hop: self.remote_target.clone(),
             },
             Some(first) if is_loose(first) => DialogRequest {
-                request_uri: self.remote_target.clone(),
+                request_uri: strip_uri_headers(&self.remote_target),
                 routes: self.route_set.clone(),
                 next_hop: first.clone(),
             },
@@ -311,8 +311,8 @@ fn is_loose(uri: &str) -> bool {
     })
 }
 
-/// A Request-URI may not carry URI headers (`?…`) or the `method` parameter.
-fn strip_uri_headers(uri: &str) -> String {
+/// A Request-URI may not carry URI headers (`?…`, §19.1.1 table 1).
+pub fn strip_uri_headers(uri: &str) -> String {
     uri.split('?').next().unwrap_or(uri).to_owned()
 }
 

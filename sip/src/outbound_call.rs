@@ -17,7 +17,7 @@ use std::time::Instant;
 use rsip::Request;
 
 use crate::bye::Bye;
-use crate::dialog::{with_lr, Dialog, RequestContext};
+use crate::dialog::{strip_uri_headers, with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
 use crate::message::Received;
@@ -373,9 +373,16 @@ impl OutboundCall {
 
     /// The dialog a 2xx (from any fork) establishes (§12.1.2).
     fn dialog_of(&self, rx: &Received) -> Option<Dialog> {
-        let to = format!("<{}>", self.config.target);
-        let (from, target) = (&self.config.from, &self.config.target);
-        Dialog::uac(rx, &self.local_tag, from, &to, self.invite_seq, target)
+        let target = strip_uri_headers(&self.config.target);
+        let to = format!("<{target}>");
+        Dialog::uac(
+            rx,
+            &self.local_tag,
+            &self.config.from,
+            &to,
+            self.invite_seq,
+            &target,
+        )
     }
 
     fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
@@ -415,8 +422,12 @@ impl OutboundCall {
             return false;
         };
         let mut session = DigestSession::new(challenge);
-        let authorization =
-            session.authorize(&credentials, "INVITE", &self.config.target, &random_token());
+        let authorization = session.authorize(
+            &credentials,
+            "INVITE",
+            &strip_uri_headers(&self.config.target),
+            &random_token(),
+        );
         self.auth_attempts += 1;
         self.invite_seq += 1;
         self.invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
@@ -608,7 +619,8 @@ fn invite_request(
     authorization: Option<(&str, &str)>,
 ) -> Result<Request, String> {
     let sdp = config.media.offer().to_text();
-    let mut text = format!("INVITE {} SIP/2.0\r\n", config.target);
+    let target = strip_uri_headers(&config.target);
+    let mut text = format!("INVITE {target} SIP/2.0\r\n");
     text.push_str(&format!(
         "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
         config.via_sent_by
@@ -618,7 +630,7 @@ fn invite_request(
         text.push_str(&format!("Route: <{}>\r\n", with_lr(proxy)));
     }
     text.push_str(&format!("From: {};tag={local_tag}\r\n", config.from));
-    text.push_str(&format!("To: <{}>\r\n", config.target));
+    text.push_str(&format!("To: <{target}>\r\n"));
     text.push_str(&format!("Call-ID: {call_id}\r\n"));
     text.push_str(&format!("CSeq: {seq} INVITE\r\n"));
     text.push_str(&format!("Contact: <{}>\r\n", config.contact));
