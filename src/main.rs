@@ -90,7 +90,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     system.block_on(async move {
         let gateway = Gateway::start(settings.clone())
             .await
-            .with_context(|| format!("cannot listen for RTMP on {}", settings.rtmp.listen))?;
+            .context("cannot start the gateway")?;
         let http = sono_web::serve(gateway.shared())
             .with_context(|| format!("cannot listen for HTTP on {}", settings.http.listen))?;
         let http_handle = http.handle();

@@ -487,3 +487,74 @@ fn hold_by_reinvite_and_options_inside_the_call_are_answered() {
     );
     sipp.assert_success(WAIT);
 }
+
+#[test]
+fn a_call_over_tcp_when_the_target_asks_for_it() {
+    let sono = Sono::start(SONO, MEDIA);
+    let mut sipp = Sipp::uas(&scenario("uas_200"), 1, WAIT, &["-t", "t1"]);
+    let mut c = client(&sono);
+    let target = format!("{};transport=tcp", sipp.uri("bob"));
+    c.send_call("dial", vec![target.into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert_eq!(statuses(&c), [(1, None), (2, Some(200)), (4, Some(200))]);
+    c.call("hangup", vec![]).unwrap();
+    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    sipp.assert_success(WAIT);
+    let log = sipp.messages();
+    assert!(log.contains("TCP message received"), "{log}");
+    let got = sipp.received();
+    assert!(got[0].contains("Via: SIP/2.0/TCP "), "{}", got[0]);
+    assert!(got[0].contains(";transport=tcp>"), "{}", got[0]);
+    assert_eq!(
+        got.iter()
+            .map(|m| m.split(' ').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+#[test]
+fn sip_over_tcp_is_answered_on_the_same_connection_and_garbage_closes_it() {
+    use std::io::{Read, Write};
+    let sono = Sono::start(SONO, MEDIA);
+    let mut s = std::net::TcpStream::connect(sono.sip).expect("sono listens for SIP over TCP");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = s.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:x@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcp1\r\n\
+From: <sip:t@{me}>;tag=f\r\nTo: <sip:x@{sip}>\r\nCall-ID: tcp-1\r\nCSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = sono.sip
+    );
+    // Two messages in one write, the second split: the framer must cut them right.
+    let both = format!("{options}{}", options.replace("tcp-1", "tcp-2"));
+    s.write_all(&both.as_bytes()[..both.len() - 10]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&both.as_bytes()[both.len() - 10..]).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got.matches("SIP/2.0 200 OK").count() < 2 && Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert_eq!(got.matches("SIP/2.0 200 OK").count(), 2, "{got}");
+    assert!(got.contains("Call-ID: tcp-1") && got.contains("Call-ID: tcp-2"));
+    // A header section without Content-Length cannot be framed: sono closes.
+    s.write_all(b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bKq\r\n\r\n")
+        .unwrap();
+    let closed = matches!(s.read(&mut buf), Ok(0));
+    assert!(closed, "sono keeps a connection it cannot frame");
+    assert!(
+        sono.wait_log("unframeable stream", Duration::from_secs(2)),
+        "{}",
+        sono.log()
+    );
+}

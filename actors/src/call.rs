@@ -16,6 +16,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use sono_rtmp::phone::{CallStatus, PhoneEvent};
 use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
 use crate::directory::ConnectionId;
@@ -56,6 +57,7 @@ pub struct Call {
     /// the actor may linger for its transactions' last timers.
     rtp: Option<RtpPorts>,
     timer: Option<SpawnHandle>,
+    transport: Transport,
     client_gone: bool,
     dial_answered: bool,
     hangup_requested: bool,
@@ -78,6 +80,7 @@ impl Call {
             conn,
             connection,
             shared,
+            transport: config.transport,
             core: None,
             config: Some(config),
             resolve,
@@ -175,7 +178,7 @@ impl Call {
             return;
         };
         while let Some(t) = core.poll_transmit() {
-            self.shared.sip.send(t.to, &t.bytes);
+            self.shared.sip.send(self.transport, t.to, &t.bytes);
         }
         let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
@@ -386,6 +389,15 @@ pub fn outbound_config(
         session_id: rand::random::<u32>() as u64,
         session_version: 1,
     };
+    // The proxy's transport parameter when there is a proxy, else the target's.
+    let transport = match &proxy {
+        Some(p) => Transport::of_uri(&p.to_string()),
+        None => Transport::of_uri(&target.to_string()),
+    };
+    let contact = match transport {
+        Transport::Tcp => format!("sip:{user}@{advertised};transport=tcp"),
+        Transport::Udp => format!("sip:{user}@{advertised}"),
+    };
     let credentials = (!sip.auth_user.is_empty()).then(|| sono_sip::digest::Credentials {
         username: sip.auth_user.clone(),
         password: sip.password.clone(),
@@ -393,13 +405,14 @@ pub fn outbound_config(
     let config = OutboundCallConfig {
         target: target.to_string(),
         from,
-        contact: format!("sip:{user}@{advertised}"),
+        contact,
         via_sent_by: advertised.to_owned(),
         next_hop,
         outbound_proxy: proxy.map(|p| p.to_string()),
         user_agent: sip.user_agent.clone(),
         media,
         timers: sip.timers(),
+        transport,
         credentials,
         call_id: String::new(),
     };

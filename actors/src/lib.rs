@@ -12,6 +12,7 @@ pub mod rtmp_connection;
 pub mod rtmp_listener;
 pub mod rtp_ports;
 pub mod settings;
+pub mod sip_tcp;
 pub mod sip_transport;
 
 use std::sync::Arc;
@@ -57,14 +58,33 @@ impl Gateway {
             .media
             .codec_list()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let sip = sip_transport::SipSocket::bind(settings.sip.listen, &settings.sip.advertise)
+        let s = &settings.sip;
+        let tcp = s
+            .tcp
+            .then(|| sip_tcp::TcpConnections::new(s.max_tcp_connections, s.tcp_idle_timeout));
+        let sip = sip_transport::SipSocket::bind(s.listen, &s.advertise, tcp.clone())
             .await
             .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("SIP on {}: {e}", settings.sip.listen))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for SIP on {}: {e}", s.listen),
+                )
             })?;
-        info!(address = %sip.local_addr()?, advertised = sip.advertised(), "SIP listening (UDP)");
+        let tcp_listener = match &tcp {
+            Some(_) => Some(TcpListener::bind(sip.local_addr()?).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for SIP over TCP on {}: {e}", s.listen),
+                )
+            })?),
+            None => None,
+        };
+        info!(address = %sip.local_addr()?, advertised = sip.advertised(), tcp = s.tcp, "SIP listening");
         let listener = TcpListener::bind(settings.rtmp.listen).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("RTMP on {}: {e}", settings.rtmp.listen))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen for RTMP on {}: {e}", settings.rtmp.listen),
+            )
         })?;
         info!(address = %listener.local_addr()?, "RTMP listening");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -77,7 +97,11 @@ impl Gateway {
             sip,
             codecs,
         });
-        sip_transport::SipTransport::start(shared.clone(), shared.sip.clone());
+        let transport = sip_transport::SipTransport::start(shared.clone(), shared.sip.clone());
+        if let (Some(tcp), Some(listener)) = (tcp, tcp_listener) {
+            tcp.set_inbound(transport.recipient());
+            actix_rt::spawn(tcp.accept_loop(listener));
+        }
         let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(
             listener,
             shared.clone(),

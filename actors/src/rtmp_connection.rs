@@ -271,6 +271,14 @@ impl RtmpConnection {
         };
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (config, resolve) = outbound_config(shared, target, user, rtp.port());
+        if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
+            self.session.answer_error(
+                txn,
+                code::CALL_FAILED,
+                "the target asks for TCP and SIP over TCP is off (sip.tcp)",
+            );
+            return;
+        }
         let call = Call::start(
             self.id,
             ctx.address().recipient(),

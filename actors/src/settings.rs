@@ -137,6 +137,12 @@ pub struct SipSettings {
     pub t4: Duration,
     /// Most calls in progress at once; more are refused with Sono.Call.Failed.
     pub max_calls: usize,
+    /// Also listen for SIP over TCP on `listen`, and call `transport=tcp` targets.
+    pub tcp: bool,
+    /// A TCP connection idle this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub tcp_idle_timeout: Duration,
+    pub max_tcp_connections: usize,
     pub dial_plan: DialPlanSettings,
 }
 
@@ -157,6 +163,9 @@ impl Default for SipSettings {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             max_calls: 10_000,
+            tcp: true,
+            tcp_idle_timeout: Duration::from_secs(300),
+            max_tcp_connections: 1000,
             dial_plan: DialPlanSettings::default(),
         }
     }
@@ -312,8 +321,11 @@ impl Settings {
                 "sip.t1 and sip.t4 must be longer than zero and sip.t2 at least sip.t1".into(),
             );
         }
-        if sip.max_calls == 0 {
-            return Err("sip.max_calls must be at least 1".into());
+        if sip.max_calls == 0 || sip.max_tcp_connections == 0 {
+            return Err("sip.max_calls and sip.max_tcp_connections must be at least 1".into());
+        }
+        if sip.tcp_idle_timeout.is_zero() {
+            return Err("sip.tcp_idle_timeout must be longer than zero".into());
         }
         let m = &self.media;
         if m.rtp_port_min < 1024 || m.rtp_port_max < m.rtp_port_min.saturating_add(1) {

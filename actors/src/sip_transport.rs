@@ -24,7 +24,9 @@ use tokio_util::udp::UdpFramed;
 use tracing::{debug, trace, warn};
 
 use crate::metrics::Metrics;
+use crate::sip_tcp::TcpConnections;
 use crate::Shared;
+use sono_sip::transmit::Transport;
 
 /// A received message for the call that owns its Call-ID.
 #[derive(Message)]
@@ -34,16 +36,31 @@ pub struct SipInbound {
     pub source: SocketAddr,
 }
 
-/// The bound SIP socket, shared by every actor that sends SIP.
-#[derive(Debug, Clone)]
+/// A message read from a TCP connection, for the transport to handle like a datagram.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SipReceived {
+    pub bytes: Vec<u8>,
+    pub source: SocketAddr,
+    pub transport: Transport,
+}
+
+/// The bound SIP sockets, shared by every actor that sends SIP.
+#[derive(Clone)]
 pub struct SipSocket {
     socket: Arc<UdpSocket>,
+    /// TCP connections, when `sip.tcp` is on.
+    tcp: Option<Arc<TcpConnections>>,
     /// `host:port` written in Via and Contact.
     advertised: String,
 }
 
 impl SipSocket {
-    pub async fn bind(listen: SocketAddr, advertise: &str) -> io::Result<SipSocket> {
+    pub async fn bind(
+        listen: SocketAddr,
+        advertise: &str,
+        tcp: Option<Arc<TcpConnections>>,
+    ) -> io::Result<SipSocket> {
         let socket = UdpSocket::bind(listen).await?;
         let local = socket.local_addr()?;
         let advertised = if advertise.is_empty() {
@@ -55,6 +72,7 @@ impl SipSocket {
         };
         Ok(SipSocket {
             socket: Arc::new(socket),
+            tcp,
             advertised,
         })
     }
@@ -67,12 +85,23 @@ impl SipSocket {
         &self.advertised
     }
 
-    /// Sends one datagram without waiting. A full socket buffer loses the
-    /// datagram, as the network could: transactions retransmit.
-    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
-        trace!(%to, message = %String::from_utf8_lossy(bytes), "SIP out");
-        if let Err(e) = self.socket.try_send_to(bytes, to) {
-            debug!(%to, error = %e, "SIP datagram not sent");
+    pub fn tcp_enabled(&self) -> bool {
+        self.tcp.is_some()
+    }
+
+    /// Sends one message without waiting. Over UDP a full socket buffer loses
+    /// the datagram, as the network could: transactions retransmit. Over TCP it
+    /// goes on the connection to `to`, opened if needed.
+    pub fn send(&self, transport: Transport, to: SocketAddr, bytes: &[u8]) {
+        trace!(%to, %transport, message = %String::from_utf8_lossy(bytes), "SIP out");
+        match (transport, &self.tcp) {
+            (Transport::Tcp, Some(tcp)) => tcp.send(to, bytes.to_vec()),
+            (Transport::Tcp, None) => debug!(%to, "SIP over TCP is off (sip.tcp); message dropped"),
+            (Transport::Udp, _) => {
+                if let Err(e) = self.socket.try_send_to(bytes, to) {
+                    debug!(%to, error = %e, "SIP datagram not sent");
+                }
+            }
         }
     }
 }
@@ -90,7 +119,7 @@ impl SipTransport {
         })
     }
 
-    fn datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+    fn receive(&mut self, bytes: &[u8], source: SocketAddr, transport: Transport) {
         Metrics::add(&self.shared.metrics.sip_messages_received, 1);
         trace!(%source, message = %String::from_utf8_lossy(bytes), "SIP in");
         let message = match parse(bytes) {
@@ -99,7 +128,7 @@ impl SipTransport {
                 Metrics::add(&self.shared.metrics.sip_messages_rejected, 1);
                 debug!(%source, error = %e, "SIP message refused");
                 if let Some(answer) = error_response(bytes, &e, source, &random_token()) {
-                    self.socket.send(source, &answer);
+                    self.socket.send(transport, source, &answer);
                 }
                 return;
             }
@@ -108,18 +137,18 @@ impl SipTransport {
             call.do_send(SipInbound { message, source });
             return;
         }
-        self.unowned(message, source);
+        self.unowned(message, source, transport);
     }
 
     /// A message no call owns.
-    fn unowned(&mut self, message: Received, source: SocketAddr) {
+    fn unowned(&mut self, message: Received, source: SocketAddr, transport: Transport) {
         if !message.is_request() {
             debug!(%source, call_id = %message.call_id, "SIP response for no call, dropped");
             return;
         }
         if let Some(r) = sono_sip::message::refusal(&message) {
             let header = [(r.header.0, r.header.1.as_str())];
-            self.answer(&message, source, r.code, r.reason, &header);
+            self.answer(&message, source, transport, r.code, r.reason, &header);
             return;
         }
         match message.cseq_method.as_str() {
@@ -127,6 +156,7 @@ impl SipTransport {
             "OPTIONS" => self.answer(
                 &message,
                 source,
+                transport,
                 200,
                 "OK",
                 &[("Allow", ALLOW), ("Accept", "application/sdp")],
@@ -134,6 +164,7 @@ impl SipTransport {
             _ if message.to_tag.is_some() => self.answer(
                 &message,
                 source,
+                transport,
                 481,
                 "Call/Transaction Does Not Exist",
                 &[],
@@ -141,15 +172,24 @@ impl SipTransport {
             "BYE" | "CANCEL" => self.answer(
                 &message,
                 source,
+                transport,
                 481,
                 "Call/Transaction Does Not Exist",
                 &[],
             ),
             // Inbound calls reach clients once they register (issue 5).
-            "INVITE" => self.answer(&message, source, 480, "Temporarily Unavailable", &[]),
+            "INVITE" => self.answer(
+                &message,
+                source,
+                transport,
+                480,
+                "Temporarily Unavailable",
+                &[],
+            ),
             _ => self.answer(
                 &message,
                 source,
+                transport,
                 405,
                 "Method Not Allowed",
                 &[("Allow", ALLOW)],
@@ -158,10 +198,12 @@ impl SipTransport {
     }
 
     /// A stateless response (§8.2.6) to where the request's Via says.
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         message: &Received,
         source: SocketAddr,
+        transport: Transport,
         code: u16,
         reason: &str,
         extra: &[(&str, &str)],
@@ -178,8 +220,11 @@ impl SipTransport {
             &headers,
             None,
         );
-        let to = message.top_via.response_address(source);
-        self.socket.send(to, text.as_bytes());
+        let to = match transport {
+            Transport::Udp => message.top_via.response_address(source),
+            Transport::Tcp => source,
+        };
+        self.socket.send(transport, to, text.as_bytes());
     }
 }
 
@@ -187,10 +232,18 @@ impl Actor for SipTransport {
     type Context = Context<Self>;
 }
 
+impl Handler<SipReceived> for SipTransport {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipReceived, _: &mut Context<Self>) {
+        self.receive(&msg.bytes, msg.source, msg.transport);
+    }
+}
+
 impl StreamHandler<Result<(BytesMut, SocketAddr), io::Error>> for SipTransport {
     fn handle(&mut self, item: Result<(BytesMut, SocketAddr), io::Error>, _: &mut Context<Self>) {
         match item {
-            Ok((bytes, source)) => self.datagram(&bytes, source),
+            Ok((bytes, source)) => self.receive(&bytes, source, Transport::Udp),
             // ICMP port unreachable and the like surface here on Linux; the
             // socket stays usable.
             Err(e) => debug!(error = %e, "SIP socket read error"),

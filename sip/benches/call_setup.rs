@@ -35,6 +35,7 @@ fn config() -> OutboundCallConfig {
             session_version: 1,
         },
         timers: Timers::default(),
+        transport: Default::default(),
         credentials: None,
         call_id: String::new(),
     }

@@ -29,7 +29,7 @@ impl Bye {
         let bye = dialog.request(ctx, "BYE", seq, &[], None);
         let request = Request::try_from(bye.bytes.as_slice()).ok()?;
         Some(Bye {
-            transaction: ClientTransaction::new(request, false, timers, now),
+            transaction: ClientTransaction::new(request, ctx.transport.is_reliable(), timers, now),
             to: bye.to,
         })
     }

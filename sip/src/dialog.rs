@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use crate::ids::{random_token, BRANCH_COOKIE};
 use crate::message::{first_element, header_param, Received};
 use crate::response::header_values;
-use crate::transmit::Transmit;
+use crate::transmit::{Transmit, Transport};
 use crate::uri::SipUri;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +168,7 @@ pub struct RequestContext<'a> {
     /// Used as the route when the dialog has no route set.
     pub outbound_proxy: Option<&'a str>,
     pub fallback: SocketAddr,
+    pub transport: Transport,
 }
 
 impl Dialog {
@@ -191,8 +192,8 @@ impl Dialog {
         let branch = format!("{BRANCH_COOKIE}{}", random_token());
         let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
         text.push_str(&format!(
-            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-            ctx.via_sent_by
+            "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
+            ctx.transport, ctx.via_sent_by
         ));
         text.push_str("Max-Forwards: 70\r\n");
         for r in &route.routes {

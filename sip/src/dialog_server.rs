@@ -18,6 +18,7 @@ use crate::outbound_call::Transmit;
 use crate::response::{response, response_text, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
+use crate::transmit::Transport;
 
 /// A 2xx to an INVITE, retransmitted until its ACK (§13.3.1.4).
 #[derive(Debug)]
@@ -58,17 +59,25 @@ pub struct DialogServer {
     contact: String,
     local_tag: String,
     media: LocalMedia,
+    reliable: bool,
     servers: Vec<Server>,
     pending_2xx: Option<Pending2xx>,
 }
 
 impl DialogServer {
-    pub fn new(timers: Timers, contact: String, local_tag: String, media: LocalMedia) -> Self {
+    pub fn new(
+        timers: Timers,
+        contact: String,
+        local_tag: String,
+        media: LocalMedia,
+        transport: Transport,
+    ) -> Self {
         DialogServer {
             timers,
             contact,
             local_tag,
             media,
+            reliable: transport.is_reliable(),
             servers: Vec::new(),
             pending_2xx: None,
         }
@@ -149,7 +158,7 @@ impl DialogServer {
         let Some(resp) = response(rx, to, code, reason, Some(&self.local_tag), extra, body) else {
             return;
         };
-        let mut t = ServerTransaction::new(request, None, false, self.timers);
+        let mut t = ServerTransaction::new(request, None, self.reliable, self.timers);
         t.respond(&resp, now);
         self.servers.push(Server {
             branch: rx.top_via.branch.clone(),
@@ -347,7 +356,7 @@ impl DialogServer {
             Ok(sdp) => {
                 // The INVITE server transaction ends with the 2xx (RFC 6026):
                 // it absorbs retransmitted INVITEs while we resend the 2xx.
-                let mut t = ServerTransaction::new(request, None, false, self.timers);
+                let mut t = ServerTransaction::new(request, None, self.reliable, self.timers);
                 if let Some(resp) =
                     response(rx, reply_to, 200, "OK", Some(&self.local_tag), &[], None)
                 {

@@ -41,6 +41,38 @@ pub fn message(data: &[u8]) {
     }
 }
 
+/// A TCP stream: the first byte sets the read size; the messages framed from
+/// reads of that size must equal those framed from one read of everything.
+pub fn stream(data: &[u8]) {
+    use crate::stream_framer::StreamFramer;
+    let Some((&size, data)) = data.split_first() else {
+        return;
+    };
+    let frame = |reads: &mut dyn Iterator<Item = &[u8]>| {
+        let mut framer = StreamFramer::new();
+        let mut out = Vec::new();
+        for read in reads {
+            framer.push(read);
+            while let Some(m) = framer.next_message() {
+                let failed = m.is_err();
+                out.push(m);
+                if failed {
+                    return out;
+                }
+            }
+        }
+        out
+    };
+    let whole = frame(&mut std::iter::once(data));
+    let pieces = frame(&mut data.chunks(usize::from(size).max(1)));
+    // Piecewise framing may stop earlier only when an error cut it short.
+    let n = pieces.len().min(whole.len());
+    assert_eq!(whole[..n], pieces[..n], "framing depends on read sizes");
+    for m in whole.into_iter().flatten() {
+        message(&m);
+    }
+}
+
 fn config() -> OutboundCallConfig {
     OutboundCallConfig {
         target: "sip:bob@192.0.2.7:5060".into(),
@@ -60,6 +92,7 @@ fn config() -> OutboundCallConfig {
             session_version: 1,
         },
         timers: Timers::default(),
+        transport: Default::default(),
         credentials: Some(crate::digest::Credentials {
             username: "alice".into(),
             password: "secret".into(),
@@ -187,6 +220,7 @@ Contact: <sip:a@192.0.2.7>\r\nContent-Type: application/sdp\r\nContent-Length: {
         user_agent: base.user_agent,
         media: base.media,
         timers: base.timers,
+        transport: base.transport,
     };
     let mut call = InboundCall::new(invite, caller, config, now);
     let mut our_tag = String::new();

@@ -21,7 +21,7 @@ use crate::message::Received;
 use crate::response::{response, response_text, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
-use crate::transmit::Transmit;
+use crate::transmit::{Transmit, Transport};
 
 #[derive(Debug, Clone)]
 pub struct InboundCallConfig {
@@ -31,6 +31,8 @@ pub struct InboundCallConfig {
     pub user_agent: String,
     pub media: LocalMedia,
     pub timers: Timers,
+    /// The transport the INVITE came on.
+    pub transport: Transport,
 }
 
 /// What the call's user must hear.
@@ -90,12 +92,14 @@ impl InboundCall {
         let reply_to = invite.top_via.response_address(source);
         let trying = response(&invite, reply_to, 100, "Trying", None, &[], None);
         let request = invite.request().cloned().unwrap_or_else(empty_request);
-        let transaction = ServerTransaction::new(&request, trying, false, config.timers);
+        let reliable = config.transport.is_reliable();
+        let transaction = ServerTransaction::new(&request, trying, reliable, config.timers);
         let server = DialogServer::new(
             config.timers,
             config.contact.clone(),
             local_tag.clone(),
             config.media.clone(),
+            config.transport,
         );
         let mut call = InboundCall {
             invite,
@@ -394,6 +398,7 @@ impl InboundCall {
             user_agent: &self.config.user_agent,
             outbound_proxy: None,
             fallback: self.reply_to,
+            transport: self.config.transport,
         };
         self.bye = Bye::send(dialog, &ctx, self.config.timers, now);
     }

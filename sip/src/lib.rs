@@ -10,7 +10,7 @@
 //! - [`transaction`]: RFC 3261 §17 client and server transactions, INVITE (with
 //!   RFC 6026's Accepted state) and non-INVITE, timers as inputs.
 //! - [`message`]: framing and checks of received messages (§7, §8.2), and the
-//!   status each failure earns; [`via`]: Via and `rport` (RFC 3581);
+//!   status each failure earns; [`stream_framer`]: messages out of a TCP stream; [`via`]: Via and `rport` (RFC 3581);
 //!   [`response`]: responses to received requests (§8.2.6).
 //! - [`dialog`]: dialogs (§12), routing of in-dialog requests.
 //! - [`outbound_call`]: the UAC core of an outbound call: INVITE, digest retry,
@@ -36,6 +36,7 @@ pub mod message;
 pub mod outbound_call;
 pub mod response;
 pub mod sdp;
+pub mod stream_framer;
 pub mod transaction;
 pub mod transmit;
 pub mod uri;

@@ -26,7 +26,7 @@ use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
 
 pub use crate::ids::{random_token, BRANCH_COOKIE};
-pub use crate::transmit::Transmit;
+pub use crate::transmit::{Transmit, Transport};
 
 /// Everything the call needs to know before it starts.
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub struct OutboundCallConfig {
     pub user_agent: String,
     pub media: LocalMedia,
     pub timers: Timers,
+    /// UDP, or TCP when the target asked for `transport=tcp`.
+    pub transport: Transport,
     pub credentials: Option<Credentials>,
     /// Call-ID; random when empty.
     pub call_id: String,
@@ -121,12 +123,14 @@ impl OutboundCall {
         let local_tag = random_token();
         let invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
         let request = invite_request(&config, &call_id, &local_tag, &invite_branch, 1, None)?;
-        let invite = ClientTransaction::new(request, false, config.timers, now);
+        let reliable = config.transport.is_reliable();
+        let invite = ClientTransaction::new(request, reliable, config.timers, now);
         let server = DialogServer::new(
             config.timers,
             config.contact.clone(),
             local_tag.clone(),
             config.media.clone(),
+            config.transport,
         );
         let mut call = OutboundCall {
             config,
@@ -394,7 +398,8 @@ impl OutboundCall {
         let seq = other.next_seq();
         let bye = dialog_request(&self.config, &other, "BYE", seq, &[], None);
         if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
-            let t = ClientTransaction::new(request, false, self.config.timers, now);
+            let reliable = self.config.transport.is_reliable();
+            let t = ClientTransaction::new(request, reliable, self.config.timers, now);
             self.stray.push((t, bye.to));
         }
     }
@@ -441,7 +446,8 @@ impl OutboundCall {
         ) else {
             return false;
         };
-        let retry = ClientTransaction::new(request, false, self.config.timers, now);
+        let reliable = self.config.transport.is_reliable();
+        let retry = ClientTransaction::new(request, reliable, self.config.timers, now);
         // The challenged transaction still sends its ACK and absorbs
         // retransmitted challenges until timer D.
         let challenged = std::mem::replace(&mut self.invite, retry);
@@ -477,8 +483,8 @@ impl OutboundCall {
         let request = self.invite.request();
         let mut text = format!("CANCEL {} SIP/2.0\r\n", request.uri);
         text.push_str(&format!(
-            "Via: SIP/2.0/UDP {};branch={};rport\r\n",
-            self.config.via_sent_by, self.invite_branch
+            "Via: SIP/2.0/{} {};branch={};rport\r\n",
+            self.config.transport, self.config.via_sent_by, self.invite_branch
         ));
         text.push_str("Max-Forwards: 70\r\n");
         for name in ["Route", "From", "To", "Call-ID"] {
@@ -492,7 +498,7 @@ impl OutboundCall {
         if let Ok(cancel) = Request::try_from(text.as_bytes()) {
             self.cancel = Some(ClientTransaction::new(
                 cancel,
-                false,
+                self.config.transport.is_reliable(),
                 self.config.timers,
                 now,
             ));
@@ -512,6 +518,7 @@ impl OutboundCall {
             user_agent: &config.user_agent,
             outbound_proxy: config.outbound_proxy.as_deref(),
             fallback: config.next_hop,
+            transport: config.transport,
         };
         self.bye = Bye::send(dialog, &ctx, config.timers, now);
     }
@@ -622,8 +629,8 @@ fn invite_request(
     let target = strip_uri_headers(&config.target);
     let mut text = format!("INVITE {target} SIP/2.0\r\n");
     text.push_str(&format!(
-        "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-        config.via_sent_by
+        "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
+        config.transport, config.via_sent_by
     ));
     text.push_str("Max-Forwards: 70\r\n");
     if let Some(proxy) = &config.outbound_proxy {
@@ -660,6 +667,7 @@ fn dialog_request(
         user_agent: &config.user_agent,
         outbound_proxy: config.outbound_proxy.as_deref(),
         fallback: config.next_hop,
+        transport: config.transport,
     };
     dialog.request(&ctx, method, seq, extra, body)
 }

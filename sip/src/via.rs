@@ -76,7 +76,9 @@ impl Via {
     /// §18.2.2 and RFC 3581 §4): the source the request came from when it asked
     /// for `rport`, else `received` or the sent-by host, and the sent-by port.
     pub fn response_address(&self, source: SocketAddr) -> SocketAddr {
-        if self.rport.is_some() {
+        // Over a reliable transport the response takes the request's own
+        // connection (§18.2.2), which is the source.
+        if self.rport.is_some() || self.transport != "UDP" {
             return source;
         }
         let ip = self

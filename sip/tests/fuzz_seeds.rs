@@ -22,6 +22,11 @@ fn message_seeds_do_not_panic() {
     assert_eq!(seeds.len(), 49);
     for seed in &seeds {
         sono_sip::fuzzing::message(seed);
+        // The same messages as a TCP stream, two glued together, in odd read sizes.
+        let mut stream = vec![13u8];
+        stream.extend_from_slice(seed);
+        stream.extend_from_slice(seed);
+        sono_sip::fuzzing::stream(&stream);
         for cut in (0..seed.len()).step_by(7) {
             sono_sip::fuzzing::message(&seed[..cut]);
         }

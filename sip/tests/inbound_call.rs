@@ -33,6 +33,7 @@ fn config() -> InboundCallConfig {
             session_version: 1,
         },
         timers: Timers::default(),
+        transport: Default::default(),
     }
 }
 

@@ -38,6 +38,7 @@ fn config() -> OutboundCallConfig {
             session_version: 1,
         },
         timers: Timers::default(),
+        transport: Default::default(),
         credentials: None,
         call_id: String::new(),
     }
@@ -410,6 +411,26 @@ fn no_answer_times_out_after_64_t1() {
         "INVITE retransmitted at 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s"
     );
     assert_eq!(t - now, Duration::from_secs(32));
+    assert!(matches!(
+        &events(&mut call)[..],
+        [CallEvent::Ended {
+            code: Some(408),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn over_tcp_nothing_is_retransmitted_and_via_says_tcp() {
+    let now = Instant::now();
+    let mut cfg = config();
+    cfg.transport = sono_sip::transmit::Transport::Tcp;
+    let mut call = OutboundCall::new(cfg, now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    assert_eq!(invite.top_via.transport, "TCP");
+    call.handle_timeout(now + Duration::from_secs(10));
+    assert!(sent(&mut call).is_empty(), "no timer A over TCP");
+    call.handle_timeout(now + Duration::from_secs(32));
     assert!(matches!(
         &events(&mut call)[..],
         [CallEvent::Ended {

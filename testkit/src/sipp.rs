@@ -64,8 +64,19 @@ impl Sipp {
             media_port,
         };
         // SIPp binds before it reads the scenario's first message; give it a moment.
+        let tcp = extra
+            .windows(2)
+            .any(|w| w[0] == "-t" && w[1].starts_with('t'));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && UdpSocket::bind(addr).is_ok() {
+        while Instant::now() < deadline {
+            let ready = if tcp {
+                std::net::TcpStream::connect(addr).is_ok()
+            } else {
+                UdpSocket::bind(addr).is_err()
+            };
+            if ready {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = name;

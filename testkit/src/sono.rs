@@ -36,8 +36,22 @@ pub struct Sono {
 
 impl Sono {
     /// Starts `binary` with `extra` appended to its settings (TOML sections other
-    /// than the listen addresses, which are chosen here).
+    /// than the listen addresses, which are chosen here). Ports are probed free
+    /// and then bound by sono, so another process can take one in between: a
+    /// start that fails with "in use" is retried on fresh ports.
     pub fn start(binary: &str, extra: &str) -> Sono {
+        for _ in 0..4 {
+            let sono = Sono::spawn(binary, extra);
+            match sono.wait_ready() {
+                Ok(()) => return sono,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("sono did not become ready; its log:\n{log}"),
+            }
+        }
+        panic!("sono found no free ports in four tries");
+    }
+
+    fn spawn(binary: &str, extra: &str) -> Sono {
         let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -70,21 +84,42 @@ impl Sono {
             .stderr(log)
             .spawn()
             .expect("starting sono");
-        let sono = Sono {
+        Sono {
             child: Some(child),
             dir,
             rtmp,
             http,
             sip,
-        };
+        }
+    }
+
+    /// Waits for `/healthz`, which answers once every listener is bound. (An
+    /// RTMP probe connection would count against `rtmp.max_connections`.)
+    fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if TcpStream::connect(rtmp).is_ok() && sono.get("/healthz").is_some() {
-                return sono;
+            if self.get("/healthz").is_some() {
+                return Ok(());
+            }
+            if self.has_exited() {
+                return Err(self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("sono did not become ready; its log:\n{}", sono.log());
+        Err(self.log())
+    }
+
+    fn has_exited(&self) -> bool {
+        // try_wait needs &mut; kill -0 asks the same without reaping.
+        let pid = self.pid();
+        pid == 0
+            || !Command::new("kill")
+                .args(["-0", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.split(' ').nth(2) == Some("Z"))
     }
 
     /// Everything sono logged so far.
