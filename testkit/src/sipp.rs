@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sono::require_tool;
+use crate::sono::{require_tool, wait_or_kill};
 
 /// A free UDP port on loopback.
 pub fn free_udp_port() -> u16 {
@@ -90,17 +90,8 @@ impl Sipp {
 
     /// Waits for SIPp to finish its calls; kills it after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        let child = self.child.take()?;
+        wait_or_kill(child, timeout)
     }
 
     /// Asserts SIPp ran its scenario to the end (exit status 0), showing its traces if not.
