@@ -1,8 +1,15 @@
-//! sono's media side, sans-I/O (to be filled by the media issue).
+//! sono's media side, sans-I/O.
 //!
-//! What belongs here: Speex wideband (speex-safe), our own Nellymoser encoder
-//! and decoder, G.711 µ-law/A-law, G.722, resampling (rubato), RTP/RTCP
-//! (RFC 3550), an adaptive jitter buffer with loss concealment, RFC 4733
-//! telephone-events, and the transcoding pipeline between what a Flash client
-//! speaks and what the SIP peer negotiated, with Speex passthrough. Frames and
-//! time in; frames, packets and deadlines out.
+//! Now:
+//! - [`g711`]: µ-law and A-law (ITU-T G.711).
+//! - [`rtp`]: RTP packets (RFC 3550 §5.1), read and written.
+//!
+//! To come in this crate (the media issue): Speex wideband (speex-safe), our own
+//! Nellymoser encoder and decoder, G.722, resampling (rubato), RTCP, an
+//! adaptive jitter buffer with loss concealment, RFC 4733 telephone-events,
+//! and the transcoding pipeline between what a Flash client speaks and what
+//! the SIP peer negotiated, with Speex passthrough. Frames and time in; frames,
+//! packets and deadlines out.
+
+pub mod g711;
+pub mod rtp;
