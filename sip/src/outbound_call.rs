@@ -94,7 +94,7 @@ pub struct OutboundCall {
     invite: ClientTransaction,
     invite_branch: String,
     invite_seq: u32,
-    /// The INVITE's Authorization line, if any, for CANCEL to leave out.
+    /// Challenges answered so far (at most two).
     auth_attempts: u8,
     provisional_seen: bool,
     hangup_requested: bool,
@@ -103,8 +103,11 @@ pub struct OutboundCall {
     /// The ACK for our 2xx, re-sent for each retransmitted 2xx.
     ack: Option<Transmit>,
     bye: Option<Bye>,
-    /// BYEs for stray 2xx from other forks.
-    stray: Vec<(ClientTransaction, SocketAddr)>,
+    /// INVITEs superseded by a retry with credentials: they still ACK and
+    /// absorb retransmitted challenges until timer D.
+    challenged: Vec<ClientTransaction>,
+    /// BYEs for 2xx from other forks than the one we kept.
+    stray_byes: Vec<Bye>,
     /// Answers the peer's requests inside the dialog.
     server: DialogServer,
     answered: bool,
@@ -114,7 +117,9 @@ pub struct OutboundCall {
 
 impl OutboundCall {
     /// Builds and queues the INVITE.
-    pub fn new(config: OutboundCallConfig, now: Instant) -> Result<OutboundCall, String> {
+    pub fn new(mut config: OutboundCallConfig, now: Instant) -> Result<OutboundCall, String> {
+        // URI headers have no place in a Request-URI or To (§19.1.1 table 1).
+        config.target = strip_uri_headers(&config.target);
         let call_id = if config.call_id.is_empty() {
             format!("{}@sono", random_token())
         } else {
@@ -147,7 +152,8 @@ impl OutboundCall {
             dialog: None,
             ack: None,
             bye: None,
-            stray: Vec::new(),
+            challenged: Vec::new(),
+            stray_byes: Vec::new(),
             server,
             answered: false,
             transmit: VecDeque::new(),
@@ -159,6 +165,10 @@ impl OutboundCall {
 
     pub fn call_id(&self) -> &str {
         &self.call_id
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.config.transport
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -175,7 +185,8 @@ impl OutboundCall {
             && self.invite.is_terminated()
             && self.cancel.as_ref().is_none_or(|c| c.is_terminated())
             && self.bye.as_ref().is_none_or(Bye::is_terminated)
-            && self.stray.is_empty()
+            && self.challenged.is_empty()
+            && self.stray_byes.is_empty()
             && self.server.is_idle()
     }
 
@@ -187,7 +198,8 @@ impl OutboundCall {
         let mut all = vec![self.invite.poll_timeout()];
         all.extend(self.cancel.as_ref().map(|c| c.poll_timeout()));
         all.push(self.bye.as_ref().and_then(Bye::poll_timeout));
-        all.extend(self.stray.iter().map(|(t, _)| t.poll_timeout()));
+        all.extend(self.challenged.iter().map(ClientTransaction::poll_timeout));
+        all.extend(self.stray_byes.iter().map(Bye::poll_timeout));
         all.push(self.server.poll_timeout());
         all.into_iter().flatten().min()
     }
@@ -200,8 +212,11 @@ impl OutboundCall {
         if let Some(b) = &mut self.bye {
             b.handle_timeout(now);
         }
-        for (t, _) in &mut self.stray {
+        for t in &mut self.challenged {
             t.handle_timeout(now);
+        }
+        for b in &mut self.stray_byes {
+            b.handle_timeout(now);
         }
         if self.server.handle_timeout(now, &mut self.transmit) == DialogOutcome::AckTimeout {
             self.send_bye(now);
@@ -255,20 +270,17 @@ impl OutboundCall {
                         ClientEvent::TransportError => self.invite_failed(503, "transport error"),
                     }
                 }
-                if delivered {
-                    self.on_invite_response(&rx, now);
-                } else if (200..300).contains(&rx.status_code().unwrap_or(0)) {
-                    // A 2xx retransmission after the transaction ended (timer M
-                    // over): still ACK it.
+                // A 2xx retransmitted after the transaction ended (timer M
+                // over) is not delivered by it, but must still be ACKed.
+                if delivered || (200..300).contains(&rx.status_code().unwrap_or(0)) {
                     self.on_invite_response(&rx, now);
                 }
             }
             "INVITE" => {
                 // A retransmitted challenge to an INVITE we already retried.
-                for (t, _) in &mut self.stray {
+                for t in &mut self.challenged {
                     if branch_of(t.request()) == branch {
                         t.handle_response(response.clone(), now);
-                        while t.poll_event().is_some() {}
                     }
                 }
             }
@@ -286,10 +298,9 @@ impl OutboundCall {
                         return;
                     }
                 }
-                for (t, _) in &mut self.stray {
-                    if branch_of(t.request()) == branch {
-                        t.handle_response(response.clone(), now);
-                        while t.poll_event().is_some() {}
+                for b in &mut self.stray_byes {
+                    if branch_of(b.request()) == branch {
+                        b.handle_response(response.clone(), now);
                     }
                 }
             }
@@ -341,8 +352,14 @@ impl OutboundCall {
             self.invite_failed(502, "2xx without To tag or Contact");
             return;
         };
+        let ack = dialog.request(
+            &request_context(&self.config),
+            "ACK",
+            self.invite_seq,
+            &[],
+            None,
+        );
         self.dialog = Some(dialog);
-        let ack = self.in_dialog_request("ACK", self.invite_seq, &[], None);
         self.transmit.push_back(ack.clone());
         self.ack = Some(ack);
         self.answered = true;
@@ -377,7 +394,7 @@ impl OutboundCall {
 
     /// The dialog a 2xx (from any fork) establishes (§12.1.2).
     fn dialog_of(&self, rx: &Received) -> Option<Dialog> {
-        let target = strip_uri_headers(&self.config.target);
+        let target = &self.config.target;
         let to = format!("<{target}>");
         Dialog::uac(
             rx,
@@ -385,7 +402,7 @@ impl OutboundCall {
             &self.config.from,
             &to,
             self.invite_seq,
-            &target,
+            target,
         )
     }
 
@@ -393,14 +410,11 @@ impl OutboundCall {
         let Some(mut other) = self.dialog_of(rx) else {
             return;
         };
-        let ack = dialog_request(&self.config, &other, "ACK", self.invite_seq, &[], None);
+        let ctx = request_context(&self.config);
+        let ack = other.request(&ctx, "ACK", self.invite_seq, &[], None);
         self.transmit.push_back(ack);
-        let seq = other.next_seq();
-        let bye = dialog_request(&self.config, &other, "BYE", seq, &[], None);
-        if let Ok(request) = Request::try_from(bye.bytes.as_slice()) {
-            let reliable = self.config.transport.is_reliable();
-            let t = ClientTransaction::new(request, reliable, self.config.timers, now);
-            self.stray.push((t, bye.to));
+        if let Some(bye) = Bye::send(&mut other, &ctx, self.config.timers, now) {
+            self.stray_byes.push(bye);
         }
     }
 
@@ -427,12 +441,8 @@ impl OutboundCall {
             return false;
         };
         let mut session = DigestSession::new(challenge);
-        let authorization = session.authorize(
-            &credentials,
-            "INVITE",
-            &strip_uri_headers(&self.config.target),
-            &random_token(),
-        );
+        let authorization =
+            session.authorize(&credentials, "INVITE", &self.config.target, &random_token());
         self.auth_attempts += 1;
         self.invite_seq += 1;
         self.invite_branch = format!("{BRANCH_COOKIE}{}", random_token());
@@ -448,10 +458,8 @@ impl OutboundCall {
         };
         let reliable = self.config.transport.is_reliable();
         let retry = ClientTransaction::new(request, reliable, self.config.timers, now);
-        // The challenged transaction still sends its ACK and absorbs
-        // retransmitted challenges until timer D.
         let challenged = std::mem::replace(&mut self.invite, retry);
-        self.stray.push((challenged, self.config.next_hop));
+        self.challenged.push(challenged);
         self.provisional_seen = false;
         true
     }
@@ -512,31 +520,8 @@ impl OutboundCall {
         let Some(dialog) = &mut self.dialog else {
             return;
         };
-        let config = &self.config;
-        let ctx = RequestContext {
-            via_sent_by: &config.via_sent_by,
-            user_agent: &config.user_agent,
-            outbound_proxy: config.outbound_proxy.as_deref(),
-            fallback: config.next_hop,
-            transport: config.transport,
-        };
-        self.bye = Bye::send(dialog, &ctx, config.timers, now);
-    }
-
-    fn in_dialog_request(
-        &self,
-        method: &str,
-        seq: u32,
-        extra: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Transmit {
-        match &self.dialog {
-            Some(d) => dialog_request(&self.config, d, method, seq, extra, body),
-            None => Transmit {
-                to: self.config.next_hop,
-                bytes: Vec::new(),
-            },
-        }
+        let ctx = request_context(&self.config);
+        self.bye = Bye::send(dialog, &ctx, self.config.timers, now);
     }
 
     fn handle_request(&mut self, rx: Received, source: SocketAddr, now: Instant) {
@@ -560,13 +545,20 @@ impl OutboundCall {
 
     /// Moves every transaction's datagrams to the outbox and forgets ended ones.
     fn drain(&mut self) {
-        for (t, to) in &mut self.stray {
+        for t in &mut self.challenged {
             while let Some(bytes) = t.poll_transmit() {
-                self.transmit.push_back(Transmit { to: *to, bytes });
+                self.transmit.push_back(Transmit {
+                    to: self.config.next_hop,
+                    bytes,
+                });
             }
             while t.poll_event().is_some() {}
         }
-        self.stray.retain(|(t, _)| !t.is_terminated());
+        self.challenged.retain(|t| !t.is_terminated());
+        for b in &mut self.stray_byes {
+            b.drain(&mut self.transmit);
+        }
+        self.stray_byes.retain(|b| !b.is_terminated());
         while let Some(bytes) = self.invite.poll_transmit() {
             self.transmit.push_back(Transmit {
                 to: self.config.next_hop,
@@ -626,7 +618,7 @@ fn invite_request(
     authorization: Option<(&str, &str)>,
 ) -> Result<Request, String> {
     let sdp = config.media.offer().to_text();
-    let target = strip_uri_headers(&config.target);
+    let target = &config.target;
     let mut text = format!("INVITE {target} SIP/2.0\r\n");
     text.push_str(&format!(
         "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
@@ -653,21 +645,13 @@ fn invite_request(
     Request::try_from(text.as_bytes()).map_err(|e| format!("cannot build the INVITE: {e}"))
 }
 
-/// A request inside `dialog` (§12.2.1.1), and where to send it.
-fn dialog_request(
-    config: &OutboundCallConfig,
-    dialog: &Dialog,
-    method: &str,
-    seq: u32,
-    extra: &[(&str, &str)],
-    body: Option<&str>,
-) -> Transmit {
-    let ctx = RequestContext {
+/// How the call's requests inside its dialog are stamped and routed.
+fn request_context(config: &OutboundCallConfig) -> RequestContext<'_> {
+    RequestContext {
         via_sent_by: &config.via_sent_by,
         user_agent: &config.user_agent,
         outbound_proxy: config.outbound_proxy.as_deref(),
         fallback: config.next_hop,
         transport: config.transport,
-    };
-    dialog.request(&ctx, method, seq, extra, body)
+    }
 }
