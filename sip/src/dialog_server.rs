@@ -15,7 +15,7 @@ use rsip::Request;
 use crate::dialog::Dialog;
 use crate::message::{refusal, Received};
 use crate::outbound_call::Transmit;
-use crate::response::{response, response_text, ALLOW};
+use crate::response::{response, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
 use crate::transmit::Transport;
@@ -168,34 +168,39 @@ impl DialogServer {
         });
     }
 
-    /// Sends a 2xx to an INVITE with `sdp` and retransmits it until the ACK
-    /// with the same CSeq arrives (§13.3.1.4), at T1, 2·T1… capped at T2.
+    /// Sends a 2xx to an INVITE with `sdp` through its server `transaction`
+    /// (which goes to Accepted and absorbs retransmitted INVITEs, RFC 6026),
+    /// then retransmits it until the ACK with the same CSeq arrives
+    /// (§13.3.1.4), at T1, 2·T1… capped at T2.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_2xx(
         &mut self,
         rx: &Received,
         to: SocketAddr,
         sdp: &str,
+        transaction: &mut ServerTransaction,
         now: Instant,
         out: &mut VecDeque<Transmit>,
     ) {
         let contact = format!("<{}>", self.contact);
-        let text = response_text(
-            rx,
-            to,
-            200,
-            "OK",
-            Some(&self.local_tag),
-            &[("Contact", &contact), ("Allow", ALLOW)],
-            Some(("application/sdp", sdp)),
-        );
-        out.push_back(Transmit {
-            to,
-            bytes: text.clone().into_bytes(),
-        });
+        let extra = [("Contact", contact.as_str()), ("Allow", ALLOW)];
+        let body = Some(("application/sdp", sdp));
+        let Some(ok) = response(rx, to, 200, "OK", Some(&self.local_tag), &extra, body) else {
+            return;
+        };
+        transaction.respond(&ok, now);
+        let mut bytes = Vec::new();
+        while let Some(wire) = transaction.poll_transmit() {
+            out.push_back(Transmit {
+                to,
+                bytes: wire.clone(),
+            });
+            bytes = wire;
+        }
         let t1 = self.timers.t1;
         self.pending_2xx = Some(Pending2xx {
             cseq: rx.cseq,
-            bytes: text.into_bytes(),
+            bytes,
             to,
             next_at: now + t1,
             interval: t1,
@@ -354,22 +359,14 @@ impl DialogServer {
         };
         match sdp {
             Ok(sdp) => {
-                // The INVITE server transaction ends with the 2xx (RFC 6026):
-                // it absorbs retransmitted INVITEs while we resend the 2xx.
                 let mut t = ServerTransaction::new(request, None, self.reliable, self.timers);
-                if let Some(resp) =
-                    response(rx, reply_to, 200, "OK", Some(&self.local_tag), &[], None)
-                {
-                    t.respond(&resp, now);
-                    while t.poll_transmit().is_some() {}
-                }
+                self.send_2xx(rx, reply_to, &sdp, &mut t, now, out);
                 self.servers.push(Server {
                     branch: rx.top_via.branch.clone(),
                     method: rx.cseq_method.clone(),
                     transaction: t,
                     to: reply_to,
                 });
-                self.send_2xx(rx, reply_to, &sdp, now, out);
             }
             Err(e) => {
                 let reason = format!("Not Acceptable Here ({e})");

@@ -221,22 +221,14 @@ impl InboundCall {
             self.reject(400, "Bad Request (no usable Contact or From tag)", now);
             return;
         }
-        // The transaction goes to Accepted (RFC 6026) and absorbs retransmitted
-        // INVITEs; the 2xx itself is retransmitted by the dialog server.
-        if let Some(r) = response(
+        self.server.send_2xx(
             &self.invite,
             self.reply_to,
-            200,
-            "OK",
-            Some(&self.local_tag),
-            &[],
-            None,
-        ) {
-            self.transaction.respond(&r, now);
-            while self.transaction.poll_transmit().is_some() {}
-        }
-        self.server
-            .send_2xx(&self.invite, self.reply_to, &sdp, now, &mut self.transmit);
+            &sdp,
+            &mut self.transaction,
+            now,
+            &mut self.transmit,
+        );
         self.phase = Phase::Accepted;
         self.answered = true;
         self.drain();
