@@ -57,7 +57,6 @@ pub struct Call {
     /// the actor may linger for its transactions' last timers.
     rtp: Option<RtpPorts>,
     timer: Option<SpawnHandle>,
-    transport: Transport,
     client_gone: bool,
     dial_answered: bool,
     hangup_requested: bool,
@@ -80,7 +79,6 @@ impl Call {
             conn,
             connection,
             shared,
-            transport: config.transport,
             core: None,
             config: Some(config),
             resolve,
@@ -151,11 +149,16 @@ impl Call {
             Metrics::add(&self.shared.metrics.sip_calls_failed, 1);
         }
         self.status(CallStatus::NotConnected, code, Some(reason.clone()));
+        self.answer_dial(Err((code, reason)));
+        self.mark_ended();
+    }
+
+    /// The pending `dial` gets its one answer.
+    fn answer_dial(&mut self, answer: Result<(), (Option<u16>, String)>) {
         if !self.dial_answered {
             self.dial_answered = true;
-            self.notify(CallNotice::DialAnswer(Err((code, reason))));
+            self.notify(CallNotice::DialAnswer(answer));
         }
-        self.mark_ended();
     }
 
     /// Once per call: the connection may dial again, the gauge drops.
@@ -177,8 +180,9 @@ impl Call {
         let Some(core) = &mut self.core else {
             return;
         };
+        let transport = core.transport();
         while let Some(t) = core.poll_transmit() {
-            self.shared.sip.send(self.transport, t.to, &t.bytes);
+            self.shared.sip.send(transport, t.to, &t.bytes);
         }
         let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
@@ -213,9 +217,8 @@ impl Call {
         match event {
             CallEvent::Progress { code, reason } => {
                 debug!(conn = self.conn, call_id, code, %reason, "call progress");
-                if code > 100 && !self.dial_answered {
-                    self.dial_answered = true;
-                    self.notify(CallNotice::DialAnswer(Ok(())));
+                if code > 100 {
+                    self.answer_dial(Ok(()));
                 }
                 self.status(CallStatus::InProgress, Some(code), Some(reason));
             }
@@ -228,10 +231,7 @@ impl Call {
                       remote_rtp = ?media.remote, setup_ms = self.started.elapsed().as_millis() as u64,
                       "call answered");
                 Metrics::add(&self.shared.metrics.sip_calls_answered, 1);
-                if !self.dial_answered {
-                    self.dial_answered = true;
-                    self.notify(CallNotice::DialAnswer(Ok(())));
-                }
+                self.answer_dial(Ok(()));
                 self.status(CallStatus::Connected, Some(code), Some(reason.clone()));
                 // Media starts with the media bridge (issue 4); the client may
                 // publish and play from now on.
@@ -316,11 +316,9 @@ impl Handler<Hangup> for Call {
             return;
         }
         self.hangup_requested = true;
-        match self.core.as_ref().map(|c| c.is_ended()) {
-            // Still resolving: begin() ends the call instead of placing it.
-            None => return,
-            Some(true) => return,
-            Some(false) => {}
+        // Still resolving: begin() ends the call instead of placing it.
+        if self.core.as_ref().is_none_or(OutboundCall::is_ended) {
+            return;
         }
         self.status(CallStatus::Disconnecting, None, Some("hanging up".into()));
         if let Some(core) = &mut self.core {
@@ -356,8 +354,7 @@ pub fn outbound_config(
         let name = sip.from_name.replace('\\', "\\\\").replace('"', "\\\"");
         format!("\"{name}\" <sip:{user}@{domain}>")
     };
-    let default_port = if target.secure { 5061 } else { 5060 };
-    let port = target.port.unwrap_or(default_port);
+    let port = target.port_or_default();
     let proxy = (!sip.outbound_proxy.is_empty())
         .then(|| sono_sip::uri::SipUri::parse(&sip.outbound_proxy).ok())
         .flatten();
@@ -366,7 +363,7 @@ pub fn outbound_config(
         // settings.validate() made sure the proxy is an IP address.
         Some(p) => SocketAddr::new(
             p.ip().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-            p.port.unwrap_or(5060),
+            p.port_or_default(),
         ),
         None => match target.ip() {
             Some(ip) => SocketAddr::new(ip, port),

@@ -56,10 +56,6 @@ impl Directory {
         self.calls.get(call_id).map(|c| c.clone())
     }
 
-    pub fn call_count(&self) -> usize {
-        self.calls.len()
-    }
-
     pub fn connection(&self, id: ConnectionId) -> Option<Addr<RtmpConnection>> {
         self.connections.get(&id).map(|a| a.clone())
     }

@@ -97,7 +97,7 @@ impl Gateway {
             sip,
             codecs,
         });
-        let transport = sip_transport::SipTransport::start(shared.clone(), shared.sip.clone());
+        let transport = sip_transport::SipTransport::start(shared.clone());
         if let (Some(tcp), Some(listener)) = (tcp, tcp_listener) {
             tcp.set_inbound(transport.recipient());
             actix_rt::spawn(tcp.accept_loop(listener));

@@ -50,10 +50,6 @@ impl TcpConnections {
         let _ = self.inbound.set(inbound);
     }
 
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
     /// Queues `bytes` for `to`, opening a connection if there is none.
     pub fn send(self: &Arc<Self>, to: SocketAddr, bytes: Vec<u8>) {
         if let Some(writer) = self.writers.get(&to) {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::BytesMut;
+use sono_sip::ids::random_token;
 use sono_sip::message::{error_response, parse, Received};
-use sono_sip::outbound_call::random_token;
 use sono_sip::response::{response_text, ALLOW};
 use tokio::net::UdpSocket;
 use tokio_util::codec::BytesCodec;
@@ -108,14 +108,15 @@ impl SipSocket {
 
 pub struct SipTransport {
     shared: Arc<Shared>,
-    socket: SipSocket,
 }
 
 impl SipTransport {
-    pub fn start(shared: Arc<Shared>, socket: SipSocket) -> Addr<SipTransport> {
+    /// Reads `shared.sip`'s UDP socket and answers through it.
+    pub fn start(shared: Arc<Shared>) -> Addr<SipTransport> {
         SipTransport::create(|ctx| {
-            ctx.add_stream(UdpFramed::new(socket.socket.clone(), BytesCodec::new()));
-            SipTransport { shared, socket }
+            let socket = shared.sip.socket.clone();
+            ctx.add_stream(UdpFramed::new(socket, BytesCodec::new()));
+            SipTransport { shared }
         })
     }
 
@@ -128,7 +129,7 @@ impl SipTransport {
                 Metrics::add(&self.shared.metrics.sip_messages_rejected, 1);
                 debug!(%source, error = %e, "SIP message refused");
                 if let Some(answer) = error_response(bytes, &e, source, &random_token()) {
-                    self.socket.send(transport, source, &answer);
+                    self.shared.sip.send(transport, source, &answer);
                 }
                 return;
             }
@@ -161,22 +162,16 @@ impl SipTransport {
                 "OK",
                 &[("Allow", ALLOW), ("Accept", "application/sdp")],
             ),
-            _ if message.to_tag.is_some() => self.answer(
-                &message,
-                source,
-                transport,
-                481,
-                "Call/Transaction Does Not Exist",
-                &[],
-            ),
-            "BYE" | "CANCEL" => self.answer(
-                &message,
-                source,
-                transport,
-                481,
-                "Call/Transaction Does Not Exist",
-                &[],
-            ),
+            // In-dialog requests, and BYE/CANCEL, for a dialog we do not have.
+            method if message.to_tag.is_some() || method == "BYE" || method == "CANCEL" => self
+                .answer(
+                    &message,
+                    source,
+                    transport,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                ),
             // Inbound calls reach clients once they register (issue 5).
             "INVITE" => self.answer(
                 &message,
@@ -224,7 +219,7 @@ impl SipTransport {
             Transport::Udp => message.top_via.response_address(source),
             Transport::Tcp => source,
         };
-        self.socket.send(transport, to, text.as_bytes());
+        self.shared.sip.send(transport, to, text.as_bytes());
     }
 }
 

@@ -293,8 +293,8 @@ pub fn without_tag(value: &str) -> String {
 /// A URI's socket address when its host is an IP address.
 pub fn address_of(uri: &str) -> Option<SocketAddr> {
     let uri = SipUri::parse(uri).ok()?;
-    let port = uri.port.unwrap_or(if uri.secure { 5061 } else { 5060 });
-    uri.ip().map(|ip| SocketAddr::new(ip, port))
+    uri.ip()
+        .map(|ip| SocketAddr::new(ip, uri.port_or_default()))
 }
 
 /// A route URI with the loose-routing parameter (RFC 3261 §19.1.1).

@@ -102,6 +102,11 @@ impl SipUri {
         })
     }
 
+    /// The port, or the default of the scheme (5060, 5061 for sips; §19.1.2).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(if self.secure { 5061 } else { 5060 })
+    }
+
     /// The host as an IP address, if it is one.
     pub fn ip(&self) -> Option<IpAddr> {
         self.host.parse().ok()
