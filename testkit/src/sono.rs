@@ -55,7 +55,7 @@ impl Sono {
     /// start that fails with "in use" is retried on fresh ports.
     pub fn start(binary: &str, extra: &str) -> Sono {
         for _ in 0..4 {
-            let sono = Sono::spawn(binary, extra);
+            let mut sono = Sono::spawn(binary, extra);
             match sono.wait_ready() {
                 Ok(()) => return sono,
                 Err(log) if log.contains("in use") => continue,
@@ -109,31 +109,22 @@ impl Sono {
 
     /// Waits for `/healthz`, which answers once every listener is bound. (An
     /// RTMP probe connection would count against `rtmp.max_connections`.)
-    fn wait_ready(&self) -> Result<(), String> {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if self.get("/healthz").is_some() {
                 return Ok(());
             }
-            if self.has_exited() {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited {
                 return Err(self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(self.log())
-    }
-
-    fn has_exited(&self) -> bool {
-        // try_wait needs &mut; kill -0 asks the same without reaping.
-        let pid = self.pid();
-        pid == 0
-            || !Command::new("kill")
-                .args(["-0", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(true, |stat| stat.split(' ').nth(2) == Some("Z"))
     }
 
     /// Everything sono logged so far.
