@@ -361,21 +361,19 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         .split_once([' ', '\t'])
         .map(|(n, m)| (n.trim(), m.trim()))
         .ok_or_else(|| fail(400, "malformed CSeq".into()))?;
-    let cseq = number
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n <= MAX_CSEQ && number.bytes().all(|b| b.is_ascii_digit()))
+    let cseq = decimal(number)
+        .filter(|n| *n <= MAX_CSEQ)
         .ok_or_else(|| fail(400, "CSeq number out of range".into()))? as u32;
     if cseq_method.is_empty() || !cseq_method.bytes().all(is_token_char) {
         return Err(fail(400, "malformed CSeq method".into()));
     }
     if let Some(mf) = get("Max-Forwards") {
-        if !mf.bytes().all(|b| b.is_ascii_digit()) || mf.parse::<u32>().map_or(true, |n| n > 255) {
+        if decimal(mf).is_none_or(|n| n > 255) {
             return Err(fail(400, "malformed Max-Forwards".into()));
         }
     }
     if let Some(expires) = get("Expires") {
-        if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_decimal(expires) {
             return Err(fail(400, "malformed Expires".into()));
         }
     }
@@ -383,15 +381,11 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
     // message's end, extra bytes are discarded and missing ones are an error (§18.3).
     let body = match get("Content-Length") {
         Some(cl) => {
-            let n = cl
-                .parse::<usize>()
-                .ok()
-                .filter(|_| cl.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| fail(400, "malformed Content-Length".into()))?;
-            if n > body.len() {
+            let n = decimal(cl).ok_or_else(|| fail(400, "malformed Content-Length".into()))?;
+            if n > body.len() as u64 {
                 return Err(fail(400, "body shorter than Content-Length".into()));
             }
-            &body[..n]
+            &body[..n as usize]
         }
         None => body,
     };
@@ -399,13 +393,12 @@ pub fn parse(bytes: &[u8]) -> Result<Received, ParseError> {
         if !KNOWN_METHODS.contains(method) {
             return Err(fail(501, format!("unknown method {method:.20}")));
         }
-        if !method.eq_ignore_ascii_case(cseq_method) && *method != "ACK" && *method != "CANCEL" {
-            return Err(fail(
-                400,
-                "CSeq method differs from the request method".into(),
-            ));
-        }
-        if (*method == "ACK" || *method == "CANCEL") && cseq_method != *method {
+        // ACK and CANCEL must name themselves exactly (§17.1.1.3, §9.1).
+        let same = match *method {
+            "ACK" | "CANCEL" => cseq_method == *method,
+            _ => method.eq_ignore_ascii_case(cseq_method),
+        };
+        if !same {
             return Err(fail(
                 400,
                 "CSeq method differs from the request method".into(),
@@ -567,6 +560,16 @@ pub fn error_response(
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
+}
+
+/// Digits only, at least one (the `1*DIGIT` of §25.1).
+fn is_decimal(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A `1*DIGIT` value that fits in 64 bits.
+pub(crate) fn decimal(value: &str) -> Option<u64> {
+    is_decimal(value).then(|| value.parse().ok()).flatten()
 }
 
 fn message_code(message: &SipMessage) -> Option<u16> {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::message::MAX_MESSAGE_SIZE;
+use crate::message::{decimal, MAX_MESSAGE_SIZE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FramingError(pub &'static str);
@@ -85,11 +85,10 @@ fn content_length(head: &[u8]) -> Option<usize> {
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
-            let value = value.trim();
-            if found.is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            if found.is_some() {
                 return None;
             }
-            found = Some(value.parse().ok()?);
+            found = Some(usize::try_from(decimal(value.trim())?).ok()?);
         }
     }
     found
