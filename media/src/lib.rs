@@ -4,12 +4,22 @@
 //! - Codecs: [`g711`] (µ-law, A-law), [`g722`], [`speex`] (wideband, through
 //!   libspeex).
 //! - [`resampler`]: rate conversion between the two sides.
-//! - [`rtp`]: RTP packets (RFC 3550 §5.1).
+//! - [`rtp`]: RTP packets (RFC 3550 §5.1); [`rtp_sender`] and
+//!   [`receive_stats`] the two ends of a stream; [`rtcp`] the reports.
+//! - [`jitter_buffer`] and [`concealment`]: playing out what the network
+//!   delivers, and covering what it lost.
+//! - [`dtmf`]: RFC 4733 telephone events.
 //! - [`quality`]: SNR measures for tests and benchmarks.
 
+pub mod concealment;
+pub mod dtmf;
 pub mod g711;
 pub mod g722;
+pub mod jitter_buffer;
 pub mod quality;
+pub mod receive_stats;
 pub mod resampler;
+pub mod rtcp;
 pub mod rtp;
+pub mod rtp_sender;
 pub mod speex;
