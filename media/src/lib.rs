@@ -9,9 +9,14 @@
 //! - [`jitter_buffer`] and [`concealment`]: playing out what the network
 //!   delivers, and covering what it lost.
 //! - [`dtmf`]: RFC 4733 telephone events.
+//! - [`codec`]: the codecs of each side; [`uplink`] (client → RTP) and
+//!   [`downlink`] (RTP → client) are the two directions of a call's
+//!   pipeline, transcoding or passing Speex through.
 //! - [`quality`]: SNR measures for tests and benchmarks.
 
+pub mod codec;
 pub mod concealment;
+pub mod downlink;
 pub mod dtmf;
 pub mod g711;
 pub mod g722;
@@ -23,3 +28,4 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_sender;
 pub mod speex;
+pub mod uplink;

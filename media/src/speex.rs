@@ -110,6 +110,62 @@ impl SpeexWbDecoder {
     }
 }
 
+/// Bits after the 5-bit header (wideband flag 0, 4-bit mode) of each
+/// narrowband mode 0–8, and the whole size of each wideband-layer submode
+/// 0–4 (flag 1, 3-bit submode, data); from the mode tables of the Speex
+/// manual (§9, "Bit-stream definition").
+const NB_MODE_BITS: [usize; 9] = [0, 38, 114, 155, 215, 295, 359, 487, 74];
+const WB_LAYER_BITS: [usize; 5] = [4, 36, 112, 192, 352];
+/// In-band signal payload sizes by signal id (narrowband mode 14).
+const INBAND_BITS: [usize; 16] = [1, 1, 4, 4, 4, 4, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64];
+
+/// How many 20 ms wideband frames a packet holds, from the mode bits alone
+/// (no decoding): passthrough must advance the RTP clock by the packet's
+/// duration without touching its frames. `None` for a bit stream that does
+/// not parse (then the packet is not passed on).
+pub fn frames_in_packet(packet: &[u8]) -> Option<usize> {
+    let total = packet.len() * 8;
+    let bits = |at: usize, n: usize| -> Option<usize> {
+        if at + n > total {
+            return None;
+        }
+        let mut v = 0usize;
+        for i in at..at + n {
+            v = (v << 1) | usize::from((packet[i / 8] >> (7 - i % 8)) & 1);
+        }
+        Some(v)
+    };
+    let mut at = 0;
+    let mut frames = 0;
+    while total - at >= 5 && frames <= MAX_FRAMES_PER_PACKET {
+        if bits(at, 1)? == 1 {
+            // A wideband layer: it belongs to the narrowband frame before.
+            let submode = bits(at + 1, 3)?;
+            at += WB_LAYER_BITS.get(submode)?;
+            continue;
+        }
+        let mode = bits(at + 1, 4)?;
+        at += 5;
+        match mode {
+            0..=8 => {
+                at += NB_MODE_BITS[mode];
+                if at > total {
+                    return None;
+                }
+                frames += 1;
+            }
+            13 => {
+                // User in-band data: a 5-bit byte count, then the bytes.
+                at += 5 + 8 * bits(at, 5)?;
+            }
+            14 => at += 4 + INBAND_BITS[bits(at, 4)?],
+            15 => break, // terminator
+            _ => return None,
+        }
+    }
+    (frames <= MAX_FRAMES_PER_PACKET).then_some(frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +191,30 @@ mod tests {
         let mut pcm = Vec::new();
         assert_eq!(dec.decode(&three, &mut pcm), 3);
         assert_eq!(pcm.len(), 3 * SPEEX_WB_FRAME);
+    }
+
+    #[test]
+    fn frames_are_counted_without_decoding_at_every_quality() {
+        for quality in 0..=10 {
+            let mut enc = SpeexWbEncoder::new(quality, 2);
+            for n in 1..=4 {
+                let mut packet = Vec::new();
+                enc.encode(&tone(n), &mut packet);
+                assert_eq!(
+                    frames_in_packet(&packet),
+                    Some(n),
+                    "quality {quality}, {n} frames"
+                );
+            }
+        }
+        assert_eq!(frames_in_packet(&[]), Some(0));
+        assert_eq!(frames_in_packet(&[0x7F]), Some(0), "a terminator alone");
+        assert_eq!(
+            frames_in_packet(&[0b0110_0000]),
+            None,
+            "narrowband mode 12 does not exist"
+        );
+        assert_eq!(frames_in_packet(&[0b0011_0000]), None, "mode 6 cut short");
     }
 
     #[test]

@@ -1,0 +1,457 @@
+//! Audio up: what the Flash client publishes, to RTP for the SIP peer.
+//!
+//! Each RTMP audio message is handled as it arrives (no clock of our own:
+//! the client's pace is the pace). Speex to Speex is passed through — the
+//! message's frames become one RTP payload byte for byte (RFC 5574 allows
+//! several frames per packet), and the RTP clock advances by the frames
+//! counted from their mode bits. Anything else is decoded, resampled to the
+//! SIP codec's rate, cut into ptime packets and encoded.
+//!
+//! Gaps in the client's RTMP timestamps (Flash stops sending in silence
+//! when its silence level is above 0) advance the RTP clock and start a new
+//! talkspurt, so the peer's jitter buffer sees the real timing. DTMF from
+//! `sendDTMF` goes out as RFC 4733 events on the same stream, driven by
+//! [`Uplink::tick`]; audio is held back while an event plays.
+
+use std::collections::VecDeque;
+
+use crate::codec::{ClientCodec, SipCodec, SipEncoder};
+use crate::dtmf::{event_of, DtmfSender};
+use crate::resampler::Resampler;
+use crate::rtp_sender::RtpSender;
+use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
+
+/// How a call's audio up is set up.
+#[derive(Debug, Clone)]
+pub struct UplinkConfig {
+    pub codec: SipCodec,
+    pub payload_type: u8,
+    /// The negotiated telephone-event payload type, if any.
+    pub telephone_event: Option<u8>,
+    pub ptime_ms: u32,
+    pub speex_quality: u8,
+    pub speex_complexity: u8,
+    /// How long each DTMF digit sounds, and the pause after it.
+    pub dtmf_duration_ms: u32,
+    pub dtmf_pause_ms: u32,
+}
+
+/// Why client audio or a DTMF request was not sent on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UplinkError {
+    #[error("the client publishes {0}, which this build cannot decode")]
+    UnsupportedCodec(&'static str),
+    #[error("a Speex packet whose mode bits do not parse")]
+    CorruptSpeex,
+    #[error("the SIP peer did not negotiate telephone-event (RFC 4733)")]
+    NoTelephoneEvent,
+    #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
+    BadDigit(char),
+}
+
+/// Counters for the call's statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UplinkStats {
+    pub messages: u64,
+    pub packets: u64,
+    pub passed_through: u64,
+    pub dropped: u64,
+    pub dtmf_digits: u64,
+}
+
+struct DtmfInProgress {
+    sender: DtmfSender,
+    start: u32,
+    /// Ticks of silence still owed after the event before the next one.
+    pause_ticks: u32,
+    done: bool,
+}
+
+pub struct Uplink {
+    config: UplinkConfig,
+    sender: RtpSender,
+    encoder: SipEncoder,
+    speex: Option<SpeexWbDecoder>,
+    resampler: Option<(u32, Resampler)>,
+    /// PCM at the SIP codec's rate not yet sent.
+    pcm: Vec<i16>,
+    decoded: Vec<i16>,
+    payload: Vec<u8>,
+    /// RTMP time (ms) the next message should carry if none is missing.
+    expected_ms: Option<u32>,
+    dtmf_queue: VecDeque<char>,
+    dtmf: Option<DtmfInProgress>,
+    stats: UplinkStats,
+}
+
+impl Uplink {
+    pub fn new(config: UplinkConfig, sender: RtpSender) -> Uplink {
+        Uplink {
+            encoder: SipEncoder::new(config.codec, config.speex_quality, config.speex_complexity),
+            config,
+            sender,
+            speex: None,
+            resampler: None,
+            pcm: Vec::new(),
+            decoded: Vec::new(),
+            payload: Vec::new(),
+            expected_ms: None,
+            dtmf_queue: VecDeque::new(),
+            dtmf: None,
+            stats: UplinkStats::default(),
+        }
+    }
+
+    pub fn sender(&self) -> &RtpSender {
+        &self.sender
+    }
+
+    pub fn stats(&self) -> UplinkStats {
+        self.stats
+    }
+
+    fn packet_samples(&self) -> usize {
+        (self.config.codec.sample_rate() * self.config.ptime_ms.max(10) / 1000) as usize
+    }
+
+    /// One audio message from the client (its codec, RTMP timestamp in ms
+    /// and the data after the FLV header byte); RTP datagrams go to `out`.
+    pub fn client_audio(
+        &mut self,
+        codec: ClientCodec,
+        rtmp_ms: u32,
+        data: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), UplinkError> {
+        self.stats.messages += 1;
+        let result = self.client_audio_inner(codec, rtmp_ms, data, out);
+        if result.is_err() {
+            self.stats.dropped += 1;
+        }
+        result
+    }
+
+    fn client_audio_inner(
+        &mut self,
+        codec: ClientCodec,
+        rtmp_ms: u32,
+        data: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), UplinkError> {
+        let ClientCodec::SpeexWb = codec else {
+            return Err(UplinkError::UnsupportedCodec("Nellymoser"));
+        };
+        let frames = frames_in_packet(data).ok_or(UplinkError::CorruptSpeex)?;
+        if frames == 0 {
+            return Ok(());
+        }
+        self.follow_client_clock(rtmp_ms, frames as u32 * 20);
+        if self.config.codec == SipCodec::SpeexWb {
+            let ticks = (frames * SPEEX_WB_FRAME) as u32;
+            if self.dtmf.is_some() {
+                self.sender.skip(ticks);
+            } else {
+                let mut datagram = Vec::with_capacity(12 + data.len());
+                self.sender
+                    .audio(self.config.payload_type, data, ticks, &mut datagram);
+                out.push(datagram);
+                self.stats.packets += 1;
+                self.stats.passed_through += 1;
+            }
+            return Ok(());
+        }
+        self.decoded.clear();
+        self.speex
+            .get_or_insert_with(SpeexWbDecoder::new)
+            .decode(data, &mut self.decoded);
+        let rate = self.config.codec.sample_rate();
+        if rate == 16_000 {
+            self.pcm.extend_from_slice(&self.decoded);
+        } else {
+            let resampler = match &mut self.resampler {
+                Some((from, r)) if *from == 16_000 => r,
+                slot => {
+                    let r = Resampler::new(16_000, rate)
+                        .map_err(|_| UplinkError::UnsupportedCodec("a rate"))?;
+                    &mut slot.insert((16_000, r)).1
+                }
+            };
+            resampler.process(&self.decoded, &mut self.pcm);
+        }
+        let n = self.packet_samples();
+        let mut at = 0;
+        while self.pcm.len() - at >= n {
+            let chunk = &self.pcm[at..at + n];
+            at += n;
+            let ticks = self.config.codec.rtp_ticks(n);
+            if self.dtmf.is_some() {
+                self.sender.skip(ticks);
+                continue;
+            }
+            self.payload.clear();
+            self.encoder.encode(chunk, &mut self.payload);
+            let mut datagram = Vec::with_capacity(12 + self.payload.len());
+            self.sender.audio(
+                self.config.payload_type,
+                &self.payload,
+                ticks,
+                &mut datagram,
+            );
+            out.push(datagram);
+            self.stats.packets += 1;
+        }
+        self.pcm.drain(..at);
+        Ok(())
+    }
+
+    /// A jump in the client's timestamps beyond a packet's worth is a pause
+    /// in its sending: the RTP clock jumps with it.
+    fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32) {
+        if let Some(expected) = self.expected_ms {
+            let gap = rtmp_ms.wrapping_sub(expected);
+            if gap > 2 * self.config.ptime_ms.max(20) && gap < 60_000 {
+                let ticks =
+                    (u64::from(gap) * u64::from(self.config.codec.rtp_clock_rate()) / 1000) as u32;
+                self.sender.skip(ticks);
+                self.pcm.clear();
+            }
+        }
+        self.expected_ms = Some(rtmp_ms.wrapping_add(duration_ms));
+    }
+
+    /// Queues digits to send as telephone events.
+    pub fn send_dtmf(&mut self, digits: &str) -> Result<(), UplinkError> {
+        if self.config.telephone_event.is_none() {
+            return Err(UplinkError::NoTelephoneEvent);
+        }
+        if let Some(bad) = digits.chars().find(|c| event_of(*c).is_none()) {
+            return Err(UplinkError::BadDigit(bad));
+        }
+        self.dtmf_queue.extend(digits.chars());
+        Ok(())
+    }
+
+    /// The clock's turn (every ptime): sends the next telephone-event
+    /// packet, if a digit is playing or waiting.
+    pub fn tick(&mut self, out: &mut Vec<Vec<u8>>) {
+        let Some(pt) = self.config.telephone_event else {
+            return;
+        };
+        let clock = self.config.codec.rtp_clock_rate();
+        let tick = clock * self.config.ptime_ms.max(10) / 1000;
+        if self.dtmf.is_none() {
+            let Some(digit) = self.dtmf_queue.pop_front() else {
+                return;
+            };
+            let length =
+                (clock * self.config.dtmf_duration_ms.max(40) / 1000).min(u32::from(u16::MAX));
+            let Some(sender) = DtmfSender::new(digit, tick as u16, length as u16) else {
+                return;
+            };
+            self.stats.dtmf_digits += 1;
+            self.dtmf = Some(DtmfInProgress {
+                sender,
+                start: self.sender.timestamp(),
+                pause_ticks: self.config.dtmf_pause_ms / self.config.ptime_ms.max(10),
+                done: false,
+            });
+        }
+        let Some(event) = &mut self.dtmf else {
+            return;
+        };
+        if !event.done {
+            if let Some(packet) = event.sender.next_packet() {
+                let mut datagram = Vec::with_capacity(16);
+                self.sender.event(
+                    pt,
+                    packet.marker,
+                    event.start,
+                    &packet.payload,
+                    &mut datagram,
+                );
+                out.push(datagram);
+                return;
+            }
+            event.done = true;
+            // The event took `length` of the stream's time; if no audio
+            // advanced the clock meanwhile, advance it now, so the next
+            // event gets a new timestamp (receivers tell events apart by it).
+            let elapsed = self.sender.timestamp().wrapping_sub(event.start);
+            let length = u32::from(event.sender.length());
+            if elapsed < length {
+                self.sender.skip(length - elapsed);
+            }
+        }
+        if event.pause_ticks > 0 {
+            event.pause_ticks -= 1;
+            self.sender.skip(tick);
+            return;
+        }
+        self.dtmf = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::TelephoneEvent;
+    use crate::rtp::RtpPacket;
+    use crate::speex::SpeexWbEncoder;
+
+    fn config(codec: SipCodec, payload_type: u8) -> UplinkConfig {
+        UplinkConfig {
+            codec,
+            payload_type,
+            telephone_event: Some(101),
+            ptime_ms: 20,
+            speex_quality: 8,
+            speex_complexity: 2,
+            dtmf_duration_ms: 100,
+            dtmf_pause_ms: 40,
+        }
+    }
+
+    fn speech_like(frames: usize) -> Vec<i16> {
+        (0..frames * 320)
+            .map(|i| {
+                let t = i as f64 / 16_000.0;
+                ((t * 2.0 * std::f64::consts::PI * 300.0).sin() * 6000.0
+                    + (t * 2.0 * std::f64::consts::PI * 1100.0).sin() * 3000.0)
+                    as i16
+            })
+            .collect()
+    }
+
+    fn flash_packets(frames_per_packet: usize, packets: usize) -> Vec<Vec<u8>> {
+        let pcm = speech_like(frames_per_packet * packets);
+        let mut enc = SpeexWbEncoder::new(8, 2);
+        pcm.chunks(320 * frames_per_packet)
+            .map(|c| {
+                let mut p = Vec::new();
+                enc.encode(c, &mut p);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn speex_to_speex_passes_frames_through_byte_for_byte() {
+        let mut up = Uplink::new(config(SipCodec::SpeexWb, 97), RtpSender::new(1, 100, 1000));
+        let input = flash_packets(2, 5);
+        let mut out = Vec::new();
+        for (i, p) in input.iter().enumerate() {
+            up.client_audio(ClientCodec::SpeexWb, 40 * i as u32, p, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 5);
+        for (i, (d, p)) in out.iter().zip(&input).enumerate() {
+            let rtp = RtpPacket::parse(d).unwrap();
+            assert_eq!(rtp.payload, &p[..], "packet {i} changed");
+            assert_eq!(rtp.timestamp, 1000 + 640 * i as u32);
+            assert_eq!(rtp.payload_type, 97);
+            assert_eq!(rtp.marker, i == 0);
+        }
+        assert_eq!(up.stats().passed_through, 5);
+    }
+
+    #[test]
+    fn speex_to_pcmu_makes_20_ms_packets_at_8_khz_and_a_pause_moves_the_clock() {
+        let mut up = Uplink::new(config(SipCodec::Pcmu, 0), RtpSender::new(1, 0, 0));
+        let mut out = Vec::new();
+        for (i, p) in flash_packets(1, 10).iter().enumerate() {
+            up.client_audio(ClientCodec::SpeexWb, 20 * i as u32, p, &mut out)
+                .unwrap();
+        }
+        // The resampler holds back part of the last frame.
+        assert!(out.len() >= 9, "{} packets", out.len());
+        let rtp: Vec<_> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        assert!(rtp
+            .iter()
+            .all(|p| p.payload.len() == 160 && p.payload_type == 0));
+        let last = rtp.last().unwrap().timestamp;
+        // One second of silence from Flash, then it talks again.
+        let mut more = Vec::new();
+        up.client_audio(
+            ClientCodec::SpeexWb,
+            1200,
+            &flash_packets(1, 1)[0],
+            &mut more,
+        )
+        .unwrap();
+        up.client_audio(
+            ClientCodec::SpeexWb,
+            1220,
+            &flash_packets(1, 1)[0],
+            &mut more,
+        )
+        .unwrap();
+        let next = RtpPacket::parse(&more[0]).unwrap();
+        assert!(next.marker, "a new talkspurt");
+        assert!(
+            next.timestamp.wrapping_sub(last) >= 8000,
+            "the clock moved by the pause"
+        );
+    }
+
+    #[test]
+    fn dtmf_goes_out_as_rfc_4733_events_with_fresh_timestamps() {
+        let mut up = Uplink::new(config(SipCodec::Pcmu, 0), RtpSender::new(1, 0, 0));
+        up.send_dtmf("1#").unwrap();
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            up.tick(&mut out);
+        }
+        let rtp: Vec<_> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        assert!(rtp.iter().all(|p| p.payload_type == 101));
+        let events: Vec<_> = rtp
+            .iter()
+            .map(|p| (p.timestamp, TelephoneEvent::parse(p.payload).unwrap()))
+            .collect();
+        let digits: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e.duration == 160)
+            .map(|(ts, e)| (*ts, e.event))
+            .collect();
+        assert_eq!(digits.len(), 2);
+        assert_eq!(digits[0].1, 1);
+        assert_eq!(digits[1].1, 11);
+        assert!(
+            digits[1].0 > digits[0].0,
+            "the second digit has a later timestamp"
+        );
+        assert_eq!(
+            events.iter().filter(|(_, e)| e.end).count(),
+            6,
+            "three ends each"
+        );
+        assert!(matches!(up.send_dtmf("x"), Err(UplinkError::BadDigit('x'))));
+        let mut none = Uplink::new(
+            UplinkConfig {
+                telephone_event: None,
+                ..config(SipCodec::Pcmu, 0)
+            },
+            RtpSender::new(1, 0, 0),
+        );
+        assert_eq!(none.send_dtmf("1"), Err(UplinkError::NoTelephoneEvent));
+    }
+
+    #[test]
+    fn corrupt_and_nellymoser_input_is_refused_and_counted() {
+        let mut up = Uplink::new(config(SipCodec::G722, 9), RtpSender::new(1, 0, 0));
+        let mut out = Vec::new();
+        assert_eq!(
+            up.client_audio(ClientCodec::SpeexWb, 0, &[0b0110_0000, 0], &mut out),
+            Err(UplinkError::CorruptSpeex)
+        );
+        assert!(up
+            .client_audio(
+                ClientCodec::Nellymoser { rate: 8000 },
+                0,
+                &[0; 64],
+                &mut out
+            )
+            .is_err());
+        assert_eq!(up.stats().dropped, 2);
+        assert!(out.is_empty());
+    }
+}
