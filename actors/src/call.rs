@@ -20,6 +20,7 @@ use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
 use crate::directory::ConnectionId;
+use crate::media_bridge::{MediaBridge, MediaChanged, MediaNotice, MediaTimeout, StopMedia};
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::SipInbound;
@@ -33,6 +34,8 @@ pub enum CallNotice {
     /// The answer to the pending `dial`: `Ok` once the call started, else the
     /// SIP code and reason that ended it.
     DialAnswer(Result<(), (Option<u16>, String)>),
+    /// The answered call's media: client audio and DTMF go there.
+    Media(Addr<MediaBridge>),
     /// The call is over; the connection may dial again.
     Ended,
 }
@@ -47,6 +50,11 @@ pub struct Hangup {
 pub struct Call {
     conn: ConnectionId,
     connection: Recipient<CallNotice>,
+    /// Where the media bridge sends audio down and DTMF.
+    media_out: Recipient<MediaNotice>,
+    media: Option<Addr<MediaBridge>>,
+    /// Why the media ended the call, reported instead of the core's reason.
+    media_end_reason: Option<String>,
     shared: Arc<Shared>,
     core: Option<OutboundCall>,
     /// Until the next hop is resolved.
@@ -70,6 +78,7 @@ impl Call {
     pub fn start(
         conn: ConnectionId,
         connection: Recipient<CallNotice>,
+        media_out: Recipient<MediaNotice>,
         shared: Arc<Shared>,
         config: OutboundCallConfig,
         resolve: Option<(String, u16)>,
@@ -78,6 +87,9 @@ impl Call {
         Call {
             conn,
             connection,
+            media_out,
+            media: None,
+            media_end_reason: None,
             shared,
             core: None,
             config: Some(config),
@@ -168,6 +180,9 @@ impl Call {
         }
         self.ended_notified = true;
         self.rtp = None;
+        if let Some(media) = self.media.take() {
+            media.do_send(StopMedia);
+        }
         self.notify(CallNotice::Ended);
         self.shared
             .metrics
@@ -192,7 +207,7 @@ impl Call {
         let deadline = core.poll_timeout();
         let call_id = core.call_id().to_owned();
         for event in events {
-            self.report(event, &call_id);
+            self.report(event, &call_id, ctx);
         }
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
@@ -213,7 +228,7 @@ impl Call {
         }
     }
 
-    fn report(&mut self, event: CallEvent, call_id: &str) {
+    fn report(&mut self, event: CallEvent, call_id: &str, ctx: &mut Context<Self>) {
         match event {
             CallEvent::Progress { code, reason } => {
                 debug!(conn = self.conn, call_id, code, %reason, "call progress");
@@ -233,8 +248,8 @@ impl Call {
                 Metrics::add(&self.shared.metrics.sip_calls_answered, 1);
                 self.answer_dial(Ok(()));
                 self.status(CallStatus::Connected, Some(code), Some(reason.clone()));
-                // Media starts with the media bridge (issue 4); the client may
-                // publish and play from now on.
+                self.start_media(ctx, &media);
+                // The client may publish and play from now on.
                 self.status(CallStatus::ConnectStreams, Some(code), Some(reason));
             }
             CallEvent::MediaChanged(media) => {
@@ -244,12 +259,16 @@ impl Call {
                     ?media,
                     "media changed by re-INVITE"
                 );
+                if let Some(bridge) = &self.media {
+                    bridge.do_send(MediaChanged(media));
+                }
             }
             CallEvent::Ended {
                 code,
                 reason,
                 answered,
             } => {
+                let reason = self.media_end_reason.take().unwrap_or(reason);
                 info!(conn = self.conn, call_id, ?code, %reason, answered, "call ended");
                 self.finish(code, reason, answered);
             }
@@ -302,6 +321,47 @@ impl Handler<SipInbound> for Call {
     fn handle(&mut self, msg: SipInbound, ctx: &mut Context<Self>) {
         if let Some(core) = &mut self.core {
             core.handle_message(msg.message, msg.source, Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Call {
+    /// The call is answered: its RTP ports go to a media bridge on this
+    /// arbiter, and the connection learns where to send audio and DTMF.
+    fn start_media(&mut self, ctx: &mut Context<Self>, media: &sono_sip::sdp::Negotiated) {
+        let Some(ports) = self.rtp.take() else {
+            return;
+        };
+        match MediaBridge::start(
+            self.conn,
+            self.shared.clone(),
+            ports,
+            media,
+            self.media_out.clone(),
+            ctx.address().recipient(),
+        ) {
+            Ok(bridge) => {
+                self.notify(CallNotice::Media(bridge.clone()));
+                self.media = Some(bridge);
+            }
+            Err(e) => warn!(conn = self.conn, error = %e, "the media bridge could not start"),
+        }
+    }
+}
+
+impl Handler<MediaTimeout> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: MediaTimeout, ctx: &mut Context<Self>) {
+        if self.hangup_requested || self.core.as_ref().is_none_or(OutboundCall::is_ended) {
+            return;
+        }
+        self.hangup_requested = true;
+        self.media_end_reason = Some(msg.reason.clone());
+        self.status(CallStatus::Disconnecting, None, Some(msg.reason));
+        if let Some(core) = &mut self.core {
+            core.hangup(Instant::now());
         }
         self.pump(ctx);
     }

@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod directory;
+pub mod media_bridge;
 pub mod metrics;
 pub mod rtmp_connection;
 pub mod rtmp_listener;

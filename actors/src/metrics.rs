@@ -23,6 +23,14 @@ pub struct Metrics {
     pub sip_calls_answered: AtomicU64,
     pub sip_calls_failed: AtomicU64,
     pub sip_calls_active: AtomicU64,
+    pub rtp_packets_sent: AtomicU64,
+    pub rtp_packets_received: AtomicU64,
+    pub rtp_packets_malformed: AtomicU64,
+    pub rtp_packets_foreign: AtomicU64,
+    pub rtp_packets_lost: AtomicU64,
+    pub rtp_packets_late: AtomicU64,
+    pub audio_frames_concealed: AtomicU64,
+    pub media_bridges_active: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +138,49 @@ impl Metrics {
             "gauge",
             "Calls in progress now (dialling, ringing or answered, not yet ended).",
             &[("", get(&self.sip_calls_active))],
+        );
+        metric(
+            "sono_media_bridges",
+            "gauge",
+            "Calls whose media flows now.",
+            &[("", get(&self.media_bridges_active))],
+        );
+        metric(
+            "sono_rtp_packets_sent_total",
+            "counter",
+            "RTP packets sent to SIP peers (audio and telephone events).",
+            &[("", get(&self.rtp_packets_sent))],
+        );
+        metric(
+            "sono_rtp_packets_received_total",
+            "counter",
+            "RTP packets received from SIP peers, by what became of them.",
+            &[
+                ("{outcome=\"accepted\"}", get(&self.rtp_packets_received)),
+                ("{outcome=\"malformed\"}", get(&self.rtp_packets_malformed)),
+                (
+                    "{outcome=\"foreign_source\"}",
+                    get(&self.rtp_packets_foreign),
+                ),
+            ],
+        );
+        metric(
+            "sono_rtp_packets_lost_total",
+            "counter",
+            "RTP packets missing at their playout time (ended calls).",
+            &[("", get(&self.rtp_packets_lost))],
+        );
+        metric(
+            "sono_rtp_packets_late_total",
+            "counter",
+            "RTP packets that arrived after their playout time (ended calls).",
+            &[("", get(&self.rtp_packets_late))],
+        );
+        metric(
+            "sono_audio_frames_concealed_total",
+            "counter",
+            "Audio frames the loss concealment made up (ended calls).",
+            &[("", get(&self.audio_frames_concealed))],
         );
         s
     }

@@ -14,7 +14,8 @@ use bytes::BytesMut;
 use sono_rtmp::chunk::ChunkLimits;
 use sono_rtmp::phone::code;
 use sono_rtmp::{
-    AmfValue, PhoneEvent, PhoneRequest, RegisterRequest, ServerSession, SessionConfig, SessionEvent,
+    AmfValue, AudioCodec, PhoneEvent, PhoneRequest, RegisterRequest, ServerSession, SessionConfig,
+    SessionEvent,
 };
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -25,9 +26,11 @@ use sono_sip::dial_plan::Verdict;
 
 use crate::call::{outbound_config, Call, CallNotice, Hangup};
 use crate::directory::ConnectionId;
+use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
 use crate::Shared;
+use sono_media::codec::ClientCodec;
 
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
@@ -57,6 +60,14 @@ pub struct RtmpConnection {
     /// The call in progress, if any, and the `dial` it still has to answer.
     call: Option<Addr<Call>>,
     pending_dial: Option<f64>,
+    /// The answered call's media bridge.
+    media: Option<Addr<MediaBridge>>,
+    /// The stream the client plays (audio down goes there).
+    play_stream: Option<u32>,
+    /// RTMP timestamps of audio down restart at 0 on each call; this keeps
+    /// them rising on the stream.
+    audio_down_offset: u32,
+    last_audio_down: u32,
 }
 
 impl RtmpConnection {
@@ -98,6 +109,10 @@ impl RtmpConnection {
                 closing: false,
                 call: None,
                 pending_dial: None,
+                media: None,
+                play_stream: None,
+                audio_down_offset: 0,
+                last_audio_down: 0,
                 shared,
             }
         })
@@ -179,14 +194,30 @@ impl RtmpConnection {
                     debug!(conn = self.id, stream_id, %name, "client publishes")
                 }
                 SessionEvent::Playing { stream_id, name } => {
-                    debug!(conn = self.id, stream_id, %name, "client plays")
+                    debug!(conn = self.id, stream_id, %name, "client plays");
+                    self.play_stream = Some(stream_id);
                 }
                 SessionEvent::StreamClosed { stream_id } => {
-                    debug!(conn = self.id, stream_id, "client closed a stream")
+                    debug!(conn = self.id, stream_id, "client closed a stream");
+                    if self.play_stream == Some(stream_id) {
+                        self.play_stream = None;
+                    }
                 }
-                SessionEvent::Audio { tag, .. } => {
+                SessionEvent::Audio { tag, timestamp, .. } => {
                     self.audio_messages += 1;
                     self.shared.metrics.audio_message(tag.codec);
+                    let codec = match tag.codec {
+                        AudioCodec::Speex => Some(ClientCodec::SpeexWb),
+                        AudioCodec::Nellymoser { rate } => Some(ClientCodec::Nellymoser { rate }),
+                        AudioCodec::Other { .. } => None,
+                    };
+                    if let (Some(media), Some(codec)) = (&self.media, codec) {
+                        media.do_send(ClientAudio {
+                            codec,
+                            timestamp,
+                            data: tag.data,
+                        });
+                    }
                 }
             }
         }
@@ -211,13 +242,32 @@ impl RtmpConnection {
                 self.session
                     .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
             }
-            PhoneRequest::SendDtmf { .. } => self.session.answer_error(
-                txn,
-                code::CALL_NO_CALL,
-                "there is no call to send DTMF to",
-            ),
+            PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
             PhoneRequest::Register(r) => self.register(txn, r),
         }
+    }
+
+    fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: f64, digits: String) {
+        let Some(media) = &self.media else {
+            let why = if self.call.is_some() {
+                "the call is not answered yet"
+            } else {
+                "there is no call to send DTMF to"
+            };
+            self.session.answer_error(txn, code::CALL_NO_CALL, why);
+            return;
+        };
+        let sent = media.send(SendDtmf(digits));
+        ctx.spawn(sent.into_actor(self).map(move |result, conn, _| {
+            match result {
+                Ok(Ok(())) => conn.session.answer_result(txn, AmfValue::Null),
+                Ok(Err(why)) => conn.session.answer_error(txn, code::DTMF_INVALID, &why),
+                Err(_) => conn
+                    .session
+                    .answer_error(txn, code::CALL_NO_CALL, "the call has ended"),
+            }
+            conn.flush();
+        }));
     }
 
     fn dial(&mut self, ctx: &mut Context<Self>, txn: f64, uri: &str) {
@@ -281,6 +331,7 @@ impl RtmpConnection {
         }
         let call = Call::start(
             self.id,
+            ctx.address().recipient(),
             ctx.address().recipient(),
             shared.clone(),
             config,
@@ -448,10 +499,38 @@ impl Handler<CallNotice> for RtmpConnection {
                     }
                 }
             }
+            CallNotice::Media(bridge) => {
+                self.media = Some(bridge);
+                self.audio_down_offset = self.last_audio_down;
+            }
             CallNotice::Ended => {
                 self.call = None;
                 self.pending_dial = None;
+                self.media = None;
             }
+        }
+        self.flush();
+    }
+}
+
+impl Handler<MediaNotice> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, notice: MediaNotice, _: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        match notice {
+            MediaNotice::AudioDown { timestamp, data } => {
+                let Some(stream) = self.play_stream else {
+                    return;
+                };
+                let at = self.audio_down_offset.wrapping_add(timestamp);
+                self.last_audio_down = at.wrapping_add(20);
+                self.session
+                    .send_audio(stream, at, AudioCodec::Speex, &data);
+            }
+            MediaNotice::Dtmf(digit) => self.session.send_event(&PhoneEvent::Dtmf { digit }),
         }
         self.flush();
     }

@@ -197,6 +197,26 @@ pub struct MediaSettings {
     pub telephone_event: bool,
     /// Packet duration announced in SDP, in milliseconds.
     pub ptime: u32,
+    /// Speex wideband encoder quality (0–10; 8 is 27.8 kbit/s) and
+    /// complexity (1–10), for audio sono encodes as Speex.
+    pub speex_quality: u8,
+    pub speex_complexity: u8,
+    /// Bounds of the adaptive jitter buffer's delay.
+    #[serde(with = "humantime_serde")]
+    pub jitter_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub jitter_max: Duration,
+    /// A call whose peer sends no RTP for this long is ended (0s: never).
+    #[serde(with = "humantime_serde")]
+    pub rtp_timeout: Duration,
+    /// How often RTCP reports go out.
+    #[serde(with = "humantime_serde")]
+    pub rtcp_interval: Duration,
+    /// How long each digit of `sendDTMF` sounds, and the pause after it.
+    #[serde(with = "humantime_serde")]
+    pub dtmf_duration: Duration,
+    #[serde(with = "humantime_serde")]
+    pub dtmf_pause: Duration,
 }
 
 impl Default for MediaSettings {
@@ -208,6 +228,14 @@ impl Default for MediaSettings {
             codecs: vec!["speex".into(), "g722".into(), "pcmu".into(), "pcma".into()],
             telephone_event: true,
             ptime: 20,
+            speex_quality: 8,
+            speex_complexity: 3,
+            jitter_min: Duration::from_millis(20),
+            jitter_max: Duration::from_millis(300),
+            rtp_timeout: Duration::from_secs(30),
+            rtcp_interval: Duration::from_secs(5),
+            dtmf_duration: Duration::from_millis(100),
+            dtmf_pause: Duration::from_millis(60),
         }
     }
 }
@@ -339,6 +367,18 @@ impl Settings {
         m.codec_list()?;
         if !(10..=120).contains(&m.ptime) {
             return Err("media.ptime must be between 10 and 120".into());
+        }
+        if m.speex_quality > 10 || !(1..=10).contains(&m.speex_complexity) {
+            return Err("media.speex_quality must be 0-10 and media.speex_complexity 1-10".into());
+        }
+        if m.jitter_min > m.jitter_max || m.jitter_max > Duration::from_secs(2) {
+            return Err("media.jitter_min must not exceed media.jitter_max, nor that 2s".into());
+        }
+        if m.rtcp_interval < Duration::from_secs(1) {
+            return Err("media.rtcp_interval must be at least 1s".into());
+        }
+        if m.dtmf_duration < Duration::from_millis(40) || m.dtmf_duration > Duration::from_secs(5) {
+            return Err("media.dtmf_duration must be between 40ms and 5s".into());
         }
         self.sip
             .dial_plan

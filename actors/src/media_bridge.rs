@@ -1,0 +1,430 @@
+//! `MediaBridge`: the media of one answered call, on the call's arbiter (so
+//! the audio path never crosses threads, and libspeex state, which is not
+//! `Send`, stays where it was made). It owns the call's RTP and RTCP
+//! sockets and the sans-I/O [`Uplink`] and [`Downlink`]:
+//!
+//! - audio up: each RTMP audio message the connection forwards is encoded
+//!   (or passed through) and sent at once;
+//! - audio down: RTP goes into the jitter buffer; a 20 ms clock takes one
+//!   frame out for the client's play stream;
+//! - symmetric RTP (RFC 4961's practice): we send where the peer's RTP
+//!   really comes from once it has come, not only where its SDP said;
+//! - RTCP reports every `media.rtcp_interval` (RFC 3550 §6), a BYE at the end;
+//! - a peer silent for `media.rtp_timeout` ends the call through the `Call`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use sono_media::codec::{ClientCodec, SipCodec};
+use sono_media::downlink::{Downlink, DownlinkConfig};
+use sono_media::rtcp::{self, ReportBlock, SenderInfo};
+use sono_media::rtp::RtpPacket;
+use sono_media::rtp_sender::RtpSender;
+use sono_media::uplink::{Uplink, UplinkConfig};
+use sono_sip::sdp::{Codec, Direction, Negotiated};
+use tokio::net::UdpSocket;
+use tokio_util::codec::BytesCodec;
+use tokio_util::udp::UdpFramed;
+use tracing::{debug, info, warn};
+
+use crate::directory::ConnectionId;
+use crate::metrics::Metrics;
+use crate::rtp_ports::RtpPorts;
+use crate::Shared;
+
+/// The client's play stream ticks at this pace: one Speex frame.
+const CLIENT_FRAME: Duration = Duration::from_millis(20);
+
+/// One audio message the client published.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientAudio {
+    pub codec: ClientCodec,
+    pub timestamp: u32,
+    pub data: bytes::Bytes,
+}
+
+/// `sendDTMF`: the digits, or why they cannot be sent.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SendDtmf(pub String);
+
+/// A re-INVITE changed the media (new address, hold, resume).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MediaChanged(pub Negotiated);
+
+/// The call ended: send RTCP BYE and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopMedia;
+
+/// What the bridge tells the client's connection.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum MediaNotice {
+    /// Speex frames for the play stream (no FLV header byte).
+    AudioDown {
+        timestamp: u32,
+        data: Vec<u8>,
+    },
+    Dtmf(char),
+}
+
+/// What the bridge tells its call.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MediaTimeout {
+    pub reason: String,
+}
+
+pub struct MediaBridge {
+    conn: ConnectionId,
+    shared: Arc<Shared>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    /// From SDP; replaced by the source actually seen.
+    remote: Option<SocketAddr>,
+    latched: Option<SocketAddr>,
+    remote_rtcp: Option<SocketAddr>,
+    direction: Direction,
+    codec: SipCodec,
+    uplink: Uplink,
+    downlink: Downlink,
+    to_client: Recipient<MediaNotice>,
+    call: Recipient<MediaTimeout>,
+    started: Instant,
+    last_heard: Option<Instant>,
+    /// RTMP timestamp of the next frame down, in ms.
+    client_clock: u32,
+    /// The peer's last SR: the middle of its NTP time, and when it came.
+    peer_sr: Option<(u32, Instant)>,
+    packets_sent_at_last_report: u32,
+    datagrams: Vec<Vec<u8>>,
+    timed_out: bool,
+}
+
+impl MediaBridge {
+    /// Starts the bridge on the current arbiter with the call's sockets.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        conn: ConnectionId,
+        shared: Arc<Shared>,
+        ports: RtpPorts,
+        media: &Negotiated,
+        to_client: Recipient<MediaNotice>,
+        call: Recipient<MediaTimeout>,
+    ) -> std::io::Result<Addr<MediaBridge>> {
+        let rtp = Arc::new(UdpSocket::from_std(ports.rtp)?);
+        let rtcp = Arc::new(UdpSocket::from_std(ports.rtcp)?);
+        let m = &shared.settings.media;
+        let codec = sip_codec(media.codec);
+        let sender = RtpSender::new(rand::random(), rand::random(), rand::random());
+        let uplink = Uplink::new(
+            UplinkConfig {
+                codec,
+                payload_type: media.payload_type,
+                telephone_event: media.telephone_event,
+                ptime_ms: media.ptime,
+                speex_quality: m.speex_quality,
+                speex_complexity: m.speex_complexity,
+                dtmf_duration_ms: m.dtmf_duration.as_millis() as u32,
+                dtmf_pause_ms: m.dtmf_pause.as_millis() as u32,
+            },
+            sender,
+        );
+        let downlink = Downlink::new(DownlinkConfig {
+            codec,
+            payload_type: media.payload_type,
+            telephone_event: media.telephone_event,
+            ptime_ms: media.ptime,
+            jitter_min: m.jitter_min,
+            jitter_max: m.jitter_max,
+            speex_quality: m.speex_quality,
+            speex_complexity: m.speex_complexity,
+        });
+        let bridge = MediaBridge {
+            conn,
+            remote: media.remote,
+            latched: None,
+            remote_rtcp: media
+                .remote
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))),
+            direction: media.direction,
+            codec,
+            uplink,
+            downlink,
+            to_client,
+            call,
+            started: Instant::now(),
+            last_heard: None,
+            client_clock: 0,
+            peer_sr: None,
+            packets_sent_at_last_report: 0,
+            datagrams: Vec::new(),
+            timed_out: false,
+            rtp: rtp.clone(),
+            rtcp: rtcp.clone(),
+            shared,
+        };
+        Ok(MediaBridge::create(move |ctx| {
+            ctx.add_stream(UdpFramed::new(rtp, BytesCodec::new()).map(RtpIn));
+            ctx.add_stream(UdpFramed::new(rtcp, BytesCodec::new()).map(RtcpIn));
+            bridge
+        }))
+    }
+
+    fn destination(&self) -> Option<SocketAddr> {
+        if matches!(self.direction, Direction::RecvOnly | Direction::Inactive) {
+            return None;
+        }
+        self.latched.or(self.remote)
+    }
+
+    fn send_datagrams(&mut self) {
+        let dest = self.destination();
+        let metrics = &self.shared.metrics;
+        for d in self.datagrams.drain(..) {
+            if let Some(to) = dest {
+                // UDP: a full socket buffer drops the packet, as the network would.
+                if self.rtp.try_send_to(&d, to).is_ok() {
+                    Metrics::add(&metrics.rtp_packets_sent, 1);
+                }
+            }
+        }
+    }
+
+    fn clock_tick(&mut self) {
+        let now = Instant::now();
+        self.uplink.tick(&mut self.datagrams);
+        self.send_datagrams();
+        let mut frames = Vec::new();
+        self.downlink.tick(now, &mut frames);
+        for data in frames {
+            self.to_client.do_send(MediaNotice::AudioDown {
+                timestamp: self.client_clock,
+                data,
+            });
+            self.client_clock = self.client_clock.wrapping_add(20);
+        }
+        let timeout = self.shared.settings.media.rtp_timeout;
+        let silent = now.duration_since(self.last_heard.unwrap_or(self.started));
+        if !timeout.is_zero() && silent >= timeout && !self.timed_out {
+            self.timed_out = true;
+            let reason = format!("no RTP from the peer for {} s", timeout.as_secs());
+            warn!(conn = self.conn, %reason, "media timeout");
+            self.call.do_send(MediaTimeout { reason });
+        }
+    }
+
+    fn send_report(&mut self, bye: bool) {
+        let (packets, octets, last_ts) = self.uplink.sender().counts();
+        let sender = (packets != self.packets_sent_at_last_report).then(|| {
+            let wall = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            SenderInfo {
+                ntp: rtcp::ntp_time(wall),
+                rtp_timestamp: last_ts,
+                packets,
+                octets,
+            }
+        });
+        self.packets_sent_at_last_report = packets;
+        let block = self.downlink.receive_stats().report().map(|report| {
+            let (last_sr, delay) = match self.peer_sr {
+                Some((middle, at)) => (middle, (at.elapsed().as_secs_f64() * 65_536.0) as u32),
+                None => (0, 0),
+            };
+            ReportBlock {
+                report,
+                last_sr,
+                delay_since_last_sr: delay,
+            }
+        });
+        let mut out = Vec::new();
+        let cname = format!("sono@{}", self.shared.settings.media.address);
+        rtcp::write_report(self.uplink.sender().ssrc(), sender, block, &cname, &mut out);
+        if bye {
+            rtcp::write_bye(self.uplink.sender().ssrc(), &mut out);
+        }
+        if let Some(to) = self.remote_rtcp {
+            let _ = self.rtcp.try_send_to(&out, to);
+        }
+    }
+}
+
+fn sip_codec(codec: Codec) -> SipCodec {
+    match codec {
+        Codec::Pcmu => SipCodec::Pcmu,
+        Codec::Pcma => SipCodec::Pcma,
+        Codec::G722 => SipCodec::G722,
+        Codec::Speex16k => SipCodec::SpeexWb,
+    }
+}
+
+impl Actor for MediaBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        info!(conn = self.conn, codec = self.codec.name(), remote = ?self.remote,
+              passthrough = self.downlink.is_passthrough(), "media started");
+        self.shared
+            .metrics
+            .media_bridges_active
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        ctx.run_interval(CLIENT_FRAME, |bridge, _| bridge.clock_tick());
+        let every = self.shared.settings.media.rtcp_interval;
+        ctx.run_interval(every, |bridge, _| bridge.send_report(false));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let up = self.uplink.stats();
+        let down = self.downlink.stats();
+        let jitter = self.downlink.jitter_stats();
+        let m = &self.shared.metrics;
+        m.media_bridges_active
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        Metrics::add(&m.rtp_packets_lost, jitter.lost);
+        Metrics::add(&m.rtp_packets_late, jitter.late);
+        Metrics::add(&m.audio_frames_concealed, down.concealed);
+        info!(
+            conn = self.conn,
+            packets_sent = up.packets,
+            passed_through = up.passed_through,
+            client_messages = up.messages,
+            client_dropped = up.dropped,
+            dtmf_sent = up.dtmf_digits,
+            packets_received = down.packets,
+            frames_to_client = down.frames_to_client,
+            lost = jitter.lost,
+            late = jitter.late,
+            concealed = down.concealed,
+            jitter_target_ms = self.downlink.jitter_target().as_millis() as u64,
+            "media stopped"
+        );
+    }
+}
+
+struct RtpIn(Result<(BytesMut, SocketAddr), std::io::Error>);
+struct RtcpIn(Result<(BytesMut, SocketAddr), std::io::Error>);
+
+impl StreamHandler<RtpIn> for MediaBridge {
+    fn handle(&mut self, RtpIn(item): RtpIn, _: &mut Context<Self>) {
+        let Ok((bytes, source)) = item else {
+            // ICMP unreachable from a peer gone away surfaces here; keep going.
+            return;
+        };
+        let Ok(packet) = RtpPacket::parse(&bytes) else {
+            Metrics::add(&self.shared.metrics.rtp_packets_malformed, 1);
+            return;
+        };
+        Metrics::add(&self.shared.metrics.rtp_packets_received, 1);
+        let now = Instant::now();
+        if self.latched.is_none() {
+            if Some(source) != self.remote {
+                debug!(conn = self.conn, %source, sdp = ?self.remote, "RTP latched to its real source");
+            }
+            self.latched = Some(source);
+            self.remote_rtcp
+                .get_or_insert(SocketAddr::new(source.ip(), source.port().wrapping_add(1)));
+        } else if self.latched != Some(source) {
+            // Only the latched source is heard: anybody else could inject audio.
+            Metrics::add(&self.shared.metrics.rtp_packets_foreign, 1);
+            return;
+        }
+        self.last_heard = Some(now);
+        if let Some(digit) = self.downlink.rtp(now, &packet) {
+            info!(conn = self.conn, %digit, "DTMF received");
+            self.to_client.do_send(MediaNotice::Dtmf(digit));
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl StreamHandler<RtcpIn> for MediaBridge {
+    fn handle(&mut self, RtcpIn(item): RtcpIn, _: &mut Context<Self>) {
+        let Ok((bytes, source)) = item else {
+            return;
+        };
+        match rtcp::parse(&bytes, self.uplink.sender().ssrc()) {
+            Ok(report) => {
+                self.last_heard = Some(Instant::now());
+                self.remote_rtcp = Some(source);
+                if let Some((_, middle)) = report.sender_report {
+                    self.peer_sr = Some((middle, Instant::now()));
+                }
+                if let Some(b) = report.about_us {
+                    debug!(
+                        conn = self.conn,
+                        fraction_lost = b.report.fraction_lost,
+                        cumulative_lost = b.report.cumulative_lost,
+                        jitter = b.report.jitter,
+                        "the peer's report on our RTP"
+                    );
+                }
+            }
+            Err(e) => debug!(conn = self.conn, %source, error = %e, "malformed RTCP ignored"),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<ClientAudio> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientAudio, _: &mut Context<Self>) {
+        if let Err(e) =
+            self.uplink
+                .client_audio(msg.codec, msg.timestamp, &msg.data, &mut self.datagrams)
+        {
+            // Once per kind would be nicer; debug keeps a bad client from
+            // flooding the log.
+            debug!(conn = self.conn, error = %e, "client audio dropped");
+        }
+        self.send_datagrams();
+    }
+}
+
+impl Handler<SendDtmf> for MediaBridge {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: SendDtmf, _: &mut Context<Self>) -> Result<(), String> {
+        info!(conn = self.conn, digits = %msg.0, "sending DTMF");
+        self.uplink.send_dtmf(&msg.0).map_err(|e| e.to_string())
+    }
+}
+
+impl Handler<MediaChanged> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, MediaChanged(media): MediaChanged, _: &mut Context<Self>) {
+        if media.remote != self.remote {
+            // The peer moved its media: latch again.
+            self.remote = media.remote;
+            self.latched = None;
+            self.remote_rtcp = media
+                .remote
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+        }
+        self.direction = media.direction;
+        if sip_codec(media.codec) != self.codec {
+            warn!(conn = self.conn, codec = ?media.codec, "a re-INVITE changed the codec; keeping the first one");
+        }
+    }
+}
+
+impl Handler<StopMedia> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, _: StopMedia, ctx: &mut Context<Self>) {
+        self.send_report(true);
+        ctx.stop();
+    }
+}
