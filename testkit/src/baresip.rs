@@ -17,9 +17,27 @@ pub struct Baresip {
 }
 
 impl Baresip {
-    /// Starts baresip with the project's config; it plays `play` in calls and
-    /// quits by itself after `limit`.
+    /// Starts baresip with the project's config, offering G.722, PCMU and PCMA
+    /// at 16 kHz; it plays `play` in calls and quits by itself after `limit`.
     pub fn start(play: &Path, rtp: (u16, u16), limit: Duration) -> Baresip {
+        Self::start_with(
+            play,
+            rtp,
+            limit,
+            "G722/16000/1,PCMU/8000/1,PCMA/8000/1",
+            16_000,
+        )
+    }
+
+    /// As [`Baresip::start`], with baresip's codec list (its `audio_codecs`)
+    /// and the sample rate of its audio pipeline and recordings.
+    pub fn start_with(
+        play: &Path,
+        rtp: (u16, u16),
+        limit: Duration,
+        codecs: &str,
+        srate: u32,
+    ) -> Baresip {
         require_tool("baresip", "baresip");
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("sono-baresip-{}-{port}", std::process::id()));
@@ -31,7 +49,9 @@ impl Baresip {
                 .replace("@PORT@", &port.to_string())
                 .replace("@PLAY@", &play.display().to_string())
                 .replace("@RECORD_DIR@", &dir.display().to_string())
-                .replace("@RTP@", &format!("{}-{}", rtp.0, rtp.1));
+                .replace("@RTP@", &format!("{}-{}", rtp.0, rtp.1))
+                .replace("@CODECS@", codecs)
+                .replace("@SRATE@", &srate.to_string());
             std::fs::write(dir.join(file), text).expect("writing baresip's config");
         }
         let log = std::fs::File::create(dir.join("baresip.log")).expect("baresip's log");
@@ -86,6 +106,18 @@ impl Baresip {
     /// The folder baresip records into.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The recording of what baresip heard in its (first) call: sndfile's
+    /// `dump-…-dec.wav`, complete once the call has ended.
+    pub fn heard(&self) -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        found.sort();
+        found.into_iter().next()
     }
 }
 

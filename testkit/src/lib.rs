@@ -3,14 +3,17 @@
 //! - [`Sono`]: the real `sono` binary, started on free loopback ports and stopped by PID.
 //! - [`Baresip`]: baresip auto-answering, with its SIP traced.
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
+//! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
+pub mod audio;
 mod baresip;
 mod flash_client;
 mod flv;
 mod sipp;
 mod sono;
 
+pub use audio::AudioDir;
 pub use baresip::Baresip;
 pub use flash_client::{FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
