@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use sono_rtmp::phone::code;
 use sono_rtmp::ObjectEncoding;
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{Baresip, FlashClient, FlvAudioTag, Sono};
+use sono_testkit::{Baresip, FlashClient, FlvAudioTag, Reply, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -194,4 +195,330 @@ fn speex_client_to_pcma_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "8000", "-c:a", "pcm_alaw"],
         container: "au",
     });
+}
+
+#[test]
+fn dtmf_from_the_client_reaches_baresip_as_rfc_4733_events() {
+    let dir = AudioDir::new("dtmf-out");
+    let silence = dir.file("silence.wav");
+    audio::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=8000:cl=mono",
+        "-t",
+        "20",
+        &silence.display().to_string(),
+    ]);
+    let peer = Baresip::start_with(
+        &silence,
+        (31000, 31999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+    );
+    let sono = Sono::start(SONO, MEDIA);
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![peer.uri().into()]).unwrap();
+    assert!(
+        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let reply = c.call("sendDTMF", vec!["19#".into()]).unwrap();
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    // As a Flash client does, keep publishing the microphone meanwhile:
+    // baresip plays events out through its jitter buffer, which only the
+    // packets after them push out.
+    let tone = dir.file("tone.wav");
+    audio::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=16000",
+        "-t",
+        "2",
+        &tone.display().to_string(),
+    ]);
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    c.publish_wav_as_speex(mic, &tone).unwrap();
+    // baresip logs each telephone event's start and end, once per digit.
+    for digit in ['1', '9', '#'] {
+        let end = format!("received event: '{digit}' (end=1)");
+        assert!(peer.wait_log(&end, WAIT), "{end:?} missing\n{}", peer.log());
+    }
+    let log = peer.log();
+    assert_eq!(
+        log.matches("received event: '1' (end=0)").count(),
+        1,
+        "{log}"
+    );
+    let bad = c.call("sendDTMF", vec!["12x".into()]).unwrap();
+    assert_eq!(bad.error_code(), Some(code::DTMF_INVALID), "{bad:?}");
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    let none = c.call("sendDTMF", vec!["1".into()]).unwrap();
+    assert_eq!(none.error_code(), Some(code::CALL_NO_CALL), "{none:?}");
+}
+
+fn scenario(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(format!("{name}.xml"))
+}
+
+fn wait_status(c: &mut FlashClient, status: u8) -> bool {
+    c.wait_for(WAIT, |c| {
+        c.call_statuses().iter().any(|(s, _, _)| *s == status)
+    })
+}
+
+/// The DTMF digits the client was told of, in order.
+fn digits_seen(c: &FlashClient) -> String {
+    c.events
+        .iter()
+        .filter(|e| e.get("code").and_then(sono_rtmp::AmfValue::as_str) == Some(code::CALL_DTMF))
+        .filter_map(|e| {
+            e.get("digit")
+                .and_then(sono_rtmp::AmfValue::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn dtmf_played_by_sipp_reaches_the_client_once_per_digit() {
+    assert!(
+        std::path::Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap").is_file(),
+        "SIPp's DTMF recordings are missing: install the Debian package sip-tester"
+    );
+    let sono = Sono::start(SONO, MEDIA);
+    let mut sipp = sono_testkit::Sipp::uas(&scenario("uas_dtmf"), 1, WAIT, &[]);
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert!(
+        c.wait_for(WAIT, |c| digits_seen(c).len() >= 3),
+        "digits seen: {:?}\n{}",
+        digits_seen(&c),
+        sono.log()
+    );
+    c.pump(Duration::from_millis(500)).unwrap();
+    assert_eq!(digits_seen(&c), "15#");
+    c.call("hangup", vec![]).unwrap();
+    sipp.assert_success(WAIT);
+}
+
+/// An RTP peer of the test's own, on loopback: it records the payloads it
+/// receives and, once sono's first packet shows where sono listens, sends
+/// its own Speex frames there at 20 ms pace.
+fn rtp_peer(
+    socket: std::net::UdpSocket,
+    frames: Vec<Vec<u8>>,
+    run_for: Duration,
+    all_sent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u8, Vec<u8>)>> {
+    std::thread::spawn(move || {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 2048];
+        let start = std::time::Instant::now();
+        let mut sono = None;
+        let mut next = 0usize;
+        let mut next_at = std::time::Instant::now();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let mut last_rx = std::time::Instant::now();
+        while start.elapsed() < run_for {
+            // Done: everything sent, and sono has stopped sending (hung up).
+            if next == frames.len() && last_rx.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                last_rx = std::time::Instant::now();
+                if let Ok(p) = sono_media::rtp::RtpPacket::parse(&buf[..n]) {
+                    received.push((p.payload_type, p.payload.to_vec()));
+                    sono.get_or_insert(from);
+                }
+            }
+            if let (Some(to), Some(frame)) = (sono, frames.get(next)) {
+                if std::time::Instant::now() >= next_at {
+                    let mut d = Vec::new();
+                    sono_media::rtp::RtpPacket {
+                        marker: next == 0,
+                        payload_type: 97,
+                        sequence: 1000 + next as u16,
+                        timestamp: 320 * next as u32,
+                        ssrc: 0x5EED,
+                        csrc_count: 0,
+                        payload: frame,
+                    }
+                    .write(&mut d);
+                    socket.send_to(&d, to).unwrap();
+                    next += 1;
+                    if next == frames.len() {
+                        all_sent.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    // Paced from now, not from a schedule: should this
+                    // thread stall, it must not then burst.
+                    next_at = std::time::Instant::now() + Duration::from_millis(20);
+                }
+            }
+        }
+        received
+    })
+}
+
+/// Speex frames ffmpeg made of a sentence, as FLV tags (header byte first).
+fn speex_tags(dir: &AudioDir, text: &str, name: &str) -> (std::path::PathBuf, Vec<FlvAudioTag>) {
+    let wav = dir.file(&format!("{name}.wav"));
+    audio::speech_wav(text, 16_000, &wav);
+    let flv = dir.file(&format!("{name}.flv"));
+    audio::ffmpeg(&[
+        "-i",
+        &wav.display().to_string(),
+        "-c:a",
+        "libspeex",
+        "-ar",
+        "16000",
+        "-frames_per_packet",
+        "1",
+        &flv.display().to_string(),
+    ]);
+    let tags = sono_testkit::read_flv_audio(&flv).unwrap();
+    (flv, tags)
+}
+
+#[test]
+fn speex_passes_through_byte_for_byte_both_ways() {
+    let dir = AudioDir::new("passthrough");
+    let (client_flv, client_tags) = speex_tags(&dir, CLIENT_SAYS, "client");
+    let (_, peer_tags) = speex_tags(&dir, PEER_SAYS, "peer");
+    let peer_frames: Vec<Vec<u8>> = peer_tags.iter().map(|t| t.data[1..].to_vec()).collect();
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = rtp_peer(
+        socket,
+        peer_frames.clone(),
+        Duration::from_secs(15),
+        all_sent.clone(),
+    );
+    let sono = Sono::start(SONO, &format!("{MEDIA}codecs = [\"speex\", \"pcmu\"]\n"));
+    let mut sipp = sono_testkit::Sipp::uas(
+        &scenario("uas_speex"),
+        1,
+        Duration::from_secs(30),
+        &["-key", "rtp_port", &rtp_port],
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert!(sono.wait_log("passthrough=true", WAIT), "{}", sono.log());
+    let play = c.create_stream().unwrap();
+    c.play(play, "remote").unwrap();
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    // ffmpeg's tags (0xB6 header: Speex with ffmpeg's rate bits) at real-time pace.
+    let sent = c.publish_flv(mic, &client_flv, true).unwrap();
+    assert_eq!(sent, client_tags.len());
+    // The peer paces itself from its own clock; wait until it has sent
+    // everything, and for the jitter buffer to play it out.
+    assert!(c.wait_for(WAIT, |_| all_sent
+        .load(std::sync::atomic::Ordering::Acquire)));
+    c.pump(Duration::from_millis(500)).unwrap();
+    c.call("hangup", vec![]).unwrap();
+    assert!(wait_status(&mut c, 0));
+    sipp.assert_success(WAIT);
+    let received = peer.join().unwrap();
+
+    // Up: every frame the client published reached the peer unchanged.
+    let up: Vec<&[u8]> = received
+        .iter()
+        .filter(|(pt, _)| *pt == 97)
+        .map(|(_, p)| p.as_slice())
+        .collect();
+    let published: Vec<&[u8]> = client_tags.iter().map(|t| &t.data[1..]).collect();
+    assert_eq!(up.len(), published.len(), "frames up");
+    assert!(up == published, "a frame changed on its way up");
+
+    // Down: what the client got is the peer's frames, unchanged, in order.
+    let down: Vec<&[u8]> = c
+        .audio
+        .iter()
+        .filter(|(stream, _, _)| *stream == play)
+        .map(|(_, _, d)| {
+            assert_eq!(d[0], 0xB2);
+            &d[1..]
+        })
+        .collect();
+    // Each frame is one the peer sent, unchanged and in order. The jitter
+    // buffer may drop a frame (at most one a second, and it logs it) to
+    // bring its delay down after a scheduling stall, so a frame may be
+    // missing, but none may differ.
+    let mut at = 0;
+    for (i, frame) in down.iter().enumerate() {
+        let Some(found) = peer_frames[at..]
+            .iter()
+            .position(|f| f.as_slice() == *frame)
+        else {
+            panic!("frame {i} down is not one the peer sent after its frame {at}: it changed");
+        };
+        at += found + 1;
+    }
+    let log = sono.log();
+    let stopped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("media stopped"))
+        .collect();
+    assert!(
+        down.len() >= peer_frames.len() * 95 / 100,
+        "only {} of {} frames came down\n{stopped:?}",
+        down.len(),
+        peer_frames.len()
+    );
+}
+
+#[test]
+fn a_peer_that_sends_no_rtp_is_hung_up_after_the_timeout_with_a_reason() {
+    let sono = Sono::start(SONO, &format!("{MEDIA}rtp_timeout = \"2s\"\n"));
+    let mut sipp = sono_testkit::Sipp::uas(&scenario("uas_200"), 1, Duration::from_secs(15), &[]);
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let answered = std::time::Instant::now();
+    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    let after = answered.elapsed();
+    assert!(
+        after >= Duration::from_millis(1800) && after < Duration::from_secs(4),
+        "{after:?}"
+    );
+    let statuses = c.call_statuses();
+    let (status, _, reason) = &statuses[statuses.len() - 1];
+    assert_eq!(*status, 0);
+    assert_eq!(
+        reason.as_deref(),
+        Some("no RTP from the peer for 2 s"),
+        "{statuses:?}"
+    );
+    // SIPp's scenario needs our BYE to pass.
+    sipp.assert_success(WAIT);
 }

@@ -303,6 +303,8 @@ impl Actor for MediaBridge {
             frames_to_client = down.frames_to_client,
             lost = jitter.lost,
             late = jitter.late,
+            discarded = jitter.discarded,
+            underruns = jitter.underruns,
             concealed = down.concealed,
             jitter_target_ms = self.downlink.jitter_target().as_millis() as u64,
             "media stopped"

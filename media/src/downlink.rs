@@ -110,7 +110,9 @@ impl Downlink {
         self.receive
             .packet(now, packet.ssrc, packet.sequence, packet.timestamp);
         if Some(packet.payload_type) == self.config.telephone_event {
-            return self.dtmf.packet(packet.timestamp, packet.payload);
+            return self
+                .dtmf
+                .packet(packet.timestamp, packet.marker, packet.payload);
         }
         if packet.payload_type != self.config.payload_type {
             self.stats.other_payload_types += 1;
@@ -138,7 +140,8 @@ impl Downlink {
     }
 
     fn tick_passthrough(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
-        self.owed = (self.owed + 1).min(10);
+        // A few late frames may catch up at once; a long pause may not.
+        self.owed = (self.owed + 1).min(3);
         while self.owed > 0 {
             match self.jitter.pop(now) {
                 Playout::Packet { payload, .. } => {
@@ -154,6 +157,9 @@ impl Downlink {
                     self.owed -= i64::from(self.config.ptime_ms.max(20) / 20);
                     self.stats.concealed += 1;
                 }
+                // Late: it goes out with the next tick's, for Flash's own
+                // buffer to absorb, rather than be dropped later.
+                Playout::Waiting => break,
                 Playout::Idle => {
                     self.owed = 0;
                 }
@@ -171,7 +177,7 @@ impl Downlink {
                     self.decoder.decode(&payload, &mut self.decoded);
                     self.concealment.received(&self.decoded);
                 }
-                Playout::Lost => {
+                Playout::Lost | Playout::Waiting => {
                     self.concealment.conceal(packet_samples, &mut self.decoded);
                     self.stats.concealed += 1;
                 }

@@ -116,21 +116,29 @@ impl DtmfSender {
 }
 
 /// Turns received telephone-event packets into digits, each once, however
-/// many times its packets (and end packets) are repeated or reordered.
+/// many times its packets (and end packets) are repeated. An event is told
+/// apart by its timestamp and code (§2.5.1.1); a marked packet after an
+/// ended event with the same ones also starts a new event, which covers
+/// senders that replay recorded events without moving the timestamp.
 #[derive(Debug, Clone, Default)]
 pub struct DtmfReceiver {
-    last_event_timestamp: Option<u32>,
+    last: Option<(u32, u8)>,
+    last_ended: bool,
 }
 
 impl DtmfReceiver {
     /// A telephone-event packet; returns the digit when it starts a new
     /// event. Events other than the 16 DTMF ones are ignored.
-    pub fn packet(&mut self, timestamp: u32, payload: &[u8]) -> Option<char> {
+    pub fn packet(&mut self, timestamp: u32, marker: bool, payload: &[u8]) -> Option<char> {
         let event = TelephoneEvent::parse(payload)?;
-        if self.last_event_timestamp == Some(timestamp) {
+        let key = (timestamp, event.event);
+        let same = self.last == Some(key) && !(marker && self.last_ended);
+        if same {
+            self.last_ended |= event.end;
             return None;
         }
-        self.last_event_timestamp = Some(timestamp);
+        self.last = Some(key);
+        self.last_ended = event.end;
         digit_of(event.event)
     }
 }
@@ -190,17 +198,34 @@ mod tests {
             }
             .to_bytes()
         };
-        assert_eq!(r.packet(1000, &p(1, false, 160)), Some('1'));
-        assert_eq!(r.packet(1000, &p(1, false, 320)), None);
-        assert_eq!(r.packet(1000, &p(1, true, 480)), None);
-        assert_eq!(r.packet(1000, &p(1, true, 480)), None);
+        assert_eq!(r.packet(1000, true, &p(1, false, 160)), Some('1'));
+        assert_eq!(
+            r.packet(1000, true, &p(1, false, 160)),
+            None,
+            "a repeated first packet"
+        );
+        assert_eq!(r.packet(1000, false, &p(1, false, 320)), None);
+        assert_eq!(r.packet(1000, false, &p(1, true, 480)), None);
+        assert_eq!(r.packet(1000, false, &p(1, true, 480)), None);
         // The same digit again is a new event: a new timestamp.
         assert_eq!(
-            r.packet(2000, &p(1, true, 480)),
+            r.packet(2000, false, &p(1, true, 480)),
             Some('1'),
             "even if only its end arrived"
         );
-        assert_eq!(r.packet(3000, &p(99, false, 160)), None, "not a DTMF event");
-        assert_eq!(r.packet(4000, &[1, 2]), None, "too short");
+        // Another digit with the same timestamp (a replayed recording).
+        assert_eq!(r.packet(2000, true, &p(5, false, 160)), Some('5'));
+        assert_eq!(r.packet(2000, true, &p(5, true, 480)), None);
+        assert_eq!(
+            r.packet(2000, true, &p(5, false, 160)),
+            Some('5'),
+            "marked, after the end"
+        );
+        assert_eq!(
+            r.packet(3000, true, &p(99, false, 160)),
+            None,
+            "not a DTMF event"
+        );
+        assert_eq!(r.packet(4000, true, &[1, 2]), None, "too short");
     }
 }

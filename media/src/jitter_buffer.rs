@@ -22,6 +22,9 @@ const CAPACITY: usize = 100;
 const WINDOW: usize = 100;
 /// Underruns in a row after which the buffer refills (100 ms).
 const REFILL_AFTER: u32 = 5;
+/// Turns between two packets dropped to bring the delay down (1 s at
+/// 20 ms): 2 % time compression at most.
+const DISCARD_EVERY: u32 = 50;
 
 /// What the playout clock gets for one turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +35,13 @@ pub enum Playout {
         timestamp: u32,
         payload: Vec<u8>,
     },
-    /// The next packet is missing: conceal one packet's worth.
+    /// The next packet is missing and later ones are here: it is lost;
+    /// conceal one packet's worth.
     Lost,
+    /// The next packet has not arrived and nothing after it either (late,
+    /// or the peer paused): conceal if something must be played, but the
+    /// packet will still be played if it comes.
+    Waiting,
     /// Nothing to play (not started, or refilling): play silence.
     Idle,
 }
@@ -43,6 +51,8 @@ pub enum Playout {
 pub struct JitterStats {
     pub played: u64,
     pub lost: u64,
+    /// Turns when the buffer had run dry.
+    pub underruns: u64,
     pub late: u64,
     pub duplicates: u64,
     /// Dropped to bring the delay down, or because the buffer was full.
@@ -74,6 +84,7 @@ pub struct JitterBuffer {
     transits: Vec<f64>,
     transit_at: usize,
     target: Duration,
+    turns_since_discard: u32,
     stats: JitterStats,
 }
 
@@ -101,6 +112,7 @@ impl JitterBuffer {
             transits: Vec::with_capacity(WINDOW),
             transit_at: 0,
             target: min_delay,
+            turns_since_discard: 0,
             stats: JitterStats::default(),
         }
     }
@@ -180,14 +192,19 @@ impl JitterBuffer {
         let Some(next) = self.next else {
             return Playout::Idle;
         };
-        // Too much buffered for the current target: drop to shrink delay.
-        while let Some((&first, _)) = self.packets.first_key_value() {
-            if self.packets.len() > 2 && self.span_from(first) > self.target + self.frame * 3 {
-                self.packets.pop_first();
-                self.stats.discarded += 1;
-                self.next = Some(first + 1);
-            } else {
-                break;
+        // Too much buffered for the current target (a stall, or jitter
+        // that has calmed down): drop one packet to shrink the delay, at
+        // most one per DISCARD_EVERY turns, so the delay comes down
+        // gradually instead of audio being chopped.
+        self.turns_since_discard = self.turns_since_discard.saturating_add(1);
+        if self.turns_since_discard >= DISCARD_EVERY && self.packets.len() > 2 {
+            if let Some((&first, _)) = self.packets.first_key_value() {
+                if self.span_from(first) > self.target + self.frame * 3 {
+                    self.packets.pop_first();
+                    self.stats.discarded += 1;
+                    self.next = Some(first + 1);
+                    self.turns_since_discard = 0;
+                }
             }
         }
         let next = self.next.unwrap_or(next);
@@ -215,8 +232,8 @@ impl JitterBuffer {
                 self.filling_since = None;
                 return Playout::Idle;
             }
-            self.stats.lost += 1;
-            return Playout::Lost;
+            self.stats.underruns += 1;
+            return Playout::Waiting;
         }
         self.next = Some(next + 1);
         self.stats.lost += 1;
@@ -374,7 +391,7 @@ mod tests {
         jb.push(t0, 10, 1600, 0, &[]);
         assert_eq!(played(&jb.pop(t0 + 20 * MS)), Some(10));
         for i in 0..REFILL_AFTER - 1 {
-            assert_eq!(jb.pop(t0 + 40 * MS + 20 * MS * i), Playout::Lost);
+            assert_eq!(jb.pop(t0 + 40 * MS + 20 * MS * i), Playout::Waiting);
         }
         assert_eq!(jb.pop(t0 + 200 * MS), Playout::Idle, "refilling");
         // The talker resumes: the next sequence number, a much later timestamp.
@@ -392,5 +409,27 @@ mod tests {
         }
         assert!(jb.len() <= CAPACITY);
         assert!(jb.stats().discarded >= 900);
+    }
+
+    #[test]
+    fn after_a_stall_the_delay_comes_down_one_packet_per_second() {
+        let t0 = Instant::now();
+        let mut jb = buffer();
+        let mut played = 0;
+        // Steady 20 ms packets; the playout clock stalls for 200 ms at 1 s,
+        // then catches up one turn per packet as before.
+        for i in 0..300u32 {
+            let now = t0 + 20 * MS * i;
+            jb.push(now, i as u16, i * 160, 0, &[]);
+            if !(50..60).contains(&i) {
+                if let Playout::Packet { .. } = jb.pop(now) {
+                    played += 1;
+                }
+            }
+        }
+        let discarded = jb.stats().discarded;
+        assert!((1..=6).contains(&discarded), "{:?}", jb.stats());
+        assert!(played >= 280, "{played}");
+        assert_eq!(jb.stats().lost, 0);
     }
 }
