@@ -318,10 +318,11 @@ fn dtmf_played_by_sipp_reaches_the_client_once_per_digit() {
 
 /// An RTP peer of the test's own, on loopback: it records the payloads it
 /// receives and, once sono's first packet shows where sono listens, sends
-/// its own Speex frames there at 20 ms pace.
+/// `schedule`'s datagrams there, each at its offset from that moment. It
+/// stops when everything is sent and sono has been silent for a second.
 fn rtp_peer(
     socket: std::net::UdpSocket,
-    frames: Vec<Vec<u8>>,
+    schedule: Vec<(Duration, Vec<u8>)>,
     run_for: Duration,
     all_sent: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<(u8, Vec<u8>)>> {
@@ -329,51 +330,88 @@ fn rtp_peer(
         let mut received = Vec::new();
         let mut buf = [0u8; 2048];
         let start = std::time::Instant::now();
-        let mut sono = None;
+        let mut sono: Option<(std::net::SocketAddr, std::time::Instant)> = None;
         let mut next = 0usize;
-        let mut next_at = std::time::Instant::now();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(5)))
-            .unwrap();
         let mut last_rx = std::time::Instant::now();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
         while start.elapsed() < run_for {
-            // Done: everything sent, and sono has stopped sending (hung up).
-            if next == frames.len() && last_rx.elapsed() > Duration::from_secs(1) {
+            if next == schedule.len() && last_rx.elapsed() > Duration::from_secs(1) {
                 break;
             }
             if let Ok((n, from)) = socket.recv_from(&mut buf) {
                 last_rx = std::time::Instant::now();
                 if let Ok(p) = sono_media::rtp::RtpPacket::parse(&buf[..n]) {
                     received.push((p.payload_type, p.payload.to_vec()));
-                    sono.get_or_insert(from);
+                    sono.get_or_insert((from, std::time::Instant::now()));
                 }
             }
-            if let (Some(to), Some(frame)) = (sono, frames.get(next)) {
-                if std::time::Instant::now() >= next_at {
-                    let mut d = Vec::new();
-                    sono_media::rtp::RtpPacket {
-                        marker: next == 0,
-                        payload_type: 97,
-                        sequence: 1000 + next as u16,
-                        timestamp: 320 * next as u32,
-                        ssrc: 0x5EED,
-                        csrc_count: 0,
-                        payload: frame,
+            if let Some((to, t0)) = sono {
+                while let Some((at, datagram)) = schedule.get(next) {
+                    if t0.elapsed() < *at {
+                        break;
                     }
-                    .write(&mut d);
-                    socket.send_to(&d, to).unwrap();
+                    socket.send_to(datagram, to).unwrap();
                     next += 1;
-                    if next == frames.len() {
-                        all_sent.store(true, std::sync::atomic::Ordering::Release);
-                    }
-                    // Paced from now, not from a schedule: should this
-                    // thread stall, it must not then burst.
-                    next_at = std::time::Instant::now() + Duration::from_millis(20);
+                }
+                if next == schedule.len() {
+                    all_sent.store(true, std::sync::atomic::Ordering::Release);
                 }
             }
         }
         received
     })
+}
+
+/// RTP datagrams of `payloads`, one per 20 ms, as a steady sender makes them.
+fn rtp_stream(payloads: &[Vec<u8>], payload_type: u8, ticks: u32) -> Vec<(Duration, Vec<u8>)> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let mut d = Vec::new();
+            sono_media::rtp::RtpPacket {
+                marker: i == 0,
+                payload_type,
+                sequence: 1000 + i as u16,
+                timestamp: ticks * i as u32,
+                ssrc: 0x5EED,
+                csrc_count: 0,
+                payload,
+            }
+            .write(&mut d);
+            (Duration::from_millis(20 * i as u64), d)
+        })
+        .collect()
+}
+
+/// A bad network between the peer and sono: each packet is lost with
+/// probability `loss`, or delayed by up to `jitter` (uniformly), which also
+/// reorders packets; seeded, so every run is the same network.
+fn impair(
+    schedule: &[(Duration, Vec<u8>)],
+    loss: f64,
+    jitter: Duration,
+    seed: u64,
+) -> Vec<(Duration, Vec<u8>)> {
+    let mut state = seed;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut out: Vec<(Duration, Vec<u8>)> = schedule
+        .iter()
+        .filter_map(|(at, d)| {
+            let lost = random() < loss;
+            let delay = jitter.mul_f64(random());
+            (!lost).then(|| (*at + delay, d.clone()))
+        })
+        .collect();
+    out.sort_by_key(|(at, _)| *at);
+    out
 }
 
 /// Speex frames ffmpeg made of a sentence, as FLV tags (header byte first).
@@ -408,8 +446,8 @@ fn speex_passes_through_byte_for_byte_both_ways() {
     let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let peer = rtp_peer(
         socket,
-        peer_frames.clone(),
-        Duration::from_secs(15),
+        rtp_stream(&peer_frames, 97, 320),
+        Duration::from_secs(20),
         all_sent.clone(),
     );
     let sono = Sono::start(SONO, &format!("{MEDIA}codecs = [\"speex\", \"pcmu\"]\n"));
@@ -521,4 +559,108 @@ fn a_peer_that_sends_no_rtp_is_hung_up_after_the_timeout_with_a_reason() {
     );
     // SIPp's scenario needs our BYE to pass.
     sipp.assert_success(WAIT);
+}
+
+/// The client's downlink from a PCMU peer whose packets go through
+/// `network`; returns PESQ-NB of what the client heard, the call's
+/// statuses, and sono's media summary.
+fn pcmu_downlink_pesq(
+    dir: &AudioDir,
+    name: &str,
+    network: impl Fn(&[(Duration, Vec<u8>)]) -> Vec<(Duration, Vec<u8>)>,
+) -> (f64, Vec<(u8, Option<u16>)>, String) {
+    let source = dir.file("peer-src.wav");
+    if !source.exists() {
+        audio::speech_wav(PEER_SAYS, 8000, &source);
+    }
+    let ulaw = dir.file("peer.ul");
+    audio::ffmpeg(&[
+        "-i",
+        &source.display().to_string(),
+        "-c:a",
+        "pcm_mulaw",
+        "-f",
+        "mulaw",
+        &ulaw.display().to_string(),
+    ]);
+    let payloads: Vec<Vec<u8>> = std::fs::read(&ulaw)
+        .unwrap()
+        .chunks(160)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let schedule = network(&rtp_stream(&payloads, 0, 160));
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = rtp_peer(socket, schedule, Duration::from_secs(20), all_sent.clone());
+    let sono = Sono::start(SONO, MEDIA);
+    let mut sipp = sono_testkit::Sipp::uas(
+        &scenario("uas_pcmu_at"),
+        1,
+        Duration::from_secs(30),
+        &["-key", "rtp_port", &rtp_port],
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let play = c.create_stream().unwrap();
+    c.play(play, "remote").unwrap();
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    // A little of the client's voice lets the peer learn sono's address;
+    // the peer's sentence then plays while the client keeps talking.
+    let tone = dir.file("mic.wav");
+    audio::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=200:sample_rate=16000",
+        "-t",
+        "6",
+        &tone.display().to_string(),
+    ]);
+    c.publish_wav_as_speex(mic, &tone).unwrap();
+    assert!(c.wait_for(WAIT, |_| all_sent
+        .load(std::sync::atomic::Ordering::Acquire)));
+    c.pump(Duration::from_millis(800)).unwrap();
+    let statuses = c.call_status_codes();
+    c.call("hangup", vec![]).unwrap();
+    assert!(wait_status(&mut c, 0));
+    sipp.assert_success(WAIT);
+    peer.join().unwrap();
+    let heard = client_heard(&c, play, dir, "nb");
+    let kept = dir.file(&format!("{name}-heard.wav"));
+    std::fs::rename(&heard, &kept).unwrap();
+    let log = sono.log();
+    let summary = log
+        .lines()
+        .filter(|l| l.contains("media stopped"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (audio::pesq("nb", &source, &kept), statuses, summary)
+}
+
+#[test]
+fn five_percent_loss_and_40_ms_jitter_cost_at_most_half_a_mos_and_the_call_survives() {
+    let dir = AudioDir::new("impaired");
+    let (clean, _, clean_summary) = pcmu_downlink_pesq(&dir, "clean", |s| s.to_vec());
+    let (impaired, statuses, summary) = pcmu_downlink_pesq(&dir, "impaired", |s| {
+        impair(s, 0.05, Duration::from_millis(40), 0x5EED_1234)
+    });
+    eprintln!(
+        "PCMU downlink PESQ-NB: clean {clean:.2}, 5 % loss + 40 ms jitter {impaired:.2}\nclean: {clean_summary}\nimpaired: {summary}"
+    );
+    // The call was up the whole time: answered, never ended before our hangup.
+    assert_eq!(statuses.last().map(|s| s.0), Some(4), "{statuses:?}");
+    assert!(summary.contains("lost="), "{summary}");
+    assert!(
+        impaired >= clean - 0.5,
+        "impaired {impaired:.2} vs clean {clean:.2}\n{summary}"
+    );
 }

@@ -32,11 +32,21 @@ impl Concealment {
     }
 
     /// Audio that was really received: it becomes the history, and ends a
-    /// run of losses. The first samples after a loss are cross-faded from
-    /// the concealment into the real signal by the caller's next frame
-    /// starting where the repetition left off, which is good enough at
-    /// these gains.
-    pub fn received(&mut self, pcm: &[i16]) {
+    /// run of losses. After a loss its first few milliseconds are
+    /// cross-faded from the concealment's continuation into the real
+    /// signal, so the splice does not click.
+    pub fn received(&mut self, pcm: &mut [i16]) {
+        if self.run > 0 && self.period > 0 {
+            let gain = FADE[(self.run - 1).min(3)];
+            let n = (self.rate / 200).min(pcm.len()); // 5 ms
+            let base = self.history.len() - self.period;
+            for (i, sample) in pcm[..n].iter_mut().enumerate() {
+                let w = (i + 1) as f32 / (n + 1) as f32;
+                let extrapolated = f32::from(self.history[base + self.phase]) * gain;
+                self.phase = (self.phase + 1) % self.period;
+                *sample = (f32::from(*sample) * w + extrapolated * (1.0 - w)) as i16;
+            }
+        }
         let keep = self.rate * HISTORY_MS / 1000;
         if pcm.len() >= keep {
             self.history.clear();
@@ -113,7 +123,7 @@ mod tests {
             .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI / 40.0).sin() * 8000.0) as i16)
             .collect();
         let mut c = Concealment::new(8000);
-        c.received(&tone[..320]);
+        c.received(&mut tone[..320].to_vec());
         assert_eq!(c.pitch_period(), 40);
         let mut out = Vec::new();
         c.conceal(160, &mut out);
@@ -127,12 +137,38 @@ mod tests {
             out[4 * 160..].iter().all(|&s| s == 0),
             "silence after four losses"
         );
-        c.received(&tone[..160]);
+        c.received(&mut tone[..160].to_vec());
         let mut again = Vec::new();
         c.conceal(160, &mut again);
         assert!(
             again.iter().any(|&s| s != 0),
             "a new run starts at full gain"
+        );
+    }
+
+    #[test]
+    fn the_signal_after_a_loss_is_spliced_in_without_a_jump() {
+        let tone: Vec<i16> = (0..800)
+            .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI / 40.0).sin() * 8000.0) as i16)
+            .collect();
+        let mut c = Concealment::new(8000);
+        c.received(&mut tone[..320].to_vec());
+        let mut out = Vec::new();
+        c.conceal(160, &mut out);
+        // The real signal resumes with a phase jump of a quarter period.
+        let mut resumed = tone[510..670].to_vec();
+        let first_real = resumed[0];
+        c.received(&mut resumed);
+        let last_concealed = *out.last().unwrap();
+        assert!(
+            (i32::from(resumed[0]) - i32::from(last_concealed)).abs()
+                < (i32::from(first_real) - i32::from(last_concealed)).abs(),
+            "the splice moves towards the concealment"
+        );
+        assert_eq!(
+            resumed[100..],
+            tone[610..670],
+            "only the first 5 ms are touched"
         );
     }
 

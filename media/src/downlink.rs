@@ -175,7 +175,7 @@ impl Downlink {
             match self.jitter.pop(now) {
                 Playout::Packet { payload, .. } => {
                     self.decoder.decode(&payload, &mut self.decoded);
-                    self.concealment.received(&self.decoded);
+                    self.concealment.received(&mut self.decoded);
                 }
                 Playout::Lost | Playout::Waiting => {
                     self.concealment.conceal(packet_samples, &mut self.decoded);

@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 const CAPACITY: usize = 100;
 /// Transit times kept to size the target delay (about 2 s of packets).
 const WINDOW: usize = 100;
+/// The target until enough transit times are known to size it (a quarter
+/// of the window): enough for ordinary Internet jitter, so the first
+/// second of a call does not stutter while the buffer learns.
+const INITIAL_TARGET: Duration = Duration::from_millis(60);
+const LEARNING: usize = WINDOW / 4;
 /// Underruns in a row after which the buffer refills (100 ms).
 const REFILL_AFTER: u32 = 5;
 /// Turns between two packets dropped to bring the delay down (1 s at
@@ -111,7 +116,7 @@ impl JitterBuffer {
             epoch: None,
             transits: Vec::with_capacity(WINDOW),
             transit_at: 0,
-            target: min_delay,
+            target: INITIAL_TARGET.clamp(min_delay, max_delay),
             turns_since_discard: 0,
             stats: JitterStats::default(),
         }
@@ -288,7 +293,11 @@ impl JitterBuffer {
             let min = sorted[0];
             let p95 = sorted[(sorted.len() * 95 / 100).min(sorted.len() - 1)];
             let spread = Duration::from_secs_f64((p95 - min).clamp(0.0, 10.0));
-            self.target = (spread + self.frame).clamp(self.min_delay, self.max_delay);
+            let mut target = spread + self.frame;
+            if sorted.len() < LEARNING {
+                target = target.max(INITIAL_TARGET);
+            }
+            self.target = target.clamp(self.min_delay, self.max_delay);
         }
     }
 }
@@ -389,15 +398,20 @@ mod tests {
         let t0 = Instant::now();
         let mut jb = buffer();
         jb.push(t0, 10, 1600, 0, &[]);
-        assert_eq!(played(&jb.pop(t0 + 20 * MS)), Some(10));
+        assert_eq!(
+            jb.pop(t0 + 20 * MS),
+            Playout::Idle,
+            "filling to the initial target"
+        );
+        assert_eq!(played(&jb.pop(t0 + 60 * MS)), Some(10), "waited the target");
         for i in 0..REFILL_AFTER - 1 {
-            assert_eq!(jb.pop(t0 + 40 * MS + 20 * MS * i), Playout::Waiting);
+            assert_eq!(jb.pop(t0 + 80 * MS + 20 * MS * i), Playout::Waiting);
         }
-        assert_eq!(jb.pop(t0 + 200 * MS), Playout::Idle, "refilling");
+        assert_eq!(jb.pop(t0 + 240 * MS), Playout::Idle, "refilling");
         // The talker resumes: the next sequence number, a much later timestamp.
         let back = t0 + Duration::from_secs(2);
         jb.push(back, 11, 1600 + 16_000, 0, &[]);
-        assert_eq!(played(&jb.pop(back + 20 * MS)), Some(110));
+        assert_eq!(played(&jb.pop(back + 60 * MS)), Some(110));
     }
 
     #[test]
