@@ -13,11 +13,13 @@
 //!   [`downlink`] (RTP → client) are the two directions of a call's
 //!   pipeline, transcoding or passing Speex through.
 //! - [`quality`]: SNR measures for tests and benchmarks.
+//! - [`fuzzing`]: the drivers of the fuzz targets and the corpus tests.
 
 pub mod codec;
 pub mod concealment;
 pub mod downlink;
 pub mod dtmf;
+pub mod fuzzing;
 pub mod g711;
 pub mod g722;
 pub mod jitter_buffer;

@@ -137,7 +137,7 @@ pub fn frames_in_packet(packet: &[u8]) -> Option<usize> {
     };
     let mut at = 0;
     let mut frames = 0;
-    while total - at >= 5 && frames <= MAX_FRAMES_PER_PACKET {
+    while at + 5 <= total && frames <= MAX_FRAMES_PER_PACKET {
         if bits(at, 1)? == 1 {
             // A wideband layer: it belongs to the narrowband frame before.
             let submode = bits(at + 1, 3)?;
@@ -162,6 +162,10 @@ pub fn frames_in_packet(packet: &[u8]) -> Option<usize> {
             15 => break, // terminator
             _ => return None,
         }
+    }
+    // A layer or in-band message that claims more bits than there are.
+    if at > total {
+        return None;
     }
     (frames <= MAX_FRAMES_PER_PACKET).then_some(frames)
 }

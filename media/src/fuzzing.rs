@@ -1,0 +1,157 @@
+//! Drivers shared by the media fuzz targets and the corpus tests, so a crash
+//! the fuzzer finds becomes a seed the test suite replays. Each checks a
+//! property beyond "does not panic".
+
+use std::time::{Duration, Instant};
+
+use crate::codec::{ClientCodec, SipCodec};
+use crate::downlink::{Downlink, DownlinkConfig};
+use crate::rtcp;
+use crate::rtp::RtpPacket;
+use crate::rtp_sender::RtpSender;
+use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
+use crate::uplink::{Uplink, UplinkConfig};
+
+/// Any datagram on an RTCP port. A compound that parses and reports on us
+/// survives our own writer.
+pub fn rtcp(data: &[u8]) {
+    if let Ok(report) = rtcp::parse(data, 0x0102_0304) {
+        if let Some(block) = report.about_us {
+            let mut out = Vec::new();
+            rtcp::write_report(7, None, Some(block), "fuzz", &mut out);
+            let again = rtcp::parse(&out, 0x0102_0304).expect("our own report parses");
+            assert_eq!(again.about_us, Some(block));
+        }
+    }
+}
+
+/// Any bytes as a Speex packet: counting frames never panics, and libspeex
+/// decodes no more frames than were counted (plus none from garbage).
+pub fn speex(data: &[u8]) {
+    let counted = frames_in_packet(data);
+    let mut decoder = SpeexWbDecoder::new();
+    let mut out = Vec::new();
+    let decoded = decoder.decode(data, &mut out);
+    assert_eq!(out.len(), decoded * SPEEX_WB_FRAME);
+    if let Some(n) = counted {
+        assert!(decoded <= n.max(1) + 1, "decoded {decoded}, counted {n}");
+    }
+}
+
+/// Splits fuzz input into (delay in ms, bytes) records: one byte of delay,
+/// one of length, then the bytes.
+fn records(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        let (&delay, tail) = rest.split_first()?;
+        let (&len, tail) = tail.split_first()?;
+        let len = usize::from(len).min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        rest = tail;
+        Some((u64::from(delay), chunk))
+    })
+}
+
+/// A peer sending anything at any time to a call's RTP port, for each SIP
+/// codec (Speex being the passthrough path): the downlink never panics and
+/// never gives the client more than one frame a tick (plus the few late
+/// frames passthrough may catch up with).
+pub fn downlink(data: &[u8]) {
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
+    let (codec, pt) = match selector % 4 {
+        0 => (SipCodec::Pcmu, 0),
+        1 => (SipCodec::Pcma, 8),
+        2 => (SipCodec::G722, 9),
+        _ => (SipCodec::SpeexWb, 97),
+    };
+    let mut down = Downlink::new(DownlinkConfig {
+        codec,
+        payload_type: pt,
+        telephone_event: Some(101),
+        ptime_ms: 20,
+        jitter_min: Duration::from_millis(20),
+        jitter_max: Duration::from_millis(200),
+        speex_quality: 4,
+        speex_complexity: 1,
+    });
+    let mut now = Instant::now();
+    let mut ticks = 0u64;
+    let mut frames = 0u64;
+    for (delay, bytes) in records(data) {
+        now += Duration::from_millis(delay);
+        // A datagram; or, if it is not RTP, a packet built around it.
+        let mut built = Vec::new();
+        let packet = match RtpPacket::parse(bytes) {
+            Ok(p) => p,
+            Err(_) => {
+                let seq = u16::from(bytes.first().copied().unwrap_or(0));
+                let kind = if bytes.len() % 5 == 0 { 101 } else { pt };
+                RtpPacket {
+                    marker: false,
+                    payload_type: kind,
+                    sequence: seq,
+                    timestamp: u32::from(seq) * 160,
+                    ssrc: 1,
+                    csrc_count: 0,
+                    payload: bytes,
+                }
+                .write(&mut built);
+                match RtpPacket::parse(&built) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                }
+            }
+        };
+        let _ = down.rtp(now, &packet);
+        let mut out = Vec::new();
+        down.tick(now, &mut out);
+        ticks += 1;
+        frames += out.len() as u64;
+        assert!(frames <= ticks + 3, "{frames} frames in {ticks} ticks");
+    }
+    let _ = down.receive_stats().report();
+}
+
+/// A client publishing anything: the uplink never panics, and whatever it
+/// sends is RTP of the negotiated payload type or telephone-event.
+pub fn uplink(data: &[u8]) {
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
+    let (codec, pt) = match selector % 4 {
+        0 => (SipCodec::Pcmu, 0),
+        1 => (SipCodec::Pcma, 8),
+        2 => (SipCodec::G722, 9),
+        _ => (SipCodec::SpeexWb, 97),
+    };
+    let mut up = Uplink::new(
+        UplinkConfig {
+            codec,
+            payload_type: pt,
+            telephone_event: Some(101),
+            ptime_ms: 20,
+            speex_quality: 4,
+            speex_complexity: 1,
+            dtmf_duration_ms: 60,
+            dtmf_pause_ms: 20,
+        },
+        RtpSender::new(1, 2, 3),
+    );
+    let mut clock = 0u32;
+    let mut out = Vec::new();
+    for (delay, bytes) in records(data) {
+        clock = clock.wrapping_add(u32::from(delay as u8) * 4);
+        if delay == 0xFF {
+            let _ = up.send_dtmf(&String::from_utf8_lossy(bytes));
+        } else {
+            let _ = up.client_audio(ClientCodec::SpeexWb, clock, bytes, &mut out);
+        }
+        up.tick(&mut out);
+        for datagram in out.drain(..) {
+            let p = RtpPacket::parse(&datagram).expect("we send RTP");
+            assert!(p.payload_type == pt || p.payload_type == 101);
+        }
+    }
+}
