@@ -37,7 +37,7 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "install-deps.sh: cargo is missing; install Rust 1.85 or newer (rustup) and run again" >&2
+  echo "install-deps.sh: cargo is missing; install Rust 1.87 or newer (rustup) and run again" >&2
   exit 1
 fi
 
