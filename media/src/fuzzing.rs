@@ -39,6 +39,16 @@ pub fn speex(data: &[u8]) {
     assert_eq!(out.len(), decoded * SPEEX_WB_FRAME);
 }
 
+/// The SIP codec and payload type a fuzz input's first byte picks.
+fn sip_codec(selector: u8) -> (SipCodec, u8) {
+    match selector % 4 {
+        0 => (SipCodec::Pcmu, 0),
+        1 => (SipCodec::Pcma, 8),
+        2 => (SipCodec::G722, 9),
+        _ => (SipCodec::SpeexWb, 97),
+    }
+}
+
 /// Splits fuzz input into (delay in ms, bytes) records: one byte of delay,
 /// one of length, then the bytes.
 fn records(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
@@ -61,12 +71,7 @@ pub fn downlink(data: &[u8]) {
     let Some((&selector, data)) = data.split_first() else {
         return;
     };
-    let (codec, pt) = match selector % 4 {
-        0 => (SipCodec::Pcmu, 0),
-        1 => (SipCodec::Pcma, 8),
-        2 => (SipCodec::G722, 9),
-        _ => (SipCodec::SpeexWb, 97),
-    };
+    let (codec, pt) = sip_codec(selector);
     let mut down = Downlink::new(DownlinkConfig {
         codec,
         payload_type: pt,
@@ -121,12 +126,7 @@ pub fn uplink(data: &[u8]) {
     let Some((&selector, data)) = data.split_first() else {
         return;
     };
-    let (codec, pt) = match selector % 4 {
-        0 => (SipCodec::Pcmu, 0),
-        1 => (SipCodec::Pcma, 8),
-        2 => (SipCodec::G722, 9),
-        _ => (SipCodec::SpeexWb, 97),
-    };
+    let (codec, pt) = sip_codec(selector);
     let mut up = Uplink::new(
         UplinkConfig {
             codec,

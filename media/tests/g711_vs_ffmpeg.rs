@@ -3,23 +3,10 @@
 //! by one level at decision boundaries (ffmpeg rounds to the nearest level).
 
 use std::path::Path;
-use std::process::Command;
 
 use sono_media::g711::{decode, encode, Law};
+use sono_testkit::audio::ffmpeg;
 use sono_testkit::require_tool;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("running ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn check(law: Law, format: &str, dir: &Path) {
     let samples: Vec<i16> = (i16::MIN..=i16::MAX).collect();
