@@ -31,6 +31,29 @@ struct CodecPath {
     mode: &'static str,
     sip_codec: &'static [&'static str],
     container: &'static str,
+    /// `None`: the client speaks Speex wideband, as Flash does by default.
+    /// `Some(rate)`: it publishes what ffmpeg's Nellymoser encoder made at
+    /// that rate, and asks for Nellymoser back.
+    nellymoser: Option<u32>,
+}
+
+/// The client codec's offline round trip (ffmpeg both ways), to `rate`.
+fn client_round_trip(
+    nellymoser: Option<u32>,
+    input: &std::path::Path,
+    rate: u32,
+    out: &std::path::Path,
+) {
+    match nellymoser {
+        None => audio::speex_round_trip(input, rate, out),
+        Some(r) => audio::round_trip(
+            input,
+            &["-ar", &r.to_string(), "-c:a", "nellymoser"],
+            "flv",
+            rate,
+            out,
+        ),
+    }
 }
 
 fn rate(mode: &str) -> u32 {
@@ -62,10 +85,20 @@ fn client_heard(
         "the client got only {} audio messages",
         tags.len()
     );
+    // A Nellymoser client gets Speex until its first Nellymoser message
+    // comes in (it plays before it publishes), then Nellymoser: keep what
+    // came in the final codec, which must be nearly all of it.
+    let last = tags.last().map_or(0, |t| t.data[0]);
+    let before = tags.iter().take_while(|t| t.data[0] != last).count();
     assert!(
-        tags.iter().all(|t| t.data[0] == 0xB2),
-        "audio down is Speex 16 kHz (0xB2)"
+        before < 30,
+        "{before} messages before audio down switched codec"
     );
+    assert!(
+        tags[before..].iter().all(|t| t.data[0] == last),
+        "audio down changed codec more than once"
+    );
+    let tags = tags[before..].to_vec();
     let flv = dir.file("client-heard.flv");
     audio::write_flv_audio(&flv, &tags);
     let wav = dir.file("client-heard.wav");
@@ -74,7 +107,13 @@ fn client_heard(
 }
 
 fn two_way_audio(path: CodecPath) {
-    let dir = AudioDir::new(path.baresip_codec.split('/').next().unwrap_or("codec"));
+    let name = format!(
+        "{}-{}",
+        path.baresip_codec.split('/').next().unwrap_or("codec"),
+        path.nellymoser
+            .map_or("speex".to_owned(), |r| format!("nelly{r}"))
+    );
+    let dir = AudioDir::new(&name);
     let client_src = dir.file("client-src.wav");
     let peer_src = dir.file("peer-src.wav");
     audio::speech_wav(CLIENT_SAYS, 16_000, &client_src);
@@ -87,8 +126,10 @@ fn two_way_audio(path: CodecPath) {
     audio::ffmpeg(&[
         "-i",
         &peer_src.display().to_string(),
+        // A second of silence first: the client is publishing (and a
+        // Nellymoser client getting Nellymoser) before the peer talks.
         "-af",
-        "apad=pad_dur=20",
+        "adelay=1000,apad=pad_dur=20",
         "-ar",
         &r.to_string(),
         &peer_play.display().to_string(),
@@ -101,7 +142,7 @@ fn two_way_audio(path: CodecPath) {
         path.baresip_codec,
         r,
     );
-    let sono = Sono::start(SONO, MEDIA);
+    let sono = Sono::start(SONO, &format!("{MEDIA}nellymoser_to_client = true\n"));
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     c.send_call("dial", vec![peer.uri().into()]).unwrap();
     assert!(
@@ -114,7 +155,24 @@ fn two_way_audio(path: CodecPath) {
     let play = c.create_stream().unwrap();
     c.play(play, "remote").unwrap();
     c.publish(publish, "mic").unwrap();
-    c.publish_wav_as_speex(publish, &client_src).unwrap();
+    match path.nellymoser {
+        None => {
+            c.publish_wav_as_speex(publish, &client_src).unwrap();
+        }
+        Some(r) => {
+            let flv = dir.file("client-nelly.flv");
+            audio::ffmpeg(&[
+                "-i",
+                &client_src.display().to_string(),
+                "-ar",
+                &r.to_string(),
+                "-c:a",
+                "nellymoser",
+                &flv.display().to_string(),
+            ]);
+            c.publish_flv(publish, &flv, true).unwrap();
+        }
+    }
     // The peer's sentence is about as long; let the rest arrive.
     c.pump(Duration::from_secs(2)).unwrap();
     c.call("hangup", vec![]).unwrap();
@@ -134,10 +192,16 @@ fn two_way_audio(path: CodecPath) {
     let client_ref = dir.file("client-ref.wav");
     audio::convert(&client_src, r, &client_ref);
     let up_gateway = audio::pesq(path.mode, &client_ref, &peer_heard);
-    let speex = dir.file("up-speex.wav");
-    audio::speex_round_trip(&client_src, 16_000, &speex);
+    let client_leg = dir.file("up-client.wav");
+    client_round_trip(path.nellymoser, &client_src, 16_000, &client_leg);
     let up_offline_wav = dir.file("up-offline.wav");
-    audio::round_trip(&speex, path.sip_codec, path.container, r, &up_offline_wav);
+    audio::round_trip(
+        &client_leg,
+        path.sip_codec,
+        path.container,
+        r,
+        &up_offline_wav,
+    );
     let up_offline = audio::pesq(path.mode, &client_ref, &up_offline_wav);
 
     // Down: baresip → sono → client.
@@ -148,12 +212,12 @@ fn two_way_audio(path: CodecPath) {
     let sip_leg = dir.file("down-sip.wav");
     audio::round_trip(&peer_src, path.sip_codec, path.container, 16_000, &sip_leg);
     let down_offline_wav = dir.file("down-offline.wav");
-    audio::speex_round_trip(&sip_leg, r, &down_offline_wav);
+    client_round_trip(path.nellymoser, &sip_leg, r, &down_offline_wav);
     let down_offline = audio::pesq(path.mode, &peer_ref, &down_offline_wav);
 
     eprintln!(
-        "{} PESQ-{}: up {up_gateway:.2} (offline {up_offline:.2}), down {down_gateway:.2} (offline {down_offline:.2})",
-        path.baresip_codec, path.mode
+        "{name} PESQ-{}: up {up_gateway:.2} (offline {up_offline:.2}), down {down_gateway:.2} (offline {down_offline:.2})",
+        path.mode
     );
     assert!(
         up_gateway >= up_offline - MAX_COST,
@@ -174,6 +238,29 @@ fn speex_client_to_g722_peer_and_back_costs_at_most_0_3_mos() {
         mode: "wb",
         sip_codec: &["-ar", "16000", "-c:a", "g722"],
         container: "g722",
+        nellymoser: None,
+    });
+}
+
+#[test]
+fn nellymoser_16k_client_to_g722_peer_and_back_costs_at_most_0_3_mos() {
+    two_way_audio(CodecPath {
+        baresip_codec: "G722/16000/1",
+        mode: "wb",
+        sip_codec: &["-ar", "16000", "-c:a", "g722"],
+        container: "g722",
+        nellymoser: Some(16_000),
+    });
+}
+
+#[test]
+fn nellymoser_8k_client_to_pcmu_peer_and_back_costs_at_most_0_3_mos() {
+    two_way_audio(CodecPath {
+        baresip_codec: "PCMU/8000/1",
+        mode: "nb",
+        sip_codec: &["-ar", "8000", "-c:a", "pcm_mulaw"],
+        container: "au",
+        nellymoser: Some(8000),
     });
 }
 
@@ -184,6 +271,7 @@ fn speex_client_to_pcmu_peer_and_back_costs_at_most_0_3_mos() {
         mode: "nb",
         sip_codec: &["-ar", "8000", "-c:a", "pcm_mulaw"],
         container: "au",
+        nellymoser: None,
     });
 }
 
@@ -194,6 +282,7 @@ fn speex_client_to_pcma_peer_and_back_costs_at_most_0_3_mos() {
         mode: "nb",
         sip_codec: &["-ar", "8000", "-c:a", "pcm_alaw"],
         container: "au",
+        nellymoser: None,
     });
 }
 

@@ -67,9 +67,11 @@ pub struct StopMedia;
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub enum MediaNotice {
-    /// Speex frames for the play stream (no FLV header byte).
+    /// Audio for the play stream (no FLV header byte): Speex wideband, or
+    /// Nellymoser for a Nellymoser client when the settings ask for it.
     AudioDown {
         timestamp: u32,
+        codec: ClientCodec,
         data: Vec<u8>,
     },
     Dtmf(char),
@@ -99,8 +101,9 @@ pub struct MediaBridge {
     call: Recipient<MediaTimeout>,
     started: Instant,
     last_heard: Option<Instant>,
-    /// RTMP timestamp of the next frame down, in ms.
-    client_clock: u32,
+    /// Samples sent down so far, at the client codec's rate (the RTMP
+    /// timestamps follow from it).
+    client_samples: u64,
     /// The peer's last SR: the middle of its NTP time, and when it came.
     peer_sr: Option<(u32, Instant)>,
     packets_sent_at_last_report: u32,
@@ -162,7 +165,7 @@ impl MediaBridge {
             call,
             started: Instant::now(),
             last_heard: None,
-            client_clock: 0,
+            client_samples: 0,
             peer_sr: None,
             packets_sent_at_last_report: 0,
             datagrams: Vec::new(),
@@ -204,12 +207,18 @@ impl MediaBridge {
         self.send_datagrams();
         let mut frames = Vec::new();
         self.downlink.tick(now, &mut frames);
+        let codec = self.downlink.client_codec();
+        let (rate, samples) = match codec {
+            ClientCodec::SpeexWb => (16_000, 320),
+            ClientCodec::Nellymoser { rate } => (rate, 256),
+        };
         for data in frames {
             self.to_client.do_send(MediaNotice::AudioDown {
-                timestamp: self.client_clock,
+                timestamp: (self.client_samples * 1000 / u64::from(rate)) as u32,
+                codec,
                 data,
             });
-            self.client_clock = self.client_clock.wrapping_add(20);
+            self.client_samples += samples;
         }
         let timeout = self.shared.settings.media.rtp_timeout;
         let silent = now.duration_since(self.last_heard.unwrap_or(self.started));
@@ -382,6 +391,15 @@ impl Handler<ClientAudio> for MediaBridge {
     type Result = ();
 
     fn handle(&mut self, msg: ClientAudio, _: &mut Context<Self>) {
+        if let ClientCodec::Nellymoser { .. } = msg.codec {
+            if self.shared.settings.media.nellymoser_to_client
+                && self.downlink.client_codec() != msg.codec
+            {
+                info!(conn = self.conn, codec = ?msg.codec, "audio down follows the client: Nellymoser");
+                self.downlink.set_client_codec(msg.codec);
+                self.client_samples = 0;
+            }
+        }
         if let Err(e) =
             self.uplink
                 .client_audio(msg.codec, msg.timestamp, &msg.data, &mut self.datagrams)

@@ -521,14 +521,21 @@ impl Handler<MediaNotice> for RtmpConnection {
             return;
         }
         match notice {
-            MediaNotice::AudioDown { timestamp, data } => {
+            MediaNotice::AudioDown {
+                timestamp,
+                codec,
+                data,
+            } => {
                 let Some(stream) = self.play_stream else {
                     return;
                 };
                 let at = self.audio_down_offset.wrapping_add(timestamp);
                 self.last_audio_down = at.wrapping_add(20);
-                self.session
-                    .send_audio(stream, at, AudioCodec::Speex, &data);
+                let codec = match codec {
+                    ClientCodec::SpeexWb => AudioCodec::Speex,
+                    ClientCodec::Nellymoser { rate } => AudioCodec::Nellymoser { rate },
+                };
+                self.session.send_audio(stream, at, codec, &data);
             }
             MediaNotice::Dtmf(digit) => self.session.send_event(&PhoneEvent::Dtmf { digit }),
         }

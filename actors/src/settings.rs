@@ -217,6 +217,9 @@ pub struct MediaSettings {
     pub dtmf_duration: Duration,
     #[serde(with = "humantime_serde")]
     pub dtmf_pause: Duration,
+    /// Audio down to a client that publishes Nellymoser is Nellymoser at its
+    /// rate, not Speex wideband (Flash plays either).
+    pub nellymoser_to_client: bool,
 }
 
 impl Default for MediaSettings {
@@ -236,6 +239,7 @@ impl Default for MediaSettings {
             rtcp_interval: Duration::from_secs(5),
             dtmf_duration: Duration::from_millis(100),
             dtmf_pause: Duration::from_millis(60),
+            nellymoser_to_client: false,
         }
     }
 }

@@ -11,10 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::codec::{SipCodec, SipDecoder};
+use crate::codec::{ClientCodec, SipCodec, SipDecoder};
 use crate::concealment::Concealment;
 use crate::dtmf::DtmfReceiver;
 use crate::jitter_buffer::{JitterBuffer, JitterStats, Playout};
+use crate::nellymoser::{NellymoserEncoder, BLOCK_SAMPLES};
 use crate::receive_stats::ReceiveStats;
 use crate::resampler::Resampler;
 use crate::rtp::RtpPacket;
@@ -51,6 +52,11 @@ pub struct Downlink {
     concealment: Concealment,
     resampler: Resampler,
     encoder: Option<SpeexWbEncoder>,
+    nellymoser: Option<NellymoserEncoder>,
+    /// What audio down is encoded as.
+    client: ClientCodec,
+    /// Client samples owed to the play stream, × 1000.
+    due_milli: i64,
     decoded: Vec<i16>,
     /// 16 kHz PCM waiting to be encoded for the client.
     pcm: Vec<i16>,
@@ -77,6 +83,9 @@ impl Downlink {
             // 16 kHz to 16 kHz cannot fail; neither can 8 kHz to 16 kHz.
             resampler: Resampler::new(rate, 16_000).unwrap_or_else(|_| unreachable_resampler()),
             encoder: None,
+            nellymoser: None,
+            client: ClientCodec::SpeexWb,
+            due_milli: 0,
             decoded: Vec::new(),
             pcm: Vec::new(),
             owed: 0,
@@ -86,7 +95,7 @@ impl Downlink {
     }
 
     pub fn is_passthrough(&self) -> bool {
-        self.config.codec == SipCodec::SpeexWb
+        self.config.codec == SipCodec::SpeexWb && self.client == ClientCodec::SpeexWb
     }
 
     pub fn receive_stats(&mut self) -> &mut ReceiveStats {
@@ -170,7 +179,16 @@ impl Downlink {
     fn tick_transcode(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         let rate = self.config.codec.sample_rate();
         let packet_samples = (rate * self.config.ptime_ms.max(10) / 1000) as usize;
-        while self.pcm.len() < SPEEX_WB_FRAME {
+        let (client_rate, frame) = match self.client {
+            ClientCodec::SpeexWb => (16_000, SPEEX_WB_FRAME),
+            ClientCodec::Nellymoser { rate } => (rate, BLOCK_SAMPLES),
+        };
+        // 20 ms of the client's samples are due each tick (in thousandths,
+        // for 44.1, 22.05 and 11.025 kHz).
+        self.due_milli += i64::from(client_rate) * 20;
+        let due = (self.due_milli / 1000) as usize;
+        let mut idle = false;
+        while self.pcm.len() < due {
             self.decoded.clear();
             match self.jitter.pop(now) {
                 Playout::Packet { payload, .. } => {
@@ -181,22 +199,62 @@ impl Downlink {
                     self.concealment.conceal(packet_samples, &mut self.decoded);
                     self.stats.concealed += 1;
                 }
-                Playout::Idle => break,
+                Playout::Idle => {
+                    idle = true;
+                    break;
+                }
             }
             self.resampler.process(&self.decoded, &mut self.pcm);
         }
-        if self.pcm.len() < SPEEX_WB_FRAME {
+        while self.pcm.len() >= frame && self.due_milli >= (frame * 1000) as i64 {
+            let mut data = Vec::with_capacity(80);
+            match self.client {
+                ClientCodec::SpeexWb => {
+                    let (quality, complexity) =
+                        (self.config.speex_quality, self.config.speex_complexity);
+                    self.encoder
+                        .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity))
+                        .encode(&self.pcm[..frame], &mut data);
+                }
+                ClientCodec::Nellymoser { .. } => {
+                    self.nellymoser
+                        .get_or_insert_with(NellymoserEncoder::new)
+                        .encode(&self.pcm[..frame], &mut data);
+                }
+            }
+            self.pcm.drain(..frame);
+            self.due_milli -= (frame * 1000) as i64;
+            self.stats.frames_to_client += 1;
+            out.push(data);
+        }
+        if idle {
+            // Nothing to play: time passing in silence is not owed later.
+            self.due_milli = self.due_milli.min((frame * 1000) as i64);
+        }
+    }
+
+    /// The codec audio down is in (Speex wideband unless switched).
+    pub fn client_codec(&self) -> ClientCodec {
+        self.client
+    }
+
+    /// Sends audio down as Nellymoser at `rate` (a client that publishes
+    /// Nellymoser, when the settings ask for it) or back to Speex.
+    pub fn set_client_codec(&mut self, codec: ClientCodec) {
+        if codec == self.client {
             return;
         }
-        let (quality, complexity) = (self.config.speex_quality, self.config.speex_complexity);
-        let encoder = self
-            .encoder
-            .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity));
-        let mut frame = Vec::with_capacity(80);
-        encoder.encode(&self.pcm[..SPEEX_WB_FRAME], &mut frame);
-        self.pcm.drain(..SPEEX_WB_FRAME);
-        self.stats.frames_to_client += 1;
-        out.push(frame);
+        let to = match codec {
+            ClientCodec::SpeexWb => 16_000,
+            ClientCodec::Nellymoser { rate } => rate,
+        };
+        let Ok(resampler) = Resampler::new(self.config.codec.sample_rate(), to) else {
+            return;
+        };
+        self.client = codec;
+        self.resampler = resampler;
+        self.pcm.clear();
+        self.due_milli = 0;
     }
 }
 
@@ -282,6 +340,45 @@ mod tests {
             );
             let snr = crate::quality::tone_snr_db(&out[3200..out.len() - 640], 440.0, 16_000);
             assert!(snr > 10.0, "{codec:?}: tone SNR {snr:.1} dB");
+        }
+    }
+
+    #[test]
+    fn nellymoser_down_comes_at_real_time_pace_for_a_nellymoser_client() {
+        use crate::nellymoser::NellymoserDecoder;
+        for rate in [8000, 22_050] {
+            let mut down = Downlink::new(config(SipCodec::Pcmu, 0));
+            down.set_client_codec(ClientCodec::Nellymoser { rate });
+            assert!(!down.is_passthrough());
+            let mut enc = SipEncoder::new(SipCodec::Pcmu, 8, 2);
+            let mut sender = RtpSender::new(5, 0, 0);
+            let t0 = Instant::now();
+            let mut blocks = Vec::new();
+            for (i, chunk) in tone(8000, 2.0).chunks(160).enumerate() {
+                let now = t0 + 20 * MS * i as u32;
+                let mut payload = Vec::new();
+                enc.encode(chunk, &mut payload);
+                let mut d = Vec::new();
+                sender.audio(0, &payload, 160, &mut d);
+                down.rtp(now, &RtpPacket::parse(&d).unwrap());
+                down.tick(now, &mut blocks);
+            }
+            // Two seconds at `rate` are rate·2/256 blocks, less the start-up delay.
+            let expected = rate as usize * 2 / 256;
+            assert!(
+                blocks.len() <= expected && blocks.len() + 12 >= expected,
+                "{rate}: {} blocks",
+                blocks.len()
+            );
+            assert!(blocks.iter().all(|b| b.len() == 64));
+            let mut pcm = Vec::new();
+            let mut dec = NellymoserDecoder::new();
+            for b in &blocks {
+                dec.decode(b, &mut pcm);
+            }
+            let snr =
+                crate::quality::tone_snr_db(&pcm[pcm.len() / 4..pcm.len() - 512], 440.0, rate);
+            assert!(snr > 8.0, "{rate}: tone SNR {snr:.1} dB");
         }
     }
 

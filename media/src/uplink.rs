@@ -1,6 +1,7 @@
 //! Audio up: what the Flash client publishes, to RTP for the SIP peer.
 //!
-//! Each RTMP audio message is handled as it arrives (no clock of our own:
+//! Each RTMP audio message (Speex wideband, or Nellymoser at any of Flash's
+//! rates) is handled as it arrives (no clock of our own:
 //! the client's pace is the pace). Speex to Speex is passed through — the
 //! message's frames become one RTP payload byte for byte (RFC 5574 allows
 //! several frames per packet), and the RTP clock advances by the frames
@@ -17,6 +18,7 @@ use std::collections::VecDeque;
 
 use crate::codec::{ClientCodec, SipCodec, SipEncoder};
 use crate::dtmf::{event_of, DtmfSender};
+use crate::nellymoser::{NellymoserDecoder, BLOCK_BYTES, BLOCK_SAMPLES};
 use crate::resampler::Resampler;
 use crate::rtp_sender::RtpSender;
 use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
@@ -43,6 +45,8 @@ pub enum UplinkError {
     UnsupportedCodec(&'static str),
     #[error("a Speex packet whose mode bits do not parse")]
     CorruptSpeex,
+    #[error("a Nellymoser message shorter than a block, or at a rate outside 4-48 kHz")]
+    CorruptNellymoser,
     #[error("the SIP peer did not negotiate telephone-event (RFC 4733)")]
     NoTelephoneEvent,
     #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
@@ -72,6 +76,7 @@ pub struct Uplink {
     sender: RtpSender,
     encoder: SipEncoder,
     speex: Option<SpeexWbDecoder>,
+    nellymoser: Option<NellymoserDecoder>,
     resampler: Option<(u32, Resampler)>,
     /// PCM at the SIP codec's rate not yet sent.
     pcm: Vec<i16>,
@@ -91,6 +96,7 @@ impl Uplink {
             config,
             sender,
             speex: None,
+            nellymoser: None,
             resampler: None,
             pcm: Vec::new(),
             decoded: Vec::new(),
@@ -138,42 +144,47 @@ impl Uplink {
         data: &[u8],
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), UplinkError> {
-        let ClientCodec::SpeexWb = codec else {
-            return Err(UplinkError::UnsupportedCodec("Nellymoser"));
-        };
-        let frames = frames_in_packet(data).ok_or(UplinkError::CorruptSpeex)?;
-        if frames == 0 {
-            return Ok(());
-        }
-        self.follow_client_clock(rtmp_ms, frames as u32 * 20);
-        if self.config.codec == SipCodec::SpeexWb {
-            let ticks = (frames * SPEEX_WB_FRAME) as u32;
-            if self.dtmf.is_some() {
-                self.sender.skip(ticks);
-            } else {
-                let mut datagram = Vec::with_capacity(12 + data.len());
-                self.sender
-                    .audio(self.config.payload_type, data, ticks, &mut datagram);
-                out.push(datagram);
-                self.stats.packets += 1;
-                self.stats.passed_through += 1;
-            }
-            return Ok(());
-        }
+        // Decode to PCM at the client's rate; Speex to Speex goes through.
         self.decoded.clear();
-        self.speex
-            .get_or_insert_with(SpeexWbDecoder::new)
-            .decode(data, &mut self.decoded);
+        let client_rate = match codec {
+            ClientCodec::SpeexWb => {
+                let frames = frames_in_packet(data).ok_or(UplinkError::CorruptSpeex)?;
+                if frames == 0 {
+                    return Ok(());
+                }
+                self.follow_client_clock(rtmp_ms, frames as u32 * 20);
+                if self.config.codec == SipCodec::SpeexWb {
+                    self.pass_through(data, frames, out);
+                    return Ok(());
+                }
+                self.speex
+                    .get_or_insert_with(SpeexWbDecoder::new)
+                    .decode(data, &mut self.decoded);
+                16_000
+            }
+            ClientCodec::Nellymoser { rate } => {
+                if data.len() < BLOCK_BYTES || !(4000..=48_000).contains(&rate) {
+                    return Err(UplinkError::CorruptNellymoser);
+                }
+                let blocks = self
+                    .nellymoser
+                    .get_or_insert_with(NellymoserDecoder::new)
+                    .decode(data, &mut self.decoded);
+                let ms = (blocks * BLOCK_SAMPLES) as u64 * 1000 / u64::from(rate);
+                self.follow_client_clock(rtmp_ms, ms as u32);
+                rate
+            }
+        };
         let rate = self.config.codec.sample_rate();
-        if rate == 16_000 {
+        if rate == client_rate {
             self.pcm.extend_from_slice(&self.decoded);
         } else {
             let resampler = match &mut self.resampler {
-                Some((from, r)) if *from == 16_000 => r,
+                Some((from, r)) if *from == client_rate => r,
                 slot => {
-                    let r = Resampler::new(16_000, rate)
+                    let r = Resampler::new(client_rate, rate)
                         .map_err(|_| UplinkError::UnsupportedCodec("a rate"))?;
-                    &mut slot.insert((16_000, r)).1
+                    &mut slot.insert((client_rate, r)).1
                 }
             };
             resampler.process(&self.decoded, &mut self.pcm);
@@ -202,6 +213,21 @@ impl Uplink {
         }
         self.pcm.drain(..at);
         Ok(())
+    }
+
+    /// Speex frames from the client as one RTP payload, unchanged.
+    fn pass_through(&mut self, data: &[u8], frames: usize, out: &mut Vec<Vec<u8>>) {
+        let ticks = (frames * SPEEX_WB_FRAME) as u32;
+        if self.dtmf.is_some() {
+            self.sender.skip(ticks);
+            return;
+        }
+        let mut datagram = Vec::with_capacity(12 + data.len());
+        self.sender
+            .audio(self.config.payload_type, data, ticks, &mut datagram);
+        out.push(datagram);
+        self.stats.packets += 1;
+        self.stats.passed_through += 1;
     }
 
     /// A jump in the client's timestamps beyond a packet's worth is a pause
@@ -436,21 +462,53 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_and_nellymoser_input_is_refused_and_counted() {
+    fn nellymoser_from_flash_becomes_pcmu_and_g722_at_the_right_pace() {
+        use crate::nellymoser::NellymoserEncoder;
+        for (rate, codec, pt) in [
+            (8000, SipCodec::Pcmu, 0),
+            (16_000, SipCodec::G722, 9),
+            (11_025, SipCodec::Pcmu, 0),
+        ] {
+            let mut up = Uplink::new(config(codec, pt), RtpSender::new(1, 0, 0));
+            let mut enc = NellymoserEncoder::new();
+            let mut out = Vec::new();
+            // One second, in messages of one block, as Flash sends them.
+            let pcm = vec![0i16; rate as usize];
+            let mut blocks = Vec::new();
+            enc.encode(&pcm, &mut blocks);
+            for (i, block) in blocks.chunks(64).enumerate() {
+                let ms = (i * 256 * 1000) as u64 / u64::from(rate);
+                up.client_audio(ClientCodec::Nellymoser { rate }, ms as u32, block, &mut out)
+                    .unwrap();
+            }
+            // About a second of 20 ms packets (the resampler holds some back).
+            assert!(
+                (45..=50).contains(&out.len()),
+                "{rate} Hz: {} packets",
+                out.len()
+            );
+            let p = RtpPacket::parse(&out[10]).unwrap();
+            assert_eq!((p.payload_type, p.payload.len()), (pt, 160));
+        }
+    }
+
+    #[test]
+    fn corrupt_speex_and_short_nellymoser_are_refused_and_counted() {
         let mut up = Uplink::new(config(SipCodec::G722, 9), RtpSender::new(1, 0, 0));
         let mut out = Vec::new();
         assert_eq!(
             up.client_audio(ClientCodec::SpeexWb, 0, &[0b0110_0000, 0], &mut out),
             Err(UplinkError::CorruptSpeex)
         );
-        assert!(up
-            .client_audio(
+        assert_eq!(
+            up.client_audio(
                 ClientCodec::Nellymoser { rate: 8000 },
                 0,
-                &[0; 64],
+                &[0; 10],
                 &mut out
-            )
-            .is_err());
+            ),
+            Err(UplinkError::CorruptNellymoser)
+        );
         assert_eq!(up.stats().dropped, 2);
         assert!(out.is_empty());
     }
