@@ -49,6 +49,28 @@ fn sip_codec(selector: u8) -> (SipCodec, u8) {
     }
 }
 
+/// Any bytes as Nellymoser blocks: the decoder gives 256 samples per whole
+/// block and nothing for a partial one; and any bytes as 16-bit samples
+/// through the encoder give one 64-byte block per 256 samples, which our
+/// decoder reads back.
+pub fn nellymoser(data: &[u8]) {
+    use crate::nellymoser::{NellymoserDecoder, NellymoserEncoder, BLOCK_BYTES, BLOCK_SAMPLES};
+    let mut out = Vec::new();
+    let blocks = NellymoserDecoder::new().decode(data, &mut out);
+    assert_eq!(blocks, data.len() / BLOCK_BYTES);
+    assert_eq!(out.len(), blocks * BLOCK_SAMPLES);
+    let pcm: Vec<i16> = data
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let mut coded = Vec::new();
+    let written = NellymoserEncoder::new().encode(&pcm, &mut coded);
+    assert_eq!(written, pcm.len() / BLOCK_SAMPLES);
+    assert_eq!(coded.len(), written * BLOCK_BYTES);
+    let mut back = Vec::new();
+    assert_eq!(NellymoserDecoder::new().decode(&coded, &mut back), written);
+}
+
 /// Splits fuzz input into (delay in ms, bytes) records: one byte of delay,
 /// one of length, then the bytes.
 fn records(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {

@@ -24,10 +24,11 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 /// positions (a deterministic stand-in for the fuzzer's first mutations).
 fn malformed(seed: &[u8]) -> Vec<Vec<u8>> {
     let mut out = vec![seed.to_vec()];
-    for cut in (0..seed.len()).step_by(3) {
+    // About a hundred variants per seed, whatever its size.
+    for cut in (0..seed.len()).step_by((seed.len() / 50).max(3)) {
         out.push(seed[..cut].to_vec());
     }
-    for (i, pos) in (0..seed.len()).step_by(5).enumerate() {
+    for (i, pos) in (0..seed.len()).step_by((seed.len() / 50).max(5)).enumerate() {
         let mut m = seed.to_vec();
         m[pos] ^= 1 << (i % 8);
         out.push(m);
@@ -61,4 +62,9 @@ fn downlink_corpus() {
 #[test]
 fn uplink_corpus() {
     replay("media_uplink", sono_media::fuzzing::uplink);
+}
+
+#[test]
+fn nellymoser_corpus() {
+    replay("nellymoser", sono_media::fuzzing::nellymoser);
 }
