@@ -232,7 +232,7 @@ impl Default for MediaSettings {
             telephone_event: true,
             ptime: 20,
             speex_quality: 8,
-            speex_complexity: 3,
+            speex_complexity: 2,
             jitter_min: Duration::from_millis(20),
             jitter_max: Duration::from_millis(300),
             rtp_timeout: Duration::from_secs(30),

@@ -28,7 +28,10 @@ fn malformed(seed: &[u8]) -> Vec<Vec<u8>> {
     for cut in (0..seed.len()).step_by((seed.len() / 50).max(3)) {
         out.push(seed[..cut].to_vec());
     }
-    for (i, pos) in (0..seed.len()).step_by((seed.len() / 50).max(5)).enumerate() {
+    for (i, pos) in (0..seed.len())
+        .step_by((seed.len() / 50).max(5))
+        .enumerate()
+    {
         let mut m = seed.to_vec();
         m[pos] ^= 1 << (i % 8);
         out.push(m);
