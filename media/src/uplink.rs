@@ -462,12 +462,14 @@ mod tests {
     }
 
     #[test]
-    fn nellymoser_from_flash_becomes_pcmu_and_g722_at_the_right_pace() {
+    fn nellymoser_at_flash_rates_becomes_every_sip_codec_at_the_right_pace() {
         use crate::nellymoser::NellymoserEncoder;
         for (rate, codec, pt) in [
             (8000, SipCodec::Pcmu, 0),
             (16_000, SipCodec::G722, 9),
             (11_025, SipCodec::Pcmu, 0),
+            (5512, SipCodec::Pcma, 8),
+            (44_100, SipCodec::SpeexWb, 97),
         ] {
             let mut up = Uplink::new(config(codec, pt), RtpSender::new(1, 0, 0));
             let mut enc = NellymoserEncoder::new();
@@ -481,14 +483,19 @@ mod tests {
                 up.client_audio(ClientCodec::Nellymoser { rate }, ms as u32, block, &mut out)
                     .unwrap();
             }
-            // About a second of 20 ms packets (the resampler holds some back).
+            // About a second of 20 ms packets (whole blocks only; the
+            // resampler holds back up to 125 ms at 5.5 kHz).
             assert!(
-                (45..=50).contains(&out.len()),
+                (42..=50).contains(&out.len()),
                 "{rate} Hz: {} packets",
                 out.len()
             );
             let p = RtpPacket::parse(&out[10]).unwrap();
-            assert_eq!((p.payload_type, p.payload.len()), (pt, 160));
+            assert_eq!(p.payload_type, pt);
+            match codec {
+                SipCodec::SpeexWb => assert_eq!(frames_in_packet(p.payload), Some(1)),
+                _ => assert_eq!(p.payload.len(), 160),
+            }
         }
     }
 
