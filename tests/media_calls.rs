@@ -503,6 +503,60 @@ fn impair(
     out
 }
 
+/// A call from the test client, through sono, to SIPp answering with
+/// `scenario_name` whose media is the test's own RTP peer sending
+/// `schedule`: returned once answered, the client playing and publishing.
+struct CallToRtpPeer {
+    sono: Sono,
+    sipp: sono_testkit::Sipp,
+    client: FlashClient,
+    play: u32,
+    mic: u32,
+    peer: std::thread::JoinHandle<Vec<(u8, Vec<u8>)>>,
+    all_sent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn call_to_rtp_peer(
+    scenario_name: &str,
+    config: &str,
+    schedule: Vec<(Duration, Vec<u8>)>,
+) -> CallToRtpPeer {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = rtp_peer(socket, schedule, Duration::from_secs(20), all_sent.clone());
+    let sono = Sono::start(SONO, config);
+    let sipp = sono_testkit::Sipp::uas(
+        &scenario(scenario_name),
+        1,
+        Duration::from_secs(30),
+        &["-key", "rtp_port", &rtp_port],
+    );
+    let mut client = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    client
+        .send_call("dial", vec![sipp.uri("bob").into()])
+        .unwrap();
+    assert!(
+        wait_status(&mut client, 4),
+        "{:?}\n{}",
+        client.call_statuses(),
+        sono.log()
+    );
+    let play = client.create_stream().unwrap();
+    client.play(play, "remote").unwrap();
+    let mic = client.create_stream().unwrap();
+    client.publish(mic, "mic").unwrap();
+    CallToRtpPeer {
+        sono,
+        sipp,
+        client,
+        play,
+        mic,
+        peer,
+        all_sent,
+    }
+}
+
 /// Speex frames ffmpeg made of a sentence, as FLV tags (header byte first).
 fn speex_tags(dir: &AudioDir, text: &str, name: &str) -> (std::path::PathBuf, Vec<FlvAudioTag>) {
     let wav = dir.file(&format!("{name}.wav"));
@@ -530,35 +584,20 @@ fn speex_passes_through_byte_for_byte_both_ways() {
     let (_, peer_tags) = speex_tags(&dir, PEER_SAYS, "peer");
     let peer_frames: Vec<Vec<u8>> = peer_tags.iter().map(|t| t.data[1..].to_vec()).collect();
 
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rtp_port = socket.local_addr().unwrap().port().to_string();
-    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peer = rtp_peer(
-        socket,
+    let CallToRtpPeer {
+        sono,
+        mut sipp,
+        client: mut c,
+        play,
+        mic,
+        peer,
+        all_sent,
+    } = call_to_rtp_peer(
+        "uas_speex",
+        &format!("{MEDIA}codecs = [\"speex\", \"pcmu\"]\n"),
         rtp_stream(&peer_frames, 97, 320),
-        Duration::from_secs(20),
-        all_sent.clone(),
-    );
-    let sono = Sono::start(SONO, &format!("{MEDIA}codecs = [\"speex\", \"pcmu\"]\n"));
-    let mut sipp = sono_testkit::Sipp::uas(
-        &scenario("uas_speex"),
-        1,
-        Duration::from_secs(30),
-        &["-key", "rtp_port", &rtp_port],
-    );
-    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
-    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
-    assert!(
-        wait_status(&mut c, 4),
-        "{:?}\n{}",
-        c.call_statuses(),
-        sono.log()
     );
     assert!(sono.wait_log("passthrough=true", WAIT), "{}", sono.log());
-    let play = c.create_stream().unwrap();
-    c.play(play, "remote").unwrap();
-    let mic = c.create_stream().unwrap();
-    c.publish(mic, "mic").unwrap();
     // ffmpeg's tags (0xB6 header: Speex with ffmpeg's rate bits) at real-time pace.
     let sent = c.publish_flv(mic, &client_flv, true).unwrap();
     assert_eq!(sent, client_tags.len());
@@ -679,29 +718,15 @@ fn pcmu_downlink_pesq(
         .collect();
     let schedule = network(&rtp_stream(&payloads, 0, 160));
 
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rtp_port = socket.local_addr().unwrap().port().to_string();
-    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peer = rtp_peer(socket, schedule, Duration::from_secs(20), all_sent.clone());
-    let sono = Sono::start(SONO, MEDIA);
-    let mut sipp = sono_testkit::Sipp::uas(
-        &scenario("uas_pcmu_at"),
-        1,
-        Duration::from_secs(30),
-        &["-key", "rtp_port", &rtp_port],
-    );
-    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
-    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
-    assert!(
-        wait_status(&mut c, 4),
-        "{:?}\n{}",
-        c.call_statuses(),
-        sono.log()
-    );
-    let play = c.create_stream().unwrap();
-    c.play(play, "remote").unwrap();
-    let mic = c.create_stream().unwrap();
-    c.publish(mic, "mic").unwrap();
+    let CallToRtpPeer {
+        sono,
+        mut sipp,
+        client: mut c,
+        play,
+        mic,
+        peer,
+        all_sent,
+    } = call_to_rtp_peer("uas_pcmu_at", MEDIA, schedule);
     // A little of the client's voice lets the peer learn sono's address;
     // the peer's sentence then plays while the client keeps talking.
     let tone = dir.file("mic.wav");
