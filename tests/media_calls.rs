@@ -182,6 +182,18 @@ fn two_way_audio(path: CodecPath) {
         c.call_statuses()
     );
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+    // The media is counted, and gone with the call.
+    let m = sono.metrics();
+    let sent = m.get("sono_rtp_packets_sent_total").copied().unwrap_or(0.0);
+    let received = m
+        .get("sono_rtp_packets_received_total{outcome=\"accepted\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(sent > 150.0 && received > 150.0, "sent {sent}, received {received}");
+    assert!(
+        c.wait_for(WAIT, |_| sono.metric("sono_media_bridges") == 0.0),
+        "the media bridge outlived its call"
+    );
 
     // Up: client → sono → baresip.
     let heard_by_peer = peer
