@@ -189,7 +189,10 @@ fn two_way_audio(path: CodecPath) {
         .get("sono_rtp_packets_received_total{outcome=\"accepted\"}")
         .copied()
         .unwrap_or(0.0);
-    assert!(sent > 150.0 && received > 150.0, "sent {sent}, received {received}");
+    assert!(
+        sent > 150.0 && received > 150.0,
+        "sent {sent}, received {received}"
+    );
     assert!(
         c.wait_for(WAIT, |_| sono.metric("sono_media_bridges") == 0.0),
         "the media bridge outlived its call"
