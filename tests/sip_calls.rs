@@ -378,7 +378,8 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
         options.contains(&format!("rport={}", me.port())),
         "{options}"
     );
-    assert_eq!(status(&ask("INVITE", "", "")), "480");
+    // An INVITE for a user no client holds.
+    assert_eq!(status(&ask("INVITE", "", "")), "404");
     assert_eq!(status(&ask("BYE", ";tag=x", "")), "481");
     assert_eq!(status(&ask("CANCEL", "", "")), "481");
     assert_eq!(status(&ask("REGISTER", "", "")), "405");

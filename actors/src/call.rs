@@ -15,10 +15,13 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use sono_rtmp::phone::{CallStatus, PhoneEvent};
-use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
+use sono_sip::message::Received;
+use sono_sip::outbound_call::{OutboundCall, OutboundCallConfig};
 use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
+use crate::call_leg::{CallLeg, LegEvent};
 use crate::directory::ConnectionId;
 use crate::media_bridge::{MediaBridge, MediaChanged, MediaNotice, MediaTimeout, StopMedia};
 use crate::metrics::Metrics;
@@ -56,7 +59,7 @@ pub struct Call {
     /// Why the media ended the call, reported instead of the core's reason.
     media_end_reason: Option<String>,
     shared: Arc<Shared>,
-    core: Option<OutboundCall>,
+    core: Option<CallLeg>,
     /// Until the next hop is resolved.
     config: Option<OutboundCallConfig>,
     /// A host name to resolve before the INVITE can go.
@@ -70,6 +73,11 @@ pub struct Call {
     hangup_requested: bool,
     ended_notified: bool,
     started: Instant,
+    /// An inbound call's INVITE, until the actor starts its core.
+    incoming: Option<(Received, SocketAddr, InboundCallConfig)>,
+    /// An inbound call not yet accepted nor rejected.
+    ringing: bool,
+    no_answer: Option<SpawnHandle>,
 }
 
 impl Call {
@@ -101,8 +109,101 @@ impl Call {
             hangup_requested: false,
             ended_notified: false,
             started: Instant::now(),
+            incoming: None,
+            ringing: false,
+            no_answer: None,
         }
         .start()
+    }
+
+    /// Starts an inbound call for a client on the current arbiter: the
+    /// core answers 100 at once, rings (180) and the client hears
+    /// `Sono.Call.Incoming`; `accept`, `reject`, the caller's CANCEL or
+    /// `sip.no_answer_timeout` (480) decide.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_inbound(
+        conn: ConnectionId,
+        connection: Recipient<CallNotice>,
+        media_out: Recipient<MediaNotice>,
+        shared: Arc<Shared>,
+        invite: Received,
+        source: SocketAddr,
+        config: InboundCallConfig,
+        rtp: RtpPorts,
+    ) -> Addr<Call> {
+        Call {
+            conn,
+            connection,
+            media_out,
+            media: None,
+            media_end_reason: None,
+            shared,
+            core: None,
+            config: None,
+            resolve: None,
+            rtp: Some(rtp),
+            timer: None,
+            client_gone: false,
+            // Nobody dialled: there is no dial to answer.
+            dial_answered: true,
+            hangup_requested: false,
+            ended_notified: false,
+            started: Instant::now(),
+            incoming: Some((invite, source, config)),
+            ringing: false,
+            no_answer: None,
+        }
+        .start()
+    }
+
+    /// Builds the inbound core from the INVITE, rings, tells the client.
+    fn begin_inbound(
+        &mut self,
+        ctx: &mut Context<Self>,
+        invite: Received,
+        source: SocketAddr,
+        config: InboundCallConfig,
+    ) {
+        let now = Instant::now();
+        let mut core = InboundCall::new(invite, source, config, now);
+        let call_id = core.call_id().to_owned();
+        self.shared
+            .directory
+            .add_call(&call_id, ctx.address().recipient());
+        if !core.is_ended() {
+            core.ring(now);
+            self.ringing = true;
+            let (display_name, uri) = core.caller_parts();
+            info!(conn = self.conn, %call_id, caller = %uri, "incoming call");
+            self.notify(CallNotice::Status(PhoneEvent::CallIncoming {
+                uri,
+                display_name,
+            }));
+            let wait = self.shared.settings.sip.no_answer_timeout;
+            self.no_answer = Some(ctx.run_later(wait, |call, ctx| {
+                call.no_answer = None;
+                call.decline(ctx, 480, "Temporarily Unavailable");
+            }));
+        }
+        self.core = Some(CallLeg::Inbound(Box::new(core)));
+        self.pump(ctx);
+    }
+
+    /// Ends a ringing inbound call with `code`; false if none rings.
+    fn decline(&mut self, ctx: &mut Context<Self>, code: u16, reason: &str) -> bool {
+        let Some(CallLeg::Inbound(core)) = &mut self.core else {
+            return false;
+        };
+        if !self.ringing || core.is_ended() {
+            return false;
+        }
+        self.ringing = false;
+        if let Some(h) = self.no_answer.take() {
+            ctx.cancel_future(h);
+        }
+        core.reject(code, reason, Instant::now());
+        self.pump(ctx);
+        true
     }
 
     fn notify(&self, notice: CallNotice) {
@@ -140,7 +241,7 @@ impl Call {
                     .add_call(&call_id, ctx.address().recipient());
                 Metrics::add(&self.shared.metrics.sip_calls_started, 1);
                 info!(conn = self.conn, %call_id, %target, rtp_port = self.rtp.as_ref().map_or(0, RtpPorts::port), "calling");
-                self.core = Some(core);
+                self.core = Some(CallLeg::Outbound(Box::new(core)));
                 self.status(CallStatus::InProgress, None, Some("calling".into()));
                 self.pump(ctx);
             }
@@ -228,16 +329,16 @@ impl Call {
         }
     }
 
-    fn report(&mut self, event: CallEvent, call_id: &str, ctx: &mut Context<Self>) {
+    fn report(&mut self, event: LegEvent, call_id: &str, ctx: &mut Context<Self>) {
         match event {
-            CallEvent::Progress { code, reason } => {
+            LegEvent::Progress { code, reason } => {
                 debug!(conn = self.conn, call_id, code, %reason, "call progress");
                 if code > 100 {
                     self.answer_dial(Ok(()));
                 }
                 self.status(CallStatus::InProgress, Some(code), Some(reason));
             }
-            CallEvent::Answered {
+            LegEvent::Answered {
                 code,
                 reason,
                 media,
@@ -252,7 +353,7 @@ impl Call {
                 // The client may publish and play from now on.
                 self.status(CallStatus::ConnectStreams, Some(code), Some(reason));
             }
-            CallEvent::MediaChanged(media) => {
+            LegEvent::MediaChanged(media) => {
                 debug!(
                     conn = self.conn,
                     call_id,
@@ -263,12 +364,16 @@ impl Call {
                     bridge.do_send(MediaChanged(media));
                 }
             }
-            CallEvent::Ended {
+            LegEvent::Ended {
                 code,
                 reason,
                 answered,
             } => {
                 let reason = self.media_end_reason.take().unwrap_or(reason);
+                self.ringing = false;
+                if let Some(h) = self.no_answer.take() {
+                    ctx.cancel_future(h);
+                }
                 info!(conn = self.conn, call_id, ?code, %reason, answered, "call ended");
                 self.finish(code, reason, answered);
             }
@@ -284,6 +389,10 @@ impl Actor for Call {
             .metrics
             .sip_calls_active
             .fetch_add(1, Ordering::AcqRel);
+        if let Some((invite, source, config)) = self.incoming.take() {
+            self.begin_inbound(ctx, invite, source, config);
+            return;
+        }
         match self.resolve.take() {
             None => self.begin(ctx, None),
             Some((host, port)) => {
@@ -354,7 +463,7 @@ impl Handler<MediaTimeout> for Call {
     type Result = ();
 
     fn handle(&mut self, msg: MediaTimeout, ctx: &mut Context<Self>) {
-        if self.hangup_requested || self.core.as_ref().is_none_or(OutboundCall::is_ended) {
+        if self.hangup_requested || self.core.as_ref().is_none_or(CallLeg::is_ended) {
             return;
         }
         self.hangup_requested = true;
@@ -364,6 +473,42 @@ impl Handler<MediaTimeout> for Call {
             core.hangup(Instant::now());
         }
         self.pump(ctx);
+    }
+}
+
+/// The client's `accept` (`reject: None`) or `reject(code)`: true if a
+/// ringing inbound call was answered or refused.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AnswerIncoming {
+    pub reject: Option<u16>,
+}
+
+impl Handler<AnswerIncoming> for Call {
+    type Result = bool;
+
+    fn handle(&mut self, msg: AnswerIncoming, ctx: &mut Context<Self>) -> bool {
+        if let Some(code) = msg.reject {
+            return self.decline(ctx, code, sono_sip::response::reason_phrase(code));
+        }
+        let Some(CallLeg::Inbound(core)) = &mut self.core else {
+            return false;
+        };
+        if !self.ringing || core.is_ended() {
+            return false;
+        }
+        self.ringing = false;
+        if let Some(h) = self.no_answer.take() {
+            ctx.cancel_future(h);
+        }
+        core.accept(Instant::now());
+        info!(
+            conn = self.conn,
+            call_id = core.call_id(),
+            "incoming call accepted"
+        );
+        self.pump(ctx);
+        true
     }
 }
 
@@ -377,7 +522,7 @@ impl Handler<Hangup> for Call {
         }
         self.hangup_requested = true;
         // Still resolving: begin() ends the call instead of placing it.
-        if self.core.as_ref().is_none_or(OutboundCall::is_ended) {
+        if self.core.as_ref().is_none_or(CallLeg::is_ended) {
             return;
         }
         self.status(CallStatus::Disconnecting, None, Some("hanging up".into()));
@@ -385,6 +530,43 @@ impl Handler<Hangup> for Call {
             core.hangup(Instant::now());
         }
         self.pump(ctx);
+    }
+}
+
+/// An inbound call's configuration: our Contact for the client's user, the
+/// media we answer with, the transport the INVITE came on.
+pub fn inbound_config(
+    shared: &Shared,
+    user: &str,
+    rtp_port: u16,
+    transport: Transport,
+) -> InboundCallConfig {
+    let sip = &shared.settings.sip;
+    let advertised = shared.sip.advertised();
+    let contact = match transport {
+        Transport::Tcp => format!("sip:{user}@{advertised};transport=tcp"),
+        Transport::Udp => format!("sip:{user}@{advertised}"),
+    };
+    InboundCallConfig {
+        contact,
+        via_sent_by: advertised.to_owned(),
+        user_agent: sip.user_agent.clone(),
+        media: local_media(shared, rtp_port),
+        timers: sip.timers(),
+        transport,
+    }
+}
+
+/// What we offer and answer with: the configured codecs on this port.
+fn local_media(shared: &Shared, rtp_port: u16) -> sono_sip::sdp::LocalMedia {
+    sono_sip::sdp::LocalMedia {
+        address: shared.settings.media.address,
+        port: rtp_port,
+        codecs: shared.codecs.clone(),
+        telephone_event: shared.settings.media.telephone_event,
+        ptime: shared.settings.media.ptime,
+        session_id: rand::random::<u32>() as u64,
+        session_version: 1,
     }
 }
 
@@ -437,15 +619,7 @@ pub fn outbound_config(
         },
     };
     let advertised = shared.sip.advertised();
-    let media = sono_sip::sdp::LocalMedia {
-        address: shared.settings.media.address,
-        port: rtp_port,
-        codecs: shared.codecs.clone(),
-        telephone_event: shared.settings.media.telephone_event,
-        ptime: shared.settings.media.ptime,
-        session_id: rand::random::<u32>() as u64,
-        session_version: 1,
-    };
+    let media = local_media(shared, rtp_port);
     // The proxy's transport parameter when there is a proxy, else the target's.
     let transport = match &proxy {
         Some(p) => Transport::of_uri(&p.to_string()),

@@ -6,6 +6,7 @@
 //! [`Gateway`] starts everything for the binary and shuts it down gracefully.
 
 pub mod call;
+pub mod call_leg;
 pub mod directory;
 pub mod media_bridge;
 pub mod metrics;

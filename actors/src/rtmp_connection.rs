@@ -24,13 +24,16 @@ use tracing::{debug, info, warn};
 
 use sono_sip::dial_plan::Verdict;
 
-use crate::call::{outbound_config, Call, CallNotice, Hangup};
+use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNotice, Hangup};
 use crate::directory::ConnectionId;
 use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
+use crate::sip_transport::answer_stateless;
 use crate::Shared;
 use sono_media::codec::ClientCodec;
+use sono_sip::message::Received;
+use sono_sip::transmit::Transport;
 
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
@@ -38,6 +41,15 @@ const TICK: Duration = Duration::from_millis(500);
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Outbound bytes a slow client may leave unread before we stop reading from it.
 const WRITE_HIGH_WATER: usize = 1 << 20;
+
+/// A new INVITE for this connection's user (routed by `SipTransport`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct IncomingInvite {
+    pub message: Received,
+    pub source: SocketAddr,
+    pub transport: Transport,
+}
 
 /// Asks a connection to say goodbye and close (sono is shutting down).
 #[derive(Message)]
@@ -59,6 +71,9 @@ pub struct RtmpConnection {
     closing: bool,
     /// The call in progress, if any, and the `dial` it still has to answer.
     call: Option<Addr<Call>>,
+    /// The SIP Call-ID of an inbound call (its INVITE's retransmissions
+    /// come here until the call's actor owns the Call-ID).
+    inbound_call_id: Option<String>,
     pending_dial: Option<f64>,
     /// The answered call's media bridge.
     media: Option<Addr<MediaBridge>>,
@@ -108,6 +123,7 @@ impl RtmpConnection {
                 audio_messages: 0,
                 closing: false,
                 call: None,
+                inbound_call_id: None,
                 pending_dial: None,
                 media: None,
                 play_stream: None,
@@ -238,13 +254,33 @@ impl RtmpConnection {
                     "there is no call to hang up",
                 ),
             },
-            PhoneRequest::Accept | PhoneRequest::Reject { .. } => {
-                self.session
-                    .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call")
-            }
+            PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
+            PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
             PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
             PhoneRequest::Register(r) => self.register(txn, r),
         }
+    }
+
+    /// `accept` (no code) or `reject(code)` for the ringing inbound call.
+    fn answer_incoming(&mut self, ctx: &mut Context<Self>, txn: f64, reject: Option<u16>) {
+        let Some(call) = self.call.clone().filter(|_| self.inbound_call_id.is_some()) else {
+            self.session
+                .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call");
+            return;
+        };
+        ctx.spawn(call.send(AnswerIncoming { reject }).into_actor(self).map(
+            move |result, conn, _| {
+                match result {
+                    Ok(true) => conn.session.answer_result(txn, AmfValue::Null),
+                    _ => conn.session.answer_error(
+                        txn,
+                        code::CALL_NO_CALL,
+                        "there is no incoming call ringing",
+                    ),
+                }
+                conn.flush();
+            },
+        ));
     }
 
     fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: f64, digits: String) {
@@ -505,11 +541,71 @@ impl Handler<CallNotice> for RtmpConnection {
             }
             CallNotice::Ended => {
                 self.call = None;
+                self.inbound_call_id = None;
                 self.pending_dial = None;
                 self.media = None;
             }
         }
         self.flush();
+    }
+}
+
+impl Handler<IncomingInvite> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: IncomingInvite, ctx: &mut Self::Context) {
+        let IncomingInvite {
+            message,
+            source,
+            transport,
+        } = msg;
+        let shared = self.shared.clone();
+        let refuse = |code: u16, reason: &str| {
+            answer_stateless(&shared, &message, source, transport, code, reason, &[]);
+        };
+        if self.inbound_call_id.as_deref() == Some(message.call_id.as_str()) {
+            return; // a retransmission, before the call's actor took over
+        }
+        if self.closing || !self.session.is_connected() {
+            refuse(480, "Temporarily Unavailable");
+            return;
+        }
+        if self.call.is_some() {
+            info!(conn = self.id, call_id = %message.call_id, "incoming call refused: busy");
+            refuse(486, "Busy Here");
+            return;
+        }
+        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
+        if active >= shared.settings.sip.max_calls as u64 {
+            warn!(
+                conn = self.id,
+                active, "incoming call refused: sip.max_calls reached"
+            );
+            refuse(503, "Service Unavailable");
+            return;
+        }
+        let m = &shared.settings.media;
+        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
+            Ok(rtp) => rtp,
+            Err(e) => {
+                warn!(conn = self.id, error = %e, "incoming call refused: no RTP port");
+                refuse(503, "Service Unavailable");
+                return;
+            }
+        };
+        let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
+        let config = inbound_config(&shared, user, rtp.port(), transport);
+        self.inbound_call_id = Some(message.call_id.clone());
+        self.call = Some(Call::start_inbound(
+            self.id,
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+            shared.clone(),
+            message,
+            source,
+            config,
+            rtp,
+        ));
     }
 }
 

@@ -143,6 +143,10 @@ pub struct SipSettings {
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
+    /// An inbound call neither accepted nor rejected within this is
+    /// answered 480 Temporarily Unavailable.
+    #[serde(with = "humantime_serde")]
+    pub no_answer_timeout: Duration,
     pub dial_plan: DialPlanSettings,
 }
 
@@ -165,6 +169,7 @@ impl Default for SipSettings {
             max_calls: 10_000,
             tcp: true,
             tcp_idle_timeout: Duration::from_secs(300),
+            no_answer_timeout: Duration::from_secs(60),
             max_tcp_connections: 1000,
             dial_plan: DialPlanSettings::default(),
         }
@@ -355,6 +360,9 @@ impl Settings {
         }
         if sip.max_calls == 0 || sip.max_tcp_connections == 0 {
             return Err("sip.max_calls and sip.max_tcp_connections must be at least 1".into());
+        }
+        if sip.no_answer_timeout.is_zero() {
+            return Err("sip.no_answer_timeout must be longer than zero".into());
         }
         if sip.tcp_idle_timeout.is_zero() {
             return Err("sip.tcp_idle_timeout must be longer than zero".into());

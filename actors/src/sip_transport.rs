@@ -3,10 +3,10 @@
 //! 400/416/505 statelessly, anything unanswerable is dropped, and both are
 //! counted. A message whose Call-ID belongs to a call goes to that call's
 //! actor; what no call owns is answered here: OPTIONS 200 (keep-alive probes
-//! from proxies), INVITE 480 (inbound calls need a registered client), BYE,
-//! CANCEL and in-dialog requests 481, other known methods 405 (sono is no
-//! registrar); unknown methods got 501 from the parser, unsupported Require
-//! 420 and non-SDP INVITE bodies 415.
+//! from proxies), BYE, CANCEL and in-dialog requests 481, other known
+//! methods 405 (sono is no registrar); unknown methods got 501 from the
+//! parser, unsupported Require 420 and non-SDP INVITE bodies 415. A new
+//! INVITE goes to the client holding its Request-URI's user, or gets 404.
 //! Sending needs no actor: [`SipSocket`] is shared and writes datagrams directly.
 
 use std::io;
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::BytesMut;
 use sono_sip::ids::random_token;
+use sono_sip::inbound_call::request_uri_user;
 use sono_sip::message::{error_response, parse, Received};
 use sono_sip::response::{response_text, ALLOW};
 use tokio::net::UdpSocket;
@@ -24,6 +25,7 @@ use tokio_util::udp::UdpFramed;
 use tracing::{debug, trace, warn};
 
 use crate::metrics::Metrics;
+use crate::rtmp_connection::IncomingInvite;
 use crate::sip_tcp::TcpConnections;
 use crate::Shared;
 use sono_sip::transmit::Transport;
@@ -172,15 +174,20 @@ impl SipTransport {
                     "Call/Transaction Does Not Exist",
                     &[],
                 ),
-            // Inbound calls reach clients once they register (issue 5).
-            "INVITE" => self.answer(
-                &message,
-                source,
-                transport,
-                480,
-                "Temporarily Unavailable",
-                &[],
-            ),
+            // A new call: for the client whose user the Request-URI names.
+            "INVITE" => {
+                let client = request_uri_user(&message)
+                    .and_then(|user| self.shared.directory.user(&user))
+                    .and_then(|id| self.shared.directory.connection(id));
+                match client {
+                    Some(client) => client.do_send(IncomingInvite {
+                        message,
+                        source,
+                        transport,
+                    }),
+                    None => self.answer(&message, source, transport, 404, "Not Found", &[]),
+                }
+            }
             _ => self.answer(
                 &message,
                 source,
@@ -203,24 +210,46 @@ impl SipTransport {
         reason: &str,
         extra: &[(&str, &str)],
     ) {
-        let mut headers = extra.to_vec();
-        headers.push(("Server", self.shared.settings.sip.user_agent.as_str()));
-        debug!(%source, method = %message.cseq_method, code, "SIP request outside any call answered");
-        let text = response_text(
+        answer_stateless(
+            &self.shared,
             message,
             source,
+            transport,
             code,
             reason,
-            Some(&random_token()),
-            &headers,
-            None,
+            extra,
         );
-        let to = match transport {
-            Transport::Udp => message.top_via.response_address(source),
-            Transport::Tcp => source,
-        };
-        self.shared.sip.send(transport, to, text.as_bytes());
     }
+}
+
+/// A stateless response (§8.2.6) to a request no call owns, sent where the
+/// request's Via says (UDP) or on its connection (TCP).
+pub fn answer_stateless(
+    shared: &Shared,
+    message: &Received,
+    source: SocketAddr,
+    transport: Transport,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+) {
+    let mut headers = extra.to_vec();
+    headers.push(("Server", shared.settings.sip.user_agent.as_str()));
+    debug!(%source, method = %message.cseq_method, code, "SIP request outside any call answered");
+    let text = response_text(
+        message,
+        source,
+        code,
+        reason,
+        Some(&random_token()),
+        &headers,
+        None,
+    );
+    let to = match transport {
+        Transport::Udp => message.top_via.response_address(source),
+        Transport::Tcp => source,
+    };
+    shared.sip.send(transport, to, text.as_bytes());
 }
 
 impl Actor for SipTransport {

@@ -79,6 +79,13 @@ pub struct InboundCall {
     events: VecDeque<InboundEvent>,
 }
 
+/// The user part of a request's Request-URI (`None` for a response or a
+/// URI without one).
+pub fn request_uri_user(message: &Received) -> Option<String> {
+    let user = message.request()?.uri.auth.as_ref()?.user.clone();
+    (!user.is_empty()).then_some(user)
+}
+
 impl InboundCall {
     /// Takes a new INVITE (already checked by [`crate::message::refusal`]):
     /// answers 100 Trying, and 488 at once when its offer has no codec of ours.
@@ -152,6 +159,32 @@ impl InboundCall {
             .and_then(|r| crate::response::header_value(&r.headers, "From"))
             .map(|f| crate::dialog::without_tag(&f))
             .unwrap_or_default()
+    }
+
+    /// The caller's display name (unquoted) and URI, from its From.
+    pub fn caller_parts(&self) -> (Option<String>, String) {
+        let from = self.caller();
+        match (from.find('<'), from.rfind('>')) {
+            (Some(open), Some(close)) if open < close => {
+                let name = from[..open].trim().trim_matches('"').trim();
+                let name = (!name.is_empty()).then(|| name.replace("\\\"", "\""));
+                (name, from[open + 1..close].to_owned())
+            }
+            _ => (
+                None,
+                from.split(';').next().unwrap_or_default().trim().to_owned(),
+            ),
+        }
+    }
+
+    /// The user part of the INVITE's Request-URI: whom the call is for.
+    pub fn callee_user(&self) -> Option<String> {
+        request_uri_user(&self.invite)
+    }
+
+    /// The transport the INVITE came on, which the call's answers use.
+    pub fn transport(&self) -> Transport {
+        self.config.transport
     }
 
     /// What the offer settled, if the INVITE carried one.

@@ -27,19 +27,61 @@ pub struct Sipp {
 impl Sipp {
     /// Runs `scenario` as a UAS for `calls` calls (`-m`), giving up after `limit`.
     pub fn uas(scenario: &Path, calls: u32, limit: Duration, extra: &[&str]) -> Sipp {
+        let sipp = Self::spawn(scenario, calls, limit, extra, None);
+        // SIPp binds before it reads the scenario's first message; give it a moment.
+        let tcp = extra
+            .windows(2)
+            .any(|w| w[0] == "-t" && w[1].starts_with('t'));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let ready = if tcp {
+                std::net::TcpStream::connect(sipp.addr).is_ok()
+            } else {
+                UdpSocket::bind(sipp.addr).is_err()
+            };
+            if ready {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sipp
+    }
+
+    /// Runs `scenario` as a UAC: one call to `sip:USER@TARGET` (`-s USER`),
+    /// giving up after `limit`.
+    pub fn uac(
+        scenario: &Path,
+        target: SocketAddr,
+        user: &str,
+        limit: Duration,
+        extra: &[&str],
+    ) -> Sipp {
+        let mut args = vec!["-s".to_owned(), user.to_owned()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn(scenario, 1, limit, &args, Some(target))
+    }
+
+    fn spawn(
+        scenario: &Path,
+        calls: u32,
+        limit: Duration,
+        extra: &[&str],
+        target: Option<SocketAddr>,
+    ) -> Sipp {
         require_tool("sipp", "sip-tester");
         let port = free_udp_port();
         let media_port = free_udp_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let name = scenario
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("scenario");
         let dir = std::env::temp_dir().join(format!("sono-sipp-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a folder for SIPp's traces");
         let out = std::fs::File::create(dir.join("stdout.log")).expect("SIPp's output file");
         let err = out.try_clone().expect("SIPp's output file");
-        let child = Command::new("sipp")
+        let mut cmd = Command::new("sipp");
+        if let Some(t) = target {
+            cmd.arg(t.to_string());
+        }
+        let child = cmd
             .current_dir(&dir)
             .arg("-sf")
             .arg(scenario)
@@ -57,30 +99,12 @@ impl Sipp {
             .stderr(err)
             .spawn()
             .expect("starting sipp");
-        let sipp = Sipp {
+        Sipp {
             child: Some(child),
             dir,
             addr,
             media_port,
-        };
-        // SIPp binds before it reads the scenario's first message; give it a moment.
-        let tcp = extra
-            .windows(2)
-            .any(|w| w[0] == "-t" && w[1].starts_with('t'));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let ready = if tcp {
-                std::net::TcpStream::connect(addr).is_ok()
-            } else {
-                UdpSocket::bind(addr).is_err()
-            };
-            if ready {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = name;
-        sipp
     }
 
     /// `sip:USER@127.0.0.1:PORT` of this SIPp.

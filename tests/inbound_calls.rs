@@ -1,0 +1,177 @@
+//! Inbound calls to a client's implicit URI, end to end: SIPp calls the
+//! user `register` gave the connection, at sono's SIP address. Each test
+//! checks what the client is told and the SIP code the caller gets:
+//! accepted (200, ACK, statuses 2 and 4, the caller's BYE), rejected (603
+//! by default, or the client's code), unanswered (480 after
+//! `sip.no_answer_timeout`), cancelled by the caller (487), a second call
+//! while one rings (486), and a user nobody holds (404).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sono_rtmp::phone::code;
+use sono_rtmp::{AmfValue, ObjectEncoding};
+use sono_testkit::{FlashClient, Reply, Sipp, Sono};
+
+const SONO: &str = env!("CARGO_BIN_EXE_sono");
+const WAIT: Duration = Duration::from_secs(10);
+const MEDIA: &str = "[media]\nrtp_port_min = 32000\nrtp_port_max = 32999\n";
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(format!("{name}.xml"))
+}
+
+/// `uac_refused.xml` expecting `code`, written where SIPp can read it.
+fn refused_scenario(code: u16) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_refused"))
+        .unwrap()
+        .replace("@CODE@", &code.to_string());
+    let path = std::env::temp_dir().join(format!(
+        "sono-uac-refused-{}-{code}.xml",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A client registered with an implicit URI; returns it and its SIP user.
+fn registered_client(sono: &Sono) -> (FlashClient, String) {
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let reply = c.call("register", vec![]).unwrap();
+    let Reply::Result(values) = reply else {
+        panic!("register: {reply:?}");
+    };
+    let uri = values
+        .iter()
+        .find_map(|v| v.get("uri").and_then(AmfValue::as_str).map(str::to_owned))
+        .expect("register answers a uri");
+    let user = uri
+        .strip_prefix("sip:")
+        .and_then(|rest| rest.split('@').next())
+        .expect("sip:user@domain")
+        .to_owned();
+    (c, user)
+}
+
+fn incoming(c: &FlashClient) -> Option<AmfValue> {
+    c.events
+        .iter()
+        .find(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING))
+        .cloned()
+}
+
+fn wait_status(c: &mut FlashClient, status: u8) -> bool {
+    c.wait_for(WAIT, |c| {
+        c.call_statuses().iter().any(|(s, _, _)| *s == status)
+    })
+}
+
+#[test]
+fn an_accepted_call_connects_and_the_callers_bye_ends_it() {
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, user) = registered_client(&sono);
+    let mut sipp = Sipp::uac(&scenario("uac_answered"), sono.sip, &user, WAIT, &[]);
+    assert!(
+        c.wait_for(WAIT, |c| incoming(c).is_some()),
+        "{}",
+        sono.log()
+    );
+    let event = incoming(&c).unwrap();
+    let caller = event
+        .get("uri")
+        .and_then(AmfValue::as_str)
+        .unwrap_or_default();
+    assert!(caller.starts_with("sip:caller@127.0.0.1"), "{event:?}");
+    assert_eq!(
+        event.get("display_name").and_then(AmfValue::as_str),
+        Some("SIPp Caller")
+    );
+    let reply = c.call("accept", vec![]).unwrap();
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    let codes = c.call_status_codes();
+    assert_eq!(codes[..2], [(2, Some(200)), (4, Some(200))], "{codes:?}");
+    sipp.assert_success(WAIT);
+    // A second accept has nothing to answer.
+    let again = c.call("accept", vec![]).unwrap();
+    assert_eq!(again.error_code(), Some(code::CALL_NO_CALL));
+}
+
+#[test]
+fn reject_answers_603_by_default_and_the_clients_code_otherwise() {
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, user) = registered_client(&sono);
+    for (args, expected) in [(vec![], 603u16), (vec![AmfValue::Number(486.0)], 486)] {
+        let before = c.call_statuses().len();
+        let mut sipp = Sipp::uac(&refused_scenario(expected), sono.sip, &user, WAIT, &[]);
+        assert!(
+            c.wait_for(WAIT, |c| c
+                .events
+                .iter()
+                .filter(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING))
+                .count()
+                > usize::from(expected == 486)),
+            "{}",
+            sono.log()
+        );
+        let reply = c.call("reject", args).unwrap();
+        assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+        assert!(c.wait_for(WAIT, |c| c.call_statuses()[before..]
+            .iter()
+            .any(|(s, _, _)| *s == 0)));
+        let last = c.call_statuses().last().cloned().unwrap();
+        assert_eq!((last.0, last.1), (0, Some(expected)), "{last:?}");
+        sipp.assert_success(WAIT);
+    }
+}
+
+#[test]
+fn an_unanswered_call_gets_480_after_the_timeout() {
+    let sono = Sono::start(SONO, &format!("[sip]\nno_answer_timeout = \"1s\"\n{MEDIA}"));
+    let (mut c, user) = registered_client(&sono);
+    let mut sipp = Sipp::uac(&refused_scenario(480), sono.sip, &user, WAIT, &[]);
+    assert!(c.wait_for(WAIT, |c| incoming(c).is_some()));
+    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert_eq!(c.call_status_codes().last(), Some(&(0, Some(480))));
+    sipp.assert_success(WAIT);
+}
+
+#[test]
+fn the_callers_cancel_gets_487_and_the_client_status_0() {
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, user) = registered_client(&sono);
+    let mut sipp = Sipp::uac(&scenario("uac_cancel"), sono.sip, &user, WAIT, &[]);
+    assert!(c.wait_for(WAIT, |c| incoming(c).is_some()));
+    assert!(
+        wait_status(&mut c, 0),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert_eq!(c.call_status_codes().last(), Some(&(0, Some(487))));
+    sipp.assert_success(WAIT);
+    let late = c.call("accept", vec![]).unwrap();
+    assert_eq!(late.error_code(), Some(code::CALL_NO_CALL));
+}
+
+#[test]
+fn a_second_call_while_one_rings_is_busy_and_an_unknown_user_is_not_found() {
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, user) = registered_client(&sono);
+    let mut first = Sipp::uac(&refused_scenario(603), sono.sip, &user, WAIT, &[]);
+    assert!(c.wait_for(WAIT, |c| incoming(c).is_some()));
+    let mut second = Sipp::uac(&refused_scenario(486), sono.sip, &user, WAIT, &[]);
+    second.assert_success(WAIT);
+    let mut nobody = Sipp::uac(&refused_scenario(404), sono.sip, "sono-nobody", WAIT, &[]);
+    nobody.assert_success(WAIT);
+    c.call("reject", vec![]).unwrap();
+    first.assert_success(WAIT);
+}
