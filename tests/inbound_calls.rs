@@ -175,3 +175,89 @@ fn a_second_call_while_one_rings_is_busy_and_an_unknown_user_is_not_found() {
     c.call("reject", vec![]).unwrap();
     first.assert_success(WAIT);
 }
+
+#[test]
+fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
+    sono_testkit::require_tool("sox", "sox");
+    let wav = std::env::temp_dir().join(format!("sono-inbound-tone-{}.wav", std::process::id()));
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["synth", "20", "sine", "440"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, user) = registered_client(&sono);
+    let target = format!("sip:{user}@{}", sono.sip);
+    let peer = sono_testkit::Baresip::call(
+        &wav,
+        (31000, 31999),
+        Duration::from_secs(30),
+        "G722/16000/1,PCMU/8000/1",
+        16_000,
+        &target,
+    );
+    assert!(
+        c.wait_for(WAIT, |c| incoming(c).is_some()),
+        "{}\n{}",
+        sono.log(),
+        peer.log()
+    );
+    assert!(matches!(
+        c.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(
+        wait_status(&mut c, 4),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    assert!(peer.wait_log("Call established", WAIT), "{}", peer.log());
+    // Audio down: baresip's tone reaches the client as Speex.
+    let play = c.create_stream().unwrap();
+    c.play(play, "remote").unwrap();
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    let mic_wav = wav.with_extension("mic.wav");
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&mic_wav)
+        .args(["synth", "3", "sine", "300"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    c.publish_wav_as_speex(mic, &mic_wav).unwrap();
+    let _ = std::fs::remove_file(&mic_wav);
+    let down = c.audio.iter().filter(|(s, _, _)| *s == play).count();
+    assert!(down > 100, "{down} audio messages down");
+    // Audio up: baresip decoded packets from sono.
+    c.call("hangup", vec![]).unwrap();
+    assert!(wait_status(&mut c, 0));
+    assert!(
+        peer.wait_log("session closed", WAIT) || peer.wait_log("terminated", WAIT),
+        "{}",
+        peer.log()
+    );
+    let log = sono.log();
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("media stopped"))
+        .unwrap_or_default();
+    assert!(stopped.contains("packets_received="), "{stopped}");
+    let received: u64 = stopped
+        .split("packets_received=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let sent: u64 = stopped
+        .split("packets_sent=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(received > 100 && sent > 100, "{stopped}");
+    let _ = std::fs::remove_file(&wav);
+}

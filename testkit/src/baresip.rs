@@ -38,6 +38,30 @@ impl Baresip {
         codecs: &str,
         srate: u32,
     ) -> Baresip {
+        Self::launch(play, rtp, limit, codecs, srate, None)
+    }
+
+    /// As [`Baresip::start_with`], and baresip calls `target` at once (its
+    /// `/dial` command), playing `play` once answered.
+    pub fn call(
+        play: &Path,
+        rtp: (u16, u16),
+        limit: Duration,
+        codecs: &str,
+        srate: u32,
+        target: &str,
+    ) -> Baresip {
+        Self::launch(play, rtp, limit, codecs, srate, Some(target))
+    }
+
+    fn launch(
+        play: &Path,
+        rtp: (u16, u16),
+        limit: Duration,
+        codecs: &str,
+        srate: u32,
+        dial: Option<&str>,
+    ) -> Baresip {
         require_tool("baresip", "baresip");
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("sono-baresip-{}-{port}", std::process::id()));
@@ -55,7 +79,11 @@ impl Baresip {
             std::fs::write(dir.join(file), text).expect("writing baresip's config");
         }
         let log = std::fs::File::create(dir.join("baresip.log")).expect("baresip's log");
-        let child = Command::new("baresip")
+        let mut command = Command::new("baresip");
+        if let Some(target) = dial {
+            command.args(["-e", &format!("/dial {target}")]);
+        }
+        let child = command
             .arg("-f")
             .arg(&dir)
             .arg("-s")
