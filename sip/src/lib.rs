@@ -16,6 +16,8 @@
 //! - [`outbound_call`]: the UAC core of an outbound call: INVITE, digest retry,
 //!   ACK, CANCEL, BYE, and the peer's requests inside the dialog.
 //!
+//! - [`registration`]: a REGISTER binding at a registrar: digest, refresh,
+//!   backoff, removal.
 //! - [`inbound_call`]: the UAS core of an inbound call: 100/180, accept with
 //!   our SDP, reject, CANCEL/487, BYE; [`dialog_server`]: what both call
 //!   cores answer inside a dialog.
@@ -34,6 +36,7 @@ pub mod ids;
 pub mod inbound_call;
 pub mod message;
 pub mod outbound_call;
+pub mod registration;
 pub mod response;
 pub mod sdp;
 pub mod stream_framer;
