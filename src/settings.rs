@@ -35,6 +35,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<(Settings, Option<PathBuf
             .with_list_parse_key("rtmp.apps")
             .with_list_parse_key("sip.dial_plan.allow")
             .with_list_parse_key("sip.dial_plan.deny")
+            .with_list_parse_key("sip.registrars")
             .with_list_parse_key("media.codecs")
             .try_parsing(true),
     );

@@ -88,9 +88,10 @@ fn check_every_method(sono: &Sono, encoding: ObjectEncoding) {
         ),
         (
             "register",
+            // A registrar outside sip.registrars: refused before anything is sent.
             vec![
                 "alice".into(),
-                "127.0.0.1:5090".into(),
+                "registrar.example:5090".into(),
                 AmfValue::Null,
                 "pw".into(),
             ],

@@ -240,6 +240,7 @@ fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
         "{}",
         peer.log()
     );
+    assert!(sono.wait_log("media stopped", WAIT), "{}", sono.log());
     let log = sono.log();
     let stopped = log
         .lines()

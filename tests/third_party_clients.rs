@@ -174,7 +174,7 @@ fn librtmp_invokes_phone_methods() {
     assert_eq!(dtmf["error"]["code"], "Sono.DTMF.Invalid", "{dtmf}");
     let reg = librtmp_call(
         &sono,
-        &["register", "alice", "127.0.0.1:5090", "", "secret"],
+        &["register", "alice", "registrar.example:5090", "", "secret"],
     );
     assert_eq!(reg["error"]["code"], "Sono.Registration.Failed", "{reg}");
     // The password never reaches the log, even at debug level where requests are logged.

@@ -10,6 +10,7 @@ pub mod call_leg;
 pub mod directory;
 pub mod media_bridge;
 pub mod metrics;
+pub mod registration;
 pub mod rtmp_connection;
 pub mod rtmp_listener;
 pub mod rtp_ports;

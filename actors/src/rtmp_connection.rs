@@ -28,11 +28,13 @@ use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNot
 use crate::directory::ConnectionId;
 use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
+use crate::registration::{Registration, RegistrationNotice, Unregister};
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::answer_stateless;
 use crate::Shared;
 use sono_media::codec::ClientCodec;
 use sono_sip::message::Received;
+use sono_sip::registration::{RegistrationConfig, RegistrationEvent};
 use sono_sip::transmit::Transport;
 
 /// How often timeouts are checked.
@@ -75,6 +77,9 @@ pub struct RtmpConnection {
     /// come here until the call's actor owns the Call-ID).
     inbound_call_id: Option<String>,
     pending_dial: Option<f64>,
+    /// The binding at a registrar, and the `register` it still has to answer.
+    registration: Option<Addr<Registration>>,
+    pending_register: Option<f64>,
     /// The answered call's media bridge.
     media: Option<Addr<MediaBridge>>,
     /// The stream the client plays (audio down goes there).
@@ -125,6 +130,8 @@ impl RtmpConnection {
                 call: None,
                 inbound_call_id: None,
                 pending_dial: None,
+                registration: None,
+                pending_register: None,
                 media: None,
                 play_stream: None,
                 audio_down_offset: 0,
@@ -257,7 +264,7 @@ impl RtmpConnection {
             PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
             PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
             PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
-            PhoneRequest::Register(r) => self.register(txn, r),
+            PhoneRequest::Register(r) => self.register(ctx, txn, r),
         }
     }
 
@@ -378,26 +385,12 @@ impl RtmpConnection {
         self.pending_dial = Some(txn);
     }
 
-    fn register(&mut self, txn: f64, request: RegisterRequest) {
+    fn register(&mut self, ctx: &mut Context<Self>, txn: f64, request: RegisterRequest) {
         if !request.is_implicit() {
-            self.session.answer_error(
-                txn,
-                code::REGISTRATION_FAILED,
-                "this build of sono cannot register at a registrar yet; call register without arguments for an implicit URI",
-            );
+            self.register_at_registrar(ctx, txn, request);
             return;
         }
-        let uri = match &self.implicit {
-            Some((_, uri)) => uri.clone(),
-            None => {
-                let user = self.shared.directory.allocate_implicit_user(self.id);
-                let uri = format!("sip:{user}@{}", self.shared.settings.sip.domain);
-                Metrics::add(&self.shared.metrics.registrations_implicit, 1);
-                info!(conn = self.id, %uri, "implicit URI attributed");
-                self.implicit = Some((user, uri.clone()));
-                uri
-            }
-        };
+        let uri = self.implicit_uri();
         self.session.answer_result(
             txn,
             AmfValue::object([
@@ -413,6 +406,200 @@ impl RtmpConnection {
             sip_code: None,
             reason: Some("implicit registration".into()),
         });
+    }
+
+    /// The connection's own user at sono (allocated once), and its URI.
+    fn implicit_uri(&mut self) -> String {
+        match &self.implicit {
+            Some((_, uri)) => uri.clone(),
+            None => {
+                let user = self.shared.directory.allocate_implicit_user(self.id);
+                let uri = format!("sip:{user}@{}", self.shared.settings.sip.domain);
+                Metrics::add(&self.shared.metrics.registrations_implicit, 1);
+                info!(conn = self.id, %uri, "implicit URI attributed");
+                self.implicit = Some((user, uri.clone()));
+                uri
+            }
+        }
+    }
+
+    /// `register(user, domain, auth_user, password, display_name)`: a binding
+    /// at the registrar `domain` (host[:port]), allowed by `sip.registrars`.
+    /// Calls relayed to the binding's Contact reach this connection.
+    fn register_at_registrar(&mut self, ctx: &mut Context<Self>, txn: f64, r: RegisterRequest) {
+        let fail = |conn: &mut Self, why: String| {
+            conn.session
+                .answer_error(txn, code::REGISTRATION_FAILED, &why);
+        };
+        let (Some(user), Some(domain)) = (r.user.clone(), r.domain.clone()) else {
+            fail(
+                self,
+                "register needs a user and a domain (or no arguments)".into(),
+            );
+            return;
+        };
+        let shared = self.shared.clone();
+        let sip = &shared.settings.sip;
+        let (host, port) = match domain.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_owned(),
+                p.parse::<u16>().ok(),
+            ),
+            _ => (
+                domain.trim_matches(|c| c == '[' || c == ']').to_owned(),
+                Some(5060),
+            ),
+        };
+        let Some(port) = port else {
+            fail(self, format!("{domain:?} is not host[:port]"));
+            return;
+        };
+        if !sip
+            .registrars
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(&host))
+        {
+            warn!(conn = self.id, %domain, "register refused: not in sip.registrars");
+            fail(
+                self,
+                format!("registering at {domain} is not allowed (sip.registrars)"),
+            );
+            return;
+        }
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            Some(std::net::IpAddr::from([127, 0, 0, 1]))
+        } else {
+            host.parse().ok()
+        };
+        let Some(ip) = ip else {
+            fail(
+                self,
+                format!("{host} is not an IP address (registrar names are not resolved yet)"),
+            );
+            return;
+        };
+        if let Some(old) = self.registration.take() {
+            old.do_send(Unregister);
+        }
+        self.implicit_uri();
+        let contact_user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
+        let config = RegistrationConfig {
+            registrar_uri: format!("sip:{domain}"),
+            next_hop: SocketAddr::new(ip, port),
+            aor: format!("sip:{user}@{domain}"),
+            display_name: r.display_name.clone(),
+            contact: format!("sip:{contact_user}@{}", self.shared.sip.advertised()),
+            via_sent_by: self.shared.sip.advertised().to_owned(),
+            user_agent: sip.user_agent.clone(),
+            credentials: r
+                .password
+                .clone()
+                .map(|password| sono_sip::digest::Credentials {
+                    username: r.auth_user.clone().unwrap_or_else(|| user.clone()),
+                    password,
+                }),
+            expires: sip.register_expires,
+            timers: sip.timers(),
+            transport: Transport::Udp,
+            retry_min: sip.register_retry_min,
+            retry_max: sip.register_retry_max,
+        };
+        info!(conn = self.id, aor = %config.aor, registrar = %config.next_hop, "registering");
+        self.pending_register = Some(txn);
+        self.registration = Some(Registration::start(
+            self.id,
+            self.shared.clone(),
+            ctx.address().recipient(),
+            config,
+        ));
+    }
+}
+
+impl Handler<RegistrationNotice> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, notice: RegistrationNotice, _: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        let aor = notice.aor;
+        match notice.event {
+            RegistrationEvent::Registered {
+                expires,
+                code,
+                reason,
+            } => {
+                if let Some(txn) = self.pending_register.take() {
+                    self.session.answer_result(
+                        txn,
+                        AmfValue::object([
+                            ("level", AmfValue::from("status")),
+                            ("uri", aor.as_str().into()),
+                            ("expires", AmfValue::Number(f64::from(expires))),
+                        ]),
+                    );
+                }
+                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                    registered: true,
+                    uri: aor,
+                    expires,
+                    sip_code: Some(code),
+                    reason: Some(reason),
+                });
+            }
+            RegistrationEvent::Refused { code, reason } => {
+                if let Some(txn) = self.pending_register.take() {
+                    self.session.answer_error_with(
+                        txn,
+                        code::REGISTRATION_FAILED,
+                        &format!("the registrar refused: {reason}"),
+                        Some(code),
+                        Some(&reason),
+                    );
+                }
+                self.registration = None;
+                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                    registered: false,
+                    uri: aor,
+                    expires: 0,
+                    sip_code: Some(code),
+                    reason: Some(reason),
+                });
+            }
+            RegistrationEvent::Retrying {
+                code,
+                reason,
+                retry_in,
+            } => {
+                let reason = format!("{reason}; retrying in {} s", retry_in.as_secs().max(1));
+                if let Some(txn) = self.pending_register.take() {
+                    self.session.answer_error_with(
+                        txn,
+                        code::REGISTRATION_FAILED,
+                        &reason,
+                        code,
+                        Some(&reason),
+                    );
+                }
+                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                    registered: false,
+                    uri: aor,
+                    expires: 0,
+                    sip_code: code,
+                    reason: Some(reason),
+                });
+            }
+            RegistrationEvent::Unregistered => {
+                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                    registered: false,
+                    uri: aor,
+                    expires: 0,
+                    sip_code: None,
+                    reason: Some("unregistered".into()),
+                });
+            }
+        }
+        self.flush();
     }
 }
 
@@ -430,6 +617,10 @@ impl Actor for RtmpConnection {
         // The SIP side of a call ends with its client (CANCEL or BYE at once).
         if let Some(call) = self.call.take() {
             call.do_send(Hangup { client_gone: true });
+        }
+        // The binding goes with its client (Expires: 0).
+        if let Some(registration) = self.registration.take() {
+            registration.do_send(Unregister);
         }
         self.shared.directory.remove_connection(self.id);
         if let Some((user, _)) = &self.implicit {

@@ -143,6 +143,18 @@ pub struct SipSettings {
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
+    /// Registrars a client may register at with `register(user, domain, …)`:
+    /// host names or IP addresses the domain's host must equal ("*": any).
+    /// Empty: clients get implicit URIs only.
+    pub registrars: Vec<String>,
+    /// The expiry asked for in REGISTER, in seconds.
+    pub register_expires: u32,
+    /// While a registrar fails or does not answer, attempts are repeated
+    /// after this, doubling up to `register_retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub register_retry_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub register_retry_max: Duration,
     /// An inbound call neither accepted nor rejected within this is
     /// answered 480 Temporarily Unavailable.
     #[serde(with = "humantime_serde")]
@@ -170,6 +182,10 @@ impl Default for SipSettings {
             tcp: true,
             tcp_idle_timeout: Duration::from_secs(300),
             no_answer_timeout: Duration::from_secs(60),
+            registrars: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
+            register_expires: 600,
+            register_retry_min: Duration::from_secs(2),
+            register_retry_max: Duration::from_secs(60),
             max_tcp_connections: 1000,
             dial_plan: DialPlanSettings::default(),
         }
@@ -360,6 +376,12 @@ impl Settings {
         }
         if sip.max_calls == 0 || sip.max_tcp_connections == 0 {
             return Err("sip.max_calls and sip.max_tcp_connections must be at least 1".into());
+        }
+        if sip.register_expires < 10
+            || sip.register_retry_min.is_zero()
+            || sip.register_retry_max < sip.register_retry_min
+        {
+            return Err("sip.register_expires must be at least 10 and sip.register_retry_max at least sip.register_retry_min (> 0)".into());
         }
         if sip.no_answer_timeout.is_zero() {
             return Err("sip.no_answer_timeout must be longer than zero".into());

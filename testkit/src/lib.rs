@@ -3,6 +3,7 @@
 //! - [`Sono`]: the real `sono` binary, started on free loopback ports and stopped by PID.
 //! - [`Baresip`]: baresip auto-answering, with its SIP traced.
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
+//! - [`Kamailio`]: a registrar with digest authentication.
 //! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
@@ -10,6 +11,7 @@ pub mod audio;
 mod baresip;
 mod flash_client;
 mod flv;
+mod kamailio;
 mod sipp;
 mod sono;
 
@@ -17,5 +19,6 @@ pub use audio::AudioDir;
 pub use baresip::Baresip;
 pub use flash_client::{FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
+pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
 pub use sono::{require_tool, Sono};

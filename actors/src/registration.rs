@@ -1,0 +1,157 @@
+//! `Registration`: one client's binding at a registrar, on the client's
+//! arbiter. It owns the sans-I/O registration core, feeds it the responses
+//! `SipTransport` routes here by Call-ID and its deadlines, writes what it
+//! produces to the SIP socket, and tells the client's connection every
+//! change. `Unregister` (the client went away, registered elsewhere, or
+//! sono is stopping) removes the binding with Expires: 0; the actor stops
+//! once the registrar has answered or the attempt timed out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use sono_sip::registration::{Registration as Binding, RegistrationConfig, RegistrationEvent};
+use tracing::{info, warn};
+
+use crate::directory::ConnectionId;
+use crate::sip_transport::SipInbound;
+use crate::Shared;
+
+/// A change of the binding, for the connection.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RegistrationNotice {
+    pub event: RegistrationEvent,
+    /// The address of record the binding is for.
+    pub aor: String,
+}
+
+/// Remove the binding and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister;
+
+pub struct Registration {
+    conn: ConnectionId,
+    shared: Arc<Shared>,
+    connection: Recipient<RegistrationNotice>,
+    config: Option<RegistrationConfig>,
+    aor: String,
+    core: Option<Binding>,
+    timer: Option<SpawnHandle>,
+}
+
+impl Registration {
+    pub fn start(
+        conn: ConnectionId,
+        shared: Arc<Shared>,
+        connection: Recipient<RegistrationNotice>,
+        config: RegistrationConfig,
+    ) -> Addr<Registration> {
+        Registration {
+            conn,
+            shared,
+            connection,
+            aor: config.aor.clone(),
+            config: Some(config),
+            core: None,
+            timer: None,
+        }
+        .start()
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(core) = &mut self.core else {
+            return;
+        };
+        let transport = core.transport();
+        while let Some(t) = core.poll_transmit() {
+            self.shared.sip.send(transport, t.to, &t.bytes);
+        }
+        while let Some(event) = core.poll_event() {
+            match &event {
+                RegistrationEvent::Registered { expires, .. } => {
+                    info!(conn = self.conn, aor = %self.aor, expires, "registered")
+                }
+                RegistrationEvent::Refused { code, reason } => {
+                    warn!(conn = self.conn, aor = %self.aor, code, %reason, "registration refused")
+                }
+                RegistrationEvent::Retrying {
+                    code,
+                    reason,
+                    retry_in,
+                } => warn!(conn = self.conn, aor = %self.aor, ?code, %reason,
+                           retry_in_ms = retry_in.as_millis() as u64, "registration failed; retrying"),
+                RegistrationEvent::Unregistered => {
+                    info!(conn = self.conn, aor = %self.aor, "unregistered")
+                }
+            }
+            self.connection.do_send(RegistrationNotice {
+                event,
+                aor: self.aor.clone(),
+            });
+        }
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if core.is_done() {
+            ctx.stop();
+            return;
+        }
+        if let Some(at) = core.poll_timeout() {
+            let wait = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(wait, |r, ctx| {
+                r.timer = None;
+                if let Some(core) = &mut r.core {
+                    core.handle_timeout(Instant::now());
+                }
+                r.pump(ctx);
+            }));
+        }
+    }
+}
+
+impl Actor for Registration {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(config) = self.config.take() else {
+            ctx.stop();
+            return;
+        };
+        let core = Binding::new(config, Instant::now());
+        self.shared
+            .directory
+            .add_call(core.call_id(), ctx.address().recipient());
+        self.core = Some(core);
+        self.pump(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(core) = &self.core {
+            self.shared.directory.remove_call(core.call_id());
+        }
+    }
+}
+
+impl Handler<SipInbound> for Registration {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipInbound, ctx: &mut Context<Self>) {
+        if let Some(core) = &mut self.core {
+            core.handle_message(msg.message, msg.source, Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Unregister> for Registration {
+    type Result = ();
+
+    fn handle(&mut self, _: Unregister, ctx: &mut Context<Self>) {
+        if let Some(core) = &mut self.core {
+            core.unregister(Instant::now());
+        }
+        self.pump(ctx);
+    }
+}

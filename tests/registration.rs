@@ -1,0 +1,186 @@
+//! Registration at a real registrar: Kamailio with digest authentication
+//! (`tests/peers/kamailio/`). The client registers with credentials and
+//! gets the binding; a wrong password is refused with the reason; a
+//! Kamailio restart (bindings lost) is followed by re-registration; baresip
+//! calls the registered user through Kamailio and the client takes the
+//! call; a client that disconnects removes its binding at once (a call
+//! right after is 404 at Kamailio).
+
+use std::time::Duration;
+
+use sono_rtmp::phone::code;
+use sono_rtmp::{AmfValue, ObjectEncoding};
+use sono_testkit::{Baresip, FlashClient, Kamailio, Reply, Sono};
+
+const SONO: &str = env!("CARGO_BIN_EXE_sono");
+const WAIT: Duration = Duration::from_secs(10);
+const CONFIG: &str =
+    "[sip]\nregister_expires = 10\nregister_retry_min = \"1s\"\nregister_retry_max = \"2s\"\n\
+[media]\nrtp_port_min = 33000\nrtp_port_max = 33999\n";
+
+fn client(sono: &Sono) -> FlashClient {
+    FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap()
+}
+
+fn register(c: &mut FlashClient, user: &str, domain: &str, password: &str) -> Reply {
+    let txn = c
+        .send_call(
+            "register",
+            vec![
+                user.into(),
+                domain.into(),
+                user.into(),
+                password.into(),
+                "Alice Tester".into(),
+            ],
+        )
+        .unwrap();
+    assert!(
+        c.wait_for(WAIT, |c| c.has_reply(txn)),
+        "no answer to register"
+    );
+    c.reply(txn).unwrap()
+}
+
+/// The `Sono.Registration.Status` events, as (registered, sip_code).
+fn statuses(c: &FlashClient) -> Vec<(bool, Option<u16>)> {
+    c.events
+        .iter()
+        .filter(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::REGISTRATION_STATUS))
+        .map(|e| {
+            (
+                matches!(e.get("registered"), Some(AmfValue::Boolean(true))),
+                e.get("sip_code")
+                    .and_then(AmfValue::as_number)
+                    .map(|n| n as u16),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
+    let mut kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let sono = Sono::start(SONO, CONFIG);
+
+    // A wrong password: refused, with the registrar's answer.
+    let mut mallory = client(&sono);
+    let refused = register(&mut mallory, "bob", &domain, "not-bobs");
+    assert_eq!(
+        refused.error_code(),
+        Some(code::REGISTRATION_FAILED),
+        "{refused:?}"
+    );
+    assert!(format!("{refused:?}").contains("401"), "{refused:?}");
+
+    // The right one: registered, for what Kamailio granted.
+    let mut alice = client(&sono);
+    let reply = register(&mut alice, "alice", &domain, "alicepw");
+    let Reply::Result(values) = &reply else {
+        panic!("register: {reply:?}\n{}\n{}", sono.log(), kamailio.log());
+    };
+    let info = &values[values.len() - 1];
+    assert_eq!(
+        info.get("uri").and_then(AmfValue::as_str),
+        Some(format!("sip:alice@{domain}").as_str())
+    );
+    assert_eq!(
+        info.get("expires").and_then(AmfValue::as_number),
+        Some(10.0)
+    );
+    assert!(alice.wait_for(WAIT, |c| statuses(c).contains(&(true, Some(200)))));
+
+    // Kamailio restarts and forgets the binding: the refresh (due at 9 s)
+    // fails while it is down and is retried within register_retry_max.
+    // (Kamailio's own log is buffered until it exits, so the client's
+    // events are the clock here: drain those in flight, restart, then
+    // two more renewals — the later one certainly at the new instance.)
+    alice.pump(Duration::from_millis(300)).unwrap();
+    let registered = |c: &FlashClient| {
+        statuses(c)
+            .iter()
+            .filter(|s| **s == (true, Some(200)))
+            .count()
+    };
+    let before = registered(&alice);
+    kamailio.restart();
+    assert!(
+        alice.wait_for(Duration::from_secs(25), |c| registered(c) >= before + 2),
+        "no re-registration: {:?}\n{}\n{}",
+        statuses(&alice),
+        sono.log(),
+        kamailio.log()
+    );
+
+    // baresip calls alice through Kamailio; the client answers; audio flows.
+    // At the rate of baresip's audio pipeline (8 kHz for PCMU), or its file
+    // source refuses it.
+    let tone = std::env::temp_dir().join(format!("sono-reg-tone-{}.wav", std::process::id()));
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&tone)
+        .args(["synth", "20", "sine", "440"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(30),
+        "PCMU/8000/1",
+        8000,
+        &format!("sip:alice@{domain}"),
+    );
+    assert!(
+        alice.wait_for(WAIT, |c| c
+            .events
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+            )),
+        "{}\n{}\n{}",
+        sono.log(),
+        kamailio.log(),
+        caller.log()
+    );
+    assert!(matches!(
+        alice.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)));
+    assert!(
+        caller.wait_log("Call established", WAIT),
+        "{}",
+        caller.log()
+    );
+    let play = alice.create_stream().unwrap();
+    alice.play(play, "remote").unwrap();
+    alice.pump(Duration::from_secs(2)).unwrap();
+    let down = alice.audio.iter().filter(|(s, _, _)| *s == play).count();
+    assert!(down > 50, "{down} audio messages reached the client");
+    alice.call("hangup", vec![]).unwrap();
+    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+
+    // The client goes: its binding is removed at once (Expires: 0), not
+    // left to lapse: a call to alice right after is 404 at Kamailio, while
+    // the binding would have lived up to 10 s more.
+    drop(caller);
+    drop(alice);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(10),
+        "PCMU/8000/1",
+        8000,
+        &format!("sip:alice@{domain}"),
+    );
+    assert!(
+        second.wait_log("404 Not Found", Duration::from_secs(3)),
+        "the binding outlived its client\n{}\n{}",
+        second.log(),
+        sono.log()
+    );
+    let _ = std::fs::remove_file(&tone);
+}
