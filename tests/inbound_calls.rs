@@ -262,3 +262,59 @@ fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
     assert!(received > 100 && sent > 100, "{stopped}");
     let _ = std::fs::remove_file(&wav);
 }
+
+/// sono's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_thousand_clients_register_and_a_sample_of_them_takes_calls() {
+    const CLIENTS: usize = 2000;
+    let sono = Sono::start(SONO, &format!("[log]\nlevel = \"warn\"\n{MEDIA}"));
+    let started = std::time::Instant::now();
+    let before = rss_kib(sono.pid());
+    let mut clients: Vec<(FlashClient, String)> =
+        (0..CLIENTS).map(|_| registered_client(&sono)).collect();
+    let registering = started.elapsed();
+    let after = rss_kib(sono.pid());
+    eprintln!(
+        "{CLIENTS} clients registered in {registering:?}; sono's RSS {before} → {after} KiB ({:.1} KiB per idle registered connection, debug build)",
+        (after.saturating_sub(before)) as f64 / CLIENTS as f64
+    );
+    assert!(registering < Duration::from_secs(90), "{registering:?}");
+    assert_eq!(sono.metric("sono_rtmp_connections"), CLIENTS as f64);
+    let users: std::collections::HashSet<&String> = clients.iter().map(|(_, u)| u).collect();
+    assert_eq!(users.len(), CLIENTS, "every connection has its own user");
+    // Calls to every 100th client: each rings that client and no other,
+    // and its rejection reaches the caller.
+    let calling = std::time::Instant::now();
+    for i in (0..CLIENTS).step_by(100) {
+        let (c, user) = &mut clients[i];
+        let mut sipp = Sipp::uac(&refused_scenario(603), sono.sip, user, WAIT, &[]);
+        assert!(
+            c.wait_for(WAIT, |c| incoming(c).is_some()),
+            "client {i} was not called"
+        );
+        assert!(matches!(
+            c.call("reject", vec![]).unwrap(),
+            Reply::Result(_)
+        ));
+        sipp.assert_success(WAIT);
+    }
+    assert!(
+        calling.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        calling.elapsed()
+    );
+    // Nobody else heard a thing.
+    for (i, (c, _)) in clients.iter_mut().enumerate().filter(|(i, _)| i % 100 == 1) {
+        c.pump(Duration::from_millis(1)).unwrap();
+        assert!(incoming(c).is_none(), "client {i} was called by mistake");
+    }
+}
