@@ -317,3 +317,100 @@ fn split<'a>(data: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 
         }
     })
 }
+
+/// A registrar answering anything: each chunk of the input either answers
+/// the last REGISTER (a code, and headers drawn from the chunk: Contact with
+/// expires, Expires, Min-Expires, a digest challenge, maybe stale), lets
+/// time pass, or unregisters. Every REGISTER sent must parse, and the core
+/// must end up done or still scheduling something.
+pub fn registration(data: &[u8]) {
+    use crate::registration::{Registration, RegistrationConfig};
+    let mut now = Instant::now();
+    let registrar: SocketAddr = ([192, 0, 2, 9], 5060).into();
+    let mut r = Registration::new(
+        RegistrationConfig {
+            registrar_uri: "sip:example.test".into(),
+            next_hop: registrar,
+            aor: "sip:alice@example.test".into(),
+            display_name: Some("A \"quoted\" name".into()),
+            contact: "sip:alice-1@127.0.0.1:5060".into(),
+            via_sent_by: "127.0.0.1:5060".into(),
+            user_agent: "sono-fuzz".into(),
+            credentials: Some(crate::digest::Credentials {
+                username: "alice".into(),
+                password: "pw".into(),
+            }),
+            expires: 600,
+            timers: Timers::default(),
+            transport: crate::transmit::Transport::Udp,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(8),
+        },
+        now,
+    );
+    let mut last: Option<Received> = None;
+    let drain = |r: &mut Registration, last: &mut Option<Received>| {
+        while let Some(t) = r.poll_transmit() {
+            match parse(&t.bytes) {
+                Ok(m) => *last = Some(m),
+                Err(e) => panic!(
+                    "the registration sent something that does not parse: {e}\n{}",
+                    String::from_utf8_lossy(&t.bytes)
+                ),
+            }
+        }
+        while r.poll_event().is_some() {}
+    };
+    drain(&mut r, &mut last);
+    for chunk in split(data, b"\n--\n").take(32) {
+        let Some((&kind, rest)) = chunk.split_first() else {
+            continue;
+        };
+        match kind % 4 {
+            0 | 1 => {
+                let Some(req) = &last else { continue };
+                let code = 100 + u16::from(rest.first().copied().unwrap_or(0)) * 2 % 600;
+                let text_of = |i: usize| {
+                    String::from_utf8_lossy(rest.get(i..).unwrap_or_default())
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(80)
+                        .collect::<String>()
+                };
+                let contact = format!("<sip:alice-1@127.0.0.1:5060>;expires={}", text_of(1));
+                let challenge = format!(
+                    "Digest realm=\"r\", nonce=\"{}\", qop=\"auth\"{}",
+                    text_of(2).replace('"', ""),
+                    if kind % 8 == 1 { ", stale=true" } else { "" }
+                );
+                let mut extra: Vec<(&str, &str)> = Vec::new();
+                let expires = text_of(3);
+                match rest.get(1).copied().unwrap_or(0) % 5 {
+                    0 => extra.push(("Contact", &contact)),
+                    1 => extra.push(("Expires", &expires)),
+                    2 => extra.push(("Min-Expires", &expires)),
+                    3 => extra.push(("WWW-Authenticate", &challenge)),
+                    _ => extra.push(("Proxy-Authenticate", &challenge)),
+                }
+                let text = response_text(req, registrar, code, "Fuzz", Some("reg"), &extra, None);
+                if let Ok(rx) = parse(text.as_bytes()) {
+                    r.handle_message(rx, registrar, now);
+                }
+            }
+            2 => {
+                let step = u64::from(rest.first().copied().unwrap_or(1)) * 1000;
+                now += Duration::from_millis(step);
+                while r.poll_timeout().is_some_and(|at| at <= now) {
+                    r.handle_timeout(now);
+                    drain(&mut r, &mut last);
+                }
+            }
+            _ => r.unregister(now),
+        }
+        drain(&mut r, &mut last);
+    }
+    assert!(
+        r.is_done() || r.poll_timeout().is_some(),
+        "a live registration with nothing scheduled"
+    );
+}

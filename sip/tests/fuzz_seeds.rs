@@ -47,3 +47,16 @@ fn call_seeds_do_not_panic_and_send_only_valid_sip() {
         }
     }
 }
+
+#[test]
+fn registration_seeds_do_not_panic_and_send_only_valid_sip() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sip_registration");
+    let seeds = files(&dir);
+    assert!(seeds.len() >= 5);
+    for seed in &seeds {
+        sono_sip::fuzzing::registration(seed);
+        for cut in 0..seed.len() {
+            sono_sip::fuzzing::registration(&seed[..cut]);
+        }
+    }
+}

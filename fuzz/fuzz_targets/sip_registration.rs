@@ -1,0 +1,6 @@
+//! See `sono_sip::fuzzing::registration` for what this target checks.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| sono_sip::fuzzing::registration(data));
