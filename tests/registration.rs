@@ -184,3 +184,40 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
     );
     let _ = std::fs::remove_file(&tone);
 }
+
+#[test]
+fn stopping_sono_removes_its_clients_bindings() {
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let mut sono = Sono::start(SONO, CONFIG);
+    let mut alice = client(&sono);
+    let reply = register(&mut alice, "alice", &domain, "alicepw");
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    assert_eq!(sono.metric("sono_registrations"), 1.0);
+    // SIGTERM: the graceful shutdown sends Expires: 0 before sono exits.
+    let status = sono.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let tone = std::env::temp_dir().join(format!("sono-reg-silence-{}.wav", std::process::id()));
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&tone)
+        .args(["synth", "2", "sine", "300"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(10),
+        "PCMU/8000/1",
+        8000,
+        &format!("sip:alice@{domain}"),
+    );
+    assert!(
+        caller.wait_log("404 Not Found", Duration::from_secs(3)),
+        "the binding outlived sono\n{}\n{}",
+        caller.log(),
+        sono.log()
+    );
+    let _ = std::fs::remove_file(&tone);
+}

@@ -134,14 +134,17 @@ impl Gateway {
             addr.do_send(Shutdown);
         }
         let deadline = Instant::now() + self.shared.settings.shutdown.grace;
-        // Calls get the grace period too, to send their BYE or CANCEL and hear the answer.
-        while (self.shared.directory.connection_count() > 0
-            || self
-                .shared
-                .metrics
-                .sip_calls_active
+        // Calls get the grace period too, to send their BYE or CANCEL and hear
+        // the answer, and registrations to remove their bindings.
+        let busy = |m: &Metrics| {
+            m.sip_calls_active
                 .load(std::sync::atomic::Ordering::Acquire)
-                > 0)
+                > 0
+                || m.registrations_active
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    > 0
+        };
+        while (self.shared.directory.connection_count() > 0 || busy(&self.shared.metrics))
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub rtp_packets_late: AtomicU64,
     pub audio_frames_concealed: AtomicU64,
     pub media_bridges_active: AtomicU64,
+    pub registrations_active: AtomicU64,
 }
 
 impl Metrics {
@@ -138,6 +139,12 @@ impl Metrics {
             "gauge",
             "Calls in progress now (dialling, ringing or answered, not yet ended).",
             &[("", get(&self.sip_calls_active))],
+        );
+        metric(
+            "sono_registrations",
+            "gauge",
+            "Bindings at registrars held (or being set up or removed) now.",
+            &[("", get(&self.registrations_active))],
         );
         metric(
             "sono_media_bridges",

@@ -119,6 +119,10 @@ impl Actor for Registration {
             ctx.stop();
             return;
         };
+        self.shared
+            .metrics
+            .registrations_active
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let core = Binding::new(config, Instant::now());
         self.shared
             .directory
@@ -130,6 +134,10 @@ impl Actor for Registration {
     fn stopped(&mut self, _: &mut Context<Self>) {
         if let Some(core) = &self.core {
             self.shared.directory.remove_call(core.call_id());
+            self.shared
+                .metrics
+                .registrations_active
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }

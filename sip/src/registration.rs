@@ -134,9 +134,11 @@ impl Registration {
         self.events.pop_front()
     }
 
-    /// Nothing more will happen.
+    /// Nothing more will happen: refused, or unregistered. (The last
+    /// transaction may still be absorbing retransmitted responses; they
+    /// change nothing.)
     pub fn is_done(&self) -> bool {
-        self.phase == Phase::Done && self.transaction.as_ref().is_none_or(|t| t.is_terminated())
+        self.phase == Phase::Done
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
