@@ -221,3 +221,80 @@ fn stopping_sono_removes_its_clients_bindings() {
     );
     let _ = std::fs::remove_file(&tone);
 }
+
+#[test]
+fn implicit_uris_are_registered_at_the_implicit_registrar_and_reachable_through_it() {
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let sono = Sono::start(
+        SONO,
+        &format!("[sip]\nimplicit_registrar = \"{domain}\"\nregister_expires = 30\n"),
+    );
+    let mut c = client(&sono);
+    let reply = c.call("register", vec![]).unwrap();
+    let Reply::Result(values) = &reply else {
+        panic!("register: {reply:?}");
+    };
+    let uri = values[values.len() - 1]
+        .get("uri")
+        .and_then(AmfValue::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let user = uri
+        .strip_prefix("sip:")
+        .and_then(|u| u.split('@').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(user.starts_with("sono-"), "{uri}");
+    // The implicit user registered at Kamailio too, without credentials.
+    let at_registrar = format!("sip:{user}@{domain}");
+    assert!(
+        c.wait_for(WAIT, |c| c.events.iter().any(|e| {
+            e.get("code").and_then(AmfValue::as_str) == Some(code::REGISTRATION_STATUS)
+                && e.get("uri").and_then(AmfValue::as_str) == Some(at_registrar.as_str())
+                && matches!(e.get("registered"), Some(AmfValue::Boolean(true)))
+        })),
+        "{:?}\n{}",
+        c.events,
+        sono.log()
+    );
+    // A call to that user at Kamailio reaches the client; its reject
+    // reaches the caller through Kamailio.
+    let tone = std::env::temp_dir().join(format!("sono-implicit-reg-{}.wav", std::process::id()));
+    let made = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&tone)
+        .args(["synth", "2", "sine", "300"])
+        .status()
+        .expect("running sox");
+    assert!(made.success());
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(10),
+        "PCMU/8000/1",
+        8000,
+        &at_registrar,
+    );
+    assert!(
+        c.wait_for(WAIT, |c| c
+            .events
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+            )),
+        "{}\n{}",
+        sono.log(),
+        caller.log()
+    );
+    assert!(matches!(
+        c.call("reject", vec![AmfValue::Number(486.0)]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(
+        caller.wait_log("session closed: 486", WAIT),
+        "{}",
+        caller.log()
+    );
+    let _ = std::fs::remove_file(&tone);
+}

@@ -391,6 +391,18 @@ impl RtmpConnection {
             return;
         }
         let uri = self.implicit_uri();
+        // SEMS' implicit registrar: the implicit user is registered there too.
+        let registrar = self.shared.settings.sip.implicit_registrar.clone();
+        if !registrar.is_empty() && self.registration.is_none() {
+            let user = self
+                .implicit
+                .as_ref()
+                .map_or("sono", |(u, _)| u.as_str())
+                .to_owned();
+            if let Err(why) = self.start_registration(ctx, &user, &registrar, None, None, false) {
+                warn!(conn = self.id, %registrar, %why, "implicit registrar unusable");
+            }
+        }
         self.session.answer_result(
             txn,
             AmfValue::object([
@@ -427,17 +439,41 @@ impl RtmpConnection {
     /// at the registrar `domain` (host[:port]), allowed by `sip.registrars`.
     /// Calls relayed to the binding's Contact reach this connection.
     fn register_at_registrar(&mut self, ctx: &mut Context<Self>, txn: f64, r: RegisterRequest) {
-        let fail = |conn: &mut Self, why: String| {
-            conn.session
-                .answer_error(txn, code::REGISTRATION_FAILED, &why);
-        };
         let (Some(user), Some(domain)) = (r.user.clone(), r.domain.clone()) else {
-            fail(
-                self,
-                "register needs a user and a domain (or no arguments)".into(),
+            self.session.answer_error(
+                txn,
+                code::REGISTRATION_FAILED,
+                "register needs a user and a domain (or no arguments)",
             );
             return;
         };
+        let credentials = r
+            .password
+            .clone()
+            .map(|password| sono_sip::digest::Credentials {
+                username: r.auth_user.clone().unwrap_or_else(|| user.clone()),
+                password,
+            });
+        match self.start_registration(ctx, &user, &domain, credentials, r.display_name, true) {
+            Ok(()) => self.pending_register = Some(txn),
+            Err(why) => self
+                .session
+                .answer_error(txn, code::REGISTRATION_FAILED, &why),
+        }
+    }
+
+    /// Starts a `Registration` for `sip:user@domain` (replacing any other);
+    /// `check` applies `sip.registrars` (the operator's own
+    /// `sip.implicit_registrar` needs none).
+    fn start_registration(
+        &mut self,
+        ctx: &mut Context<Self>,
+        user: &str,
+        domain: &str,
+        credentials: Option<sono_sip::digest::Credentials>,
+        display_name: Option<String>,
+        check: bool,
+    ) -> Result<(), String> {
         let shared = self.shared.clone();
         let sip = &shared.settings.sip;
         let (host, port) = match domain.rsplit_once(':') {
@@ -450,34 +486,26 @@ impl RtmpConnection {
                 Some(5060),
             ),
         };
-        let Some(port) = port else {
-            fail(self, format!("{domain:?} is not host[:port]"));
-            return;
-        };
-        if !sip
-            .registrars
-            .iter()
-            .any(|a| a == "*" || a.eq_ignore_ascii_case(&host))
+        let port = port.ok_or_else(|| format!("{domain:?} is not host[:port]"))?;
+        if check
+            && !sip
+                .registrars
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(&host))
         {
             warn!(conn = self.id, %domain, "register refused: not in sip.registrars");
-            fail(
-                self,
-                format!("registering at {domain} is not allowed (sip.registrars)"),
-            );
-            return;
+            return Err(format!(
+                "registering at {domain} is not allowed (sip.registrars)"
+            ));
         }
         let ip = if host.eq_ignore_ascii_case("localhost") {
             Some(std::net::IpAddr::from([127, 0, 0, 1]))
         } else {
             host.parse().ok()
         };
-        let Some(ip) = ip else {
-            fail(
-                self,
-                format!("{host} is not an IP address (registrar names are not resolved yet)"),
-            );
-            return;
-        };
+        let ip = ip.ok_or_else(|| {
+            format!("{host} is not an IP address (registrar names are not resolved yet)")
+        })?;
         if let Some(old) = self.registration.take() {
             old.do_send(Unregister);
         }
@@ -487,17 +515,11 @@ impl RtmpConnection {
             registrar_uri: format!("sip:{domain}"),
             next_hop: SocketAddr::new(ip, port),
             aor: format!("sip:{user}@{domain}"),
-            display_name: r.display_name.clone(),
+            display_name,
             contact: format!("sip:{contact_user}@{}", self.shared.sip.advertised()),
             via_sent_by: self.shared.sip.advertised().to_owned(),
             user_agent: sip.user_agent.clone(),
-            credentials: r
-                .password
-                .clone()
-                .map(|password| sono_sip::digest::Credentials {
-                    username: r.auth_user.clone().unwrap_or_else(|| user.clone()),
-                    password,
-                }),
+            credentials,
             expires: sip.register_expires,
             timers: sip.timers(),
             transport: Transport::Udp,
@@ -505,13 +527,13 @@ impl RtmpConnection {
             retry_max: sip.register_retry_max,
         };
         info!(conn = self.id, aor = %config.aor, registrar = %config.next_hop, "registering");
-        self.pending_register = Some(txn);
         self.registration = Some(Registration::start(
             self.id,
             self.shared.clone(),
             ctx.address().recipient(),
             config,
         ));
+        Ok(())
     }
 }
 

@@ -147,6 +147,10 @@ pub struct SipSettings {
     /// host names or IP addresses the domain's host must equal ("*": any).
     /// Empty: clients get implicit URIs only.
     pub registrars: Vec<String>,
+    /// A registrar (`host[:port]`) where every implicit URI is registered
+    /// too, without credentials (SEMS' `implicit_registrar`), so calls to
+    /// `sip:sono-…@that-registrar` reach the client. Empty: none.
+    pub implicit_registrar: String,
     /// The expiry asked for in REGISTER, in seconds.
     pub register_expires: u32,
     /// While a registrar fails or does not answer, attempts are repeated
@@ -183,6 +187,7 @@ impl Default for SipSettings {
             tcp_idle_timeout: Duration::from_secs(300),
             no_answer_timeout: Duration::from_secs(60),
             registrars: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
+            implicit_registrar: String::new(),
             register_expires: 600,
             register_retry_min: Duration::from_secs(2),
             register_retry_max: Duration::from_secs(60),
