@@ -64,46 +64,14 @@ fn rate(mode: &str) -> u32 {
     }
 }
 
-/// What the client heard, decoded by ffmpeg from the Speex it received.
+/// What the client heard, decoded by ffmpeg.
 fn client_heard(
     c: &FlashClient,
     play_stream: u32,
     dir: &AudioDir,
     mode: &str,
 ) -> std::path::PathBuf {
-    let tags: Vec<FlvAudioTag> = c
-        .audio
-        .iter()
-        .filter(|(stream, _, _)| *stream == play_stream)
-        .map(|(_, timestamp, data)| FlvAudioTag {
-            timestamp: *timestamp,
-            data: data.clone(),
-        })
-        .collect();
-    assert!(
-        tags.len() > 100,
-        "the client got only {} audio messages",
-        tags.len()
-    );
-    // A Nellymoser client gets Speex until its first Nellymoser message
-    // comes in (it plays before it publishes), then Nellymoser: keep what
-    // came in the final codec, which must be nearly all of it.
-    let last = tags.last().map_or(0, |t| t.data[0]);
-    let before = tags.iter().take_while(|t| t.data[0] != last).count();
-    assert!(
-        before < 30,
-        "{before} messages before audio down switched codec"
-    );
-    assert!(
-        tags[before..].iter().all(|t| t.data[0] == last),
-        "audio down changed codec more than once"
-    );
-    let tags = tags[before..].to_vec();
-    let flv = dir.file("client-heard.flv");
-    audio::write_flv_audio(&flv, &tags);
-    let wav = dir.file("client-heard.wav");
-    audio::convert(&flv, rate(mode), &wav);
-    wav
+    audio::heard_by_client(c, play_stream, dir, rate(mode))
 }
 
 fn two_way_audio(path: CodecPath) {

@@ -298,3 +298,118 @@ fn implicit_uris_are_registered_at_the_implicit_registrar_and_reachable_through_
     );
     let _ = std::fs::remove_file(&tone);
 }
+
+/// Speech both ways on a call baresip places through Kamailio to a
+/// registered client, scored with PESQ against the same codec chain run
+/// offline, as the media tests do (the gateway may cost 0.3 MOS at most).
+#[test]
+fn speech_both_ways_on_a_call_through_kamailio_costs_at_most_0_3_mos() {
+    use sono_testkit::audio::{self, AudioDir};
+    let dir = AudioDir::new("kamailio-call");
+    let client_src = dir.file("client-src.wav");
+    let peer_src = dir.file("peer-src.wav");
+    audio::speech_wav(
+        "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background.",
+        16_000,
+        &client_src,
+    );
+    audio::speech_wav(
+        "It is easy to tell the depth of a well. These days a chicken leg is a rare dish.",
+        8000,
+        &peer_src,
+    );
+    // Silence first (the client answers and starts publishing meanwhile),
+    // and after (baresip hangs up when its file ends).
+    let peer_play = dir.file("peer-play.wav");
+    audio::ffmpeg(&[
+        "-i",
+        &peer_src.display().to_string(),
+        "-af",
+        "adelay=2500,apad=pad_dur=20",
+        "-ar",
+        "8000",
+        &peer_play.display().to_string(),
+    ]);
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let sono = Sono::start(SONO, CONFIG);
+    let mut alice = client(&sono);
+    assert!(matches!(
+        register(&mut alice, "alice", &domain, "alicepw"),
+        Reply::Result(_)
+    ));
+    let caller = Baresip::call(
+        &peer_play,
+        (31000, 31999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+        &format!("sip:alice@{domain}"),
+    );
+    assert!(alice.wait_for(WAIT, |c| c
+        .events
+        .iter()
+        .any(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING))));
+    assert!(matches!(
+        alice.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)));
+    let play = alice.create_stream().unwrap();
+    alice.play(play, "remote").unwrap();
+    let mic = alice.create_stream().unwrap();
+    alice.publish(mic, "mic").unwrap();
+    alice.publish_wav_as_speex(mic, &client_src).unwrap();
+    alice.pump(Duration::from_secs(2)).unwrap();
+    alice.call("hangup", vec![]).unwrap();
+    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(caller.wait_log("session closed", WAIT), "{}", caller.log());
+
+    // Up: client → sono → Kamailio's callee side → baresip.
+    let heard = caller
+        .heard()
+        .unwrap_or_else(|| panic!("no recording\n{}", caller.log()));
+    let peer_heard = dir.file("peer-heard.wav");
+    audio::convert(&heard, 8000, &peer_heard);
+    let client_ref = dir.file("client-ref.wav");
+    audio::convert(&client_src, 8000, &client_ref);
+    let up = audio::pesq("nb", &client_ref, &peer_heard);
+    let speex = dir.file("up-speex.wav");
+    audio::speex_round_trip(&client_src, 16_000, &speex);
+    let up_offline_wav = dir.file("up-offline.wav");
+    audio::round_trip(
+        &speex,
+        &["-ar", "8000", "-c:a", "pcm_mulaw"],
+        "au",
+        8000,
+        &up_offline_wav,
+    );
+    let up_offline = audio::pesq("nb", &client_ref, &up_offline_wav);
+    // Down: baresip → sono → client.
+    let client_heard = audio::heard_by_client(&alice, play, &dir, 8000);
+    let down = audio::pesq("nb", &peer_src, &client_heard);
+    let sip_leg = dir.file("down-sip.wav");
+    audio::round_trip(
+        &peer_src,
+        &["-ar", "8000", "-c:a", "pcm_mulaw"],
+        "au",
+        16_000,
+        &sip_leg,
+    );
+    let down_offline_wav = dir.file("down-offline.wav");
+    audio::speex_round_trip(&sip_leg, 8000, &down_offline_wav);
+    let down_offline = audio::pesq("nb", &peer_src, &down_offline_wav);
+    eprintln!(
+        "through Kamailio, PCMU PESQ-NB: up {up:.2} (offline {up_offline:.2}), down {down:.2} (offline {down_offline:.2})"
+    );
+    assert!(
+        up >= up_offline - 0.3,
+        "up {up:.2} vs {up_offline:.2}\n{}",
+        sono.log()
+    );
+    assert!(
+        down >= down_offline - 0.3,
+        "down {down:.2} vs {down_offline:.2}\n{}",
+        sono.log()
+    );
+}

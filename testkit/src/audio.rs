@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::flash_client::FlashClient;
 use crate::flv::FlvAudioTag;
 use crate::sono::require_tool;
 
@@ -153,4 +154,40 @@ pub fn pesq(mode: &str, reference: &Path, degraded: &Path) -> f64 {
     text.trim()
         .parse()
         .unwrap_or_else(|_| panic!("pesq_score.py printed {text:?}"))
+}
+
+/// What `client` received on its play stream, decoded by ffmpeg to a mono
+/// WAV at `rate` in `dir`. A Nellymoser client gets Speex until its first
+/// Nellymoser message comes in (it plays before it publishes), then
+/// Nellymoser: what came in the final codec is kept, and must be nearly all.
+pub fn heard_by_client(client: &FlashClient, stream: u32, dir: &AudioDir, rate: u32) -> PathBuf {
+    let tags: Vec<FlvAudioTag> = client
+        .audio
+        .iter()
+        .filter(|(s, _, _)| *s == stream)
+        .map(|(_, timestamp, data)| FlvAudioTag {
+            timestamp: *timestamp,
+            data: data.clone(),
+        })
+        .collect();
+    assert!(
+        tags.len() > 100,
+        "the client got only {} audio messages",
+        tags.len()
+    );
+    let last = tags.last().map_or(0, |t| t.data[0]);
+    let before = tags.iter().take_while(|t| t.data[0] != last).count();
+    assert!(
+        before < 30,
+        "{before} messages before audio down switched codec"
+    );
+    assert!(
+        tags[before..].iter().all(|t| t.data[0] == last),
+        "audio down changed codec more than once"
+    );
+    let flv = dir.file("client-heard.flv");
+    write_flv_audio(&flv, &tags[before..]);
+    let wav = dir.file("client-heard.wav");
+    convert(&flv, rate, &wav);
+    wav
 }
