@@ -413,3 +413,20 @@ fn speech_both_ways_on_a_call_through_kamailio_costs_at_most_0_3_mos() {
         sono.log()
     );
 }
+
+#[test]
+fn a_registrar_name_that_does_not_resolve_is_refused_with_the_reason() {
+    let sono = Sono::start(SONO, "[sip]\nregistrars = [\"*\"]\n");
+    let mut c = client(&sono);
+    let reply = register(&mut c, "alice", "no-such-registrar.invalid:5060", "pw");
+    assert_eq!(
+        reply.error_code(),
+        Some(code::REGISTRATION_FAILED),
+        "{reply:?}"
+    );
+    assert!(
+        format!("{reply:?}").contains("cannot resolve no-such-registrar.invalid"),
+        "{reply:?}"
+    );
+    assert!(c.wait_for(WAIT, |_| sono.metric("sono_registrations") == 0.0));
+}

@@ -36,22 +36,28 @@ pub struct Registration {
     shared: Arc<Shared>,
     connection: Recipient<RegistrationNotice>,
     config: Option<RegistrationConfig>,
+    /// A registrar host name to resolve before the first REGISTER.
+    resolve: Option<(String, u16)>,
     aor: String,
     core: Option<Binding>,
     timer: Option<SpawnHandle>,
 }
 
 impl Registration {
+    /// Starts the registration; `resolve` names a registrar host whose
+    /// address (A/AAAA) becomes the next hop first.
     pub fn start(
         conn: ConnectionId,
         shared: Arc<Shared>,
         connection: Recipient<RegistrationNotice>,
         config: RegistrationConfig,
+        resolve: Option<(String, u16)>,
     ) -> Addr<Registration> {
         Registration {
             conn,
             shared,
             connection,
+            resolve,
             aor: config.aor.clone(),
             config: Some(config),
             core: None,
@@ -111,18 +117,12 @@ impl Registration {
     }
 }
 
-impl Actor for Registration {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
+impl Registration {
+    fn begin(&mut self, ctx: &mut Context<Self>) {
         let Some(config) = self.config.take() else {
             ctx.stop();
             return;
         };
-        self.shared
-            .metrics
-            .registrations_active
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let core = Binding::new(config, Instant::now());
         self.shared
             .directory
@@ -130,15 +130,52 @@ impl Actor for Registration {
         self.core = Some(core);
         self.pump(ctx);
     }
+}
+
+impl Actor for Registration {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.shared
+            .metrics
+            .registrations_active
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let Some((host, port)) = self.resolve.take() else {
+            self.begin(ctx);
+            return;
+        };
+        let lookup = async move {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| format!("cannot resolve {host}: {e}"))
+                .and_then(|mut a| a.next().ok_or_else(|| format!("{host} has no address")))
+        };
+        ctx.spawn(lookup.into_actor(self).map(|result, r, ctx| match result {
+            Ok(addr) => {
+                if let Some(c) = &mut r.config {
+                    c.next_hop = addr;
+                }
+                r.begin(ctx);
+            }
+            Err(reason) => {
+                warn!(conn = r.conn, aor = %r.aor, %reason, "registrar unreachable");
+                r.connection.do_send(RegistrationNotice {
+                    event: RegistrationEvent::Refused { code: 503, reason },
+                    aor: r.aor.clone(),
+                });
+                ctx.stop();
+            }
+        }));
+    }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if let Some(core) = &self.core {
             self.shared.directory.remove_call(core.call_id());
-            self.shared
-                .metrics
-                .registrations_active
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
+        self.shared
+            .metrics
+            .registrations_active
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -498,14 +498,14 @@ impl RtmpConnection {
                 "registering at {domain} is not allowed (sip.registrars)"
             ));
         }
-        let ip = if host.eq_ignore_ascii_case("localhost") {
+        // A name is resolved by the registration before its first REGISTER.
+        let ip: Option<std::net::IpAddr> = if host.eq_ignore_ascii_case("localhost") {
             Some(std::net::IpAddr::from([127, 0, 0, 1]))
         } else {
             host.parse().ok()
         };
-        let ip = ip.ok_or_else(|| {
-            format!("{host} is not an IP address (registrar names are not resolved yet)")
-        })?;
+        let resolve = ip.is_none().then(|| (host.clone(), port));
+        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         if let Some(old) = self.registration.take() {
             old.do_send(Unregister);
         }
@@ -532,6 +532,7 @@ impl RtmpConnection {
             self.shared.clone(),
             ctx.address().recipient(),
             config,
+            resolve,
         ));
         Ok(())
     }
