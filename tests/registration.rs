@@ -185,19 +185,10 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
     let _ = std::fs::remove_file(&tone);
 }
 
-#[test]
-fn stopping_sono_removes_its_clients_bindings() {
-    let kamailio = Kamailio::start();
-    let domain = kamailio.addr.to_string();
-    let mut sono = Sono::start(SONO, CONFIG);
-    let mut alice = client(&sono);
-    let reply = register(&mut alice, "alice", &domain, "alicepw");
-    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
-    assert_eq!(sono.metric("sono_registrations"), 1.0);
-    // SIGTERM: the graceful shutdown sends Expires: 0 before sono exits.
-    let status = sono.terminate(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let tone = std::env::temp_dir().join(format!("sono-reg-silence-{}.wav", std::process::id()));
+/// A call to `user` at Kamailio right now must be 404: no binding.
+fn assert_no_binding(kamailio: &Kamailio, user: &str, sono: &Sono) {
+    let tone =
+        std::env::temp_dir().join(format!("sono-reg-probe-{}-{user}.wav", std::process::id()));
     let made = std::process::Command::new("sox")
         .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
         .arg(&tone)
@@ -211,15 +202,35 @@ fn stopping_sono_removes_its_clients_bindings() {
         Duration::from_secs(10),
         "PCMU/8000/1",
         8000,
-        &format!("sip:alice@{domain}"),
+        &format!("sip:{user}@{}", kamailio.addr),
     );
+    let removed = caller.wait_log("404 Not Found", Duration::from_secs(3));
+    let _ = std::fs::remove_file(&tone);
     assert!(
-        caller.wait_log("404 Not Found", Duration::from_secs(3)),
-        "the binding outlived sono\n{}\n{}",
+        removed,
+        "{user}'s binding is still there\n{}\n{}",
         caller.log(),
         sono.log()
     );
-    let _ = std::fs::remove_file(&tone);
+}
+
+#[test]
+fn registering_again_and_stopping_sono_remove_the_old_bindings() {
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let mut sono = Sono::start(SONO, CONFIG);
+    let mut c = client(&sono);
+    let reply = register(&mut c, "alice", &domain, "alicepw");
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    // The same client registers as bob: alice's binding goes at once.
+    let reply = register(&mut c, "bob", &domain, "bobpw");
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    assert_no_binding(&kamailio, "alice", &sono);
+    assert!(c.wait_for(WAIT, |_| sono.metric("sono_registrations") == 1.0));
+    // SIGTERM: the graceful shutdown sends Expires: 0 before sono exits.
+    let status = sono.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert_no_binding(&kamailio, "bob", &sono);
 }
 
 #[test]
