@@ -178,15 +178,8 @@ fn a_second_call_while_one_rings_is_busy_and_an_unknown_user_is_not_found() {
 
 #[test]
 fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
-    sono_testkit::require_tool("sox", "sox");
     let wav = std::env::temp_dir().join(format!("sono-inbound-tone-{}.wav", std::process::id()));
-    let made = std::process::Command::new("sox")
-        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
-        .arg(&wav)
-        .args(["synth", "20", "sine", "440"])
-        .status()
-        .expect("running sox");
-    assert!(made.success());
+    sono_testkit::audio::tone_wav(&wav, 16_000, 20, 440);
     let sono = Sono::start(SONO, MEDIA);
     let (mut c, user) = registered_client(&sono);
     let target = format!("sip:{user}@{}", sono.sip);
@@ -221,13 +214,7 @@ fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
     let mic = c.create_stream().unwrap();
     c.publish(mic, "mic").unwrap();
     let mic_wav = wav.with_extension("mic.wav");
-    let made = std::process::Command::new("sox")
-        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
-        .arg(&mic_wav)
-        .args(["synth", "3", "sine", "300"])
-        .status()
-        .expect("running sox");
-    assert!(made.success());
+    sono_testkit::audio::tone_wav(&mic_wav, 16_000, 3, 300);
     c.publish_wav_as_speex(mic, &mic_wav).unwrap();
     let _ = std::fs::remove_file(&mic_wav);
     let down = c.audio.iter().filter(|(s, _, _)| *s == play).count();

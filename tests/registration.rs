@@ -13,6 +13,14 @@ use sono_rtmp::{AmfValue, ObjectEncoding};
 use sono_testkit::{Baresip, FlashClient, Kamailio, Reply, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
+
+/// The Kamailio tests run one at a time: each runs a registrar, sono and
+/// baresip, and baresip's RTP port range is shared.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 const WAIT: Duration = Duration::from_secs(10);
 const CONFIG: &str =
     "[sip]\nregister_expires = 10\nregister_retry_min = \"1s\"\nregister_retry_max = \"2s\"\n\
@@ -58,8 +66,25 @@ fn statuses(c: &FlashClient) -> Vec<(bool, Option<u16>)> {
         .collect()
 }
 
+/// baresip calling `target` with PCMU, playing a tone for `seconds` (at
+/// 8 kHz: its file source wants its pipeline's rate).
+fn pcmu_caller(target: &str, seconds: u32, name: &str) -> (Baresip, std::path::PathBuf) {
+    let tone = std::env::temp_dir().join(format!("sono-reg-{name}-{}.wav", std::process::id()));
+    sono_testkit::audio::tone_wav(&tone, 8000, seconds, 300);
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(u64::from(seconds) + 10),
+        "PCMU/8000/1",
+        8000,
+        target,
+    );
+    (caller, tone)
+}
+
 #[test]
 fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
+    let _serial = serial();
     let mut kamailio = Kamailio::start();
     let domain = kamailio.addr.to_string();
     let sono = Sono::start(SONO, CONFIG);
@@ -114,24 +139,7 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
     );
 
     // baresip calls alice through Kamailio; the client answers; audio flows.
-    // At the rate of baresip's audio pipeline (8 kHz for PCMU), or its file
-    // source refuses it.
-    let tone = std::env::temp_dir().join(format!("sono-reg-tone-{}.wav", std::process::id()));
-    let made = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&tone)
-        .args(["synth", "20", "sine", "440"])
-        .status()
-        .expect("running sox");
-    assert!(made.success());
-    let caller = Baresip::call(
-        &tone,
-        (31000, 31999),
-        Duration::from_secs(30),
-        "PCMU/8000/1",
-        8000,
-        &format!("sip:alice@{domain}"),
-    );
+    let (caller, tone) = pcmu_caller(&format!("sip:alice@{domain}"), 20, "call");
     assert!(
         alice.wait_for(WAIT, |c| c
             .events
@@ -187,23 +195,7 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
 
 /// A call to `user` at Kamailio right now must be 404: no binding.
 fn assert_no_binding(kamailio: &Kamailio, user: &str, sono: &Sono) {
-    let tone =
-        std::env::temp_dir().join(format!("sono-reg-probe-{}-{user}.wav", std::process::id()));
-    let made = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&tone)
-        .args(["synth", "2", "sine", "300"])
-        .status()
-        .expect("running sox");
-    assert!(made.success());
-    let caller = Baresip::call(
-        &tone,
-        (31000, 31999),
-        Duration::from_secs(10),
-        "PCMU/8000/1",
-        8000,
-        &format!("sip:{user}@{}", kamailio.addr),
-    );
+    let (caller, tone) = pcmu_caller(&format!("sip:{user}@{}", kamailio.addr), 2, user);
     let removed = caller.wait_log("404 Not Found", Duration::from_secs(3));
     let _ = std::fs::remove_file(&tone);
     assert!(
@@ -216,6 +208,7 @@ fn assert_no_binding(kamailio: &Kamailio, user: &str, sono: &Sono) {
 
 #[test]
 fn registering_again_and_stopping_sono_remove_the_old_bindings() {
+    let _serial = serial();
     let kamailio = Kamailio::start();
     let domain = kamailio.addr.to_string();
     let mut sono = Sono::start(SONO, CONFIG);
@@ -235,6 +228,7 @@ fn registering_again_and_stopping_sono_remove_the_old_bindings() {
 
 #[test]
 fn implicit_uris_are_registered_at_the_implicit_registrar_and_reachable_through_it() {
+    let _serial = serial();
     let kamailio = Kamailio::start();
     let domain = kamailio.addr.to_string();
     let sono = Sono::start(
@@ -271,22 +265,7 @@ fn implicit_uris_are_registered_at_the_implicit_registrar_and_reachable_through_
     );
     // A call to that user at Kamailio reaches the client; its reject
     // reaches the caller through Kamailio.
-    let tone = std::env::temp_dir().join(format!("sono-implicit-reg-{}.wav", std::process::id()));
-    let made = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&tone)
-        .args(["synth", "2", "sine", "300"])
-        .status()
-        .expect("running sox");
-    assert!(made.success());
-    let caller = Baresip::call(
-        &tone,
-        (31000, 31999),
-        Duration::from_secs(10),
-        "PCMU/8000/1",
-        8000,
-        &at_registrar,
-    );
+    let (caller, tone) = pcmu_caller(&at_registrar, 2, "implicit");
     assert!(
         c.wait_for(WAIT, |c| c
             .events
@@ -341,6 +320,7 @@ fn speech_both_ways_on_a_call_through_kamailio_costs_at_most_0_3_mos() {
         "8000",
         &peer_play.display().to_string(),
     ]);
+    let _serial = serial();
     let kamailio = Kamailio::start();
     let domain = kamailio.addr.to_string();
     let sono = Sono::start(SONO, CONFIG);

@@ -191,3 +191,16 @@ pub fn heard_by_client(client: &FlashClient, stream: u32, dir: &AudioDir, rate: 
     convert(&flv, rate, &wav);
     wav
 }
+
+/// A sine tone of `hz` for `seconds`, mono 16-bit at `rate`, as a WAV.
+pub fn tone_wav(path: &Path, rate: u32, seconds: u32, hz: u32) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency={hz}:sample_rate={rate}:duration={seconds}"),
+        "-c:a",
+        "pcm_s16le",
+        &s(path),
+    ]);
+}

@@ -71,18 +71,21 @@ impl Kamailio {
         panic!("Kamailio did not start:\n{}", self.log());
     }
 
-    /// Stops it: SIGTERM to its process group (by PID), SIGKILL if it
-    /// lingers; its in-memory bindings are lost, as with a real restart.
+    /// Stops it: SIGTERM to it (by PID), SIGKILL if it lingers; its
+    /// in-memory bindings are lost, as with a real restart.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-TERM", &group]).status();
+            // SIGTERM to the main process: it stops its workers itself.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = Command::new("kill").args(["-KILL", &group]).status();
-            let _ = child.kill();
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         // Its worker processes go with the main one; wait for the port.
