@@ -54,6 +54,9 @@ impl Baresip {
         Self::launch(play, rtp, limit, codecs, srate, Some(target))
     }
 
+    /// baresip binds its SIP port over UDP, TCP and TLS: a port free for UDP
+    /// may be taken for TCP by another test's connection, so a start that
+    /// fails on "Address already in use" is tried again on another port.
     fn launch(
         play: &Path,
         rtp: (u16, u16),
@@ -62,6 +65,24 @@ impl Baresip {
         srate: u32,
         dial: Option<&str>,
     ) -> Baresip {
+        for _ in 0..4 {
+            match Self::try_launch(play, rtp, limit, codecs, srate, dial) {
+                Ok(b) => return b,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("baresip did not start:\n{log}"),
+            }
+        }
+        panic!("baresip found no free SIP port in four tries");
+    }
+
+    fn try_launch(
+        play: &Path,
+        rtp: (u16, u16),
+        limit: Duration,
+        codecs: &str,
+        srate: u32,
+        dial: Option<&str>,
+    ) -> Result<Baresip, String> {
         require_tool("baresip", "baresip");
         let port = free_udp_port();
         let dir = std::env::temp_dir().join(format!("sono-baresip-{}-{port}", std::process::id()));
@@ -100,14 +121,17 @@ impl Baresip {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && !b.log().contains("baresip is ready") {
+            if b.log().contains("Address already in use") {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(
-            b.log().contains("baresip is ready"),
-            "baresip did not start:\n{}",
-            b.log()
-        );
-        b
+        if b.log().contains("baresip is ready") {
+            Ok(b)
+        } else {
+            // Dropping it stops the process and removes its folder.
+            Err(b.log())
+        }
     }
 
     pub fn uri(&self) -> String {
