@@ -17,11 +17,11 @@ use actix::prelude::*;
 use sono_rtmp::phone::{CallStatus, PhoneEvent};
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
 use sono_sip::message::Received;
-use sono_sip::outbound_call::{OutboundCall, OutboundCallConfig};
+use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
 use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
-use crate::call_leg::{CallLeg, LegEvent};
+use crate::call_leg::CallLeg;
 use crate::directory::ConnectionId;
 use crate::media_bridge::{MediaBridge, MediaChanged, MediaNotice, MediaTimeout, StopMedia};
 use crate::metrics::Metrics;
@@ -93,25 +93,9 @@ impl Call {
         rtp: RtpPorts,
     ) -> Addr<Call> {
         Call {
-            conn,
-            connection,
-            media_out,
-            media: None,
-            media_end_reason: None,
-            shared,
-            core: None,
             config: Some(config),
             resolve,
-            rtp: Some(rtp),
-            timer: None,
-            client_gone: false,
-            dial_answered: false,
-            hangup_requested: false,
-            ended_notified: false,
-            started: Instant::now(),
-            incoming: None,
-            ringing: false,
-            no_answer: None,
+            ..Call::idle(conn, connection, media_out, shared, rtp)
         }
         .start()
     }
@@ -132,6 +116,23 @@ impl Call {
         rtp: RtpPorts,
     ) -> Addr<Call> {
         Call {
+            // Nobody dialled: there is no dial to answer.
+            dial_answered: true,
+            incoming: Some((invite, source, config)),
+            ..Call::idle(conn, connection, media_out, shared, rtp)
+        }
+        .start()
+    }
+
+    /// A call leg not yet started: what both kinds begin with.
+    fn idle(
+        conn: ConnectionId,
+        connection: Recipient<CallNotice>,
+        media_out: Recipient<MediaNotice>,
+        shared: Arc<Shared>,
+        rtp: RtpPorts,
+    ) -> Call {
+        Call {
             conn,
             connection,
             media_out,
@@ -144,16 +145,14 @@ impl Call {
             rtp: Some(rtp),
             timer: None,
             client_gone: false,
-            // Nobody dialled: there is no dial to answer.
-            dial_answered: true,
+            dial_answered: false,
             hangup_requested: false,
             ended_notified: false,
             started: Instant::now(),
-            incoming: Some((invite, source, config)),
+            incoming: None,
             ringing: false,
             no_answer: None,
         }
-        .start()
     }
 
     /// Builds the inbound core from the INVITE, rings, tells the client.
@@ -329,16 +328,16 @@ impl Call {
         }
     }
 
-    fn report(&mut self, event: LegEvent, call_id: &str, ctx: &mut Context<Self>) {
+    fn report(&mut self, event: CallEvent, call_id: &str, ctx: &mut Context<Self>) {
         match event {
-            LegEvent::Progress { code, reason } => {
+            CallEvent::Progress { code, reason } => {
                 debug!(conn = self.conn, call_id, code, %reason, "call progress");
                 if code > 100 {
                     self.answer_dial(Ok(()));
                 }
                 self.status(CallStatus::InProgress, Some(code), Some(reason));
             }
-            LegEvent::Answered {
+            CallEvent::Answered {
                 code,
                 reason,
                 media,
@@ -353,7 +352,7 @@ impl Call {
                 // The client may publish and play from now on.
                 self.status(CallStatus::ConnectStreams, Some(code), Some(reason));
             }
-            LegEvent::MediaChanged(media) => {
+            CallEvent::MediaChanged(media) => {
                 debug!(
                     conn = self.conn,
                     call_id,
@@ -364,7 +363,7 @@ impl Call {
                     bridge.do_send(MediaChanged(media));
                 }
             }
-            LegEvent::Ended {
+            CallEvent::Ended {
                 code,
                 reason,
                 answered,

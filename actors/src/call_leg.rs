@@ -10,34 +10,11 @@ use std::time::Instant;
 use sono_sip::inbound_call::{InboundCall, InboundEvent};
 use sono_sip::message::Received;
 use sono_sip::outbound_call::{CallEvent, OutboundCall};
-use sono_sip::sdp::Negotiated;
 use sono_sip::transmit::{Transmit, Transport};
 
 pub enum CallLeg {
     Outbound(Box<OutboundCall>),
     Inbound(Box<InboundCall>),
-}
-
-/// What a leg tells the `Call`, whichever side placed it.
-pub enum LegEvent {
-    /// A provisional response to our INVITE.
-    Progress {
-        code: u16,
-        reason: String,
-    },
-    /// Media may flow: our INVITE was answered, or the ACK for our answer
-    /// came.
-    Answered {
-        code: u16,
-        reason: String,
-        media: Negotiated,
-    },
-    MediaChanged(Negotiated),
-    Ended {
-        code: Option<u16>,
-        reason: String,
-        answered: bool,
-    },
 }
 
 impl CallLeg {
@@ -62,42 +39,23 @@ impl CallLeg {
         }
     }
 
-    pub fn poll_event(&mut self) -> Option<LegEvent> {
+    /// What the leg tells the `Call`, in the outbound core's terms: an
+    /// inbound leg's confirmed answer (the ACK came) is its `Answered`.
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
         match self {
-            CallLeg::Outbound(c) => c.poll_event().map(|e| match e {
-                CallEvent::Progress { code, reason } => LegEvent::Progress { code, reason },
-                CallEvent::Answered {
-                    code,
-                    reason,
-                    media,
-                } => LegEvent::Answered {
-                    code,
-                    reason,
-                    media,
-                },
-                CallEvent::MediaChanged(m) => LegEvent::MediaChanged(m),
-                CallEvent::Ended {
-                    code,
-                    reason,
-                    answered,
-                } => LegEvent::Ended {
-                    code,
-                    reason,
-                    answered,
-                },
-            }),
+            CallLeg::Outbound(c) => c.poll_event(),
             CallLeg::Inbound(c) => c.poll_event().map(|e| match e {
-                InboundEvent::Confirmed(media) => LegEvent::Answered {
+                InboundEvent::Confirmed(media) => CallEvent::Answered {
                     code: 200,
                     reason: "OK".into(),
                     media,
                 },
-                InboundEvent::MediaChanged(m) => LegEvent::MediaChanged(m),
+                InboundEvent::MediaChanged(m) => CallEvent::MediaChanged(m),
                 InboundEvent::Ended {
                     code,
                     reason,
                     answered,
-                } => LegEvent::Ended {
+                } => CallEvent::Ended {
                     code,
                     reason,
                     answered,
