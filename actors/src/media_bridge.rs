@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use sono_media::codec::{ClientCodec, SipCodec};
 use sono_media::downlink::{Downlink, DownlinkConfig};
+use sono_media::pacer::RtpPacer;
 use sono_media::rtcp::{self, ReportBlock, SenderInfo};
 use sono_media::rtp::RtpPacket;
 use sono_media::rtp_sender::RtpSender;
@@ -38,6 +39,8 @@ use crate::Shared;
 
 /// The client's play stream ticks at this pace: one Speex frame.
 const CLIENT_FRAME: Duration = Duration::from_millis(20);
+/// Most audio up held back to pace a client's bursts; beyond it the oldest goes.
+const PACER_MAX_QUEUE: Duration = Duration::from_millis(300);
 
 /// One audio message the client published.
 #[derive(Message)]
@@ -108,6 +111,8 @@ pub struct MediaBridge {
     peer_sr: Option<(u32, Instant)>,
     packets_sent_at_last_report: u32,
     datagrams: Vec<Vec<u8>>,
+    /// Audio up waits here for its RTP time (clients send in bursts).
+    pacer: RtpPacer,
     timed_out: bool,
 }
 
@@ -169,6 +174,7 @@ impl MediaBridge {
             peer_sr: None,
             packets_sent_at_last_report: 0,
             datagrams: Vec::new(),
+            pacer: RtpPacer::new(codec.rtp_clock_rate(), PACER_MAX_QUEUE),
             timed_out: false,
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
@@ -203,6 +209,8 @@ impl MediaBridge {
 
     fn clock_tick(&mut self) {
         let now = Instant::now();
+        self.pacer
+            .pop_due(now, CLIENT_FRAME / 2, &mut self.datagrams);
         self.uplink.tick(&mut self.datagrams);
         self.send_datagrams();
         let mut frames = Vec::new();
@@ -316,6 +324,7 @@ impl Actor for MediaBridge {
             underruns = jitter.underruns,
             concealed = down.concealed,
             jitter_target_ms = self.downlink.jitter_target().as_millis() as u64,
+            paced_dropped = self.pacer.dropped(),
             "media stopped"
         );
     }
@@ -400,14 +409,21 @@ impl Handler<ClientAudio> for MediaBridge {
                 self.client_samples = 0;
             }
         }
-        if let Err(e) =
-            self.uplink
-                .client_audio(msg.codec, msg.timestamp, &msg.data, &mut self.datagrams)
+        let mut packets = Vec::new();
+        if let Err(e) = self
+            .uplink
+            .client_audio(msg.codec, msg.timestamp, &msg.data, &mut packets)
         {
             // Once per kind would be nicer; debug keeps a bad client from
             // flooding the log.
             debug!(conn = self.conn, error = %e, "client audio dropped");
         }
+        let now = Instant::now();
+        for packet in packets {
+            self.pacer.push(packet, now);
+        }
+        // What is due goes at once; the rest on the clock's ticks.
+        self.pacer.pop_due(now, Duration::ZERO, &mut self.datagrams);
         self.send_datagrams();
     }
 }

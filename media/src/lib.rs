@@ -24,6 +24,7 @@ pub mod g711;
 pub mod g722;
 pub mod jitter_buffer;
 pub mod nellymoser;
+pub mod pacer;
 pub mod quality;
 pub mod receive_stats;
 pub mod resampler;
