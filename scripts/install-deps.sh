@@ -5,7 +5,8 @@
 #   scripts/install-deps.sh --build  build dependencies only
 set -euo pipefail
 
-build=(build-essential libclang-dev pkg-config)   # speex-sys (media) runs bindgen
+build=(build-essential libclang-dev pkg-config   # speex-sys (media) runs bindgen
+       haxe)                                      # builds flash_phone.swf (web/build.rs)
 peers=(
   ffmpeg        # RTMP/RTMPT client; Speex (libspeex) and Nellymoser encoders and decoders
   rtmpdump      # librtmp tools
@@ -15,8 +16,10 @@ peers=(
   kamailio      # SIP registrar with digest authentication
   sox espeak-ng # audio synthesis and conversion for audio-quality tests
   curl procps   # health checks and process control in scripts
+  openssl       # a test certificate for RTMPS
+  chromium nodejs  # the demo page in headless Chromium (playwright-core drives it)
 )
-python=(pesq numpy python-librtmp)
+python=(pesq numpy python-librtmp schemathesis)
 
 want=("${build[@]}")
 [[ "${1:-}" == "--build" ]] || want+=("${peers[@]}")
@@ -42,9 +45,20 @@ if ! command -v cargo >/dev/null; then
 fi
 
 if [[ "${1:-}" != "--build" ]]; then
-  if ! python3 -c 'import pesq, numpy, librtmp' 2>/dev/null; then
+  if ! python3 -c 'import pesq, numpy, librtmp, schemathesis' 2>/dev/null; then
     python3 -m pip install -q "${python[@]}" 2>/dev/null \
       || python3 -m pip install -q --break-system-packages "${python[@]}"
+  fi
+fi
+if [[ "${1:-}" != "--build" ]]; then
+  # Debian's nodejs comes without npm; some builds of it bring their own.
+  if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+  fi
+  # playwright-core only (no browser download): it drives Debian's chromium.
+  browser="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  if [[ ! -d "$browser/node_modules/playwright-core" ]]; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
 echo "dependencies ready"

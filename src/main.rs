@@ -98,8 +98,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         info!("sono ready");
         let signal = wait_for_signal().await?;
         info!(signal, "shutting down");
-        http_handle.stop(true).await;
+        // Connections first: tunnelled clients fetch their goodbye over HTTP.
         gateway.shutdown().await;
+        http_handle.stop(true).await;
         info!("sono stopped");
         Ok(())
     })

@@ -35,6 +35,8 @@ struct CodecPath {
     /// `Some(rate)`: it publishes what ffmpeg's Nellymoser encoder made at
     /// that rate, and asks for Nellymoser back.
     nellymoser: Option<u32>,
+    /// The client tunnels through RTMPT instead of connecting over TCP.
+    rtmpt: bool,
 }
 
 /// The client codec's offline round trip (ffmpeg both ways), to `rate`.
@@ -76,10 +78,11 @@ fn client_heard(
 
 fn two_way_audio(path: CodecPath) {
     let name = format!(
-        "{}-{}",
+        "{}-{}{}",
         path.baresip_codec.split('/').next().unwrap_or("codec"),
         path.nellymoser
-            .map_or("speex".to_owned(), |r| format!("nelly{r}"))
+            .map_or("speex".to_owned(), |r| format!("nelly{r}")),
+        if path.rtmpt { "-rtmpt" } else { "" }
     );
     let dir = AudioDir::new(&name);
     let client_src = dir.file("client-src.wav");
@@ -111,7 +114,11 @@ fn two_way_audio(path: CodecPath) {
         r,
     );
     let sono = Sono::start(SONO, &format!("{MEDIA}nellymoser_to_client = true\n"));
-    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let mut c = if path.rtmpt {
+        FlashClient::connect_tunnel(sono.http, "phone", ObjectEncoding::Amf3).unwrap()
+    } else {
+        FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap()
+    };
     c.send_call("dial", vec![peer.uri().into()]).unwrap();
     assert!(
         c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
@@ -222,6 +229,21 @@ fn speex_client_to_g722_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "16000", "-c:a", "g722"],
         container: "g722",
         nellymoser: None,
+        rtmpt: false,
+    });
+}
+
+/// The same call with the client tunnelling through RTMPT, as Flash does
+/// behind a proxy that only passes HTTP.
+#[test]
+fn speex_client_over_rtmpt_to_pcmu_peer_and_back_costs_at_most_0_3_mos() {
+    two_way_audio(CodecPath {
+        baresip_codec: "PCMU/8000/1",
+        mode: "nb",
+        sip_codec: &["-ar", "8000", "-c:a", "pcm_mulaw"],
+        container: "au",
+        nellymoser: None,
+        rtmpt: true,
     });
 }
 
@@ -233,6 +255,7 @@ fn nellymoser_16k_client_to_g722_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "16000", "-c:a", "g722"],
         container: "g722",
         nellymoser: Some(16_000),
+        rtmpt: false,
     });
 }
 
@@ -244,6 +267,7 @@ fn nellymoser_8k_client_to_pcmu_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "8000", "-c:a", "pcm_mulaw"],
         container: "au",
         nellymoser: Some(8000),
+        rtmpt: false,
     });
 }
 
@@ -255,6 +279,7 @@ fn speex_client_to_pcmu_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "8000", "-c:a", "pcm_mulaw"],
         container: "au",
         nellymoser: None,
+        rtmpt: false,
     });
 }
 
@@ -266,6 +291,7 @@ fn speex_client_to_pcma_peer_and_back_costs_at_most_0_3_mos() {
         sip_codec: &["-ar", "8000", "-c:a", "pcm_alaw"],
         container: "au",
         nellymoser: None,
+        rtmpt: false,
     });
 }
 

@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod call_leg;
+pub mod control;
 pub mod directory;
 pub mod media_bridge;
 pub mod metrics;
@@ -17,6 +18,8 @@ pub mod rtp_ports;
 pub mod settings;
 pub mod sip_tcp;
 pub mod sip_transport;
+pub mod tls;
+pub mod tunnel;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,13 +43,30 @@ pub struct Shared {
     pub sip: sip_transport::SipSocket,
     /// Codecs from `media.codecs`, checked at start.
     pub codecs: Vec<sono_sip::sdp::Codec>,
+    /// Every connection's events, for the REST API's live streams.
+    pub events: control::EventBus,
+    /// RTMPT sessions by id.
+    pub tunnels: tunnel::TunnelSessions,
+    /// The arbiters connections run on, one per core.
+    arbiters: Vec<actix::dev::ArbiterHandle>,
+    next_arbiter: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// The arbiter for the next connection (round robin).
+    pub fn next_arbiter(&self) -> actix::dev::ArbiterHandle {
+        let n = self
+            .next_arbiter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.arbiters[n % self.arbiters.len()].clone()
+    }
 }
 
 /// The running gateway: listeners and the arbiters that hold connections.
 pub struct Gateway {
     shared: Arc<Shared>,
     arbiters: Arc<Vec<Arbiter>>,
-    accept_task: tokio::task::JoinHandle<()>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -90,6 +110,28 @@ impl Gateway {
             )
         })?;
         info!(address = %listener.local_addr()?, "RTMP listening");
+        let rtmps = match settings
+            .rtmps
+            .address()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+        {
+            Some(address) => {
+                let acceptor = tls::acceptor(
+                    std::path::Path::new(&settings.rtmps.certificate),
+                    std::path::Path::new(&settings.rtmps.private_key),
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot listen for RTMPS on {address}: {e}"),
+                    )
+                })?;
+                info!(address = %listener.local_addr()?, "RTMPS listening");
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Arc<Vec<Arbiter>> = Arc::new((0..cores).map(|_| Arbiter::new()).collect());
         let shared = Arc::new(Shared {
@@ -99,21 +141,34 @@ impl Gateway {
             dial_plan,
             sip,
             codecs,
+            events: control::EventBus::default(),
+            tunnels: tunnel::TunnelSessions::default(),
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
+            next_arbiter: Default::default(),
         });
         let transport = sip_transport::SipTransport::start(shared.clone());
         if let (Some(tcp), Some(listener)) = (tcp, tcp_listener) {
             tcp.set_inbound(transport.recipient());
             actix_rt::spawn(tcp.accept_loop(listener));
         }
-        let accept_task = actix_rt::spawn(rtmp_listener::accept_loop(
+        let mut accept_tasks = vec![actix_rt::spawn(rtmp_listener::accept_loop(
             listener,
             shared.clone(),
             arbiters.clone(),
-        ));
+            None,
+        ))];
+        if let Some((listener, acceptor)) = rtmps {
+            accept_tasks.push(actix_rt::spawn(rtmp_listener::accept_loop(
+                listener,
+                shared.clone(),
+                arbiters.clone(),
+                Some(acceptor),
+            )));
+        }
         Ok(Gateway {
             shared,
             arbiters,
-            accept_task,
+            accept_tasks,
         })
     }
 
@@ -124,7 +179,9 @@ impl Gateway {
     /// Stops accepting, asks every connection to close, and waits for them up to
     /// `shutdown.grace`.
     pub async fn shutdown(self) {
-        self.accept_task.abort();
+        for task in &self.accept_tasks {
+            task.abort();
+        }
         let connections = self.shared.directory.connections();
         info!(
             connections = connections.len(),

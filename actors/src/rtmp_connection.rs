@@ -13,24 +13,30 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use sono_rtmp::chunk::ChunkLimits;
 use sono_rtmp::phone::code;
+use sono_rtmp::tunnel::{PollInterval, TunnelSequence};
 use sono_rtmp::{
     AmfValue, AudioCodec, PhoneEvent, PhoneRequest, RegisterRequest, ServerSession, SessionConfig,
     SessionEvent,
 };
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 use tokio_util::codec::{BytesCodec, FramedRead};
 use tracing::{debug, info, warn};
 
 use sono_sip::dial_plan::Verdict;
 
 use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNotice, Hangup};
+use crate::control::{
+    CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
+    PhoneOutcome, RegistrationState, Responder,
+};
 use crate::directory::ConnectionId;
 use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
 use crate::registration::{Registration, RegistrationNotice, Unregister};
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::answer_stateless;
+use crate::tunnel::{TunnelExchange, TunnelRefusal, TunnelReply};
 use crate::Shared;
 use sono_media::codec::ClientCodec;
 use sono_sip::message::Received;
@@ -58,32 +64,66 @@ pub struct IncomingInvite {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Where the connection's bytes for the client go.
+enum Output {
+    /// A TCP or TLS stream.
+    Stream(actix::io::Writer<Box<dyn AsyncWrite + Unpin>, io::Error>),
+    /// An RTMPT session: bytes wait for the client's next poll.
+    Tunnel(TunnelState),
+}
+
+struct TunnelState {
+    id: String,
+    pending: Vec<u8>,
+    sequence: TunnelSequence,
+    interval: PollInterval,
+    last_poll: Instant,
+}
+
+/// A call as the connection tracks it for the REST API.
+struct CallTrack {
+    direction: CallDirection,
+    remote_uri: String,
+    status: Option<u8>,
+    started: Instant,
+}
+
 pub struct RtmpConnection {
     id: ConnectionId,
     peer: SocketAddr,
+    transport: ClientTransport,
+    /// The capability token that controls this connection over REST.
+    token: String,
     shared: Arc<Shared>,
     session: ServerSession,
-    writer: actix::io::Writer<OwnedWriteHalf, io::Error>,
+    output: Output,
     opened: Instant,
     last_input: Instant,
     last_ping: Instant,
+    app: Option<String>,
     /// The implicit user and its URI, once `register` attributed them.
     implicit: Option<(String, String)>,
     audio_messages: u64,
     closing: bool,
     /// The call in progress, if any, and the `dial` it still has to answer.
     call: Option<Addr<Call>>,
+    call_track: Option<CallTrack>,
     /// The SIP Call-ID of an inbound call (its INVITE's retransmissions
     /// come here until the call's actor owns the Call-ID).
     inbound_call_id: Option<String>,
-    pending_dial: Option<f64>,
+    pending_dial: Option<Responder>,
     /// The binding at a registrar, and the `register` it still has to answer.
     registration: Option<Addr<Registration>>,
-    pending_register: Option<f64>,
+    registration_state: Option<RegistrationState>,
+    pending_register: Option<Responder>,
     /// The answered call's media bridge.
     media: Option<Addr<MediaBridge>>,
     /// The stream the client plays (audio down goes there).
     play_stream: Option<u32>,
+    /// The key an RTMP tool publishes under; it is also a token for this connection.
+    stream_key: Option<String>,
+    /// Other connections playing this one's stream key: audio down goes to them too.
+    listeners: Vec<(Addr<RtmpConnection>, u32)>,
     /// RTMP timestamps of audio down restart at 0 on each call; this keeps
     /// them rising on the stream.
     audio_down_offset: u32,
@@ -91,60 +131,147 @@ pub struct RtmpConnection {
 }
 
 impl RtmpConnection {
-    /// Starts the actor for an accepted stream, on the current arbiter.
-    pub fn start(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Addr<RtmpConnection> {
-        let id = shared.directory.next_connection_id();
-        let (read, write) = stream.into_split();
+    /// Starts the actor for an accepted TCP or TLS stream, on the current arbiter.
+    pub fn start<S>(
+        stream: S,
+        peer: SocketAddr,
+        transport: ClientTransport,
+        shared: Arc<Shared>,
+    ) -> Addr<RtmpConnection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
         RtmpConnection::create(move |ctx| {
             ctx.add_stream(FramedRead::with_capacity(
                 read,
                 BytesCodec::new(),
                 16 * 1024,
             ));
+            let write: Box<dyn AsyncWrite + Unpin> = Box::new(write);
             let mut writer = actix::io::Writer::new(write, ctx);
             writer.set_buffer_capacity(64 * 1024, WRITE_HIGH_WATER);
-            let r = &shared.settings.rtmp;
-            let config = SessionConfig {
-                chunk_limits: ChunkLimits {
-                    max_chunk_size: r.max_chunk_size,
-                    max_message_size: r.max_message_size,
-                    max_chunk_streams: r.max_chunk_streams,
-                },
-                amf_limits: Default::default(),
-                chunk_size: r.chunk_size,
-                window_ack_size: r.window_ack_size,
-                max_streams: r.max_streams,
-            };
-            let now = Instant::now();
-            RtmpConnection {
-                id,
-                peer,
-                session: ServerSession::new(config),
-                writer,
-                opened: now,
-                last_input: now,
-                last_ping: now,
-                implicit: None,
-                audio_messages: 0,
-                closing: false,
-                call: None,
-                inbound_call_id: None,
-                pending_dial: None,
-                registration: None,
-                pending_register: None,
-                media: None,
-                play_stream: None,
-                audio_down_offset: 0,
-                last_audio_down: 0,
-                shared,
-            }
+            RtmpConnection::new(peer, transport, shared, Output::Stream(writer))
         })
     }
 
-    fn flush(&mut self) {
-        if self.session.has_output() {
-            self.writer.write(&self.session.take_output());
+    /// Starts the actor for an RTMPT session on `arbiter`; the HTTP side feeds
+    /// it with [`TunnelExchange`]s.
+    pub fn start_tunnel(
+        arbiter: &actix::dev::ArbiterHandle,
+        session_id: String,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+    ) -> Addr<RtmpConnection> {
+        RtmpConnection::start_in_arbiter(arbiter, move |_| {
+            let tunnel = TunnelState {
+                id: session_id,
+                pending: Vec::new(),
+                sequence: TunnelSequence::default(),
+                interval: PollInterval::default(),
+                last_poll: Instant::now(),
+            };
+            RtmpConnection::new(peer, ClientTransport::Rtmpt, shared, Output::Tunnel(tunnel))
+        })
+    }
+
+    fn new(
+        peer: SocketAddr,
+        transport: ClientTransport,
+        shared: Arc<Shared>,
+        output: Output,
+    ) -> RtmpConnection {
+        let id = shared.directory.next_connection_id();
+        let r = &shared.settings.rtmp;
+        let config = SessionConfig {
+            chunk_limits: ChunkLimits {
+                max_chunk_size: r.max_chunk_size,
+                max_message_size: r.max_message_size,
+                max_chunk_streams: r.max_chunk_streams,
+            },
+            amf_limits: Default::default(),
+            chunk_size: r.chunk_size,
+            window_ack_size: r.window_ack_size,
+            max_streams: r.max_streams,
+        };
+        let now = Instant::now();
+        RtmpConnection {
+            id,
+            peer,
+            transport,
+            token: new_token(),
+            session: ServerSession::new(config),
+            output,
+            opened: now,
+            last_input: now,
+            last_ping: now,
+            app: None,
+            implicit: None,
+            audio_messages: 0,
+            closing: false,
+            call: None,
+            call_track: None,
+            inbound_call_id: None,
+            pending_dial: None,
+            registration: None,
+            registration_state: None,
+            pending_register: None,
+            media: None,
+            play_stream: None,
+            stream_key: None,
+            listeners: Vec::new(),
+            audio_down_offset: 0,
+            last_audio_down: 0,
+            shared,
         }
+    }
+
+    fn flush(&mut self) {
+        if !self.session.has_output() {
+            return;
+        }
+        let bytes = self.session.take_output();
+        match &mut self.output {
+            Output::Stream(writer) => writer.write(&bytes),
+            Output::Tunnel(t) => t.pending.extend_from_slice(&bytes),
+        }
+    }
+
+    /// Sends an event to the Flash client and to the live-event subscribers.
+    fn emit(&mut self, event: &PhoneEvent) {
+        if self.session.is_connected() {
+            self.session.send_event(event);
+        }
+        self.shared.events.publish(self.id, event.info());
+    }
+
+    /// Answers a phone request, on RTMP or to the REST caller.
+    fn respond(&mut self, responder: Responder, outcome: PhoneOutcome) {
+        match (responder, outcome) {
+            (Responder::Amf(txn), Ok(value)) => self.session.answer_result(txn, value),
+            (Responder::Amf(txn), Err(f)) => self.session.answer_error_with(
+                txn,
+                f.code,
+                &f.description,
+                f.sip_code,
+                f.reason.as_deref(),
+            ),
+            (Responder::Rest(tx), outcome) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+
+    fn fail(&mut self, responder: Responder, code: &'static str, description: &str) {
+        self.respond(
+            responder,
+            Err(PhoneFailure {
+                code,
+                description: description.to_owned(),
+                sip_code: None,
+                reason: None,
+            }),
+        );
     }
 
     /// Flushes what is queued, then closes; the reason goes to the log.
@@ -160,13 +287,47 @@ impl RtmpConnection {
             info!(conn = self.id, peer = %self.peer, %reason, "closing RTMP connection");
         }
         self.flush();
-        self.writer.close();
+        // A tunnel client gets until the next polls to fetch the last bytes.
+        if let Output::Stream(writer) = &mut self.output {
+            writer.close();
+        }
         ctx.run_later(CLOSE_FLUSH, |_, ctx| ctx.stop());
+    }
+
+    /// Bytes from the client, from its stream or its tunnel.
+    fn input(&mut self, ctx: &mut Context<Self>, data: &[u8]) {
+        self.last_input = Instant::now();
+        let before = self.session.bytes_received();
+        let result = self.session.handle_input(data);
+        let received = self.session.bytes_received() - before;
+        Metrics::add(&self.shared.metrics.rtmp_bytes_received, received);
+        self.handle_events(ctx);
+        match result {
+            Ok(()) => self.flush(),
+            Err(e) => self.close(ctx, &e.to_string(), true),
+        }
+        if self.session.is_closed() && !self.closing {
+            self.close(ctx, "session closed", false);
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let r = &self.shared.settings.rtmp;
         let now = Instant::now();
+        if let Output::Tunnel(t) = &self.output {
+            let timeout = self.shared.settings.rtmpt.session_timeout;
+            if now.duration_since(t.last_poll) > timeout {
+                // Nobody is left to read what we would flush.
+                self.closing = true;
+                info!(conn = self.id, peer = %self.peer, "RTMPT session expired: the client stopped polling");
+                ctx.stop();
+                return;
+            }
+            if t.pending.len() > WRITE_HIGH_WATER {
+                self.close(ctx, "the RTMPT client does not poll for its data", true);
+                return;
+            }
+        }
         if !self.session.handshake_done() {
             if now.duration_since(self.opened) > r.handshake_timeout {
                 self.close(ctx, "handshake not finished in time", true);
@@ -199,11 +360,14 @@ impl RtmpConnection {
                         );
                         return;
                     }
-                    info!(conn = self.id, peer = %self.peer, app = %req.app,
+                    info!(conn = self.id, peer = %self.peer, transport = ?self.transport, app = %req.app,
                           flash_ver = req.flash_ver.as_deref().unwrap_or(""),
                           encoding = ?req.object_encoding, "RTMP client connected");
-                    let extra =
-                        vec![("connection_id".to_owned(), AmfValue::Number(self.id as f64))];
+                    self.app = Some(req.app.clone());
+                    let extra = vec![
+                        ("connection_id".to_owned(), AmfValue::Number(self.id as f64)),
+                        ("token".to_owned(), AmfValue::from(self.token.as_str())),
+                    ];
                     if let Err(e) = self.session.accept_connect(extra) {
                         self.close(ctx, &e.to_string(), true);
                         return;
@@ -214,11 +378,37 @@ impl RtmpConnection {
                     request,
                 } => self.handle_phone(ctx, transaction_id, request),
                 SessionEvent::Publishing { stream_id, name } => {
-                    debug!(conn = self.id, stream_id, %name, "client publishes")
+                    debug!(conn = self.id, stream_id, %name, "client publishes");
+                    if is_stream_key(&name) && self.stream_key.as_deref() != Some(name.as_str()) {
+                        if !self.shared.directory.claim_stream_key(&name, self.id) {
+                            self.close(ctx, "the stream key is in use by another connection", true);
+                            return;
+                        }
+                        if let Some(old) = self.stream_key.replace(name) {
+                            self.shared.directory.release_stream_key(&old, self.id);
+                        }
+                        info!(conn = self.id, "publishing under a stream key: REST may control this connection with it");
+                    }
                 }
                 SessionEvent::Playing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client plays");
-                    self.play_stream = Some(stream_id);
+                    let holder = is_stream_key(&name)
+                        .then(|| self.shared.directory.stream_key(&name))
+                        .flatten()
+                        .filter(|holder| *holder != self.id)
+                        .and_then(|holder| self.shared.directory.connection(holder));
+                    match holder {
+                        // Another connection's call audio, e.g. ffmpeg playing
+                        // what its publishing twin's call sends down.
+                        Some(publisher) => {
+                            info!(conn = self.id, "plays the call audio of the connection publishing under this stream key");
+                            publisher.do_send(AddListener {
+                                listener: ctx.address(),
+                                stream_id,
+                            })
+                        }
+                        None => self.play_stream = Some(stream_id),
+                    }
                 }
                 SessionEvent::StreamClosed { stream_id } => {
                     debug!(conn = self.id, stream_id, "client closed a stream");
@@ -247,91 +437,101 @@ impl RtmpConnection {
     }
 
     fn handle_phone(&mut self, ctx: &mut Context<Self>, txn: f64, request: PhoneRequest) {
+        self.phone_request(ctx, Responder::Amf(txn), request);
+    }
+
+    /// A phone request from Flash or REST; the answer goes to `txn`.
+    fn phone_request(&mut self, ctx: &mut Context<Self>, txn: Responder, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
             PhoneRequest::Dial { uri } => self.dial(ctx, txn, &uri),
             PhoneRequest::Hangup => match &self.call {
                 Some(call) => {
                     call.do_send(Hangup { client_gone: false });
-                    self.session.answer_result(txn, AmfValue::Null);
+                    self.respond(txn, Ok(AmfValue::Null));
                 }
-                None => self.session.answer_error(
-                    txn,
-                    code::CALL_NO_CALL,
-                    "there is no call to hang up",
-                ),
+                None => self.fail(txn, code::CALL_NO_CALL, "there is no call to hang up"),
             },
             PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
             PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
             PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
             PhoneRequest::Register(r) => self.register(ctx, txn, r),
+            PhoneRequest::Unregister => match self.registration.take() {
+                Some(registration) => {
+                    // Its `Unregistered` notice follows once the registrar agreed.
+                    registration.do_send(Unregister);
+                    self.respond(txn, Ok(AmfValue::Null));
+                }
+                None => self.fail(
+                    txn,
+                    code::REGISTRATION_NONE,
+                    "there is no registration at a registrar to remove",
+                ),
+            },
         }
     }
 
     /// `accept` (no code) or `reject(code)` for the ringing inbound call.
-    fn answer_incoming(&mut self, ctx: &mut Context<Self>, txn: f64, reject: Option<u16>) {
+    fn answer_incoming(&mut self, ctx: &mut Context<Self>, txn: Responder, reject: Option<u16>) {
         let Some(call) = self.call.clone().filter(|_| self.inbound_call_id.is_some()) else {
-            self.session
-                .answer_error(txn, code::CALL_NO_CALL, "there is no incoming call");
+            self.fail(txn, code::CALL_NO_CALL, "there is no incoming call");
             return;
         };
         ctx.spawn(call.send(AnswerIncoming { reject }).into_actor(self).map(
             move |result, conn, _| {
                 match result {
-                    Ok(true) => conn.session.answer_result(txn, AmfValue::Null),
-                    _ => conn.session.answer_error(
-                        txn,
-                        code::CALL_NO_CALL,
-                        "there is no incoming call ringing",
-                    ),
+                    Ok(true) => conn.respond(txn, Ok(AmfValue::Null)),
+                    _ => conn.fail(txn, code::CALL_NO_CALL, "there is no incoming call ringing"),
                 }
                 conn.flush();
             },
         ));
     }
 
-    fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: f64, digits: String) {
+    fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: Responder, digits: String) {
         let Some(media) = &self.media else {
             let why = if self.call.is_some() {
                 "the call is not answered yet"
             } else {
                 "there is no call to send DTMF to"
             };
-            self.session.answer_error(txn, code::CALL_NO_CALL, why);
+            self.fail(txn, code::CALL_NO_CALL, why);
             return;
         };
         let sent = media.send(SendDtmf(digits));
         ctx.spawn(sent.into_actor(self).map(move |result, conn, _| {
             match result {
-                Ok(Ok(())) => conn.session.answer_result(txn, AmfValue::Null),
-                Ok(Err(why)) => conn.session.answer_error(txn, code::DTMF_INVALID, &why),
-                Err(_) => conn
-                    .session
-                    .answer_error(txn, code::CALL_NO_CALL, "the call has ended"),
+                Ok(Ok(())) => conn.respond(txn, Ok(AmfValue::Null)),
+                Ok(Err(why)) => conn.fail(txn, code::DTMF_INVALID, &why),
+                Err(_) => conn.fail(txn, code::CALL_NO_CALL, "the call has ended"),
             }
             conn.flush();
         }));
     }
 
-    fn dial(&mut self, ctx: &mut Context<Self>, txn: f64, uri: &str) {
+    fn dial(&mut self, ctx: &mut Context<Self>, txn: Responder, uri: &str) {
         match self.shared.dial_plan.check(uri) {
-            Verdict::Invalid(e) => self.session.answer_error(
+            Verdict::Invalid(e) => self.fail(
                 txn,
                 code::CALL_FAILED,
                 &format!("{uri:?} cannot be called: {e}"),
             ),
             Verdict::Forbidden(reason) => {
                 warn!(conn = self.id, %reason, "dial refused by the dial plan");
-                self.session
-                    .answer_error(txn, code::CALL_FORBIDDEN, &reason);
+                self.fail(txn, code::CALL_FORBIDDEN, &reason);
             }
             Verdict::Allowed(target) => self.place_call(ctx, txn, &target),
         }
     }
 
-    fn place_call(&mut self, ctx: &mut Context<Self>, txn: f64, target: &sono_sip::uri::SipUri) {
+    fn place_call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        txn: Responder,
+        target: &sono_sip::uri::SipUri,
+    ) {
         if self.call.is_some() {
-            self.session.answer_error(
+            self.fail(
                 txn,
                 code::CALL_EXISTING,
                 "this connection already has a call; hang up first",
@@ -345,7 +545,7 @@ impl RtmpConnection {
                 conn = self.id,
                 active, "dial refused: sip.max_calls reached"
             );
-            self.session.answer_error(
+            self.fail(
                 txn,
                 code::CALL_FAILED,
                 "too many calls in progress (sip.max_calls)",
@@ -357,15 +557,14 @@ impl RtmpConnection {
             Ok(rtp) => rtp,
             Err(e) => {
                 warn!(conn = self.id, error = %e, "dial refused: no RTP port");
-                self.session
-                    .answer_error(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
+                self.fail(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
                 return;
             }
         };
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (config, resolve) = outbound_config(shared, target, user, rtp.port());
         if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
-            self.session.answer_error(
+            self.fail(
                 txn,
                 code::CALL_FAILED,
                 "the target asks for TCP and SIP over TCP is off (sip.tcp)",
@@ -382,10 +581,24 @@ impl RtmpConnection {
             rtp,
         );
         self.call = Some(call);
-        self.pending_dial = Some(txn);
+        self.call_track = Some(CallTrack {
+            direction: CallDirection::Outbound,
+            remote_uri: target.to_string(),
+            status: None,
+            started: Instant::now(),
+        });
+        match txn {
+            // REST does not hold a request open while the phone rings: it is
+            // told the call started, and follows it with events.
+            Responder::Rest(_) => self.respond(
+                txn,
+                Ok(AmfValue::object([("status", AmfValue::from("trying"))])),
+            ),
+            Responder::Amf(_) => self.pending_dial = Some(txn),
+        }
     }
 
-    fn register(&mut self, ctx: &mut Context<Self>, txn: f64, request: RegisterRequest) {
+    fn register(&mut self, ctx: &mut Context<Self>, txn: Responder, request: RegisterRequest) {
         if !request.is_implicit() {
             self.register_at_registrar(ctx, txn, request);
             return;
@@ -403,14 +616,16 @@ impl RtmpConnection {
                 warn!(conn = self.id, %registrar, %why, "implicit registrar unusable");
             }
         }
-        self.session.answer_result(
+        let token = self.token.clone();
+        self.respond(
             txn,
-            AmfValue::object([
+            Ok(AmfValue::object([
                 ("level", AmfValue::from("status")),
                 ("uri", uri.as_str().into()),
-            ]),
+                ("token", token.as_str().into()),
+            ])),
         );
-        self.session.send_event(&PhoneEvent::RegistrationStatus {
+        self.emit(&PhoneEvent::RegistrationStatus {
             registered: true,
             uri,
             // An implicit URI lives as long as the connection.
@@ -438,9 +653,14 @@ impl RtmpConnection {
     /// `register(user, domain, auth_user, password, display_name)`: a binding
     /// at the registrar `domain` (host[:port]), allowed by `sip.registrars`.
     /// Calls relayed to the binding's Contact reach this connection.
-    fn register_at_registrar(&mut self, ctx: &mut Context<Self>, txn: f64, r: RegisterRequest) {
+    fn register_at_registrar(
+        &mut self,
+        ctx: &mut Context<Self>,
+        txn: Responder,
+        r: RegisterRequest,
+    ) {
         let (Some(user), Some(domain)) = (r.user.clone(), r.domain.clone()) else {
-            self.session.answer_error(
+            self.fail(
                 txn,
                 code::REGISTRATION_FAILED,
                 "register needs a user and a domain (or no arguments)",
@@ -456,9 +676,7 @@ impl RtmpConnection {
             });
         match self.start_registration(ctx, &user, &domain, credentials, r.display_name, true) {
             Ok(()) => self.pending_register = Some(txn),
-            Err(why) => self
-                .session
-                .answer_error(txn, code::REGISTRATION_FAILED, &why),
+            Err(why) => self.fail(txn, code::REGISTRATION_FAILED, &why),
         }
     }
 
@@ -527,6 +745,10 @@ impl RtmpConnection {
             retry_max: sip.register_retry_max,
         };
         info!(conn = self.id, aor = %config.aor, registrar = %config.next_hop, "registering");
+        self.registration_state = Some(RegistrationState {
+            uri: config.aor.clone(),
+            registered: false,
+        });
         self.registration = Some(Registration::start(
             self.id,
             self.shared.clone(),
@@ -553,16 +775,19 @@ impl Handler<RegistrationNotice> for RtmpConnection {
                 reason,
             } => {
                 if let Some(txn) = self.pending_register.take() {
-                    self.session.answer_result(
+                    let token = self.token.clone();
+                    self.respond(
                         txn,
-                        AmfValue::object([
+                        Ok(AmfValue::object([
                             ("level", AmfValue::from("status")),
                             ("uri", aor.as_str().into()),
                             ("expires", AmfValue::Number(f64::from(expires))),
-                        ]),
+                            ("token", token.as_str().into()),
+                        ])),
                     );
                 }
-                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                self.set_registered(&aor, true);
+                self.emit(&PhoneEvent::RegistrationStatus {
                     registered: true,
                     uri: aor,
                     expires,
@@ -572,16 +797,19 @@ impl Handler<RegistrationNotice> for RtmpConnection {
             }
             RegistrationEvent::Refused { code, reason } => {
                 if let Some(txn) = self.pending_register.take() {
-                    self.session.answer_error_with(
+                    self.respond(
                         txn,
-                        code::REGISTRATION_FAILED,
-                        &format!("the registrar refused: {reason}"),
-                        Some(code),
-                        Some(&reason),
+                        Err(PhoneFailure {
+                            code: code::REGISTRATION_FAILED,
+                            description: format!("the registrar refused: {reason}"),
+                            sip_code: Some(code),
+                            reason: Some(reason.clone()),
+                        }),
                     );
                 }
                 self.registration = None;
-                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                self.set_registered(&aor, false);
+                self.emit(&PhoneEvent::RegistrationStatus {
                     registered: false,
                     uri: aor,
                     expires: 0,
@@ -596,15 +824,18 @@ impl Handler<RegistrationNotice> for RtmpConnection {
             } => {
                 let reason = format!("{reason}; retrying in {} s", retry_in.as_secs().max(1));
                 if let Some(txn) = self.pending_register.take() {
-                    self.session.answer_error_with(
+                    self.respond(
                         txn,
-                        code::REGISTRATION_FAILED,
-                        &reason,
-                        code,
-                        Some(&reason),
+                        Err(PhoneFailure {
+                            code: code::REGISTRATION_FAILED,
+                            description: reason.clone(),
+                            sip_code: code,
+                            reason: Some(reason.clone()),
+                        }),
                     );
                 }
-                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                self.set_registered(&aor, false);
+                self.emit(&PhoneEvent::RegistrationStatus {
                     registered: false,
                     uri: aor,
                     expires: 0,
@@ -613,7 +844,8 @@ impl Handler<RegistrationNotice> for RtmpConnection {
                 });
             }
             RegistrationEvent::Unregistered => {
-                self.session.send_event(&PhoneEvent::RegistrationStatus {
+                self.set_registered(&aor, false);
+                self.emit(&PhoneEvent::RegistrationStatus {
                     registered: false,
                     uri: aor,
                     expires: 0,
@@ -631,7 +863,9 @@ impl Actor for RtmpConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // The listener already counted this connection as active.
-        self.shared.directory.add_connection(self.id, ctx.address());
+        self.shared
+            .directory
+            .add_connection(self.id, ctx.address(), self.token.clone());
         debug!(conn = self.id, peer = %self.peer, "RTMP connection accepted");
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
@@ -649,11 +883,24 @@ impl Actor for RtmpConnection {
         if let Some((user, _)) = &self.implicit {
             self.shared.directory.release_user(user, self.id);
         }
+        if let Some(key) = &self.stream_key {
+            self.shared.directory.release_stream_key(key, self.id);
+        }
+        if let Output::Tunnel(t) = &self.output {
+            self.shared.tunnels.remove(&t.id);
+        }
+        self.shared.events.publish(
+            self.id,
+            AmfValue::object([
+                ("level", AmfValue::from("status")),
+                ("code", AmfValue::from(code::CONNECTION_CLOSED)),
+            ]),
+        );
         self.shared
             .metrics
             .rtmp_connections_active
             .fetch_sub(1, Ordering::AcqRel);
-        info!(conn = self.id, peer = %self.peer, audio_messages = self.audio_messages,
+        info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages,
               bytes_received = self.session.bytes_received(), "RTMP connection closed");
     }
 }
@@ -670,19 +917,7 @@ impl StreamHandler<Result<BytesMut, io::Error>> for RtmpConnection {
                 return;
             }
         };
-        self.last_input = Instant::now();
-        let before = self.session.bytes_received();
-        let result = self.session.handle_input(&data);
-        let received = self.session.bytes_received() - before;
-        Metrics::add(&self.shared.metrics.rtmp_bytes_received, received);
-        self.handle_events(ctx);
-        match result {
-            Ok(()) => self.flush(),
-            Err(e) => self.close(ctx, &e.to_string(), true),
-        }
-        if self.session.is_closed() && !self.closing {
-            self.close(ctx, "session closed", false);
-        }
+        self.input(ctx, &data);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
@@ -709,9 +944,7 @@ impl Handler<Shutdown> for RtmpConnection {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        if self.session.is_connected() {
-            self.session.send_event(&PhoneEvent::ServerShutdown);
-        }
+        self.emit(&PhoneEvent::ServerShutdown);
         self.close(ctx, "sono is shutting down", false);
     }
 }
@@ -724,27 +957,40 @@ impl Handler<CallNotice> for RtmpConnection {
             return;
         }
         match notice {
-            CallNotice::Status(event) => self.session.send_event(&event),
+            CallNotice::Status(event) => {
+                match (&event, self.call_track.as_mut()) {
+                    (PhoneEvent::CallStatus { status, .. }, Some(track)) => {
+                        track.status = Some(*status as u8)
+                    }
+                    (PhoneEvent::CallIncoming { uri, .. }, Some(track)) => {
+                        track.remote_uri.clone_from(uri)
+                    }
+                    _ => {}
+                }
+                self.emit(&event);
+            }
             CallNotice::DialAnswer(answer) => {
                 let Some(txn) = self.pending_dial.take() else {
                     return;
                 };
                 match answer {
-                    Ok(()) => self.session.answer_result(
+                    Ok(()) => self.respond(
                         txn,
-                        AmfValue::object([("level", AmfValue::from("status"))]),
+                        Ok(AmfValue::object([("level", AmfValue::from("status"))])),
                     ),
                     Err((sip_code, reason)) => {
                         let description = match sip_code {
                             Some(c) => format!("the call failed: {c} {reason}"),
                             None => format!("the call failed: {reason}"),
                         };
-                        self.session.answer_error_with(
+                        self.respond(
                             txn,
-                            code::CALL_FAILED,
-                            &description,
-                            sip_code,
-                            Some(&reason),
+                            Err(PhoneFailure {
+                                code: code::CALL_FAILED,
+                                description,
+                                sip_code,
+                                reason: Some(reason),
+                            }),
                         );
                     }
                 }
@@ -755,6 +1001,7 @@ impl Handler<CallNotice> for RtmpConnection {
             }
             CallNotice::Ended => {
                 self.call = None;
+                self.call_track = None;
                 self.inbound_call_id = None;
                 self.pending_dial = None;
                 self.media = None;
@@ -810,6 +1057,13 @@ impl Handler<IncomingInvite> for RtmpConnection {
         let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
         let config = inbound_config(&shared, user, rtp.port(), transport);
         self.inbound_call_id = Some(message.call_id.clone());
+        self.call_track = Some(CallTrack {
+            direction: CallDirection::Inbound,
+            // Filled from the call's `Sono.Call.Incoming`, which names the caller.
+            remote_uri: String::new(),
+            status: None,
+            started: Instant::now(),
+        });
         self.call = Some(Call::start_inbound(
             self.id,
             ctx.address().recipient(),
@@ -836,19 +1090,187 @@ impl Handler<MediaNotice> for RtmpConnection {
                 codec,
                 data,
             } => {
-                let Some(stream) = self.play_stream else {
-                    return;
-                };
                 let at = self.audio_down_offset.wrapping_add(timestamp);
                 self.last_audio_down = at.wrapping_add(20);
                 let codec = match codec {
                     ClientCodec::SpeexWb => AudioCodec::Speex,
                     ClientCodec::Nellymoser { rate } => AudioCodec::Nellymoser { rate },
                 };
-                self.session.send_audio(stream, at, codec, &data);
+                if !self.listeners.is_empty() {
+                    self.listeners.retain(|(l, _)| l.connected());
+                    for (listener, stream) in &self.listeners {
+                        listener.do_send(RelayedAudio {
+                            stream_id: *stream,
+                            timestamp: at,
+                            codec,
+                            data: data.clone(),
+                        });
+                    }
+                }
+                if let Some(stream) = self.play_stream {
+                    self.session.send_audio(stream, at, codec, &data);
+                }
             }
-            MediaNotice::Dtmf(digit) => self.session.send_event(&PhoneEvent::Dtmf { digit }),
+            MediaNotice::Dtmf(digit) => self.emit(&PhoneEvent::Dtmf { digit }),
         }
         self.flush();
     }
+}
+
+/// A connection playing this one's stream key wants its call's audio.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AddListener {
+    listener: Addr<RtmpConnection>,
+    stream_id: u32,
+}
+
+impl Handler<AddListener> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddListener, _: &mut Self::Context) {
+        debug!(
+            conn = self.id,
+            "another connection plays this one's stream key"
+        );
+        // A client that plays again replaces its earlier stream.
+        self.listeners
+            .retain(|(l, _)| *l != msg.listener && l.connected());
+        self.listeners.push((msg.listener, msg.stream_id));
+    }
+}
+
+/// Call audio from the connection whose stream key this one plays.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RelayedAudio {
+    stream_id: u32,
+    timestamp: u32,
+    codec: AudioCodec,
+    data: Vec<u8>,
+}
+
+impl Handler<RelayedAudio> for RtmpConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelayedAudio, _: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        self.session
+            .send_audio(msg.stream_id, msg.timestamp, msg.codec, &msg.data);
+        self.flush();
+    }
+}
+
+impl Handler<TunnelExchange> for RtmpConnection {
+    type Result = Result<TunnelReply, TunnelRefusal>;
+
+    fn handle(&mut self, msg: TunnelExchange, ctx: &mut Self::Context) -> Self::Result {
+        let Output::Tunnel(t) = &mut self.output else {
+            return Err(TunnelRefusal::Closed);
+        };
+        t.sequence
+            .accept(msg.seq)
+            .map_err(TunnelRefusal::Sequence)?;
+        t.last_poll = Instant::now();
+        let sent = !msg.data.is_empty();
+        if sent && !self.closing {
+            self.input(ctx, &msg.data);
+        }
+        if msg.close && !self.closing {
+            debug!(conn = self.id, "the RTMPT client closed its session");
+            self.closing = true;
+            ctx.stop();
+        }
+        let Output::Tunnel(t) = &mut self.output else {
+            return Err(TunnelRefusal::Closed);
+        };
+        let data = std::mem::take(&mut t.pending);
+        if data.is_empty() && self.closing && !msg.close {
+            return Err(TunnelRefusal::Closed);
+        }
+        let interval = t.interval.next(sent || !data.is_empty());
+        Ok(TunnelReply { interval, data })
+    }
+}
+
+impl Handler<Control> for RtmpConnection {
+    type Result = ResponseFuture<PhoneOutcome>;
+
+    fn handle(&mut self, Control(request): Control, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.closing {
+            self.fail(
+                Responder::Rest(tx),
+                code::CONNECTION_CLOSED,
+                "the connection is closing",
+            );
+        } else {
+            self.phone_request(ctx, Responder::Rest(tx), request);
+            self.flush();
+        }
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(PhoneFailure {
+                    code: code::CONNECTION_CLOSED,
+                    description: "the connection closed before answering".into(),
+                    sip_code: None,
+                    reason: None,
+                })
+            })
+        })
+    }
+}
+
+impl Handler<GetState> for RtmpConnection {
+    type Result = MessageResult<GetState>;
+
+    fn handle(&mut self, _: GetState, _: &mut Self::Context) -> Self::Result {
+        MessageResult(ConnectionState {
+            id: self.id,
+            transport: self.transport,
+            peer: self.peer.to_string(),
+            connected: self.session.is_connected(),
+            app: self.app.clone(),
+            implicit_uri: self.implicit.as_ref().map(|(_, uri)| uri.clone()),
+            registration: self.registration_state.clone(),
+            call: self.call_track.as_ref().map(|c| CallState {
+                direction: c.direction,
+                remote_uri: c.remote_uri.clone(),
+                status: c.status,
+                age_seconds: c.started.elapsed().as_secs(),
+            }),
+            stream_key: self.stream_key.is_some().then(|| "(set)".to_owned()),
+            age_seconds: self.opened.elapsed().as_secs(),
+        })
+    }
+}
+
+impl RtmpConnection {
+    fn set_registered(&mut self, aor: &str, registered: bool) {
+        self.registration_state = Some(RegistrationState {
+            uri: aor.to_owned(),
+            registered,
+        });
+    }
+}
+
+/// A publish or play name an RTMP tool uses as its stream key: long and
+/// random enough to be a capability (the page that made it controls the
+/// connection with it).
+pub fn is_stream_key(name: &str) -> bool {
+    (MIN_STREAM_KEY_LEN..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Shortest stream key: 22 characters of base64url carry 128 bits.
+pub const MIN_STREAM_KEY_LEN: usize = 22;
+
+/// A fresh capability token: 128 random bits in hex.
+fn new_token() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
 }

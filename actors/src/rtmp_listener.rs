@@ -1,19 +1,28 @@
-//! The RTMP listener: accepts TCP connections and spreads them over one arbiter
-//! per core, refusing any beyond `rtmp.max_connections`.
+//! The RTMP and RTMPS listeners: accept TCP connections (RTMPS: and their TLS
+//! handshake) and spread them over one arbiter per core, refusing any beyond
+//! `rtmp.max_connections`, which counts every transport together.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::Arbiter;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, warn};
 
+use crate::control::ClientTransport;
 use crate::metrics::Metrics;
 use crate::rtmp_connection::RtmpConnection;
 use crate::Shared;
 
-/// Accepts connections until the task is dropped or aborted.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: Arc<Vec<Arbiter>>) {
+/// Accepts connections until the task is dropped or aborted; with `tls`, each
+/// must finish a TLS handshake within `rtmp.handshake_timeout` first.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    arbiters: Arc<Vec<Arbiter>>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -58,16 +67,40 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, arbiters: A
         let arbiter = &arbiters[next % arbiters.len()];
         next = next.wrapping_add(1);
         let shared = shared.clone();
-        arbiter.spawn_fn(move || match tokio::net::TcpStream::from_std(std_stream) {
-            Ok(stream) => {
-                RtmpConnection::start(stream, peer, shared);
-            }
-            Err(e) => {
-                shared
-                    .metrics
-                    .rtmp_connections_active
-                    .fetch_sub(1, Ordering::AcqRel);
-                debug!(error = %e, "could not adopt the stream on its arbiter")
+        let tls = tls.clone();
+        arbiter.spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(std_stream) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    shared
+                        .metrics
+                        .rtmp_connections_active
+                        .fetch_sub(1, Ordering::AcqRel);
+                    debug!(error = %e, "could not adopt the stream on its arbiter");
+                    return;
+                }
+            };
+            let Some(tls) = tls else {
+                RtmpConnection::start(stream, peer, ClientTransport::Rtmp, shared);
+                return;
+            };
+            let limit = shared.settings.rtmp.handshake_timeout;
+            match tokio::time::timeout(limit, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    RtmpConnection::start(stream, peer, ClientTransport::Rtmps, shared);
+                }
+                outcome => {
+                    shared
+                        .metrics
+                        .rtmp_connections_active
+                        .fetch_sub(1, Ordering::AcqRel);
+                    Metrics::add(&shared.metrics.rtmp_connections_closed_on_error, 1);
+                    let why = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "not finished in time".into(),
+                    };
+                    warn!(%peer, %why, "RTMPS: TLS handshake failed");
+                }
             }
         });
     }

@@ -13,6 +13,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub rtmp: RtmpSettings,
     pub http: HttpSettings,
+    pub rtmpt: RtmptSettings,
+    pub rtmps: RtmpsSettings,
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub shutdown: ShutdownSettings,
@@ -94,13 +96,79 @@ impl Default for RtmpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// The admin key: `Authorization: Bearer KEY` controls every connection
+    /// and lists them. Empty turns the admin API off; connection tokens still work.
+    pub admin_key: String,
+    /// Most live-event streams (SSE) open at once, over all clients.
+    pub max_event_streams: usize,
+    /// How long a live-event stream may stay silent before a keep-alive comment.
+    #[serde(with = "humantime_serde")]
+    pub event_keepalive: Duration,
+    /// Origins allowed to call the REST API from a browser (CORS); `*` allows
+    /// any, empty allows only pages sono serves itself.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_key: String::new(),
+            max_event_streams: 1000,
+            event_keepalive: Duration::from_secs(15),
+            cors_origins: Vec::new(),
         }
+    }
+}
+
+/// RTMPT: RTMP tunnelled through HTTP, served on `http.listen`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmptSettings {
+    pub enabled: bool,
+    /// A tunnel session that polls no more for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Largest body of one `/send` request, in bytes; a larger one gets 413.
+    pub max_body: usize,
+    /// Most tunnel sessions one client address may hold at once.
+    pub max_sessions_per_address: usize,
+}
+
+impl Default for RtmptSettings {
+    fn default() -> Self {
+        RtmptSettings {
+            enabled: true,
+            session_timeout: Duration::from_secs(30),
+            max_body: 256 * 1024,
+            max_sessions_per_address: 100,
+        }
+    }
+}
+
+/// RTMPS: RTMP inside TLS (rustls) on a port of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpsSettings {
+    /// Where RTMPS clients connect; empty turns RTMPS off.
+    pub listen: String,
+    /// The certificate chain, PEM, leaf first.
+    pub certificate: String,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: String,
+}
+
+impl RtmpsSettings {
+    /// The listen address, if RTMPS is on.
+    pub fn address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("rtmps.listen {:?}: {e}", self.listen))
     }
 }
 
@@ -359,6 +427,31 @@ impl Settings {
         }
         if r.ping_interval >= r.idle_timeout {
             return Err("rtmp.ping_interval must be shorter than rtmp.idle_timeout".into());
+        }
+        if self.rtmps.address()?.is_some()
+            && (self.rtmps.certificate.is_empty() || self.rtmps.private_key.is_empty())
+        {
+            return Err(
+                "rtmps.certificate and rtmps.private_key are needed with rtmps.listen".into(),
+            );
+        }
+        let t = &self.rtmpt;
+        if t.session_timeout < Duration::from_secs(1)
+            || t.max_body < 1536
+            || t.max_sessions_per_address == 0
+        {
+            return Err("rtmpt.session_timeout must be at least 1s, rtmpt.max_body at least 1536 (a handshake) and rtmpt.max_sessions_per_address at least 1".into());
+        }
+        let h = &self.http;
+        if h.max_event_streams == 0 || h.event_keepalive.is_zero() {
+            return Err(
+                "http.max_event_streams and http.event_keepalive must be above zero".into(),
+            );
+        }
+        if !h.admin_key.is_empty() && h.admin_key.len() < 16 {
+            return Err(
+                "http.admin_key must be at least 16 characters (or empty: no admin API)".into(),
+            );
         }
         if self.sip.domain.trim().is_empty() {
             return Err("sip.domain must not be empty".into());

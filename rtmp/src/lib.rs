@@ -11,6 +11,7 @@
 //! - [`audio`]: the FLV audio header of audio messages (Speex, Nellymoser).
 //! - [`phone`]: the Flash phone API: requests, named errors, `onStatus` events.
 //! - [`session`]: the connection state machine tying them together.
+//! - [`tunnel`]: RTMPT, the same bytes carried in HTTP POSTs.
 
 pub mod amf;
 pub mod audio;
@@ -19,6 +20,7 @@ pub mod fuzzing;
 pub mod message;
 pub mod phone;
 pub mod session;
+pub mod tunnel;
 
 pub use amf::AmfValue;
 pub use audio::{AudioCodec, AudioTag};

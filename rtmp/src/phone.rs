@@ -19,10 +19,15 @@ pub mod code {
     pub const CALL_INVALID_CODE: &str = "Sono.Call.InvalidCode";
     pub const DTMF_INVALID: &str = "Sono.DTMF.Invalid";
     pub const REGISTRATION_FAILED: &str = "Sono.Registration.Failed";
+    /// `unregister` with no registration at a registrar.
+    pub const REGISTRATION_NONE: &str = "Sono.Registration.None";
     pub const CALL_STATUS: &str = "Sono.Call.Status";
     pub const CALL_INCOMING: &str = "Sono.Call.Incoming";
     pub const CALL_DTMF: &str = "Sono.Call.DTMF";
     pub const REGISTRATION_STATUS: &str = "Sono.Registration.Status";
+    /// A connection closed (to REST event subscribers), or a request reached
+    /// a connection that was closing.
+    pub const CONNECTION_CLOSED: &str = "Sono.Connection.Closed";
     /// Sent to every client before sono closes its connection on shutdown.
     pub const SERVER_SHUTDOWN: &str = "Sono.Server.Shutdown";
     /// Flash's own code for a method the server does not have.
@@ -40,12 +45,20 @@ pub const DEFAULT_REJECT_CODE: u16 = 603;
 /// A valid phone API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhoneRequest {
-    Dial { uri: String },
+    Dial {
+        uri: String,
+    },
     Hangup,
     Register(RegisterRequest),
+    /// Removes the binding `register` made at a registrar.
+    Unregister,
     Accept,
-    Reject { code: u16 },
-    SendDtmf { digits: String },
+    Reject {
+        code: u16,
+    },
+    SendDtmf {
+        digits: String,
+    },
 }
 
 /// The arguments of `register`, each optional. Its `Debug` hides the password,
@@ -107,6 +120,7 @@ pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneReques
         "reject" => parse_reject(args),
         "sendDTMF" => parse_dtmf(args),
         "register" => parse_register(args),
+        "unregister" => Ok(PhoneRequest::Unregister),
         _ => return None,
     })
 }

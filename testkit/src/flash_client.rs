@@ -18,6 +18,33 @@ use sono_rtmp::message::{command_payload, type_id, user_control, user_control_pa
 use sono_rtmp::ObjectEncoding;
 
 use crate::flv::{read_flv_audio, FlvAudioTag};
+use crate::rtmpt::TunnelClient;
+
+/// How the client's bytes travel: a TCP connection, or an RTMPT tunnel.
+enum Wire {
+    Tcp(TcpStream),
+    Tunnel(TunnelClient),
+}
+
+impl Wire {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Wire::Tcp(s) => s.write_all(bytes),
+            Wire::Tunnel(t) => t.write_all(bytes),
+        }
+    }
+
+    /// Reads what arrives within `timeout` (TimedOut if nothing).
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        match self {
+            Wire::Tcp(s) => {
+                s.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+                s.read(buf)
+            }
+            Wire::Tunnel(t) => t.read(buf, timeout),
+        }
+    }
+}
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,7 +76,9 @@ impl Reply {
 }
 
 pub struct FlashClient {
-    stream: TcpStream,
+    wire: Wire,
+    /// `rtmp://HOST:PORT` or `rtmpt://HOST:PORT`, for tcUrl.
+    base_url: String,
     encoder: ChunkEncoder,
     decoder: ChunkDecoder,
     encoding: ObjectEncoding,
@@ -70,15 +99,59 @@ pub struct FlashClient {
 impl FlashClient {
     /// Connects and does the handshake only.
     pub fn handshake(addr: SocketAddr) -> io::Result<FlashClient> {
-        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-        stream.set_read_timeout(Some(TIMEOUT))?;
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
         stream.set_nodelay(true)?;
+        FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))
+    }
+
+    /// Opens an RTMPT session on sono's HTTP side and does the handshake in it.
+    pub fn handshake_tunnel(http: SocketAddr) -> io::Result<FlashClient> {
+        let tunnel = TunnelClient::open(http)?;
+        FlashClient::handshake_over(Wire::Tunnel(tunnel), format!("rtmpt://{http}"))
+    }
+
+    /// Handshake and `connect` through an RTMPT tunnel.
+    pub fn connect_tunnel(
+        http: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+    ) -> io::Result<FlashClient> {
+        let c = FlashClient::handshake_tunnel(http)?;
+        c.finish_connect(app, encoding)
+    }
+
+    /// The RTMPT session, if the client tunnels.
+    pub fn tunnel(&mut self) -> Option<&mut TunnelClient> {
+        match &mut self.wire {
+            Wire::Tunnel(t) => Some(t),
+            Wire::Tcp(_) => None,
+        }
+    }
+
+    /// The capability token `connect` answered with.
+    pub fn token(&self) -> String {
+        self.connect_info
+            .get("token")
+            .and_then(AmfValue::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The connection id `connect` answered with.
+    pub fn connection_id(&self) -> u64 {
+        self.connect_info
+            .get("connection_id")
+            .and_then(AmfValue::as_number)
+            .unwrap_or(0.0) as u64
+    }
+
+    fn handshake_over(mut stream: Wire, base_url: String) -> io::Result<FlashClient> {
         let mut hs = Handshake::new(PeerType::Client);
         let c0c1 = hs.generate_outbound_p0_and_p1().map_err(io::Error::other)?;
         stream.write_all(&c0c1)?;
         let mut buf = [0u8; 4096];
         let leftover = loop {
-            let n = stream.read(&mut buf)?;
+            let n = stream.read(&mut buf, TIMEOUT)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -101,7 +174,8 @@ impl FlashClient {
         let mut decoder = ChunkDecoder::new(ChunkLimits::default());
         decoder.push(&leftover);
         Ok(FlashClient {
-            stream,
+            wire: stream,
+            base_url,
             encoder: ChunkEncoder::default(),
             decoder,
             encoding: ObjectEncoding::Amf0,
@@ -122,7 +196,12 @@ impl FlashClient {
         app: &str,
         encoding: ObjectEncoding,
     ) -> io::Result<FlashClient> {
-        let mut c = FlashClient::handshake(addr)?;
+        let c = FlashClient::handshake(addr)?;
+        c.finish_connect(app, encoding)
+    }
+
+    fn finish_connect(self, app: &str, encoding: ObjectEncoding) -> io::Result<FlashClient> {
+        let mut c = self;
         match c.send_connect(app, encoding)? {
             Reply::Result(v) => {
                 c.connect_info = v.get(1).cloned().unwrap_or(AmfValue::Null);
@@ -135,11 +214,10 @@ impl FlashClient {
 
     /// Sends `connect` (always AMF0, like Flash) and waits for its answer.
     pub fn send_connect(&mut self, app: &str, encoding: ObjectEncoding) -> io::Result<Reply> {
-        let addr = self.stream.peer_addr()?;
         let object = AmfValue::object([
             ("app", AmfValue::from(app)),
             ("flashVer", "WIN 11,2,202,235".into()),
-            ("tcUrl", format!("rtmp://{addr}/{app}").into()),
+            ("tcUrl", format!("{}/{app}", self.base_url).into()),
             ("fpad", AmfValue::Boolean(false)),
             ("capabilities", AmfValue::Number(239.0)),
             ("audioCodecs", AmfValue::Number(3575.0)),
@@ -359,7 +437,7 @@ impl FlashClient {
 
     /// Sends bytes as they are, for malformed-input tests.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.wire.write_all(bytes)
     }
 
     /// Encodes one message into chunks and sends it.
@@ -373,7 +451,7 @@ impl FlashClient {
     ) -> io::Result<()> {
         let mut wire = Vec::with_capacity(payload.len() + 32);
         self.encoder.encode(csid, ts, t, stream, payload, &mut wire);
-        self.stream.write_all(&wire)
+        self.wire.write_all(&wire)
     }
 
     /// Announces a chunk size and writes with it from now on.
@@ -466,9 +544,8 @@ impl FlashClient {
                 "timed out waiting for sono",
             ));
         }
-        self.stream.set_read_timeout(Some(left))?;
         let mut buf = [0u8; 16 * 1024];
-        let n = match self.stream.read(&mut buf) {
+        let n = match self.wire.read(&mut buf, left) {
             Ok(0) => {
                 self.closed = true;
                 return Err(io::Error::new(

@@ -5,13 +5,16 @@
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
 //! - [`Kamailio`]: a registrar with digest authentication.
 //! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
+//! - [`http`]: requests to sono's HTTP side and its event streams; [`rtmpt`]: an RTMPT tunnel.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
 pub mod audio;
 mod baresip;
 mod flash_client;
 mod flv;
+pub mod http;
 mod kamailio;
+pub mod rtmpt;
 mod sipp;
 mod sono;
 

@@ -1,38 +1,134 @@
-//! sono's HTTP side (actix-web). Now: `/healthz` and `/metrics` (Prometheus text).
-//! The HTTP issue adds here the RTMPT tunnel (`/open`, `/send`, `/idle`, `/close`,
-//! `/fcs/ident2`), the REST API under `/api/v1/` with its OpenAPI document, the
-//! live event stream, and the demo page with `sono.js`.
+//! sono's HTTP side (actix-web), on `http.listen`:
+//!
+//! - `/` the demo page, `/sono.js` and `/sono.d.ts` the JavaScript library,
+//!   `/flash_phone.swf` the invisible Flash phone ([`static_files`]);
+//! - RTMPT: `/fcs/ident2`, `/open/1`, `/send|idle|close/<id>/<seq>` ([`rtmpt`]);
+//! - the REST API under `/api/v1/` with its OpenAPI document ([`api`]) and
+//!   live events ([`events`]), authorised by tokens ([`auth`]);
+//! - `/healthz` and `/metrics` (Prometheus text).
+
+pub mod amf_json;
+pub mod api;
+pub mod api_error;
+pub mod auth;
+pub mod events;
+pub mod rtmpt;
+pub mod static_files;
 
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use sono_actors::Shared;
 
+use crate::api_error::ApiError;
+
 async fn healthz(shared: web::Data<Arc<Shared>>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(format!(
-            "{{\"status\":\"ok\",\"rtmp_connections\":{}}}",
-            shared.directory.connection_count()
-        ))
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "rtmp_connections": shared.directory.connection_count(),
+        "rtmpt_sessions": shared.tunnels.len(),
+    }))
 }
 
-async fn metrics(shared: web::Data<Arc<Shared>>) -> HttpResponse {
+async fn metrics(
+    shared: web::Data<Arc<Shared>>,
+    open: web::Data<Arc<events::OpenStreams>>,
+) -> HttpResponse {
+    let mut text = shared.metrics.render();
+    text.push_str(&format!(
+        "# HELP sono_rtmpt_sessions RTMPT tunnel sessions open.\n# TYPE sono_rtmpt_sessions gauge\nsono_rtmpt_sessions {}\n\
+         # HELP sono_event_streams Live-event streams (SSE) open.\n# TYPE sono_event_streams gauge\nsono_event_streams {}\n",
+        shared.tunnels.len(),
+        open.count()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(shared.metrics.render())
+        .body(text)
+}
+
+/// Anything no route matched: JSON under the API, plain text elsewhere.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint").error_response()
+    } else {
+        HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found\n")
+    }
+}
+
+fn bad_body(message: String) -> actix_web::Error {
+    ApiError::invalid_request(message).into()
+}
+
+fn cors(shared: &Shared) -> actix_cors::Cors {
+    let origins = &shared.settings.http.cors_origins;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers(["authorization", "content-type"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
 }
 
 /// Binds the HTTP listener; the returned server runs until stopped.
 pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
     let address = shared.settings.http.listen;
+    let max_body = shared.settings.rtmpt.max_body;
+    let open_streams = web::Data::new(Arc::new(events::OpenStreams::default()));
     let data = web::Data::new(shared);
     let server = HttpServer::new(move || {
+        let json = web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|e, _| {
+                bad_body(format!(
+                    "the JSON body is not what this endpoint takes: {e}"
+                ))
+            });
+        let path =
+            web::PathConfig::default().error_handler(|e, _| bad_body(format!("bad path: {e}")));
+        let query =
+            web::QueryConfig::default().error_handler(|e, _| bad_body(format!("bad query: {e}")));
+        let c = api::connection_scope();
         App::new()
             .app_data(data.clone())
+            .app_data(open_streams.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(json)
+            .app_data(path)
+            .app_data(query)
+            .wrap(cors(&data))
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
+            .route("/", web::get().to(static_files::index))
+            .route("/sono.js", web::get().to(static_files::sono_js))
+            .route("/favicon.ico", web::get().to(static_files::favicon))
+            .route("/sono.d.ts", web::get().to(static_files::sono_d_ts))
+            .route("/flash_phone.swf", web::get().to(static_files::flash_phone))
+            .route("/fcs/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .route("/open/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .route("/send/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .route("/idle/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .route("/close/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .service(
+                web::scope("/api/v1")
+                    .route("/openapi.json", web::get().to(api::openapi))
+                    .route("/token", web::get().to(api::token))
+                    .route("/connections", web::get().to(api::list_connections))
+                    .route("/calls", web::get().to(api::list_calls))
+                    .route("/events", web::get().to(events::all_events))
+                    .service(c),
+            )
+            .default_service(web::to(not_found))
     })
     .workers(1)
     .disable_signals()

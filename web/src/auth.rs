@@ -1,0 +1,118 @@
+//! Who may control what. A page holds its connection's capability token (from
+//! `connect`'s or `register`'s result, or the stream key it published under);
+//! the operator holds the admin key (`http.admin_key`). Either arrives as
+//! `Authorization: Bearer TOKEN` (RFC 6750 §2.1) or, for EventSource, which
+//! cannot set headers, as the `access_token` query parameter (§2.3).
+
+use actix_web::HttpRequest;
+use sono_actors::directory::ConnectionEntry;
+use sono_actors::{ConnectionId, Shared};
+
+use crate::api_error::ApiError;
+
+/// What the presented token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    Admin,
+    Connection(ConnectionId),
+}
+
+/// The token the request carries.
+pub fn presented_token(req: &HttpRequest) -> Option<String> {
+    if let Some(value) = req.headers().get("authorization") {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
+            .filter(|t| !t.is_empty());
+    }
+    req.query_string()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("access_token="))
+        .map(str::to_owned)
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares secrets without stopping at the first differing byte, so timing
+/// does not tell how much of a guess was right.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The grant of the request's token, whatever it asks for.
+pub fn grant(req: &HttpRequest, shared: &Shared) -> Result<Grant, ApiError> {
+    let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
+    let admin = &shared.settings.http.admin_key;
+    if !admin.is_empty() && same_secret(&token, admin) {
+        return Ok(Grant::Admin);
+    }
+    if let Some(id) = token_connection(&token, shared) {
+        return Ok(Grant::Connection(id));
+    }
+    Err(ApiError::invalid_token())
+}
+
+/// The connection a token belongs to: its own token's, or the one publishing
+/// under it as a stream key.
+fn token_connection(token: &str, shared: &Shared) -> Option<ConnectionId> {
+    if let Some(id) = shared.directory.stream_key(token) {
+        return Some(id);
+    }
+    let id = shared.directory.token_owner(token)?;
+    let entry = shared.directory.entry(id)?;
+    same_secret(&entry.token, token).then_some(id)
+}
+
+/// Checks that the request may control connection `id`, and finds it.
+pub fn connection(
+    req: &HttpRequest,
+    shared: &Shared,
+    id: ConnectionId,
+) -> Result<ConnectionEntry, ApiError> {
+    let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
+    let admin = &shared.settings.http.admin_key;
+    let is_admin = !admin.is_empty() && same_secret(&token, admin);
+    match shared.directory.entry(id) {
+        Some(entry) => {
+            let own = same_secret(&entry.token, &token)
+                || shared.directory.stream_key(&token) == Some(id);
+            if is_admin || own {
+                Ok(entry)
+            } else {
+                Err(ApiError::invalid_token())
+            }
+        }
+        None if is_admin => Err(ApiError::connection_not_found()),
+        None if shared.directory.closed_token_owner(&token) == Some(id) => {
+            Err(ApiError::connection_closed())
+        }
+        // A stranger learns nothing about which ids exist.
+        None => Err(ApiError::invalid_token()),
+    }
+}
+
+/// Checks that the request carries the admin key.
+pub fn admin(req: &HttpRequest, shared: &Shared) -> Result<(), ApiError> {
+    match grant(req, shared)? {
+        Grant::Admin => Ok(()),
+        Grant::Connection(_) => Err(ApiError::admin_only()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(!same_secret("", "a"));
+    }
+}

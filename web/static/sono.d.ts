@@ -1,0 +1,128 @@
+// Type declarations of sono.js.
+
+export declare const CALL_STATUS: Readonly<{
+  NOT_CONNECTED: 0;
+  IN_PROGRESS: 1;
+  CONNECTED: 2;
+  DISCONNECTING: 3;
+  MEDIA: 4;
+}>;
+
+export type CallStatusCode = 0 | 1 | 2 | 3 | 4;
+
+/** The info object of an event, as the Flash client gets it with onStatus. */
+export interface StatusInfo {
+  level: "status";
+  code: string;
+  connection?: number;
+  [key: string]: unknown;
+}
+
+export interface CallStatusInfo extends StatusInfo {
+  status_code: CallStatusCode;
+  sip_code?: number;
+  reason?: string;
+}
+
+export interface IncomingCallInfo extends StatusInfo {
+  uri: string;
+  display_name: string | null;
+}
+
+export interface RegistrationInfo extends StatusInfo {
+  registered: boolean;
+  uri: string;
+  expires: number;
+  sip_code?: number;
+  reason?: string;
+}
+
+export interface DtmfInfo extends StatusInfo {
+  digit: string;
+}
+
+export interface ConnectionState {
+  id: number;
+  transport: "rtmp" | "rtmps" | "rtmpt";
+  peer?: string;
+  connected: boolean;
+  app?: string | null;
+  implicit_uri?: string | null;
+  registration?: { uri: string; registered: boolean } | null;
+  call?: {
+    direction: "outbound" | "inbound";
+    remote_uri: string;
+    status: CallStatusCode | null;
+    age_seconds: number;
+  } | null;
+  stream_key?: string | null;
+  age_seconds?: number;
+}
+
+export interface RegisterOptions {
+  user?: string;
+  domain?: string;
+  auth_user?: string;
+  password?: string;
+  display_name?: string;
+}
+
+export interface SonoPhoneOptions {
+  transport?: "rest" | "flash";
+  /** sono's HTTP address; "" (the default) is the page's own origin. */
+  baseUrl?: string;
+  /** REST: the connection's id (optional with a token: asked for). */
+  connectionId?: number;
+  /** REST: the connection's token, or the stream key it publishes under. */
+  token?: string;
+  /** Flash: rtmp://, rtmpt:// or rtmps:// URL of sono's application. */
+  rtmpUrl?: string;
+  swfUrl?: string;
+  container?: HTMLElement;
+}
+
+export declare class SonoError extends Error {
+  readonly code: string;
+  readonly sipCode: number | null;
+  readonly reason: string | null;
+  readonly status: number | null;
+}
+
+export interface SonoPhoneEventMap {
+  status: CustomEvent<StatusInfo>;
+  call: CustomEvent<CallStatusInfo>;
+  incoming: CustomEvent<IncomingCallInfo>;
+  registration: CustomEvent<RegistrationInfo>;
+  dtmf: CustomEvent<DtmfInfo>;
+  state: CustomEvent<ConnectionState>;
+  closed: CustomEvent<StatusInfo>;
+}
+
+export declare class SonoPhone extends EventTarget {
+  constructor(options?: SonoPhoneOptions);
+  readonly transportName: "rest" | "flash";
+  readonly connectionId: number | null;
+  readonly token: string | null;
+  callStatus: CallStatusCode;
+  incoming: IncomingCallInfo | null;
+  connect(): Promise<number>;
+  dial(uri: string): Promise<unknown>;
+  hangup(): Promise<unknown>;
+  accept(): Promise<unknown>;
+  reject(code?: number): Promise<unknown>;
+  sendDTMF(digits: string): Promise<unknown>;
+  register(options?: RegisterOptions): Promise<{ uri: string; expires?: number; token: string }>;
+  unregister(): Promise<unknown>;
+  state(): Promise<ConnectionState>;
+  close(): void;
+  addEventListener<K extends keyof SonoPhoneEventMap>(
+    type: K,
+    listener: (event: SonoPhoneEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+}

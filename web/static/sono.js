@@ -1,0 +1,344 @@
+// sono.js: control an RTMP connection of the sono gateway from a web page.
+//
+// One API over two transports:
+//   - "rest": the REST API and its live events (Server-Sent Events). The
+//     connection's media comes from elsewhere: a Flash or AIR client, ffmpeg,
+//     OBS publishing under a stream key. The page needs the connection's id and
+//     token (or the stream key as token).
+//   - "flash": the invisible flash_phone.swf, which makes the RTMP connection
+//     itself, publishes the microphone and plays the call.
+//
+//   import { SonoPhone } from "/sono.js";
+//   const phone = new SonoPhone({ transport: "rest", connectionId: 7, token });
+//   phone.addEventListener("call", (e) => console.log(e.detail.status_code));
+//   await phone.connect();
+//   await phone.dial("sip:1000@pbx.example.com");
+//
+// Events (CustomEvent, the info object in `detail`, as the Flash client gets it):
+//   "status"        every event, whatever its code
+//   "call"          Sono.Call.Status {status_code, sip_code?, reason?}
+//   "incoming"      Sono.Call.Incoming {uri, display_name}
+//   "registration"  Sono.Registration.Status {registered, uri, expires, ...}
+//   "dtmf"          Sono.Call.DTMF {digit}
+//   "state"         Sono.Connection.State (the REST transport's first event)
+//   "closed"        the connection has closed
+// Methods return promises; a refused request rejects with a SonoError whose
+// `code` is the stable error code (e.g. "Sono.Call.Forbidden").
+
+export const CALL_STATUS = Object.freeze({
+  NOT_CONNECTED: 0,
+  IN_PROGRESS: 1,
+  CONNECTED: 2,
+  DISCONNECTING: 3,
+  MEDIA: 4,
+});
+
+export class SonoError extends Error {
+  constructor(code, message, details = {}) {
+    super(message);
+    this.name = "SonoError";
+    this.code = code;
+    this.sipCode = details.sip_code ?? null;
+    this.reason = details.reason ?? null;
+    this.status = details.status ?? null;
+  }
+}
+
+const EVENT_NAMES = {
+  "Sono.Call.Status": "call",
+  "Sono.Call.Incoming": "incoming",
+  "Sono.Registration.Status": "registration",
+  "Sono.Call.DTMF": "dtmf",
+  "Sono.Connection.State": "state",
+  "Sono.Connection.Closed": "closed",
+  "Sono.Server.Shutdown": "status",
+};
+
+/** The REST API and its event stream. */
+class RestTransport {
+  constructor(options, emit) {
+    this.base = (options.baseUrl ?? "").replace(/\/$/, "");
+    this.token = options.token;
+    this.connectionId = options.connectionId ?? null;
+    this.emit = emit;
+    this.source = null;
+  }
+
+  async request(method, path, body) {
+    const init = {
+      method,
+      headers: { Authorization: `Bearer ${this.token}` },
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(`${this.base}/api/v1${path}`, init);
+    const json = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const e = json.error ?? {};
+      throw new SonoError(e.code ?? "http_error", e.message ?? response.statusText, {
+        ...e,
+        status: response.status,
+      });
+    }
+    return json;
+  }
+
+  async connect() {
+    if (!this.token) throw new SonoError("missing_token", "the REST transport needs a token");
+    if (this.connectionId == null) {
+      // A stream key or a token alone: ask which connection it controls.
+      const grant = await this.request("GET", "/token");
+      if (grant.admin) throw new SonoError("invalid_request", "the admin key needs a connectionId");
+      this.connectionId = grant.connection_id;
+    }
+    const url =
+      `${this.base}/api/v1/connections/${this.connectionId}/events` +
+      `?access_token=${encodeURIComponent(this.token)}`;
+    await new Promise((resolve, reject) => {
+      const source = new EventSource(url);
+      this.source = source;
+      let opened = false;
+      for (const code of Object.keys(EVENT_NAMES)) {
+        source.addEventListener(code, (e) => {
+          let info = {};
+          try {
+            info = JSON.parse(e.data);
+          } catch (_) {
+            return;
+          }
+          if (code === "Sono.Connection.State" && !opened) {
+            opened = true;
+            resolve();
+          }
+          this.emit(code, info);
+          if (code === "Sono.Connection.Closed") source.close();
+        });
+      }
+      source.onerror = () => {
+        if (!opened) {
+          source.close();
+          // EventSource hides the status: ask the API why.
+          this.request("GET", `/connections/${this.connectionId}`).then(
+            () => reject(new SonoError("events_failed", "the event stream failed")),
+            reject,
+          );
+        }
+      };
+    });
+    return this.connectionId;
+  }
+
+  call(method, args) {
+    const id = this.connectionId;
+    const post = (path, body) =>
+      this.request("POST", `/connections/${id}/${path}`, body).then((r) => r.result);
+    switch (method) {
+      case "dial":
+        return post("dial", { uri: args[0] });
+      case "hangup":
+      case "accept":
+      case "unregister":
+        return post(method, {});
+      case "reject":
+        return post("reject", args[0] ? { code: args[0] } : {});
+      case "sendDTMF":
+        return post("dtmf", { digits: args[0] });
+      case "register":
+        return post("register", args[0] ?? {});
+      default:
+        return Promise.reject(new SonoError("invalid_request", `no method ${method}`));
+    }
+  }
+
+  state() {
+    return this.request("GET", `/connections/${this.connectionId}`);
+  }
+
+  close() {
+    this.source?.close();
+    this.source = null;
+  }
+}
+
+let flashInstances = 0;
+
+/** The invisible flash_phone.swf, reached through ExternalInterface. */
+class FlashTransport {
+  constructor(options, emit) {
+    this.emit = emit;
+    this.rtmpUrl = options.rtmpUrl;
+    this.swfUrl = options.swfUrl ?? `${(options.baseUrl ?? "").replace(/\/$/, "")}/flash_phone.swf`;
+    this.container = options.container ?? document.body;
+    this.pending = new Map();
+    this.callback = `__sonoFlash${++flashInstances}`;
+    this.object = null;
+    this.connectionId = null;
+    this.token = null;
+  }
+
+  onFlashEvent(event) {
+    switch (event.type) {
+      case "ready":
+        this.ready?.();
+        break;
+      case "netStatus": {
+        const info = event.info ?? {};
+        if (info.code === "NetConnection.Connect.Success") {
+          this.connectionId = info.connection_id ?? null;
+          this.token = info.token ?? null;
+          this.connected?.resolve(this.connectionId);
+        } else if (/^NetConnection\.Connect\.(Failed|Rejected)$/.test(info.code)) {
+          this.connected?.reject(new SonoError(info.code, info.description ?? info.code));
+        } else if (info.code === "NetConnection.Connect.Closed") {
+          this.emit("Sono.Connection.Closed", { level: "status", code: "Sono.Connection.Closed" });
+        }
+        if (info.code?.startsWith("Sono.")) this.emit(info.code, info);
+        break;
+      }
+      case "result":
+      case "error": {
+        const waiter = this.pending.get(event.id);
+        if (!waiter) break;
+        this.pending.delete(event.id);
+        if (event.type === "result") waiter.resolve(event.value ?? null);
+        else {
+          const info = event.info ?? {};
+          waiter.reject(new SonoError(info.code ?? "error", info.description ?? "", info));
+        }
+        break;
+      }
+    }
+  }
+
+  async connect() {
+    if (!this.rtmpUrl) throw new SonoError("invalid_request", "the Flash transport needs rtmpUrl");
+    window[this.callback] = (event) => {
+      // Flash calls in synchronously; let it return before we act.
+      setTimeout(() => this.onFlashEvent(event), 0);
+    };
+    const ready = new Promise((resolve) => (this.ready = resolve));
+    const object = document.createElement("object");
+    object.type = "application/x-shockwave-flash";
+    object.data = this.swfUrl;
+    object.width = "1";
+    object.height = "1";
+    object.style.position = "absolute";
+    object.style.left = "-10px";
+    for (const [name, value] of [
+      ["movie", this.swfUrl],
+      ["allowScriptAccess", "always"],
+      ["flashvars", `callback=${this.callback}`],
+    ]) {
+      const p = document.createElement("param");
+      p.name = name;
+      p.value = value;
+      object.appendChild(p);
+    }
+    this.container.appendChild(object);
+    this.object = object;
+    await ready;
+    const connected = new Promise((resolve, reject) => (this.connected = { resolve, reject }));
+    this.object.connect(this.rtmpUrl);
+    return connected;
+  }
+
+  call(method, args) {
+    if (!this.object) return Promise.reject(new SonoError("not_connected", "connect first"));
+    const flashArgs =
+      method === "register" && args[0]
+        ? [args[0].user, args[0].domain, args[0].auth_user, args[0].password, args[0].display_name]
+        : args;
+    const id = this.object[method](...flashArgs);
+    if (!id) return Promise.reject(new SonoError("not_connected", "the Flash phone is not connected"));
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  async state() {
+    return { id: this.connectionId, transport: "rtmp", connected: this.connectionId != null };
+  }
+
+  close() {
+    this.object?.close?.();
+    this.object?.remove();
+    this.object = null;
+    delete window[this.callback];
+  }
+}
+
+/** A phone on one sono connection. */
+export class SonoPhone extends EventTarget {
+  /**
+   * @param {object} options
+   *   transport: "rest" (default) or "flash";
+   *   baseUrl: sono's HTTP address ("" for the page's own origin);
+   *   REST: connectionId and token (or a stream key as token);
+   *   Flash: rtmpUrl (rtmp:// or rtmpt://), optionally swfUrl and container.
+   */
+  constructor(options = {}) {
+    super();
+    const emit = (code, info) => this.#dispatch(code, info);
+    this.transportName = options.transport ?? "rest";
+    this.transport =
+      this.transportName === "flash"
+        ? new FlashTransport(options, emit)
+        : new RestTransport(options, emit);
+    this.callStatus = CALL_STATUS.NOT_CONNECTED;
+    this.incoming = null;
+  }
+
+  #dispatch(code, info) {
+    if (code === "Sono.Call.Status") {
+      this.callStatus = info.status_code;
+      if (info.status_code === CALL_STATUS.NOT_CONNECTED) this.incoming = null;
+    }
+    if (code === "Sono.Call.Incoming") this.incoming = info;
+    this.dispatchEvent(new CustomEvent("status", { detail: { code, ...info } }));
+    const name = EVENT_NAMES[code];
+    if (name && name !== "status") this.dispatchEvent(new CustomEvent(name, { detail: info }));
+  }
+
+  /** Connects (Flash) or attaches to the connection (REST); resolves to its id. */
+  connect() {
+    return this.transport.connect();
+  }
+
+  get connectionId() {
+    return this.transport.connectionId;
+  }
+
+  /** The token controlling this connection (known once connected). */
+  get token() {
+    return this.transport.token;
+  }
+
+  dial(uri) {
+    return this.transport.call("dial", [uri]);
+  }
+  hangup() {
+    return this.transport.call("hangup", []);
+  }
+  accept() {
+    return this.transport.call("accept", []);
+  }
+  reject(code) {
+    return this.transport.call("reject", [code]);
+  }
+  sendDTMF(digits) {
+    return this.transport.call("sendDTMF", [digits]);
+  }
+  /** register() for the implicit URI; register({user, domain, auth_user, password, display_name}). */
+  register(options) {
+    return this.transport.call("register", [options]);
+  }
+  unregister() {
+    return this.transport.call("unregister", []);
+  }
+  state() {
+    return this.transport.state();
+  }
+  close() {
+    this.transport.close();
+  }
+}
