@@ -130,4 +130,12 @@ mod tests {
         );
         assert!(DialPlan::new(true, &["(".into()], &[]).is_err());
     }
+
+    #[test]
+    fn multi_byte_targets_are_invalid_not_a_panic() {
+        let plan = DialPlan::new(true, &[], &[]).unwrap();
+        for s in ["ï^\u{9fff7}k", "sï", "SIPS\u{e9}", "\u{e9}@127.0.0.1"] {
+            assert!(!matches!(plan.check(s), Verdict::Allowed(_)), "{s:?}");
+        }
+    }
 }

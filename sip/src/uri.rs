@@ -119,7 +119,10 @@ impl SipUri {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+    // `get`, not indexing: the prefix's length may fall inside a multi-byte
+    // character of what a client sent.
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
 }
 
@@ -188,6 +191,11 @@ mod tests {
             SipUri::parse("sip:bob@host\r\nVia: x"),
             Err(UriError::BadCharacter)
         );
+        // Multi-byte characters where the scheme would end (found by
+        // schemathesis through the REST API's dial; it panicked before).
+        for s in ["ï^\u{9fff7}k", "sï", "\u{e9}\u{e9}\u{e9}", "SIPS\u{e9}"] {
+            assert!(SipUri::parse(s).is_err(), "{s:?}");
+        }
         // A look-alike host is not loopback.
         assert!(!SipUri::parse("sip:bob@127.0.0.1.example.com")
             .unwrap()

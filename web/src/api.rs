@@ -12,6 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sono_actors::control::{ConnectionState, Control, GetState};
+use sono_actors::directory::ConnectionEntry;
 use sono_actors::{ConnectionId, RtmpConnection, Shared};
 use sono_rtmp::PhoneRequest;
 
@@ -59,8 +60,16 @@ pub struct ListQuery {
 }
 
 /// Connections' states, by id, `limit` at most (default 100, at most 1000).
-async fn states(shared: &Shared, query: &ListQuery, calls_only: bool) -> Value {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+async fn states(shared: &Shared, query: &ListQuery, calls_only: bool) -> Result<Value, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_request("limit must be from 1 to 1000"));
+    }
+    if query.after.is_some_and(|a| a > i64::MAX as u64) {
+        return Err(ApiError::invalid_request(
+            "after is a connection id (int64)",
+        ));
+    }
     let after = query.after.unwrap_or(0);
     let mut all = shared.directory.connections();
     all.retain(|(id, _)| *id > after);
@@ -81,7 +90,7 @@ async fn states(shared: &Shared, query: &ListQuery, calls_only: bool) -> Value {
         }
     }
     let key = if calls_only { "calls" } else { "connections" };
-    json!({ key: items, "next_after": last })
+    Ok(json!({ key: items, "next_after": last }))
 }
 
 /// `GET /api/v1/connections` (admin).
@@ -91,7 +100,7 @@ pub async fn list_connections(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth::admin(&req, &shared)?;
-    Ok(HttpResponse::Ok().json(states(&shared, &query, false).await))
+    Ok(HttpResponse::Ok().json(states(&shared, &query, false).await?))
 }
 
 /// `GET /api/v1/calls` (admin): the connections that have a call.
@@ -101,7 +110,7 @@ pub async fn list_calls(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth::admin(&req, &shared)?;
-    Ok(HttpResponse::Ok().json(states(&shared, &query, true).await))
+    Ok(HttpResponse::Ok().json(states(&shared, &query, true).await?))
 }
 
 /// `GET /api/v1/connections/{id}`.
@@ -114,13 +123,28 @@ pub async fn connection(
     Ok(HttpResponse::Ok().json(state_of(&entry.addr).await?))
 }
 
-async fn control(
-    req: &HttpRequest,
-    shared: &Shared,
-    id: ConnectionId,
-    request: PhoneRequest,
-) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(req, shared, id)?;
+/// The JSON body of a request (checked after its authorisation, so a
+/// stranger learns nothing from body errors); an empty body is `T::default()`
+/// unless the endpoint needs one.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+    required: bool,
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if required {
+            Err(ApiError::invalid_request("this endpoint takes a JSON body"))
+        } else {
+            Ok(T::default())
+        };
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "the JSON body is not what this endpoint takes: {e}"
+        ))
+    })
+}
+
+async fn control(entry: ConnectionEntry, request: PhoneRequest) -> Result<HttpResponse, ApiError> {
     let status = match request {
         PhoneRequest::Dial { .. } => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
@@ -153,7 +177,7 @@ fn parse(name: &str, args: Vec<sono_rtmp::AmfValue>) -> Result<PhoneRequest, Api
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DialBody {
     uri: String,
@@ -163,10 +187,11 @@ pub async fn dial(
     req: HttpRequest,
     shared: Data,
     id: web::Path<ConnectionId>,
-    body: web::Json<DialBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request = parse("dial", vec![body.into_inner().uri.into()])?;
-    control(&req, &shared, *id, request).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    let body: DialBody = json_body(&body, true)?;
+    control(entry, parse("dial", vec![body.uri.into()])?).await
 }
 
 pub async fn hangup(
@@ -174,7 +199,8 @@ pub async fn hangup(
     shared: Data,
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, ApiError> {
-    control(&req, &shared, *id, PhoneRequest::Hangup).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    control(entry, PhoneRequest::Hangup).await
 }
 
 pub async fn accept(
@@ -182,7 +208,8 @@ pub async fn accept(
     shared: Data,
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, ApiError> {
-    control(&req, &shared, *id, PhoneRequest::Accept).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    control(entry, PhoneRequest::Accept).await
 }
 
 #[derive(Deserialize, Default)]
@@ -195,15 +222,17 @@ pub async fn reject(
     req: HttpRequest,
     shared: Data,
     id: web::Path<ConnectionId>,
-    body: Option<web::Json<RejectBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.and_then(|b| b.into_inner().code);
-    let args = code.map_or_else(Vec::new, |c| vec![sono_rtmp::AmfValue::Number(c.into())]);
-    let request = parse("reject", args)?;
-    control(&req, &shared, *id, request).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    let body: RejectBody = json_body(&body, false)?;
+    let args = body
+        .code
+        .map_or_else(Vec::new, |c| vec![sono_rtmp::AmfValue::Number(c.into())]);
+    control(entry, parse("reject", args)?).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DtmfBody {
     digits: String,
@@ -213,10 +242,11 @@ pub async fn dtmf(
     req: HttpRequest,
     shared: Data,
     id: web::Path<ConnectionId>,
-    body: web::Json<DtmfBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request = parse("sendDTMF", vec![body.into_inner().digits.into()])?;
-    control(&req, &shared, *id, request).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    let body: DtmfBody = json_body(&body, true)?;
+    control(entry, parse("sendDTMF", vec![body.digits.into()])?).await
 }
 
 #[derive(Deserialize, Default)]
@@ -233,17 +263,40 @@ pub async fn register(
     req: HttpRequest,
     shared: Data,
     id: web::Path<ConnectionId>,
-    body: Option<web::Json<RegisterBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.map(web::Json::into_inner).unwrap_or_default();
+    let entry = auth::connection(&req, &shared, *id)?;
+    let raw: Value = json_body(&body, false)?;
+    if !body.iter().all(u8::is_ascii_whitespace) && !raw.is_object() {
+        return Err(ApiError::invalid_request("register takes a JSON object"));
+    }
+    if raw
+        .as_object()
+        .is_some_and(|o| o.values().any(Value::is_null))
+    {
+        return Err(ApiError::invalid_request(
+            "register's fields are strings; leave out the ones you do not give",
+        ));
+    }
+    let b: RegisterBody = if raw.is_null() {
+        RegisterBody::default()
+    } else {
+        serde_json::from_value(raw).map_err(|e| {
+            ApiError::invalid_request(format!("the JSON body is not what register takes: {e}"))
+        })?
+    };
     let arg = |v: Option<String>| v.map_or(sono_rtmp::AmfValue::Null, Into::into);
-    let args = if b.user.is_none() && b.domain.is_none() {
-        if b.auth_user.is_some() || b.password.is_some() || b.display_name.is_some() {
-            return Err(ApiError::invalid_request(
-                "register needs a user and a domain with credentials, or nothing (implicit)",
-            ));
-        }
+    let implicit = b.user.is_none()
+        && b.domain.is_none()
+        && b.auth_user.is_none()
+        && b.password.is_none()
+        && b.display_name.is_none();
+    let args = if implicit {
         Vec::new()
+    } else if b.user.is_none() || b.domain.is_none() {
+        return Err(ApiError::invalid_request(
+            "register needs a user and a domain (with optional credentials), or nothing (implicit)",
+        ));
     } else {
         vec![
             arg(b.user),
@@ -253,8 +306,7 @@ pub async fn register(
             arg(b.display_name),
         ]
     };
-    let request = parse("register", args)?;
-    control(&req, &shared, *id, request).await
+    control(entry, parse("register", args)?).await
 }
 
 pub async fn unregister(
@@ -262,19 +314,63 @@ pub async fn unregister(
     shared: Data,
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, ApiError> {
-    control(&req, &shared, *id, PhoneRequest::Unregister).await
+    let entry = auth::connection(&req, &shared, *id)?;
+    control(entry, PhoneRequest::Unregister).await
 }
 
-/// The routes of one connection, `/connections/{id}/…`.
-pub fn connection_scope() -> actix_web::Scope {
-    web::scope("/connections/{id}")
-        .route("", web::get().to(connection))
-        .route("/events", web::get().to(crate::events::connection_events))
-        .route("/dial", web::post().to(dial))
-        .route("/hangup", web::post().to(hangup))
-        .route("/accept", web::post().to(accept))
-        .route("/reject", web::post().to(reject))
-        .route("/dtmf", web::post().to(dtmf))
-        .route("/register", web::post().to(register))
-        .route("/unregister", web::post().to(unregister))
+/// A method the endpoint does not have (RFC 9110 §15.5.6), with the `Allow`
+/// header naming the one it has.
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint takes {allow} only"),
+    )
+    .error_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
+}
+
+/// A resource answering `method` with `handler` and 405 to anything else.
+fn resource<F, Args>(path: &str, get: bool, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let (route, allow) = if get {
+        (web::get(), "GET")
+    } else {
+        (web::post(), "POST")
+    };
+    web::resource(path)
+        .route(route.to(handler))
+        .default_service(web::to(move || async move { method_not_allowed(allow) }))
+}
+
+/// Every route of the API, under `/api/v1`.
+pub fn scope() -> actix_web::Scope {
+    web::scope("/api/v1")
+        .service(resource("/openapi.json", true, openapi))
+        .service(resource("/token", true, token))
+        .service(resource("/connections", true, list_connections))
+        .service(resource("/calls", true, list_calls))
+        .service(resource("/events", true, crate::events::all_events))
+        .service(resource("/connections/{id}", true, connection))
+        .service(resource(
+            "/connections/{id}/events",
+            true,
+            crate::events::connection_events,
+        ))
+        .service(resource("/connections/{id}/dial", false, dial))
+        .service(resource("/connections/{id}/hangup", false, hangup))
+        .service(resource("/connections/{id}/accept", false, accept))
+        .service(resource("/connections/{id}/reject", false, reject))
+        .service(resource("/connections/{id}/dtmf", false, dtmf))
+        .service(resource("/connections/{id}/register", false, register))
+        .service(resource("/connections/{id}/unregister", false, unregister))
 }

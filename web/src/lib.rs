@@ -98,7 +98,6 @@ pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
             web::PathConfig::default().error_handler(|e, _| bad_body(format!("bad path: {e}")));
         let query =
             web::QueryConfig::default().error_handler(|e, _| bad_body(format!("bad query: {e}")));
-        let c = api::connection_scope();
         App::new()
             .app_data(data.clone())
             .app_data(open_streams.clone())
@@ -119,15 +118,7 @@ pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
             .route("/send/{rest:.*}", web::post().to(rtmpt::tunnel))
             .route("/idle/{rest:.*}", web::post().to(rtmpt::tunnel))
             .route("/close/{rest:.*}", web::post().to(rtmpt::tunnel))
-            .service(
-                web::scope("/api/v1")
-                    .route("/openapi.json", web::get().to(api::openapi))
-                    .route("/token", web::get().to(api::token))
-                    .route("/connections", web::get().to(api::list_connections))
-                    .route("/calls", web::get().to(api::list_calls))
-                    .route("/events", web::get().to(events::all_events))
-                    .service(c),
-            )
+            .service(api::scope())
             .default_service(web::to(not_found))
     })
     .workers(1)
