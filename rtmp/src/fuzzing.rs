@@ -90,3 +90,47 @@ pub fn amf_round_trip(data: &[u8]) {
     amf0::encode_all(&again, &mut twice);
     assert_eq!(once, twice, "AMF encoding is not stable");
 }
+
+/// RTMPT requests: each line of `data` is a request path. Whatever parses
+/// must print back to a path that parses the same; sequence numbers of a
+/// session must only rise; the polling interval stays in Flash's range.
+pub fn tunnel_requests(data: &[u8]) {
+    use crate::tunnel::{parse_path, PollInterval, TunnelRequest, TunnelSequence};
+    let text = String::from_utf8_lossy(data);
+    let mut sequence = TunnelSequence::default();
+    let mut interval = PollInterval::default();
+    let mut last_accepted: Option<u64> = None;
+    for (i, path) in text.lines().enumerate() {
+        let Ok(request) = parse_path(path) else {
+            continue;
+        };
+        let printed = match request {
+            TunnelRequest::Ident { version2 } => {
+                format!("/fcs/ident{}", if version2 { "2" } else { "" })
+            }
+            TunnelRequest::Open => "/open/1".to_owned(),
+            TunnelRequest::Send { session, seq } => format!("/send/{session}/{seq}"),
+            TunnelRequest::Idle { session, seq } => format!("/idle/{session}/{seq}"),
+            TunnelRequest::Close { session, seq } => format!("/close/{session}/{seq}"),
+        };
+        assert_eq!(
+            parse_path(&printed),
+            Ok(request),
+            "{path:?} printed as {printed:?}"
+        );
+        if let Some((_, seq)) = request.session() {
+            match sequence.accept(seq) {
+                Ok(()) => {
+                    assert!(
+                        last_accepted.is_none_or(|l| seq > l),
+                        "{seq} accepted after {last_accepted:?}"
+                    );
+                    last_accepted = Some(seq);
+                }
+                Err(_) => assert!(last_accepted.is_some_and(|l| seq <= l)),
+            }
+        }
+        let byte = interval.next(i % 3 == 0);
+        assert!((PollInterval::MIN..=PollInterval::MAX).contains(&byte));
+    }
+}

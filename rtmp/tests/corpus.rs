@@ -93,3 +93,16 @@ fn amf_corpus_round_trips() {
         amf_round_trip(&data);
     }
 }
+
+#[test]
+fn rtmpt_path_corpus_runs_clean() {
+    let corpus = seeds("rtmpt_path");
+    assert!(corpus.len() >= 2);
+    for (_, data) in corpus {
+        sono_rtmp::fuzzing::tunnel_requests(&data);
+        // Every cut of each seed too, as a fuzzer would mutate it.
+        for cut in 0..data.len() {
+            sono_rtmp::fuzzing::tunnel_requests(&data[..cut]);
+        }
+    }
+}

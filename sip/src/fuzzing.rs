@@ -414,3 +414,18 @@ pub fn registration(data: &[u8]) {
         "a live registration with nothing scheduled"
     );
 }
+
+/// A dial target as a client types it: the URI parser and the dial plan must
+/// refuse what they do not take, never panic, and allow only loopback with
+/// the default plan.
+pub fn dial_target(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::uri::SipUri::parse(&text);
+    let plan = match crate::dial_plan::DialPlan::new(true, &[], &[]) {
+        Ok(plan) => plan,
+        Err(_) => return,
+    };
+    if let crate::dial_plan::Verdict::Allowed(target) = plan.check(&text) {
+        assert!(target.is_loopback(), "{text:?} allowed to {target}");
+    }
+}

@@ -60,3 +60,15 @@ fn registration_seeds_do_not_panic_and_send_only_valid_sip() {
         }
     }
 }
+
+#[test]
+fn dial_target_seeds_do_not_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sip_dial_target");
+    let seeds = files(&dir);
+    assert!(seeds.len() >= 4);
+    for seed in &seeds {
+        for cut in 0..=seed.len() {
+            sono_sip::fuzzing::dial_target(&seed[..cut]);
+        }
+    }
+}
