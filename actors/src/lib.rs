@@ -53,6 +53,24 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Takes one of the `rtmp.max_connections` slots (RTMP, RTMPS and RTMPT
+    /// together) for a client at `peer`; false, counted and logged, when none
+    /// is left. The connection's actor gives the slot back when it stops.
+    pub fn take_connection_slot(&self, peer: std::net::SocketAddr) -> bool {
+        use std::sync::atomic::Ordering;
+        let m = &self.metrics;
+        let limit = self.settings.rtmp.max_connections;
+        let active = m.rtmp_connections_active.fetch_add(1, Ordering::AcqRel);
+        if active as usize >= limit {
+            m.rtmp_connections_active.fetch_sub(1, Ordering::AcqRel);
+            Metrics::add(&m.rtmp_connections_refused, 1);
+            tracing::warn!(%peer, limit, "refusing a connection: rtmp.max_connections reached");
+            return false;
+        }
+        Metrics::add(&m.rtmp_connections_accepted, 1);
+        true
+    }
+
     /// The arbiter for the next connection (round robin).
     pub fn next_arbiter(&self) -> actix::dev::ArbiterHandle {
         let n = self

@@ -36,22 +36,10 @@ pub async fn accept_loop(
         };
         // Counted here, before the actor exists, so a burst cannot overshoot the limit;
         // the actor's `stopped` (or a failed start below) gives the slot back.
-        let active = shared
-            .metrics
-            .rtmp_connections_active
-            .fetch_add(1, Ordering::AcqRel);
-        if active as usize >= shared.settings.rtmp.max_connections {
-            shared
-                .metrics
-                .rtmp_connections_active
-                .fetch_sub(1, Ordering::AcqRel);
-            Metrics::add(&shared.metrics.rtmp_connections_refused, 1);
-            warn!(%peer, limit = shared.settings.rtmp.max_connections,
-                  "refusing RTMP connection: rtmp.max_connections reached");
+        if !shared.take_connection_slot(peer) {
             drop(stream);
             continue;
         }
-        Metrics::add(&shared.metrics.rtmp_connections_accepted, 1);
         let _ = stream.set_nodelay(true);
         let std_stream = match stream.into_std() {
             Ok(s) => s,

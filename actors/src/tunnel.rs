@@ -6,7 +6,6 @@
 //! client runs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -16,7 +15,6 @@ use rand::Rng;
 use sono_rtmp::tunnel::TunnelError;
 use tracing::warn;
 
-use crate::metrics::Metrics;
 use crate::rtmp_connection::RtmpConnection;
 use crate::Shared;
 
@@ -76,21 +74,10 @@ impl TunnelSessions {
             }
             *count += 1;
         }
-        let active = shared
-            .metrics
-            .rtmp_connections_active
-            .fetch_add(1, Ordering::AcqRel);
-        if active as usize >= shared.settings.rtmp.max_connections {
-            shared
-                .metrics
-                .rtmp_connections_active
-                .fetch_sub(1, Ordering::AcqRel);
+        if !shared.take_connection_slot(peer) {
             self.release_address(peer.ip());
-            Metrics::add(&shared.metrics.rtmp_connections_refused, 1);
-            warn!(%peer, "refusing RTMPT session: rtmp.max_connections reached");
             return Err(OpenRefusal::TooManyConnections);
         }
-        Metrics::add(&shared.metrics.rtmp_connections_accepted, 1);
         // 128 random bits: the session id is all a request needs to feed the
         // connection, so it must not be guessable.
         let id = format!("{:032x}", rand::thread_rng().gen::<u128>());
