@@ -8,17 +8,17 @@
 //! where the scheme would end), fixed and kept as a unit test.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sono_rtmp::ObjectEncoding;
-use sono_testkit::{require_tool, FlashClient, Sono};
+use sono_testkit::{require_tool, wait_with_output_or_kill, FlashClient, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const ADMIN: &str = "schemathesis-admin-key-0123456789";
 
 fn schemathesis(sono: &Sono, token: &str) -> (bool, String) {
     let base = format!("http://{}/api/v1", sono.http);
-    let mut child = Command::new("schemathesis")
+    let child = Command::new("schemathesis")
         .args(["run", &format!("{base}/openapi.json"), "--url", &base])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args(["--exclude-path-regex", "events$"])
@@ -34,24 +34,8 @@ fn schemathesis(sono: &Sono, token: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting schemathesis");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("schemathesis's output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let run = wait_with_output_or_kill(child, Duration::from_secs(240));
+    (run.success(), format!("{}{}", run.stdout, run.stderr))
 }
 
 #[test]

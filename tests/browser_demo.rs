@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{http, require_tool, Baresip, Sono};
+use sono_testkit::{http, require_tool, wait_with_output_or_kill, Baresip, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -63,7 +63,7 @@ fn the_demo_page_places_and_ends_a_call_over_rest_in_headless_chromium() {
 
     let screenshot = dir.file("demo-page.png");
     let base = format!("http://{}", sono.http);
-    let mut node = Command::new("node")
+    let node = Command::new("node")
         .current_dir(&browser_dir)
         .arg("demo_call.mjs")
         .args([&base, "", key, &peer.uri()])
@@ -73,25 +73,12 @@ fn the_demo_page_places_and_ends_a_call_over_rest_in_headless_chromium() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting node");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Ok(Some(status)) = node.try_wait() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let run = wait_with_output_or_kill(node, Duration::from_secs(90));
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
-    let output = node.wait_with_output().expect("node's output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
     assert!(
-        status.is_some_and(|s| s.success()),
+        run.success(),
         "the browser run failed: {stdout}\n{stderr}\n{}",
         sono.log()
     );

@@ -3,7 +3,6 @@
 //! authorisation, a call placed and followed over REST, and an ffmpeg
 //! publisher (which cannot call methods) taking a call placed over REST.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,18 +12,11 @@ use sono_rtmp::ObjectEncoding;
 use sono_testkit::audio::{self, AudioDir};
 use sono_testkit::http::{self, EventStream};
 use sono_testkit::rtmpt::TunnelClient;
-use sono_testkit::{require_tool, Baresip, FlashClient, Sono};
+use sono_testkit::{free_port, require_tool, wait_with_output_or_kill, Baresip, FlashClient, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const ADMIN: &str = "admin-key-for-the-tests-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 fn start(extra: &str) -> Sono {
     Sono::start(
@@ -61,21 +53,12 @@ fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
 }
 
 /// Waits for a child to exit by itself, or kills it by PID after `timeout`.
-fn finish(mut child: Child, timeout: Duration) -> (bool, String) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            return (status.success(), err);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+fn finish(child: Child, timeout: Duration) -> (bool, String) {
+    let done = wait_with_output_or_kill(child, timeout);
+    match done.status {
+        Some(_) => (done.success(), done.stderr),
+        None => (false, "ffmpeg did not finish in time".into()),
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    (false, "ffmpeg did not finish in time".into())
 }
 
 fn speex_messages(sono: &Sono) -> f64 {

@@ -199,7 +199,7 @@ impl RtmpConnection {
             id,
             peer,
             transport,
-            token: new_token(),
+            token: crate::directory::new_secret(),
             session: ServerSession::new(config),
             output,
             opened: now,
@@ -1268,9 +1268,3 @@ pub fn is_stream_key(name: &str) -> bool {
 
 /// Shortest stream key: 22 characters of base64url carry 128 bits.
 pub const MIN_STREAM_KEY_LEN: usize = 22;
-
-/// A fresh capability token: 128 random bits in hex.
-fn new_token() -> String {
-    use rand::Rng;
-    format!("{:032x}", rand::thread_rng().gen::<u128>())
-}

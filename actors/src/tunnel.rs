@@ -11,7 +11,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 use dashmap::DashMap;
-use rand::Rng;
 use sono_rtmp::tunnel::TunnelError;
 use tracing::warn;
 
@@ -80,7 +79,7 @@ impl TunnelSessions {
         }
         // 128 random bits: the session id is all a request needs to feed the
         // connection, so it must not be guessable.
-        let id = format!("{:032x}", rand::thread_rng().gen::<u128>());
+        let id = crate::directory::new_secret();
         let arbiter = shared.next_arbiter();
         let addr = RtmpConnection::start_tunnel(&arbiter, id.clone(), peer, shared.clone());
         self.sessions.insert(id.clone(), (addr, peer.ip()));

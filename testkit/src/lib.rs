@@ -24,4 +24,4 @@ pub use flash_client::{FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
 pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
-pub use sono::{require_tool, Sono};
+pub use sono::{free_port, require_tool, wait_or_kill, wait_with_output_or_kill, Finished, Sono};

@@ -2,8 +2,8 @@
 //! file of the test's own, logs captured to a file, stopped by PID on drop.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,8 +19,44 @@ pub fn require_tool(tool: &str, package: &str) {
     );
 }
 
+/// What a bounded child process printed, and how it ended (`None`: killed
+/// after its time).
+pub struct Finished {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// As [`wait_or_kill`], reading the child's piped stdout and stderr meanwhile
+/// (on threads, so a chatty child cannot block on a full pipe).
+pub fn wait_with_output_or_kill(mut child: Child, timeout: Duration) -> Finished {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let status = wait_or_kill(child, timeout);
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
 /// Waits up to `timeout` for `child` to exit; kills it after that (`None`).
-pub(crate) fn wait_or_kill(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_or_kill(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -33,7 +69,8 @@ pub(crate) fn wait_or_kill(mut child: Child, timeout: Duration) -> Option<ExitSt
     None
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -152,18 +189,10 @@ impl Sono {
 
     /// `GET path` on the HTTP side: the body of a 200 answer.
     pub fn get(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.http
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+        crate::http::request(self.http, "GET", path, &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.text())
     }
 
     /// The Prometheus samples of `/metrics`, by name with labels.
