@@ -44,11 +44,16 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Whether `token` is the admin key (never, when `http.admin_key` is empty).
+fn is_admin_key(token: &str, shared: &Shared) -> bool {
+    let admin = &shared.settings.http.admin_key;
+    !admin.is_empty() && same_secret(token, admin)
+}
+
 /// The grant of the request's token, whatever it asks for.
 pub fn grant(req: &HttpRequest, shared: &Shared) -> Result<Grant, ApiError> {
     let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
-    let admin = &shared.settings.http.admin_key;
-    if !admin.is_empty() && same_secret(&token, admin) {
+    if is_admin_key(&token, shared) {
         return Ok(Grant::Admin);
     }
     if let Some(id) = token_connection(&token, shared) {
@@ -75,8 +80,7 @@ pub fn connection(
     id: ConnectionId,
 ) -> Result<ConnectionEntry, ApiError> {
     let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
-    let admin = &shared.settings.http.admin_key;
-    let is_admin = !admin.is_empty() && same_secret(&token, admin);
+    let is_admin = is_admin_key(&token, shared);
     match shared.directory.entry(id) {
         Some(entry) => {
             let own = same_secret(&entry.token, &token)
