@@ -478,6 +478,17 @@ fn a_call_placed_and_ended_over_rest_is_followed_by_its_events() {
     assert_eq!(state["call"]["status"], 4);
     let calls = get(&sono, "/api/v1/calls", ADMIN).json();
     assert_eq!(calls["calls"].as_array().map(Vec::len), Some(1), "{calls}");
+    assert_eq!(sono.metric("sono_calls{state=\"media\"}"), 1.0);
+    assert_eq!(sono.metric("sono_calls{state=\"in_progress\"}"), 0.0);
+    // Each 20 ms frame down is timed: a second of call adds about 50.
+    let timed = || sono.metric("sono_transcode_seconds_count{direction=\"down\"}");
+    let before = timed();
+    std::thread::sleep(Duration::from_secs(1));
+    let frames = timed() - before;
+    assert!(
+        (40.0..=60.0).contains(&frames),
+        "{frames} frames timed down in 1 s"
+    );
 
     let dtmf = http::post_json(
         sono.http,
@@ -503,7 +514,7 @@ fn a_call_placed_and_ended_over_rest_is_followed_by_its_events() {
         events.events
     );
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
-
+    assert_eq!(sono.metric("sono_calls{state=\"media\"}"), 0.0);
     // The stream ends with the connection.
     drop(c);
     assert!(
@@ -647,6 +658,13 @@ fn an_ffmpeg_publisher_takes_a_call_placed_over_rest() {
     .unwrap();
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
     let _ = finish(up, Duration::from_secs(1));
+    // Every message up and every frame down was timed.
+    for direction in ["up", "down"] {
+        let n = sono.metric(&format!(
+            "sono_transcode_seconds_count{{direction=\"{direction}\"}}"
+        ));
+        assert!(n > 300.0, "{n} frames timed {direction}");
+    }
 
     // The caller's tone reached the show, and the show's tone the caller.
     let show_heard = samples(&heard, 16_000);

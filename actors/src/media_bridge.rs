@@ -214,7 +214,12 @@ impl MediaBridge {
         self.uplink.tick(&mut self.datagrams);
         self.send_datagrams();
         let mut frames = Vec::new();
+        let started = Instant::now();
         self.downlink.tick(now, &mut frames);
+        self.shared
+            .metrics
+            .transcode_down
+            .observe(started.elapsed());
         let codec = self.downlink.client_codec();
         let (rate, samples) = match codec {
             ClientCodec::SpeexWb => (16_000, 320),
@@ -410,10 +415,12 @@ impl Handler<ClientAudio> for MediaBridge {
             }
         }
         let mut packets = Vec::new();
-        if let Err(e) = self
+        let started = Instant::now();
+        let result = self
             .uplink
-            .client_audio(msg.codec, msg.timestamp, &msg.data, &mut packets)
-        {
+            .client_audio(msg.codec, msg.timestamp, &msg.data, &mut packets);
+        self.shared.metrics.transcode_up.observe(started.elapsed());
+        if let Err(e) = result {
             // Once per kind would be nicer; debug keeps a bad client from
             // flooding the log.
             debug!(conn = self.conn, error = %e, "client audio dropped");

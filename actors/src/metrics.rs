@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sono_rtmp::AudioCodec;
 
@@ -32,11 +33,110 @@ pub struct Metrics {
     pub audio_frames_concealed: AtomicU64,
     pub media_bridges_active: AtomicU64,
     pub registrations_active: AtomicU64,
+    /// Calls by phase, indexed by [`CallPhase`].
+    pub call_phases: [AtomicU64; CallPhase::ALL.len()],
+    /// Time spent on each client message going up (decode, resample, encode).
+    pub transcode_up: FrameTimes,
+    /// Time spent on each 20 ms frame going down (playout, decode, encode).
+    pub transcode_down: FrameTimes,
+}
+
+/// Where a client's call stands, as `sono_calls{state}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    /// An inbound call rings at the client, unanswered.
+    Ringing,
+    /// Dialled, or answered and not yet confirmed (status 1).
+    InProgress,
+    /// Status 2.
+    Connected,
+    /// Status 3.
+    Disconnecting,
+    /// Status 4: media flows.
+    Media,
+}
+
+impl CallPhase {
+    pub const ALL: [CallPhase; 5] = [
+        CallPhase::Ringing,
+        CallPhase::InProgress,
+        CallPhase::Connected,
+        CallPhase::Disconnecting,
+        CallPhase::Media,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CallPhase::Ringing => "ringing",
+            CallPhase::InProgress => "in_progress",
+            CallPhase::Connected => "connected",
+            CallPhase::Disconnecting => "disconnecting",
+            CallPhase::Media => "media",
+        }
+    }
+}
+
+/// Upper bounds of the per-frame time histogram, in microseconds: a 20 ms
+/// frame that takes more than a few milliseconds starves other calls.
+const FRAME_TIME_BOUNDS_US: [u64; 9] = [25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+
+/// A Prometheus histogram of per-frame processing times.
+#[derive(Debug, Default)]
+pub struct FrameTimes {
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    buckets: [AtomicU64; FRAME_TIME_BOUNDS_US.len() + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl FrameTimes {
+    pub fn observe(&self, took: Duration) {
+        let us = took.as_micros() as u64;
+        let i = FRAME_TIME_BOUNDS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(FRAME_TIME_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, s: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = FRAME_TIME_BOUNDS_US
+                .get(i)
+                .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(s, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(s, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(s, "{name}_count{{{labels}}} {}", self.count());
+    }
 }
 
 impl Metrics {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A call moved from one phase to another (`None`: no call).
+    pub fn call_phase(&self, from: Option<CallPhase>, to: Option<CallPhase>) {
+        if from == to {
+            return;
+        }
+        if let Some(p) = from {
+            self.call_phases[p as usize].fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(p) = to {
+            self.call_phases[p as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn audio_message(&self, codec: AudioCodec) {
@@ -189,6 +289,75 @@ impl Metrics {
             "Audio frames the loss concealment made up (ended calls).",
             &[("", get(&self.audio_frames_concealed))],
         );
+        let phases: Vec<(String, u64)> = CallPhase::ALL
+            .iter()
+            .map(|p| {
+                (
+                    format!("{{state=\"{}\"}}", p.label()),
+                    get(&self.call_phases[*p as usize]),
+                )
+            })
+            .collect();
+        let phases: Vec<(&str, u64)> = phases.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "sono_calls",
+            "gauge",
+            "Clients' calls now, by state (ringing: inbound, unanswered).",
+            &phases,
+        );
+        let name = "sono_transcode_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time to process one client message up, or one 20 ms frame down.\n# TYPE {name} histogram"
+        );
+        self.transcode_up.render(&mut s, name, "direction=\"up\"");
+        self.transcode_down
+            .render(&mut s, name, "direction=\"down\"");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_times_render_as_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.transcode_up.observe(Duration::from_micros(20));
+        m.transcode_up.observe(Duration::from_micros(300));
+        m.transcode_up.observe(Duration::from_millis(50));
+        let text = m.render();
+        for line in [
+            "sono_transcode_seconds_bucket{direction=\"up\",le=\"0.000025\"} 1",
+            "sono_transcode_seconds_bucket{direction=\"up\",le=\"0.00025\"} 1",
+            "sono_transcode_seconds_bucket{direction=\"up\",le=\"0.0005\"} 2",
+            "sono_transcode_seconds_bucket{direction=\"up\",le=\"0.01\"} 2",
+            "sono_transcode_seconds_bucket{direction=\"up\",le=\"+Inf\"} 3",
+            "sono_transcode_seconds_count{direction=\"up\"} 3",
+            "sono_transcode_seconds_count{direction=\"down\"} 0",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(text.contains("sono_transcode_seconds_sum{direction=\"up\"} 0.05032"));
+    }
+
+    #[test]
+    fn calls_move_between_phases() {
+        let m = Metrics::default();
+        m.call_phase(None, Some(CallPhase::InProgress));
+        m.call_phase(None, Some(CallPhase::Ringing));
+        m.call_phase(Some(CallPhase::InProgress), Some(CallPhase::Media));
+        m.call_phase(Some(CallPhase::Media), Some(CallPhase::Media));
+        let text = m.render();
+        for line in [
+            "sono_calls{state=\"ringing\"} 1",
+            "sono_calls{state=\"in_progress\"} 0",
+            "sono_calls{state=\"media\"} 1",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        m.call_phase(Some(CallPhase::Media), None);
+        assert!(m.render().contains("sono_calls{state=\"media\"} 0"));
     }
 }

@@ -32,7 +32,7 @@ use crate::control::{
 };
 use crate::directory::ConnectionId;
 use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
-use crate::metrics::Metrics;
+use crate::metrics::{CallPhase, Metrics};
 use crate::registration::{Registration, RegistrationNotice, Unregister};
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::answer_stateless;
@@ -581,11 +581,13 @@ impl RtmpConnection {
             rtp,
         );
         self.call = Some(call);
-        self.call_track = Some(CallTrack {
-            direction: CallDirection::Outbound,
-            remote_uri: target.to_string(),
-            status: None,
-            started: Instant::now(),
+        self.set_call_track(|track| {
+            *track = Some(CallTrack {
+                direction: CallDirection::Outbound,
+                remote_uri: target.to_string(),
+                status: None,
+                started: Instant::now(),
+            })
         });
         match txn {
             // REST does not hold a request open while the phone rings: it is
@@ -871,6 +873,7 @@ impl Actor for RtmpConnection {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.set_call_track(|track| *track = None);
         // The SIP side of a call ends with its client (CANCEL or BYE at once).
         if let Some(call) = self.call.take() {
             call.do_send(Hangup { client_gone: true });
@@ -958,7 +961,7 @@ impl Handler<CallNotice> for RtmpConnection {
         }
         match notice {
             CallNotice::Status(event) => {
-                match (&event, self.call_track.as_mut()) {
+                self.set_call_track(|track| match (&event, track.as_mut()) {
                     (PhoneEvent::CallStatus { status, .. }, Some(track)) => {
                         track.status = Some(*status as u8)
                     }
@@ -966,7 +969,7 @@ impl Handler<CallNotice> for RtmpConnection {
                         track.remote_uri.clone_from(uri)
                     }
                     _ => {}
-                }
+                });
                 self.emit(&event);
             }
             CallNotice::DialAnswer(answer) => {
@@ -1001,7 +1004,7 @@ impl Handler<CallNotice> for RtmpConnection {
             }
             CallNotice::Ended => {
                 self.call = None;
-                self.call_track = None;
+                self.set_call_track(|track| *track = None);
                 self.inbound_call_id = None;
                 self.pending_dial = None;
                 self.media = None;
@@ -1057,12 +1060,14 @@ impl Handler<IncomingInvite> for RtmpConnection {
         let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
         let config = inbound_config(&shared, user, rtp.port(), transport);
         self.inbound_call_id = Some(message.call_id.clone());
-        self.call_track = Some(CallTrack {
-            direction: CallDirection::Inbound,
-            // Filled from the call's `Sono.Call.Incoming`, which names the caller.
-            remote_uri: String::new(),
-            status: None,
-            started: Instant::now(),
+        self.set_call_track(|track| {
+            *track = Some(CallTrack {
+                direction: CallDirection::Inbound,
+                // Filled from the call's `Sono.Call.Incoming`, which names the caller.
+                remote_uri: String::new(),
+                status: None,
+                started: Instant::now(),
+            })
         });
         self.call = Some(Call::start_inbound(
             self.id,
@@ -1247,7 +1252,29 @@ impl Handler<GetState> for RtmpConnection {
     }
 }
 
+impl CallTrack {
+    /// The phase `sono_calls{state}` counts this call in (`None`: ended).
+    fn phase(&self) -> Option<CallPhase> {
+        match (self.status, self.direction) {
+            (None, CallDirection::Inbound) => Some(CallPhase::Ringing),
+            (None, CallDirection::Outbound) | (Some(1), _) => Some(CallPhase::InProgress),
+            (Some(2), _) => Some(CallPhase::Connected),
+            (Some(3), _) => Some(CallPhase::Disconnecting),
+            (Some(4), _) => Some(CallPhase::Media),
+            _ => None,
+        }
+    }
+}
+
 impl RtmpConnection {
+    /// Changes the tracked call, keeping `sono_calls{state}` in step.
+    fn set_call_track(&mut self, change: impl FnOnce(&mut Option<CallTrack>)) {
+        let before = self.call_track.as_ref().and_then(CallTrack::phase);
+        change(&mut self.call_track);
+        let after = self.call_track.as_ref().and_then(CallTrack::phase);
+        self.shared.metrics.call_phase(before, after);
+    }
+
     fn set_registered(&mut self, aor: &str, registered: bool) {
         self.registration_state = Some(RegistrationState {
             uri: aor.to_owned(),
