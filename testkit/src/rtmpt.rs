@@ -85,6 +85,11 @@ impl TunnelClient {
         }
     }
 
+    /// One `/idle` poll; what it brings waits for [`Self::read`].
+    pub fn poll(&mut self) -> io::Result<()> {
+        self.exchange("idle", b"\0")
+    }
+
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.exchange("send", bytes)
     }
