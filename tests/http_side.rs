@@ -418,6 +418,16 @@ fn a_token_controls_its_own_connection_only() {
     .unwrap();
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(bad.error_code().as_deref(), Some("invalid_request"));
+    // API bodies are small: over 16 KiB is refused before any parsing.
+    let huge = format!("{{\"uri\": \"sip:{}@127.0.0.1\"}}", "1".repeat(20_000));
+    let over = http::post_json(
+        sono.http,
+        &format!("/api/v1/connections/{ib}/dial"),
+        &tb,
+        &serde_json::from_str(&huge).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(over.status, 413, "{}", over.text());
     b.pump(Duration::from_millis(100)).unwrap();
 }
 

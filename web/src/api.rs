@@ -352,9 +352,13 @@ where
         .default_service(web::to(move || async move { method_not_allowed(allow) }))
 }
 
+/// Largest JSON body an API request may carry (413 beyond).
+const MAX_BODY: usize = 16 * 1024;
+
 /// Every route of the API, under `/api/v1`.
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/v1")
+        .app_data(web::PayloadConfig::new(MAX_BODY))
         .service(resource("/openapi.json", true, openapi))
         .service(resource("/token", true, token))
         .service(resource("/connections", true, list_connections))

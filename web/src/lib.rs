@@ -87,13 +87,6 @@ pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
     let open_streams = web::Data::new(Arc::new(events::OpenStreams::default()));
     let data = web::Data::new(shared);
     let server = HttpServer::new(move || {
-        let json = web::JsonConfig::default()
-            .limit(16 * 1024)
-            .error_handler(|e, _| {
-                bad_body(format!(
-                    "the JSON body is not what this endpoint takes: {e}"
-                ))
-            });
         let path =
             web::PathConfig::default().error_handler(|e, _| bad_body(format!("bad path: {e}")));
         let query =
@@ -101,8 +94,8 @@ pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
         App::new()
             .app_data(data.clone())
             .app_data(open_streams.clone())
+            // RTMPT bodies: over rtmpt.max_body is 413 before the handler runs.
             .app_data(web::PayloadConfig::new(max_body))
-            .app_data(json)
             .app_data(path)
             .app_data(query)
             .wrap(cors(&data))

@@ -35,9 +35,6 @@ pub async fn tunnel(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>
     if !shared.settings.rtmpt.enabled {
         return refuse(StatusCode::NOT_FOUND, "RTMPT is off (rtmpt.enabled)");
     }
-    if body.len() > shared.settings.rtmpt.max_body {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body over rtmpt.max_body");
-    }
     let request = match parse_path(req.path()) {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e.to_string()),
