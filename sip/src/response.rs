@@ -1,7 +1,9 @@
 //! Building a response to a received request (RFC 3261 §8.2.6): the Via
 //! fields (the top one stamped with `received`/`rport`, §18.2.1 and RFC 3581),
 //! From, To (with our tag once the response is not 100), Call-ID and CSeq
-//! copied, then ours. Used by transactions' users and for stateless errors.
+//! copied, and Record-Route in every response that can create a dialog
+//! (§12.1.1: 101–299 to an INVITE outside a dialog), then ours. Used by
+//! transactions' users and for stateless errors.
 
 use std::net::SocketAddr;
 
@@ -65,6 +67,16 @@ pub fn response_text(
                 Some(tag) if tagged => out.push_str(&format!("{name}: {v};tag={tag}\r\n")),
                 _ => out.push_str(&format!("{name}: {v}\r\n")),
             }
+        }
+    }
+    // Without the Record-Route a proxy put in, the caller would send its
+    // ACK and BYE straight to us while ours go through the proxy.
+    let creates_dialog = (101..300).contains(&code)
+        && request.to_tag.is_none()
+        && req.method == rsip::Method::Invite;
+    if creates_dialog {
+        for rr in header_values(headers, "Record-Route") {
+            out.push_str(&format!("Record-Route: {rr}\r\n"));
         }
     }
     for (name, value) in extra {
@@ -166,5 +178,42 @@ From: <sip:a@b>;tag=f\r\nTo: <sip:c@d>\r\nCall-ID: cid\r\nCSeq: 2 BYE\r\nContent
         assert!(text.contains("CSeq: 2 BYE\r\n"));
         let back = parse(text.as_bytes()).unwrap();
         assert_eq!(back.status_code(), Some(481));
+    }
+
+    fn invite(to_tag: &str) -> Received {
+        parse(
+            format!(
+                "INVITE sip:sono-1@127.0.0.1 SIP/2.0\r\n\
+Record-Route: <sip:127.0.0.1:5070;lr>, <sip:10.0.0.1;lr>\r\nRecord-Route: <sip:10.0.0.2;lr>\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKk\r\n\
+From: <sip:a@b>;tag=f\r\nTo: <sip:sono-1@127.0.0.1>{to_tag}\r\nCall-ID: cid\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:a@127.0.0.1:5090>\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dialog_creating_responses_carry_the_record_route_in_order() {
+        let src: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let req = invite("");
+        for code in [180, 183, 200] {
+            let text = response_text(&req, src, code, "X", Some("t"), &[], None);
+            assert!(
+                text.contains(
+                    "Record-Route: <sip:127.0.0.1:5070;lr>, <sip:10.0.0.1;lr>\r\nRecord-Route: <sip:10.0.0.2;lr>\r\n"
+                ),
+                "{code}: {text}"
+            );
+        }
+        // 100 Trying and failures create no dialog; nor does a re-INVITE.
+        for code in [100, 486] {
+            let text = response_text(&req, src, code, "X", Some("t"), &[], None);
+            assert!(!text.contains("Record-Route"), "{code}: {text}");
+        }
+        let reinvite = invite(";tag=ours");
+        let text = response_text(&reinvite, src, 200, "OK", Some("ours"), &[], None);
+        assert!(!text.contains("Record-Route"), "{text}");
     }
 }

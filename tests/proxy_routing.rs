@@ -1,0 +1,134 @@
+//! Calls through a record-routing proxy (RFC 3261 §12.1.1, §16.6 step 4):
+//! Kamailio (`record_route()`, tests/peers/kamailio/) relays baresip's INVITE
+//! to a client's implicit URI; sono's 180 and 200 copy the INVITE's
+//! Record-Route, so the caller's ACK and BYE, and sono's own BYE, all pass
+//! the proxy. Kamailio logs each in-dialog request it relays, with its source.
+
+use std::time::Duration;
+
+use sono_rtmp::phone::code;
+use sono_rtmp::{AmfValue, ObjectEncoding};
+use sono_testkit::{Baresip, FlashClient, Kamailio, Reply, Sono};
+
+const SONO: &str = env!("CARGO_BIN_EXE_sono");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Registers the client's implicit URI at Kamailio and returns the URI a
+/// caller dials there.
+fn implicit_uri_at(c: &mut FlashClient, domain: &str) -> String {
+    let reply = c.call("register", vec![]).unwrap();
+    let Reply::Result(values) = &reply else {
+        panic!("register: {reply:?}");
+    };
+    let uri = values[values.len() - 1]
+        .get("uri")
+        .and_then(AmfValue::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let user = uri
+        .strip_prefix("sip:")
+        .and_then(|u| u.split('@').next())
+        .unwrap_or_default()
+        .to_owned();
+    let at_registrar = format!("sip:{user}@{domain}");
+    assert!(
+        c.wait_for(WAIT, |c| c.events.iter().any(|e| {
+            e.get("code").and_then(AmfValue::as_str) == Some(code::REGISTRATION_STATUS)
+                && e.get("uri").and_then(AmfValue::as_str) == Some(at_registrar.as_str())
+                && matches!(e.get("registered"), Some(AmfValue::Boolean(true)))
+        })),
+        "not registered at Kamailio: {:?}",
+        c.events
+    );
+    at_registrar
+}
+
+/// baresip calls `target` through Kamailio; the client accepts.
+fn answered_call(c: &mut FlashClient, target: &str, seconds: u32, name: &str) -> Baresip {
+    let tone = std::env::temp_dir().join(format!("sono-rr-{name}-{}.wav", std::process::id()));
+    sono_testkit::audio::tone_wav(&tone, 8000, seconds, 300);
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(u64::from(seconds) + 15),
+        "PCMU/8000/1",
+        8000,
+        target,
+    );
+    let incoming = c.events.len();
+    assert!(
+        c.wait_for(WAIT, |c| c.events[incoming..]
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+            )),
+        "no incoming call\n{}",
+        caller.log()
+    );
+    let statuses = c.call_statuses().len();
+    assert!(matches!(
+        c.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(
+        c.wait_for(WAIT, |c| c.call_statuses()[statuses..]
+            .iter()
+            .any(|(s, _, _)| *s == 4)),
+        "{:?}\n{}",
+        c.call_statuses(),
+        caller.log()
+    );
+    caller
+}
+
+#[test]
+fn ack_and_bye_both_ways_pass_a_record_routing_proxy() {
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let sono = Sono::start(
+        SONO,
+        &format!("[sip]\nimplicit_registrar = \"{domain}\"\nregister_expires = 30\n"),
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let target = implicit_uri_at(&mut c, &domain);
+
+    // The client hangs up: sono's BYE goes through Kamailio (its route set).
+    let caller = answered_call(&mut c, &target, 8, "ours");
+    let ack_from_caller = format!("in-dialog ACK from {}", caller.addr);
+    assert!(
+        kamailio.wait_log(&ack_from_caller, WAIT),
+        "the caller's ACK did not pass the proxy (no Record-Route in our 200?)\n{}\n{}",
+        kamailio.log(),
+        caller.log()
+    );
+    c.call("hangup", vec![]).unwrap();
+    let bye_from_sono = format!("in-dialog BYE from {}", sono.sip);
+    assert!(
+        kamailio.wait_log(&bye_from_sono, WAIT),
+        "{}",
+        kamailio.log()
+    );
+    assert!(caller.wait_log("session closed", WAIT), "{}", caller.log());
+    drop(caller);
+
+    // The caller hangs up (its 2 s file ends): its BYE goes through Kamailio.
+    let caller = answered_call(&mut c, &target, 2, "theirs");
+    let statuses = c.call_statuses().len();
+    assert!(
+        c.wait_for(WAIT, |c| c.call_statuses()[statuses..]
+            .iter()
+            .any(|(s, _, _)| *s == 0)),
+        "the caller's BYE did not end the call: {:?}\n{}",
+        c.call_statuses(),
+        caller.log()
+    );
+    let bye_from_caller = format!("in-dialog BYE from {}", caller.addr);
+    assert!(
+        kamailio.wait_log(&bye_from_caller, WAIT),
+        "the caller's BYE did not pass the proxy\n{}\n{}",
+        kamailio.log(),
+        caller.log()
+    );
+    let ack_from_caller = format!("in-dialog ACK from {}", caller.addr);
+    assert!(kamailio.log().contains(&ack_from_caller));
+}
