@@ -36,6 +36,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<(Settings, Option<PathBuf
             .with_list_parse_key("sip.dial_plan.allow")
             .with_list_parse_key("sip.dial_plan.deny")
             .with_list_parse_key("sip.registrars")
+            .with_list_parse_key("sip.auth_realms")
             .with_list_parse_key("media.codecs")
             .try_parsing(true),
     );

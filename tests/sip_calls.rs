@@ -199,7 +199,7 @@ fn hangup_while_ringing_cancels_and_the_487_ends_the_call() {
 fn a_401_challenge_is_answered_with_digest_credentials() {
     let sono = Sono::start(
         SONO,
-        &format!("{MEDIA}[sip]\nauth_user = \"alice\"\npassword = \"secret\"\n"),
+        &format!("{MEDIA}[sip]\nauth_user = \"alice\"\npassword = \"secret\"\nauth_realms = [\"sono.test\"]\n"),
     );
     let mut sipp = Sipp::uas(&scenario("uas_401"), 1, WAIT, &[]);
     let mut c = client(&sono);

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use sono_rtmp::phone::{CallStatus, PhoneEvent};
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
 use sono_sip::message::Received;
-use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
 use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
@@ -363,6 +363,15 @@ impl Call {
                     bridge.do_send(MediaChanged(media));
                 }
             }
+            CallEvent::TargetRefused { target, reason } => {
+                warn!(conn = self.conn, call_id, %target, %reason,
+                      "the peer's target is outside the dial plan: nothing sent there");
+                Metrics::add(&self.shared.metrics.sip_targets_refused, 1);
+            }
+            CallEvent::ChallengeRefused(reason) => {
+                warn!(conn = self.conn, call_id, %reason, "challenge not answered");
+                Metrics::add(&self.shared.metrics.sip_challenges_refused, 1);
+            }
             CallEvent::Ended {
                 code,
                 reason,
@@ -553,6 +562,7 @@ pub fn inbound_config(
         media: local_media(shared, rtp_port),
         timers: sip.timers(),
         transport,
+        dial_plan: Some(shared.dial_plan.clone()),
     }
 }
 
@@ -595,7 +605,9 @@ pub fn outbound_config(
         let name = sip.from_name.replace('\\', "\\\\").replace('"', "\\\"");
         format!("\"{name}\" <sip:{user}@{domain}>")
     };
-    let port = target.port_or_default();
+    // A maddr the dial plan allowed is where the request goes (RFC 3263 §4).
+    let destination = target.destination().unwrap_or_else(|_| target.clone());
+    let port = destination.port_or_default();
     let proxy = (!sip.outbound_proxy.is_empty())
         .then(|| sono_sip::uri::SipUri::parse(&sip.outbound_proxy).ok())
         .flatten();
@@ -606,13 +618,13 @@ pub fn outbound_config(
             p.ip().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
             p.port_or_default(),
         ),
-        None => match target.ip() {
+        None => match destination.ip() {
             Some(ip) => SocketAddr::new(ip, port),
-            None if target.host == "localhost" => {
+            None if destination.host == "localhost" => {
                 SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)
             }
             None => {
-                resolve = Some((target.host.clone(), port));
+                resolve = Some((destination.host.clone(), port));
                 SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port)
             }
         },
@@ -628,10 +640,7 @@ pub fn outbound_config(
         Transport::Tcp => format!("sip:{user}@{advertised};transport=tcp"),
         Transport::Udp => format!("sip:{user}@{advertised}"),
     };
-    let credentials = (!sip.auth_user.is_empty()).then(|| sono_sip::digest::Credentials {
-        username: sip.auth_user.clone(),
-        password: sip.password.clone(),
-    });
+    let auth = challenge_policy(shared, target, proxy.as_ref());
     let config = OutboundCallConfig {
         target: target.to_string(),
         from,
@@ -643,8 +652,43 @@ pub fn outbound_config(
         media,
         timers: sip.timers(),
         transport,
-        credentials,
+        auth,
+        dial_plan: Some(shared.dial_plan.clone()),
         call_id: String::new(),
     };
     (config, resolve)
+}
+
+/// Whom `sip.auth_user`'s credentials answer on a call to `target`: the
+/// outbound proxy when there is one; else the target only if it is a
+/// configured registrar (a host in `sip.registrars`, "*" not counting, or
+/// `sip.implicit_registrar`). Always only for realms in `sip.auth_realms`.
+fn challenge_policy(
+    shared: &Shared,
+    target: &sono_sip::uri::SipUri,
+    proxy: Option<&sono_sip::uri::SipUri>,
+) -> Auth {
+    let sip = &shared.settings.sip;
+    if sip.auth_user.is_empty() {
+        return Auth::None;
+    }
+    let registrar = sip.registrars.iter().any(|r| {
+        r != "*"
+            && r.trim_matches(['[', ']'])
+                .eq_ignore_ascii_case(&target.host)
+    }) || sono_sip::uri::SipUri::parse(&format!("sip:{}", sip.implicit_registrar))
+        .is_ok_and(|r| r.host == target.host && r.port_or_default() == target.port_or_default());
+    if proxy.is_none() && !registrar {
+        return Auth::Withheld(format!(
+            "{} is neither the outbound proxy nor a configured registrar (sip.registrars)",
+            target.host
+        ));
+    }
+    Auth::Realms {
+        credentials: sono_sip::digest::Credentials {
+            username: sip.auth_user.clone(),
+            password: sip.password.expose().to_owned(),
+        },
+        realms: sip.auth_realms.clone(),
+    }
 }

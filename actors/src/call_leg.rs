@@ -51,6 +51,9 @@ impl CallLeg {
                     media,
                 },
                 InboundEvent::MediaChanged(m) => CallEvent::MediaChanged(m),
+                InboundEvent::TargetRefused { target, reason } => {
+                    CallEvent::TargetRefused { target, reason }
+                }
                 InboundEvent::Ended {
                     code,
                     reason,

@@ -24,10 +24,14 @@ pub struct Metrics {
     pub sip_calls_answered: AtomicU64,
     pub sip_calls_failed: AtomicU64,
     pub sip_calls_active: AtomicU64,
+    pub sip_targets_refused: AtomicU64,
+    pub sip_challenges_refused: AtomicU64,
     pub rtp_packets_sent: AtomicU64,
     pub rtp_packets_received: AtomicU64,
     pub rtp_packets_malformed: AtomicU64,
     pub rtp_packets_foreign: AtomicU64,
+    pub rtp_packets_other_ssrc: AtomicU64,
+    pub rtp_packets_bad_sequence: AtomicU64,
     pub rtp_packets_lost: AtomicU64,
     pub rtp_packets_late: AtomicU64,
     pub audio_frames_concealed: AtomicU64,
@@ -235,6 +239,18 @@ impl Metrics {
             &[("", get(&self.sip_calls_failed))],
         );
         metric(
+            "sono_sip_targets_refused_total",
+            "counter",
+            "Calls ended (or refused) because the peer's Contact or Record-Route pointed outside the dial plan; nothing was sent there.",
+            &[("", get(&self.sip_targets_refused))],
+        );
+        metric(
+            "sono_sip_challenges_refused_total",
+            "counter",
+            "401/407 challenges our credentials did not answer (realm not in sip.auth_realms, or not from the outbound proxy or a configured registrar).",
+            &[("", get(&self.sip_challenges_refused))],
+        );
+        metric(
             "sono_sip_calls",
             "gauge",
             "Calls in progress now (dialling, ringing or answered, not yet ended).",
@@ -268,6 +284,14 @@ impl Metrics {
                 (
                     "{outcome=\"foreign_source\"}",
                     get(&self.rtp_packets_foreign),
+                ),
+                (
+                    "{outcome=\"other_ssrc\"}",
+                    get(&self.rtp_packets_other_ssrc),
+                ),
+                (
+                    "{outcome=\"bad_sequence\"}",
+                    get(&self.rtp_packets_bad_sequence),
                 ),
             ],
         );

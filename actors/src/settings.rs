@@ -7,6 +7,58 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A setting that must never be shown: a password or a key. Its `Debug`,
+/// `Display` and serialised form (what `sono check-config` prints) say only
+/// whether it is set; the value is read with [`Secret::expose`], where it
+/// is used.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub const REDACTED: &'static str = "(set, not shown)";
+
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            ""
+        } else {
+            Self::REDACTED
+        })
+    }
+}
+
+/// Empty stays empty (the embedded defaults are layered through this);
+/// anything else is written redacted.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -98,7 +150,7 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// The admin key: `Authorization: Bearer KEY` controls every connection
     /// and lists them. Empty turns the admin API off; connection tokens still work.
-    pub admin_key: String,
+    pub admin_key: Secret,
     /// Most live-event streams (SSE) open at once, over all clients.
     pub max_event_streams: usize,
     /// How long a live-event stream may stay silent before a keep-alive comment.
@@ -113,7 +165,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_key: String::new(),
+            admin_key: Secret::default(),
             max_event_streams: 1000,
             event_keepalive: Duration::from_secs(15),
             cors_origins: Vec::new(),
@@ -191,9 +243,12 @@ pub struct SipSettings {
     /// Every outbound request goes through this proxy (a SIP URI with an IP
     /// address), with a Route header for it; empty sends straight to the target.
     pub outbound_proxy: String,
-    /// Credentials answering 401/407 challenges to outbound calls.
+    /// Credentials answering 401/407 challenges to outbound calls, from
+    /// the outbound proxy or a configured registrar only, and only for
+    /// realms listed in `auth_realms`.
     pub auth_user: String,
-    pub password: String,
+    pub password: Secret,
+    pub auth_realms: Vec<String>,
     /// The User-Agent and Server header value.
     pub user_agent: String,
     /// RFC 3261 timer bases.
@@ -245,7 +300,8 @@ impl Default for SipSettings {
             from_domain: String::new(),
             outbound_proxy: String::new(),
             auth_user: String::new(),
-            password: String::new(),
+            password: Secret::default(),
+            auth_realms: Vec::new(),
             user_agent: concat!("sono/", env!("CARGO_PKG_VERSION")).into(),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
@@ -452,6 +508,9 @@ impl Settings {
             return Err(
                 "http.admin_key must be at least 16 characters (or empty: no admin API)".into(),
             );
+        }
+        if !self.sip.auth_user.is_empty() && self.sip.auth_realms.is_empty() {
+            return Err("sip.auth_user is set but sip.auth_realms is empty: list the realms (as the outbound proxy or registrar names them in its challenges) these credentials may answer".into());
         }
         if self.sip.domain.trim().is_empty() {
             return Err("sip.domain must not be empty".into());

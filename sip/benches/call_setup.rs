@@ -36,7 +36,8 @@ fn config() -> OutboundCallConfig {
         },
         timers: Timers::default(),
         transport: Default::default(),
-        credentials: None,
+        auth: sono_sip::outbound_call::Auth::None,
+        dial_plan: None,
         call_id: String::new(),
     }
 }

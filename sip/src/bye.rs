@@ -1,5 +1,7 @@
 //! Our BYE (RFC 3261 §15.1.1): a non-INVITE client transaction inside the
-//! dialog whose final response, timeout or transport error ends the call.
+//! dialog. The call is over for its user as soon as the BYE is sent
+//! (§15.1.1: "the UAC MUST consider the session terminated ... as soon as
+//! the BYE is sent"); the transaction then runs to its end on its own.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::time::Instant;
 use rsip::{Request, Response};
 
 use crate::dialog::{Dialog, RequestContext};
-use crate::transaction::{ClientEvent, ClientTransaction, Timers};
+use crate::transaction::{ClientTransaction, Timers};
 use crate::transmit::Transmit;
 
 #[derive(Debug)]
@@ -54,19 +56,11 @@ impl Bye {
         self.transaction.handle_response(response, now);
     }
 
-    /// Moves its datagrams to `out`; true once the BYE is over (answered,
-    /// timed out or unsendable).
-    pub fn drain(&mut self, out: &mut VecDeque<Transmit>) -> bool {
+    /// Moves its datagrams to `out`; what the peer answers changes nothing.
+    pub fn drain(&mut self, out: &mut VecDeque<Transmit>) {
         while let Some(bytes) = self.transaction.poll_transmit() {
             out.push_back(Transmit { to: self.to, bytes });
         }
-        let mut over = false;
-        while let Some(event) = self.transaction.poll_event() {
-            over |= match event {
-                ClientEvent::Timeout | ClientEvent::TransportError => true,
-                ClientEvent::Response(r) => r.status_code.code() >= 200,
-            };
-        }
-        over
+        while self.transaction.poll_event().is_some() {}
     }
 }

@@ -181,14 +181,7 @@ impl Dialog {
         extra: &[(&str, &str)],
         body: Option<&str>,
     ) -> Transmit {
-        let mut route = self.route();
-        let mut to = address_of(&route.next_hop);
-        if route.routes.is_empty() {
-            if let Some(proxy) = ctx.outbound_proxy {
-                route.routes.push(with_lr(proxy));
-                to = address_of(proxy);
-            }
-        }
+        let (route, to) = self.next_hop(ctx);
         let branch = format!("{BRANCH_COOKIE}{}", random_token());
         let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
         text.push_str(&format!(
@@ -221,10 +214,26 @@ impl Dialog {
             None => text.push_str("Content-Length: 0\r\n\r\n"),
         }
         Transmit {
-            // A Contact with a host name is reached where the INVITE went.
-            to: to.unwrap_or(ctx.fallback),
+            to,
             bytes: text.into_bytes(),
         }
+    }
+
+    /// How the next request inside the dialog is routed, and the address it
+    /// is sent to: the first route, else the outbound proxy, else the remote
+    /// target (its `maddr` if it has one, RFC 3263 §4). A next hop with a
+    /// host name is reached where the INVITE went (`ctx.fallback`).
+    pub fn next_hop(&self, ctx: &RequestContext<'_>) -> (DialogRequest, SocketAddr) {
+        let mut route = self.route();
+        let mut to = address_of(&route.next_hop);
+        if route.routes.is_empty() {
+            if let Some(proxy) = ctx.outbound_proxy {
+                route.routes.push(with_lr(proxy));
+                route.next_hop = proxy.to_owned();
+                to = address_of(proxy);
+            }
+        }
+        (route, to.unwrap_or(ctx.fallback))
     }
 
     /// The dialog our 2xx to `invite` creates on the UAS side (§12.1.1): the
@@ -290,9 +299,10 @@ pub fn without_tag(value: &str) -> String {
     out
 }
 
-/// A URI's socket address when its host is an IP address.
+/// A URI's socket address when its host (or its `maddr`, which overrides
+/// the host, RFC 3263 §4) is an IP address.
 pub fn address_of(uri: &str) -> Option<SocketAddr> {
-    let uri = SipUri::parse(uri).ok()?;
+    let uri = SipUri::parse(uri).ok()?.destination().ok()?;
     uri.ip()
         .map(|ip| SocketAddr::new(ip, uri.port_or_default()))
 }

@@ -93,10 +93,20 @@ fn config() -> OutboundCallConfig {
         },
         timers: Timers::default(),
         transport: Default::default(),
-        credentials: Some(crate::digest::Credentials {
-            username: "alice".into(),
-            password: "secret".into(),
-        }),
+        auth: crate::outbound_call::Auth::Realms {
+            credentials: crate::digest::Credentials {
+                username: "alice".into(),
+                password: "secret".into(),
+            },
+            realms: vec!["r".into()],
+        },
+        // Targets the peer names elsewhere than 192.0.2.7 are refused.
+        dial_plan: crate::dial_plan::DialPlan::new(
+            false,
+            &[r"sip:.*@192\.0\.2\.7(:5060)?".into()],
+            &[],
+        )
+        .ok(),
         call_id: "fuzz-call@sono".into(),
     }
 }
@@ -221,6 +231,7 @@ Contact: <sip:a@192.0.2.7>\r\nContent-Type: application/sdp\r\nContent-Length: {
         media: base.media,
         timers: base.timers,
         transport: base.transport,
+        dial_plan: base.dial_plan,
     };
     let mut call = InboundCall::new(invite, caller, config, now);
     let mut our_tag = String::new();

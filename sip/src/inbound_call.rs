@@ -14,6 +14,7 @@ use std::time::Instant;
 use rsip::Request;
 
 use crate::bye::Bye;
+use crate::dial_plan::{DialPlan, TargetGuard};
 use crate::dialog::{Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::ids::random_token;
@@ -33,6 +34,9 @@ pub struct InboundCallConfig {
     pub timers: Timers,
     /// The transport the INVITE came on.
     pub transport: Transport,
+    /// Judges where our requests inside the dialog would go when that is
+    /// not where the INVITE came from; `None` trusts the caller.
+    pub dial_plan: Option<DialPlan>,
 }
 
 /// What the call's user must hear.
@@ -41,6 +45,12 @@ pub enum InboundEvent {
     /// The ACK for our 2xx arrived: media may flow.
     Confirmed(Negotiated),
     MediaChanged(Negotiated),
+    /// The caller's Contact or Record-Route is outside the dial plan: the
+    /// call was refused (403) before it rang.
+    TargetRefused {
+        target: String,
+        reason: String,
+    },
     Ended {
         code: Option<u16>,
         reason: String,
@@ -55,8 +65,7 @@ enum Phase {
     /// 2xx sent, waiting for its ACK.
     Accepted,
     Confirmed,
-    /// BYE sent.
-    Ending,
+    /// Over for the user; our BYE's transaction may still run on its own.
     Ended,
 }
 
@@ -144,8 +153,49 @@ impl InboundCall {
                 Err(e) => call.reject(488, &format!("Not Acceptable Here ({e})"), now),
             }
         }
+        if let Err((target, reason)) = call.judge_target(source) {
+            call.events.push_back(InboundEvent::TargetRefused {
+                target: target.clone(),
+                reason: reason.clone(),
+            });
+            call.reject(
+                403,
+                &format!("Forbidden (our requests would go to {target}, outside the dial plan)"),
+                now,
+            );
+        }
         call.drain();
         call
+    }
+
+    /// Where our BYE would go (the first Record-Route, else the Contact),
+    /// judged: the INVITE's source is trusted, anything else must pass the
+    /// dial plan.
+    fn judge_target(&self, source: SocketAddr) -> Result<(), (String, String)> {
+        let Some(plan) = &self.config.dial_plan else {
+            return Ok(());
+        };
+        let Some(dialog) = Dialog::uas(&self.invite, &self.local_tag) else {
+            return Ok(());
+        };
+        let guard = TargetGuard {
+            plan: plan.clone(),
+            trusted: source,
+        };
+        let (route, to) = dialog.next_hop(&self.request_context());
+        guard
+            .check(&route.next_hop, to)
+            .map_err(|why| (route.next_hop, why))
+    }
+
+    fn request_context(&self) -> RequestContext<'_> {
+        RequestContext {
+            via_sent_by: &self.config.via_sent_by,
+            user_agent: &self.config.user_agent,
+            outbound_proxy: None,
+            fallback: self.reply_to,
+            transport: self.config.transport,
+        }
     }
 
     pub fn call_id(&self) -> &str {
@@ -299,9 +349,9 @@ impl InboundCall {
             Phase::Offered => self.reject(603, "Decline", now),
             Phase::Accepted | Phase::Confirmed => {
                 self.send_bye(now);
-                self.phase = Phase::Ending;
+                self.end(None, "hung up".into());
             }
-            Phase::Ending | Phase::Ended => {}
+            Phase::Ended => {}
         }
         self.drain();
     }
@@ -415,15 +465,15 @@ impl InboundCall {
         if self.bye.is_some() {
             return;
         }
-        let Some(dialog) = &mut self.dialog else {
-            return;
-        };
         let ctx = RequestContext {
             via_sent_by: &self.config.via_sent_by,
             user_agent: &self.config.user_agent,
             outbound_proxy: None,
             fallback: self.reply_to,
             transport: self.config.transport,
+        };
+        let Some(dialog) = &mut self.dialog else {
+            return;
         };
         self.bye = Bye::send(dialog, &ctx, self.config.timers, now);
     }
@@ -448,12 +498,8 @@ impl InboundCall {
             });
         }
         while self.transaction.poll_event().is_some() {}
-        let bye_over = self
-            .bye
-            .as_mut()
-            .is_some_and(|b| b.drain(&mut self.transmit));
-        if bye_over && self.phase == Phase::Ending {
-            self.end(None, "hung up".into());
+        if let Some(b) = &mut self.bye {
+            b.drain(&mut self.transmit);
         }
         self.server.drain(&mut self.transmit);
     }

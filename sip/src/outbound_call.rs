@@ -17,6 +17,7 @@ use std::time::Instant;
 use rsip::Request;
 
 use crate::bye::Bye;
+use crate::dial_plan::{DialPlan, TargetGuard};
 use crate::dialog::{strip_uri_headers, with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
@@ -48,9 +49,30 @@ pub struct OutboundCallConfig {
     pub timers: Timers,
     /// UDP, or TCP when the target asked for `transport=tcp`.
     pub transport: Transport,
-    pub credentials: Option<Credentials>,
+    /// Whose 401/407 challenges our credentials answer.
+    pub auth: Auth,
+    /// Judges where requests inside the dialog would go (a Contact or
+    /// Record-Route of the peer's choosing); `None` trusts the peer.
+    pub dial_plan: Option<DialPlan>,
     /// Call-ID; random when empty.
     pub call_id: String,
+}
+
+/// Whom our credentials answer. A challenge is a request for them: answered
+/// blindly, anyone we call could collect a digest of our password for a
+/// realm of its choosing, or relay a real registrar's nonce to us.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// No credentials: a challenge ends the call with its code.
+    #[default]
+    None,
+    /// Challenges naming one of `realms` and coming from the next hop.
+    Realms {
+        credentials: Credentials,
+        realms: Vec<String>,
+    },
+    /// Credentials exist, but not for this call's next hop (the reason).
+    Withheld(String),
 }
 
 /// What the call's user (the `Call` actor) must hear.
@@ -66,6 +88,12 @@ pub enum CallEvent {
     },
     /// The peer changed the media with a re-INVITE.
     MediaChanged(Negotiated),
+    /// The peer named a target (Contact, Record-Route) outside the dial
+    /// plan; nothing was sent there.
+    TargetRefused { target: String, reason: String },
+    /// A 401/407 our credentials may not answer (the reason); the call
+    /// fails with its code.
+    ChallengeRefused(String),
     /// The call is over. `code` is the SIP status that ended it, if one did.
     Ended {
         code: Option<u16>,
@@ -80,8 +108,10 @@ enum Phase {
     /// INVITE sent; no final response yet.
     Inviting,
     Confirmed,
-    /// BYE sent.
-    Ending,
+    /// Over for the user: failed, refused, or hung up by either side. Our
+    /// BYE's transaction may still run; its outcome changes nothing the
+    /// user needs to know, so the user is not kept waiting for it (64·T1
+    /// when the peer is gone).
     Ended,
 }
 
@@ -110,6 +140,8 @@ pub struct OutboundCall {
     stray_byes: Vec<Bye>,
     /// Answers the peer's requests inside the dialog.
     server: DialogServer,
+    /// The 2xx named a target outside the dial plan: it is never ACKed.
+    target_refused: bool,
     answered: bool,
     transmit: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
@@ -155,6 +187,7 @@ impl OutboundCall {
             challenged: Vec::new(),
             stray_byes: Vec::new(),
             server,
+            target_refused: false,
             answered: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -237,9 +270,9 @@ impl OutboundCall {
             }
             Phase::Confirmed => {
                 self.send_bye(now);
-                self.phase = Phase::Ending;
+                self.end(None, "hung up".into());
             }
-            Phase::Ending | Phase::Ended => {}
+            Phase::Ended => {}
         }
         self.drain();
     }
@@ -249,12 +282,12 @@ impl OutboundCall {
         if message.is_request() {
             self.handle_request(message, source, now);
         } else {
-            self.handle_response(message, now);
+            self.handle_response(message, source, now);
         }
         self.drain();
     }
 
-    fn handle_response(&mut self, rx: Received, now: Instant) {
+    fn handle_response(&mut self, rx: Received, source: SocketAddr, now: Instant) {
         let Some(response) = rx.response().cloned() else {
             return;
         };
@@ -273,7 +306,7 @@ impl OutboundCall {
                 // A 2xx retransmitted after the transaction ended (timer M
                 // over) is not delivered by it, but must still be ACKed.
                 if delivered || (200..300).contains(&rx.status_code().unwrap_or(0)) {
-                    self.on_invite_response(&rx, now);
+                    self.on_invite_response(&rx, source, now);
                 }
             }
             "INVITE" => {
@@ -308,7 +341,7 @@ impl OutboundCall {
         }
     }
 
-    fn on_invite_response(&mut self, rx: &Received, now: Instant) {
+    fn on_invite_response(&mut self, rx: &Received, source: SocketAddr, now: Instant) {
         let code = rx.status_code().unwrap_or(0);
         let reason = rx.reason_phrase.clone().unwrap_or_default();
         if code < 200 {
@@ -329,8 +362,22 @@ impl OutboundCall {
         if self.phase != Phase::Inviting {
             return;
         }
-        if (code == 401 || code == 407) && !self.hangup_requested && self.retry_with_auth(rx, now) {
-            return;
+        if (code == 401 || code == 407) && !self.hangup_requested {
+            match self.retry_with_auth(rx, source, now) {
+                Ok(()) => return,
+                Err(Some(why)) => {
+                    self.events
+                        .push_back(CallEvent::ChallengeRefused(why.clone()));
+                    let reason = if reason.is_empty() {
+                        format!("{code}: {why}")
+                    } else {
+                        format!("{reason} ({why})")
+                    };
+                    self.invite_failed(code, &reason);
+                    return;
+                }
+                Err(None) => {}
+            }
         }
         self.invite_failed(code, &reason);
     }
@@ -347,11 +394,27 @@ impl OutboundCall {
             }
             return;
         }
+        if self.target_refused {
+            // A retransmission of the 2xx whose target we refused.
+            return;
+        }
         let Some(dialog) = self.dialog_of(rx) else {
             // No To tag or no Contact: we cannot even ACK it properly.
             self.invite_failed(502, "2xx without To tag or Contact");
             return;
         };
+        if let Err((target, why)) = self.judge_target(&dialog) {
+            // Not even the ACK goes there: the call ends here, and the peer,
+            // unacknowledged, gives up on its own (§13.3.1.4).
+            self.target_refused = true;
+            let reason = format!("the peer's target {target} is outside the dial plan ({why}); nothing was sent there");
+            self.events.push_back(CallEvent::TargetRefused {
+                target,
+                reason: why,
+            });
+            self.invite_failed(403, &reason);
+            return;
+        }
         let ack = dialog.request(
             &request_context(&self.config),
             "ACK",
@@ -365,7 +428,7 @@ impl OutboundCall {
         self.answered = true;
         if self.hangup_requested {
             self.send_bye(now);
-            self.phase = Phase::Ending;
+            self.end(None, "hung up".into());
             return;
         }
         let body = rx
@@ -386,7 +449,6 @@ impl OutboundCall {
             }
             Err(e) => {
                 self.send_bye(now);
-                self.phase = Phase::Ending;
                 self.end(Some(488), format!("unusable SDP answer: {e}"));
             }
         }
@@ -406,10 +468,31 @@ impl OutboundCall {
         )
     }
 
+    /// Where requests inside `dialog` would be sent, if the dial plan (or
+    /// the address the INVITE went to) allows it.
+    fn judge_target(&self, dialog: &Dialog) -> Result<(), (String, String)> {
+        let Some(plan) = &self.config.dial_plan else {
+            return Ok(());
+        };
+        let guard = TargetGuard {
+            plan: plan.clone(),
+            trusted: self.config.next_hop,
+        };
+        let (route, to) = dialog.next_hop(&request_context(&self.config));
+        guard
+            .check(&route.next_hop, to)
+            .map_err(|why| (route.next_hop, why))
+    }
+
     fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
         let Some(mut other) = self.dialog_of(rx) else {
             return;
         };
+        if let Err((target, reason)) = self.judge_target(&other) {
+            self.events
+                .push_back(CallEvent::TargetRefused { target, reason });
+            return;
+        }
         let ctx = request_context(&self.config);
         let ack = other.request(&ctx, "ACK", self.invite_seq, &[], None);
         self.transmit.push_back(ack);
@@ -418,12 +501,25 @@ impl OutboundCall {
         }
     }
 
-    fn retry_with_auth(&mut self, rx: &Received, now: Instant) -> bool {
-        let Some(credentials) = self.config.credentials.clone() else {
-            return false;
+    /// Resends the INVITE with credentials. `Err(None)`: nothing to answer
+    /// with (no credentials, no challenge we can read, or tried enough);
+    /// `Err(Some(why))`: credentials withheld from this challenger.
+    fn retry_with_auth(
+        &mut self,
+        rx: &Received,
+        source: SocketAddr,
+        now: Instant,
+    ) -> Result<(), Option<String>> {
+        let (credentials, realms) = match &self.config.auth {
+            Auth::None => return Err(None),
+            Auth::Withheld(why) => return Err(Some(format!("credentials not sent: {why}"))),
+            Auth::Realms {
+                credentials,
+                realms,
+            } => (credentials.clone(), realms),
         };
         if self.auth_attempts >= 2 {
-            return false;
+            return Err(None);
         }
         let code = rx.status_code().unwrap_or(0);
         let (challenge_header, answer_header) = if code == 407 {
@@ -432,13 +528,34 @@ impl OutboundCall {
             ("WWW-Authenticate", "Authorization")
         };
         let Some(response) = rx.response() else {
-            return false;
+            return Err(None);
         };
-        let Some(challenge) = header_values(&response.headers, challenge_header)
+        let challenges: Vec<Challenge> = header_values(&response.headers, challenge_header)
             .iter()
-            .find_map(|v| Challenge::parse(v).ok())
+            .filter_map(|v| Challenge::parse(v).ok())
+            .collect();
+        if challenges.is_empty() {
+            return Err(None);
+        }
+        if source != self.config.next_hop {
+            return Err(Some(format!(
+                "credentials not sent: the challenge came from {source}, not from {} where the INVITE went",
+                self.config.next_hop
+            )));
+        }
+        let Some(challenge) = challenges
+            .iter()
+            .find(|c| realms.iter().any(|r| r == &c.realm))
+            .cloned()
         else {
-            return false;
+            let named: Vec<String> = challenges
+                .iter()
+                .map(|c| format!("{:?}", c.realm))
+                .collect();
+            return Err(Some(format!(
+                "credentials not sent: realm {} is not in sip.auth_realms",
+                named.join(", ")
+            )));
         };
         let mut session = DigestSession::new(challenge);
         let authorization =
@@ -454,14 +571,14 @@ impl OutboundCall {
             self.invite_seq,
             Some((answer_header, &authorization)),
         ) else {
-            return false;
+            return Err(None);
         };
         let reliable = self.config.transport.is_reliable();
         let retry = ClientTransaction::new(request, reliable, self.config.timers, now);
         let challenged = std::mem::replace(&mut self.invite, retry);
         self.challenged.push(challenged);
         self.provisional_seen = false;
-        true
+        Ok(())
     }
 
     fn invite_failed(&mut self, code: u16, reason: &str) {
@@ -581,12 +698,8 @@ impl OutboundCall {
             }
             while c.poll_event().is_some() {}
         }
-        let bye_over = self
-            .bye
-            .as_mut()
-            .is_some_and(|b| b.drain(&mut self.transmit));
-        if bye_over && self.phase == Phase::Ending {
-            self.end(None, "hung up".into());
+        if let Some(b) = &mut self.bye {
+            b.drain(&mut self.transmit);
         }
         self.server.drain(&mut self.transmit);
     }

@@ -116,6 +116,89 @@ impl SipUri {
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost" || self.ip().is_some_and(|ip| ip.is_loopback())
     }
+
+    /// The URI parameters (`;name=value` before any `?`), names percent-
+    /// decoded and in lower case (RFC 3261 §25.1 lets a name be escaped, and
+    /// a proxy may unescape it), values as written.
+    pub fn parameters(&self) -> Vec<(String, Option<&str>)> {
+        let params = self.params.split('?').next().unwrap_or_default();
+        params
+            .split(';')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (percent_decoded(n).to_ascii_lowercase(), Some(v)),
+                None => (percent_decoded(p).to_ascii_lowercase(), None),
+            })
+            .collect()
+    }
+
+    /// The URI headers (`?name=value&…`, §19.1.1), if any.
+    pub fn headers(&self) -> Option<&str> {
+        self.params.split_once('?').map(|(_, h)| h)
+    }
+
+    /// Every `maddr` value (§19.1.1: it overrides the host as the address
+    /// the request is sent to, RFC 3263 §4).
+    pub fn maddrs(&self) -> Vec<&str> {
+        self.parameters()
+            .into_iter()
+            .filter(|(n, _)| n == "maddr")
+            .map(|(_, v)| v.unwrap_or_default())
+            .collect()
+    }
+
+    /// Where a request for this URI is sent (RFC 3263 §4): the `maddr`
+    /// host when there is one (the last, if several), else the host, with the
+    /// URI's port and no `maddr`. An unusable `maddr` is an error.
+    pub fn destination(&self) -> Result<SipUri, UriError> {
+        let Some(maddr) = self.maddrs().pop() else {
+            return Ok(self.clone());
+        };
+        let scheme = if self.secure { "sips:" } else { "sip:" };
+        let host = SipUri::parse(&format!("{scheme}{maddr}"))?;
+        if host.port.is_some() || !host.params.is_empty() || host.user.is_some() {
+            return Err(UriError::BadHost(maddr.to_owned()));
+        }
+        let kept: String = self
+            .params
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .split(';')
+            .filter(|p| !p.is_empty())
+            .filter(|p| {
+                let name = p.split('=').next().unwrap_or_default();
+                !percent_decoded(name).eq_ignore_ascii_case("maddr")
+            })
+            .map(|p| format!(";{p}"))
+            .collect();
+        Ok(SipUri {
+            host: host.host,
+            params: kept,
+            ..self.clone()
+        })
+    }
+}
+
+/// `%XX` escapes decoded (bytes that are not valid UTF-8 are kept escaped).
+pub(crate) fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -200,5 +283,31 @@ mod tests {
         assert!(!SipUri::parse("sip:bob@127.0.0.1.example.com")
             .unwrap()
             .is_loopback());
+    }
+
+    #[test]
+    fn maddr_is_the_destination_in_any_spelling() {
+        for text in [
+            "sip:900@127.0.0.1;maddr=192.0.2.1",
+            "sip:900@127.0.0.1;MADDR=192.0.2.1",
+            "sip:900@127.0.0.1;m%61ddr=192.0.2.1;transport=udp",
+            "sip:900@127.0.0.1;maddr=127.0.0.1;maddr=192.0.2.1",
+        ] {
+            let u = SipUri::parse(text).unwrap();
+            assert!(u.maddrs().contains(&"192.0.2.1"), "{text}");
+            let d = u.destination().unwrap();
+            assert_eq!(d.host, "192.0.2.1", "{text}");
+            assert!(!d.to_string().to_ascii_lowercase().contains("ddr"), "{d}");
+        }
+        let plain = SipUri::parse("sip:900@127.0.0.1:5070;transport=tcp").unwrap();
+        assert_eq!(plain.destination().unwrap(), plain);
+        let v6 = SipUri::parse("sip:900@127.0.0.1:5070;maddr=[::1]").unwrap();
+        assert_eq!(v6.destination().unwrap().to_string(), "sip:900@[::1]:5070");
+        for bad in ["sip:9@h;maddr=", "sip:9@h;maddr=a%2eb", "sip:9@h;maddr=h:1"] {
+            assert!(SipUri::parse(bad).unwrap().destination().is_err(), "{bad}");
+        }
+        let headers = SipUri::parse("sip:9@h;lr?Route=%3Csip:x%3E").unwrap();
+        assert_eq!(headers.headers(), Some("Route=%3Csip:x%3E"));
+        assert_eq!(headers.parameters(), vec![("lr".to_owned(), None)]);
     }
 }

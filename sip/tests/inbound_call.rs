@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sono_sip::dial_plan::DialPlan;
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig, InboundEvent};
 use sono_sip::message::{parse, Received};
 use sono_sip::sdp::{Codec, LocalMedia};
@@ -34,6 +35,7 @@ fn config() -> InboundCallConfig {
         },
         timers: Timers::default(),
         transport: Default::default(),
+        dial_plan: Some(DialPlan::new(false, &[r"sip:.*@127\.0\.0\.1:5090".into()], &[]).unwrap()),
     }
 }
 
@@ -207,6 +209,11 @@ fn local_hangup_after_the_answer_sends_bye_to_the_contact() {
     );
     events(&mut call);
     call.hangup(now);
+    // Over for the client as the BYE leaves (RFC 3261 §15.1.1).
+    assert!(matches!(
+        &events(&mut call)[..],
+        [InboundEvent::Ended { answered: true, .. }]
+    ));
     let bye = sent(&mut call).remove(0);
     assert!(bye.is_request());
     assert_eq!(bye.cseq_method, "BYE");
@@ -226,10 +233,7 @@ fn local_hangup_after_the_answer_sends_bye_to_the_contact() {
         None,
     );
     call.handle_message(parse(text.as_bytes()).unwrap(), caller(), now);
-    assert!(matches!(
-        &events(&mut call)[..],
-        [InboundEvent::Ended { answered: true, .. }]
-    ));
+    assert!(events(&mut call).is_empty(), "one Ended only");
 }
 
 #[test]
@@ -253,4 +257,58 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers() {
     assert!(
         matches!(&events(&mut call)[..], [InboundEvent::Confirmed(m)] if m.codec == Codec::Pcma)
     );
+}
+
+/// A caller whose Contact (or first Record-Route) is elsewhere than where
+/// its INVITE came from, and outside the dial plan: refused before it rings,
+/// so our BYE could never be sent there.
+#[test]
+fn a_caller_whose_target_is_outside_the_dial_plan_is_refused_with_403() {
+    let now = Instant::now();
+    for (header, target) in [
+        (
+            "Contact: <sip:alice@127.0.0.1:5090>",
+            "Contact: <sip:alice@127.0.0.9:5060>",
+        ),
+        (
+            "Contact: <sip:alice@127.0.0.1:5090>",
+            "Contact: <sip:alice@127.0.0.1:5090;maddr=127.0.0.9>",
+        ),
+        (
+            "Max-Forwards: 70",
+            "Record-Route: <sip:127.0.0.9;lr>\r\nMax-Forwards: 70",
+        ),
+    ] {
+        let text = String::from_utf8(invite(OFFER).message.to_string().into_bytes()).unwrap();
+        let text = text.replace(header, target);
+        let mut call = InboundCall::new(parse(text.as_bytes()).unwrap(), caller(), config(), now);
+        let out = sent(&mut call);
+        assert_eq!(codes(&out), [100, 403], "{target}");
+        let ev = events(&mut call);
+        assert!(
+            matches!(&ev[0], InboundEvent::TargetRefused { target, .. } if target.contains("127.0.0.9")),
+            "{ev:?}"
+        );
+        assert!(
+            matches!(
+                &ev[1],
+                InboundEvent::Ended {
+                    code: Some(403),
+                    ..
+                }
+            ),
+            "{ev:?}"
+        );
+    }
+    // Where the INVITE came from is trusted, whatever the plan says.
+    let mut call = InboundCall::new(
+        invite(OFFER),
+        caller(),
+        InboundCallConfig {
+            dial_plan: Some(DialPlan::new(false, &[], &[]).unwrap()),
+            ..config()
+        },
+        now,
+    );
+    assert_eq!(codes(&sent(&mut call)), [100]);
 }

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sono_sip::dial_plan::DialPlan;
 use sono_sip::digest::Credentials;
 use sono_sip::message::{parse, Received};
-use sono_sip::outbound_call::{CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
 use sono_sip::response::response_text;
 use sono_sip::sdp::{Codec, LocalMedia};
 use sono_sip::transaction::Timers;
@@ -39,8 +40,19 @@ fn config() -> OutboundCallConfig {
         },
         timers: Timers::default(),
         transport: Default::default(),
-        credentials: None,
+        auth: Auth::None,
+        dial_plan: Some(DialPlan::new(false, &[r"sip:.*@127\.0\.0\.1:5080".into()], &[]).unwrap()),
         call_id: String::new(),
+    }
+}
+
+fn alice_for(realms: &[&str]) -> Auth {
+    Auth::Realms {
+        credentials: Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        },
+        realms: realms.iter().map(|r| r.to_string()).collect(),
     }
 }
 
@@ -183,7 +195,7 @@ fn invite_carries_the_offer_and_a_200_is_acked_and_answered() {
 }
 
 #[test]
-fn hangup_after_the_answer_sends_bye_and_ends_on_its_200() {
+fn hangup_after_the_answer_ends_the_call_at_once_and_the_bye_runs_on() {
     let now = Instant::now();
     let (mut call, invite, _) = answered_call(now);
     sent(&mut call);
@@ -193,15 +205,34 @@ fn hangup_after_the_answer_sends_bye_and_ends_on_its_200() {
     assert_eq!(method(&bye), "BYE");
     assert_eq!(bye.cseq, invite.cseq + 1);
     assert_eq!(bye.call_id, invite.call_id);
-    assert!(
-        events(&mut call).is_empty(),
-        "the call ends when the BYE is answered"
-    );
-    call.handle_message(reply(&bye, 200, "OK", &[], None), peer(), now);
+    // The user hears of the end when the BYE leaves, not when (or if) the
+    // peer answers it (RFC 3261 §15.1.1).
     assert!(matches!(
         &events(&mut call)[..],
-        [CallEvent::Ended { answered: true, .. }]
+        [CallEvent::Ended { answered: true, reason, .. }] if reason == "hung up"
     ));
+    assert!(call.is_ended() && !call.is_finished());
+    // The unanswered BYE is still retransmitted (timer E), reporting nothing.
+    let mut t = now;
+    let mut resent = 0;
+    while let Some(next) = call.poll_timeout() {
+        if next > now + Duration::from_secs(5) {
+            break;
+        }
+        t = next;
+        call.handle_timeout(t);
+        resent += sent(&mut call)
+            .iter()
+            .filter(|m| method(m) == "BYE")
+            .count();
+    }
+    assert!(resent >= 3, "BYE retransmitted {resent} times in 5 s");
+    assert!(events(&mut call).is_empty());
+    call.handle_message(reply(&bye, 200, "OK", &[], None), peer(), t);
+    assert!(events(&mut call).is_empty(), "one Ended only");
+    // Done once every transaction is (the INVITE's lasts 64·T1, RFC 6026).
+    call.handle_timeout(now + Duration::from_secs(33));
+    assert!(call.is_finished());
 }
 
 #[test]
@@ -272,10 +303,7 @@ fn hangup_while_ringing_cancels_and_the_487_ends_the_call() {
 fn a_401_is_answered_once_with_digest_credentials() {
     let now = Instant::now();
     let mut cfg = config();
-    cfg.credentials = Some(Credentials {
-        username: "alice".into(),
-        password: "secret".into(),
-    });
+    cfg.auth = alice_for(&["sono.test"]);
     let mut call = OutboundCall::new(cfg, now).unwrap();
     let invite = sent(&mut call).remove(0);
     let challenge = [(
@@ -438,4 +466,115 @@ fn over_tcp_nothing_is_retransmitted_and_via_says_tcp() {
             ..
         }]
     ));
+}
+
+/// A challenge our credentials may not answer ends the call with its code
+/// and says why; nothing with our username is ever sent.
+#[test]
+fn challenges_from_other_realms_sources_or_hops_get_no_credentials() {
+    let now = Instant::now();
+    let proxy_challenge = [(
+        "Proxy-Authenticate",
+        "Digest realm=\"evil.example\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"",
+    )];
+    let cases: [(Auth, SocketAddr, &str); 3] = [
+        (
+            alice_for(&["sono.test"]),
+            peer(),
+            "realm \"evil.example\" is not in sip.auth_realms",
+        ),
+        (
+            alice_for(&["evil.example"]),
+            "127.0.0.1:6666".parse().unwrap(),
+            "came from 127.0.0.1:6666",
+        ),
+        (
+            Auth::Withheld("the target is no registrar".into()),
+            peer(),
+            "the target is no registrar",
+        ),
+    ];
+    for (auth, source, why) in cases {
+        let mut cfg = config();
+        cfg.auth = auth;
+        let mut call = OutboundCall::new(cfg, now).unwrap();
+        let invite = sent(&mut call).remove(0);
+        call.handle_message(
+            reply(
+                &invite,
+                407,
+                "Proxy Authentication Required",
+                &proxy_challenge,
+                None,
+            ),
+            source,
+            now,
+        );
+        let out = sent(&mut call);
+        assert_eq!(out.iter().map(method).collect::<Vec<_>>(), ["ACK"], "{why}");
+        let ev = events(&mut call);
+        assert!(
+            matches!(&ev[0], CallEvent::ChallengeRefused(r) if r.contains(why)),
+            "{ev:?}"
+        );
+        match &ev[1] {
+            CallEvent::Ended {
+                code: Some(407),
+                reason,
+                ..
+            } => {
+                assert!(
+                    reason.contains("credentials not sent") && reason.contains(why),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A 2xx whose Contact (or Record-Route) points outside the dial plan ends
+/// the call: no ACK, no BYE, nothing sent there, ever.
+#[test]
+fn a_2xx_naming_a_target_outside_the_dial_plan_is_never_acked() {
+    let now = Instant::now();
+    for extra in [
+        [("Contact", "<sip:900123@127.0.0.9:5060>")],
+        [("Contact", "<sip:900123@127.0.0.1:5080;maddr=127.0.0.9>")],
+        [("Record-Route", "<sip:127.0.0.9;lr>")],
+    ] {
+        let mut call = OutboundCall::new(config(), now).unwrap();
+        let invite = sent(&mut call).remove(0);
+        let mut headers = extra.to_vec();
+        if extra[0].0 != "Contact" {
+            headers.push(contact()[0]);
+        }
+        for _ in 0..3 {
+            // The peer retransmits its unacknowledged 2xx.
+            call.handle_message(
+                reply(&invite, 200, "OK", &headers, Some(ANSWER)),
+                peer(),
+                now,
+            );
+            assert!(sent(&mut call).is_empty(), "{extra:?}");
+        }
+        let ev = events(&mut call);
+        assert!(
+            matches!(&ev[0], CallEvent::TargetRefused { target, .. } if target.contains("127.0.0.9")),
+            "{ev:?}"
+        );
+        assert!(
+            matches!(
+                &ev[1],
+                CallEvent::Ended {
+                    code: Some(403),
+                    ..
+                }
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        call.hangup(now);
+        assert!(sent(&mut call).is_empty());
+    }
 }

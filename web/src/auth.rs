@@ -47,7 +47,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// Whether `token` is the admin key (never, when `http.admin_key` is empty).
 fn is_admin_key(token: &str, shared: &Shared) -> bool {
     let admin = &shared.settings.http.admin_key;
-    !admin.is_empty() && same_secret(token, admin)
+    !admin.is_empty() && same_secret(token, admin.expose())
 }
 
 /// The grant of the request's token, whatever it asks for.
