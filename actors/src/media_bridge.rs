@@ -20,11 +20,12 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use sono_media::codec::{ClientCodec, SipCodec};
-use sono_media::downlink::{Downlink, DownlinkConfig};
+use sono_media::downlink::{Downlink, DownlinkConfig, Heard};
 use sono_media::pacer::RtpPacer;
 use sono_media::rtcp::{self, ReportBlock, SenderInfo};
 use sono_media::rtp::RtpPacket;
 use sono_media::rtp_sender::RtpSender;
+use sono_media::rtp_source::SourceVerdict;
 use sono_media::uplink::{Uplink, UplinkConfig};
 use sono_sip::sdp::{Codec, Direction, Negotiated};
 use tokio::net::UdpSocket;
@@ -308,6 +309,7 @@ impl Actor for MediaBridge {
         let up = self.uplink.stats();
         let down = self.downlink.stats();
         let jitter = self.downlink.jitter_stats();
+        let source = self.downlink.source_stats();
         let m = &self.shared.metrics;
         m.media_bridges_active
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -322,6 +324,9 @@ impl Actor for MediaBridge {
             client_dropped = up.dropped,
             dtmf_sent = up.dtmf_digits,
             packets_received = down.packets,
+            other_ssrc = source.other_source,
+            bad_sequence = source.bad_sequence,
+            ssrc_switches = source.switches,
             frames_to_client = down.frames_to_client,
             lost = jitter.lost,
             late = jitter.late,
@@ -348,7 +353,6 @@ impl StreamHandler<RtpIn> for MediaBridge {
             Metrics::add(&self.shared.metrics.rtp_packets_malformed, 1);
             return;
         };
-        Metrics::add(&self.shared.metrics.rtp_packets_received, 1);
         let now = Instant::now();
         if self.latched.is_none() {
             if Some(source) != self.remote {
@@ -362,11 +366,25 @@ impl StreamHandler<RtpIn> for MediaBridge {
             Metrics::add(&self.shared.metrics.rtp_packets_foreign, 1);
             return;
         }
-        self.last_heard = Some(now);
-        if let Some(digit) = self.downlink.rtp(now, &packet) {
-            info!(conn = self.conn, %digit, "DTMF received");
-            self.to_client.do_send(MediaNotice::Dtmf(digit));
+        let metrics = &self.shared.metrics;
+        match self.downlink.receive_rtp(now, &packet) {
+            Heard::Dropped(SourceVerdict::OtherSource) => {
+                Metrics::add(&metrics.rtp_packets_other_ssrc, 1);
+                return;
+            }
+            Heard::Dropped(_) => {
+                Metrics::add(&metrics.rtp_packets_bad_sequence, 1);
+                return;
+            }
+            Heard::Digit(digit) => {
+                info!(conn = self.conn, %digit, "DTMF received");
+                self.to_client.do_send(MediaNotice::Dtmf(digit));
+            }
+            Heard::Audio => {}
         }
+        Metrics::add(&metrics.rtp_packets_received, 1);
+        // Only the peer's own stream keeps the call alive (media.rtp_timeout).
+        self.last_heard = Some(now);
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}

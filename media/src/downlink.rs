@@ -19,6 +19,7 @@ use crate::nellymoser::{NellymoserEncoder, BLOCK_SAMPLES};
 use crate::receive_stats::ReceiveStats;
 use crate::resampler::Resampler;
 use crate::rtp::RtpPacket;
+use crate::rtp_source::{SourceFilter, SourceStats, SourceVerdict};
 use crate::speex::{frames_in_packet, SpeexWbEncoder, SPEEX_WB_FRAME};
 
 #[derive(Debug, Clone)]
@@ -43,8 +44,20 @@ pub struct DownlinkStats {
     pub concealed: u64,
 }
 
+/// What became of one RTP packet from the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Taken (audio, or a telephone-event that starts no digit).
+    Audio,
+    /// A DTMF digit started.
+    Digit(char),
+    /// Not the peer's stream: dropped before anything saw it.
+    Dropped(SourceVerdict),
+}
+
 pub struct Downlink {
     config: DownlinkConfig,
+    source: SourceFilter,
     jitter: JitterBuffer,
     receive: ReceiveStats,
     dtmf: DtmfReceiver,
@@ -77,6 +90,7 @@ impl Downlink {
                 config.jitter_max,
             ),
             receive: ReceiveStats::new(config.codec.rtp_clock_rate()),
+            source: SourceFilter::new(),
             dtmf: DtmfReceiver::default(),
             decoder: SipDecoder::new(config.codec),
             concealment: Concealment::new(rate),
@@ -116,16 +130,41 @@ impl Downlink {
 
     /// An RTP packet from the peer; returns a DTMF digit when one starts.
     pub fn rtp(&mut self, now: Instant, packet: &RtpPacket<'_>) -> Option<char> {
+        match self.receive_rtp(now, packet) {
+            Heard::Digit(d) => Some(d),
+            Heard::Audio | Heard::Dropped(_) => None,
+        }
+    }
+
+    /// An RTP packet from the peer, and what became of it. Only packets of
+    /// the peer's stream ([`SourceFilter`]) reach the statistics, the DTMF
+    /// receiver and the jitter buffer.
+    pub fn receive_rtp(&mut self, now: Instant, packet: &RtpPacket<'_>) -> Heard {
+        match self.source.check(now, packet.ssrc, packet.sequence) {
+            SourceVerdict::Accept => {}
+            SourceVerdict::Switched => {
+                // A new stream: its numbering has nothing to do with the old.
+                self.jitter.restart();
+                self.dtmf = DtmfReceiver::default();
+            }
+            dropped @ (SourceVerdict::OtherSource | SourceVerdict::BadSequence) => {
+                return Heard::Dropped(dropped);
+            }
+        }
         self.receive
             .packet(now, packet.ssrc, packet.sequence, packet.timestamp);
         if Some(packet.payload_type) == self.config.telephone_event {
-            return self
+            return match self
                 .dtmf
-                .packet(packet.timestamp, packet.marker, packet.payload);
+                .packet(packet.timestamp, packet.marker, packet.payload)
+            {
+                Some(d) => Heard::Digit(d),
+                None => Heard::Audio,
+            };
         }
         if packet.payload_type != self.config.payload_type {
             self.stats.other_payload_types += 1;
-            return None;
+            return Heard::Audio;
         }
         self.stats.packets += 1;
         self.jitter.push(
@@ -135,7 +174,12 @@ impl Downlink {
             packet.payload_type,
             packet.payload,
         );
-        None
+        Heard::Audio
+    }
+
+    /// What the source filter dropped.
+    pub fn source_stats(&self) -> SourceStats {
+        self.source.stats()
     }
 
     /// The 20 ms clock's turn: appends the client's audio data (Speex

@@ -122,6 +122,20 @@ impl JitterBuffer {
         }
     }
 
+    /// Forgets the stream (its packets and numbering) for a new one from
+    /// another source; the delay learnt and the counters stay.
+    pub fn restart(&mut self) {
+        self.packets.clear();
+        self.next = None;
+        self.highest = None;
+        self.playing = false;
+        self.underruns = 0;
+        self.filling_since = None;
+        self.epoch = None;
+        self.transits.clear();
+        self.transit_at = 0;
+    }
+
     /// The delay the buffer currently aims for.
     pub fn target_delay(&self) -> Duration {
         self.target

@@ -31,5 +31,6 @@ pub mod resampler;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_sender;
+pub mod rtp_source;
 pub mod speex;
 pub mod uplink;
