@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod call_leg;
+pub mod client_writer;
 pub mod control;
 pub mod directory;
 pub mod media_bridge;

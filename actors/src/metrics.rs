@@ -35,6 +35,7 @@ pub struct Metrics {
     pub rtp_packets_lost: AtomicU64,
     pub rtp_packets_late: AtomicU64,
     pub audio_frames_concealed: AtomicU64,
+    pub audio_down_dropped: AtomicU64,
     pub media_bridges_active: AtomicU64,
     pub registrations_active: AtomicU64,
     /// Calls by phase, indexed by [`CallPhase`].
@@ -294,6 +295,12 @@ impl Metrics {
                     get(&self.rtp_packets_bad_sequence),
                 ),
             ],
+        );
+        metric(
+            "sono_audio_down_dropped_total",
+            "counter",
+            "Audio messages down not sent because the client was not reading what it had been sent (a slow or stalled reader).",
+            &[("", get(&self.audio_down_dropped))],
         );
         metric(
             "sono_rtp_packets_lost_total",

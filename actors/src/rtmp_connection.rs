@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use sono_sip::dial_plan::Verdict;
 
 use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNotice, Hangup};
+use crate::client_writer::{ClientWriter, WriterDone};
 use crate::control::{
     CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
     PhoneOutcome, RegistrationState, Responder,
@@ -47,8 +48,13 @@ use sono_sip::transmit::Transport;
 const TICK: Duration = Duration::from_millis(500);
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-/// Outbound bytes a slow client may leave unread before we stop reading from it.
+/// Unsent bytes beyond which a client is closed: it does not read.
 const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Unsent bytes beyond which audio down is dropped instead of queued: over
+/// TCP about a second of Speex (the kernel's send buffer, `rtmp.send_buffer`,
+/// holds more); an RTMPT client fetches only when it polls, so more.
+const AUDIO_BACKLOG: usize = 4 * 1024;
+const AUDIO_BACKLOG_TUNNEL: usize = 16 * 1024;
 
 /// A new INVITE for this connection's user (routed by `SipTransport`).
 #[derive(Message)]
@@ -67,7 +73,7 @@ pub struct Shutdown;
 /// Where the connection's bytes for the client go.
 enum Output {
     /// A TCP or TLS stream.
-    Stream(actix::io::Writer<Box<dyn AsyncWrite + Unpin>, io::Error>),
+    Stream(ClientWriter),
     /// An RTMPT session: bytes wait for the client's next poll.
     Tunnel(TunnelState),
 }
@@ -100,6 +106,10 @@ pub struct RtmpConnection {
     opened: Instant,
     last_input: Instant,
     last_ping: Instant,
+    /// Audio down not sent because the client was not reading.
+    audio_down_dropped: u64,
+    /// Since when the client has left audio down unread.
+    stalled_since: Option<Instant>,
     app: Option<String>,
     /// The implicit user and its URI, once `register` attributed them.
     implicit: Option<(String, String)>,
@@ -148,9 +158,7 @@ impl RtmpConnection {
                 BytesCodec::new(),
                 16 * 1024,
             ));
-            let write: Box<dyn AsyncWrite + Unpin> = Box::new(write);
-            let mut writer = actix::io::Writer::new(write, ctx);
-            writer.set_buffer_capacity(64 * 1024, WRITE_HIGH_WATER);
+            let writer = ClientWriter::spawn(write, ctx.address().recipient());
             RtmpConnection::new(peer, transport, shared, Output::Stream(writer))
         })
     }
@@ -220,6 +228,8 @@ impl RtmpConnection {
             play_stream: None,
             stream_key: None,
             listeners: Vec::new(),
+            audio_down_dropped: 0,
+            stalled_since: None,
             audio_down_offset: 0,
             last_audio_down: 0,
             shared,
@@ -232,9 +242,28 @@ impl RtmpConnection {
         }
         let bytes = self.session.take_output();
         match &mut self.output {
-            Output::Stream(writer) => writer.write(&bytes),
+            Output::Stream(writer) => writer.write(bytes),
             Output::Tunnel(t) => t.pending.extend_from_slice(&bytes),
         }
+    }
+
+    /// Whether audio down should be dropped rather than queued: the client
+    /// is not reading what it was sent.
+    fn audio_backlogged(&self) -> bool {
+        match &self.output {
+            Output::Stream(w) => w.unsent() > AUDIO_BACKLOG,
+            Output::Tunnel(t) => t.pending.len() > AUDIO_BACKLOG_TUNNEL,
+        }
+    }
+
+    /// Sends one audio message down, unless the client is not reading.
+    fn send_audio_down(&mut self, stream: u32, at: u32, codec: AudioCodec, data: &[u8]) {
+        if self.audio_backlogged() {
+            self.audio_down_dropped += 1;
+            Metrics::add(&self.shared.metrics.audio_down_dropped, 1);
+            return;
+        }
+        self.session.send_audio(stream, at, codec, data);
     }
 
     /// Sends an event to the Flash client and to the live-event subscribers.
@@ -327,6 +356,27 @@ impl RtmpConnection {
                 self.close(ctx, "the RTMPT client does not poll for its data", true);
                 return;
             }
+        }
+        // A client that reads nothing: its audio down is being dropped; it is
+        // closed once that has lasted rtmp.idle_timeout, or its backlog is huge.
+        if self.audio_backlogged() {
+            let since = *self.stalled_since.get_or_insert(now);
+            let unsent = match &self.output {
+                Output::Stream(w) => w.unsent(),
+                Output::Tunnel(t) => t.pending.len(),
+            };
+            if now.duration_since(since) > r.idle_timeout || unsent > WRITE_HIGH_WATER {
+                let reason = format!(
+                    "the client has read nothing for {} s ({} KiB waiting, {} audio messages down dropped)",
+                    now.duration_since(since).as_secs(),
+                    unsent / 1024,
+                    self.audio_down_dropped
+                );
+                self.close(ctx, &reason, true);
+                return;
+            }
+        } else {
+            self.stalled_since = None;
         }
         if !self.session.handshake_done() {
             if now.duration_since(self.opened) > r.handshake_timeout {
@@ -904,7 +954,7 @@ impl Actor for RtmpConnection {
             .rtmp_connections_active
             .fetch_sub(1, Ordering::AcqRel);
         info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages,
-              bytes_received = self.session.bytes_received(), "RTMP connection closed");
+              audio_down_dropped = self.audio_down_dropped, bytes_received = self.session.bytes_received(), "RTMP connection closed");
     }
 }
 
@@ -932,13 +982,16 @@ impl StreamHandler<Result<BytesMut, io::Error>> for RtmpConnection {
     }
 }
 
-impl actix::io::WriteHandler<io::Error> for RtmpConnection {
-    fn error(&mut self, err: io::Error, _: &mut Self::Context) -> Running {
-        debug!(conn = self.id, error = %err, "write failed");
-        Running::Stop
-    }
+impl Handler<WriterDone> for RtmpConnection {
+    type Result = ();
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
+    fn handle(&mut self, WriterDone(error): WriterDone, ctx: &mut Self::Context) {
+        if let Some(e) = error {
+            if !self.closing {
+                self.closing = true;
+                info!(conn = self.id, peer = %self.peer, error = %e, "the client is gone (write failed)");
+            }
+        }
         ctx.stop();
     }
 }
@@ -1113,7 +1166,7 @@ impl Handler<MediaNotice> for RtmpConnection {
                     }
                 }
                 if let Some(stream) = self.play_stream {
-                    self.session.send_audio(stream, at, codec, &data);
+                    self.send_audio_down(stream, at, codec, &data);
                 }
             }
             MediaNotice::Dtmf(digit) => self.emit(&PhoneEvent::Dtmf { digit }),
@@ -1162,8 +1215,7 @@ impl Handler<RelayedAudio> for RtmpConnection {
         if self.closing {
             return;
         }
-        self.session
-            .send_audio(msg.stream_id, msg.timestamp, msg.codec, &msg.data);
+        self.send_audio_down(msg.stream_id, msg.timestamp, msg.codec, &msg.data);
         self.flush();
     }
 }

@@ -41,6 +41,11 @@ pub async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let send_buffer = shared.settings.rtmp.send_buffer;
+        if send_buffer > 0 {
+            // Bounds the audio delay a slow reader can build up in the kernel.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
+        }
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {

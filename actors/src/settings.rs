@@ -123,6 +123,10 @@ pub struct RtmpSettings {
     /// How often sono pings a client; its answers keep an idle client alive.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// The kernel's send buffer for each client's TCP socket, in bytes (0:
+    /// the system's default, which grows to megabytes: seconds of audio
+    /// delay before a slow reader is noticed).
+    pub send_buffer: usize,
 }
 
 impl Default for RtmpSettings {
@@ -140,6 +144,7 @@ impl Default for RtmpSettings {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
+            send_buffer: 65536,
         }
     }
 }

@@ -190,6 +190,53 @@ impl FlashClient {
         })
     }
 
+    /// As [`FlashClient::connect`], with the socket's receive buffer set
+    /// to `bytes` before it connects (so the TCP window is small from the
+    /// start): a client that stops reading backs up at once.
+    pub fn connect_with_receive_buffer(
+        addr: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+        bytes: usize,
+    ) -> io::Result<FlashClient> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_recv_buffer_size(bytes)?;
+        socket.connect_timeout(&addr.into(), TIMEOUT)?;
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true)?;
+        let c = FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))?;
+        c.finish_connect(app, encoding)
+    }
+
+    /// Publishes `tags` at real-time pace, in a loop, for `duration`, and
+    /// reads nothing meanwhile: a client that has stopped reading its
+    /// socket but still talks. Returns how many messages were sent.
+    pub fn publish_without_reading(
+        &mut self,
+        stream: u32,
+        tags: &[FlvAudioTag],
+        duration: Duration,
+    ) -> io::Result<usize> {
+        let start = Instant::now();
+        let mut sent = 0usize;
+        let mut at = 0u32;
+        while start.elapsed() < duration && !tags.is_empty() {
+            let tag = &tags[sent % tags.len()];
+            let due = start + Duration::from_millis(u64::from(at));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            self.send_audio(stream, at, &tag.data)?;
+            sent += 1;
+            at += 20;
+        }
+        Ok(sent)
+    }
+
     /// Handshake and `NetConnection.connect("rtmp://…/app")` with the given encoding.
     pub fn connect(
         addr: SocketAddr,
