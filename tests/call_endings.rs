@@ -3,6 +3,10 @@
 //! retransmitted for 32 s (64·T1), but the call is over for the client as
 //! the BYE leaves (RFC 3261 §15.1.1). SIPp answers the call and is then
 //! killed, so nothing answers our BYE.
+//!
+//! Shutting down is the same in reverse: every client hears its call end
+//! before sono says goodbye, and sono stays until every BYE is answered
+//! (or `shutdown.grace` runs out), so no peer is left with a dead call.
 
 use std::time::{Duration, Instant};
 
@@ -84,5 +88,103 @@ fn a_peer_gone_mid_call_is_reported_when_the_rtp_timeout_hangs_up() {
         ended - asked < PROMPT,
         "status 0 came {:?} after the client's hangup",
         ended - asked
+    );
+}
+
+/// Ten clients in calls when sono gets SIGTERM: each hears its call end
+/// (status 0) before `Sono.Server.Shutdown`, and sono waits for every BYE's
+/// answer (the peer takes 1.5 s) or `shutdown.grace` (here 8 s) to exit.
+fn ten_calls_then_sigterm(
+    scenario_name: &str,
+    kill_peer: bool,
+) -> (Duration, Sono, Vec<FlashClient>) {
+    let sipp = Sipp::uas(&scenario(scenario_name), 10, Duration::from_secs(40), &[]);
+    let mut sono = Sono::start(
+        SONO,
+        "[shutdown]\ngrace = \"8s\"\n[media]\nrtp_port_min = 34800\nrtp_port_max = 34999\n",
+    );
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+        c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+        assert!(
+            wait_new_status(&mut c, 0, 4, WAIT).is_some(),
+            "{:?}\n{}",
+            c.call_statuses(),
+            sono.log()
+        );
+        clients.push(c);
+    }
+    let mut sipp = Some(sipp);
+    if kill_peer {
+        drop(sipp.take());
+    }
+    let asked = Instant::now();
+    let status = sono.terminate(Duration::from_secs(20));
+    let took = asked.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        sono.log()
+    );
+    if let Some(mut sipp) = sipp {
+        sipp.assert_success(WAIT);
+    }
+    for c in &mut clients {
+        c.wait_closed(Duration::from_secs(2));
+        let codes: Vec<(String, Option<u8>)> = c
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.get("code")
+                        .and_then(sono_rtmp::AmfValue::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    e.get("status_code")
+                        .and_then(sono_rtmp::AmfValue::as_number)
+                        .map(|n| n as u8),
+                )
+            })
+            .collect();
+        let ended = codes
+            .iter()
+            .position(|(code, s)| code == sono_rtmp::phone::code::CALL_STATUS && *s == Some(0));
+        let goodbye = codes
+            .iter()
+            .position(|(code, _)| code == sono_rtmp::phone::code::SERVER_SHUTDOWN);
+        assert!(
+            matches!((ended, goodbye), (Some(e), Some(g)) if e < g),
+            "status 0 must come before the shutdown notice: {codes:?}"
+        );
+    }
+    (took, sono, clients)
+}
+
+#[test]
+fn shutdown_waits_for_every_bye_to_be_answered_and_clients_hear_their_calls_end() {
+    let (took, sono, _) = ten_calls_then_sigterm("uas_slow_bye", false);
+    let log = sono.log();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+        "sono exited {took:?} after SIGTERM; the BYEs took 1.5 s to be answered\n{log}"
+    );
+    assert!(
+        log.contains("every call and registration ended and answered"),
+        "{log}"
+    );
+}
+
+#[test]
+fn shutdown_gives_unanswered_byes_the_grace_period_and_no_more() {
+    let (took, sono, _) = ten_calls_then_sigterm("uas_200", true);
+    let log = sono.log();
+    assert!(
+        took >= Duration::from_millis(7500) && took < Duration::from_secs(12),
+        "sono exited {took:?} after SIGTERM, with shutdown.grace = 8s\n{log}"
+    );
+    assert!(
+        log.contains("grace period over") && log.contains("calls_unanswered=10"),
+        "{log}"
     );
 }

@@ -72,6 +72,9 @@ pub struct Call {
     dial_answered: bool,
     hangup_requested: bool,
     ended_notified: bool,
+    /// Counted in `sip_calls_unsettled`: over for the client, but a BYE or
+    /// CANCEL of ours still awaits its answer.
+    unsettled: bool,
     started: Instant,
     /// An inbound call's INVITE, until the actor starts its core.
     incoming: Option<(Received, SocketAddr, InboundCallConfig)>,
@@ -148,6 +151,7 @@ impl Call {
             dial_answered: false,
             hangup_requested: false,
             ended_notified: false,
+            unsettled: false,
             started: Instant::now(),
             incoming: None,
             ringing: false,
@@ -304,11 +308,13 @@ impl Call {
             events.push(e);
         }
         let finished = core.is_finished();
+        let unsettled = core.is_ended() && !core.is_settled();
         let deadline = core.poll_timeout();
         let call_id = core.call_id().to_owned();
         for event in events {
             self.report(event, &call_id, ctx);
         }
+        self.set_unsettled(unsettled);
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
         }
@@ -325,6 +331,18 @@ impl Call {
                 }
                 call.pump(ctx);
             }));
+        }
+    }
+
+    fn set_unsettled(&mut self, unsettled: bool) {
+        if unsettled != self.unsettled {
+            self.unsettled = unsettled;
+            let gauge = &self.shared.metrics.sip_calls_unsettled;
+            if unsettled {
+                gauge.fetch_add(1, Ordering::AcqRel);
+            } else {
+                gauge.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
@@ -428,6 +446,7 @@ impl Actor for Call {
         if let Some(core) = &self.core {
             self.shared.directory.remove_call(core.call_id());
         }
+        self.set_unsettled(false);
         self.mark_ended();
     }
 }

@@ -74,6 +74,13 @@ impl CallLeg {
         }
     }
 
+    pub fn is_settled(&self) -> bool {
+        match self {
+            CallLeg::Outbound(c) => c.is_settled(),
+            CallLeg::Inbound(c) => c.is_settled(),
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         match self {
             CallLeg::Outbound(c) => c.is_finished(),

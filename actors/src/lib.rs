@@ -212,25 +212,29 @@ impl Gateway {
         let deadline = Instant::now() + self.shared.settings.shutdown.grace;
         // Calls get the grace period too, to send their BYE or CANCEL and hear
         // the answer, and registrations to remove their bindings.
-        let busy = |m: &Metrics| {
-            m.sip_calls_active
-                .load(std::sync::atomic::Ordering::Acquire)
+        let load =
+            |gauge: &std::sync::atomic::AtomicU64| gauge.load(std::sync::atomic::Ordering::Acquire);
+        let m = &self.shared.metrics;
+        let busy = || {
+            load(&m.sip_calls_active) + load(&m.sip_calls_unsettled) + load(&m.registrations_active)
                 > 0
-                || m.registrations_active
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    > 0
         };
-        while (self.shared.directory.connection_count() > 0 || busy(&self.shared.metrics))
-            && Instant::now() < deadline
+        while (self.shared.directory.connection_count() > 0 || busy()) && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.shared.directory.connection_count();
-        if left > 0 {
+        let calls = load(&m.sip_calls_active) + load(&m.sip_calls_unsettled);
+        let registrations = load(&m.registrations_active);
+        if left + calls as usize + registrations as usize > 0 {
             info!(
-                left,
-                "grace period over: dropping the remaining connections"
+                connections = left,
+                calls_unanswered = calls,
+                registrations = registrations,
+                "grace period over: giving up on what is left"
             );
+        } else {
+            info!("every call and registration ended and answered");
         }
         for arbiter in self.arbiters.iter() {
             arbiter.stop();

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub sip_calls_answered: AtomicU64,
     pub sip_calls_failed: AtomicU64,
     pub sip_calls_active: AtomicU64,
+    pub sip_calls_unsettled: AtomicU64,
     pub sip_targets_refused: AtomicU64,
     pub sip_challenges_refused: AtomicU64,
     pub rtp_packets_sent: AtomicU64,
@@ -256,6 +257,12 @@ impl Metrics {
             "gauge",
             "Calls in progress now (dialling, ringing or answered, not yet ended).",
             &[("", get(&self.sip_calls_active))],
+        );
+        metric(
+            "sono_sip_calls_unsettled",
+            "gauge",
+            "Calls over for their client whose BYE or CANCEL still awaits the peer's answer.",
+            &[("", get(&self.sip_calls_unsettled))],
         );
         metric(
             "sono_registrations",

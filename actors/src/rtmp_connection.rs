@@ -46,6 +46,9 @@ use sono_sip::transmit::Transport;
 
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
+/// How long a connection waits for its call to end before saying goodbye
+/// when sono shuts down.
+const SHUTDOWN_CALL_WAIT: Duration = Duration::from_secs(1);
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Unsent bytes beyond which a client is closed: it does not read.
@@ -110,6 +113,8 @@ pub struct RtmpConnection {
     audio_down_dropped: u64,
     /// Since when the client has left audio down unread.
     stalled_since: Option<Instant>,
+    /// sono is shutting down: the call is being hung up, the goodbye follows.
+    shutting_down: bool,
     app: Option<String>,
     /// The implicit user and its URI, once `register` attributed them.
     implicit: Option<(String, String)>,
@@ -230,6 +235,7 @@ impl RtmpConnection {
             listeners: Vec::new(),
             audio_down_dropped: 0,
             stalled_since: None,
+            shutting_down: false,
             audio_down_offset: 0,
             last_audio_down: 0,
             shared,
@@ -999,7 +1005,38 @@ impl Handler<WriterDone> for RtmpConnection {
 impl Handler<Shutdown> for RtmpConnection {
     type Result = ();
 
+    /// A client in a call hears it end (status 0) before the shutdown
+    /// notice: its call is hung up first, and the goodbye follows the
+    /// call's end, or `SHUTDOWN_CALL_WAIT` at most.
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        if self.closing || self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        match &self.call {
+            Some(call) => {
+                call.do_send(Hangup { client_gone: false });
+                ctx.run_later(SHUTDOWN_CALL_WAIT, |conn, ctx| conn.say_goodbye(ctx));
+            }
+            None => self.say_goodbye(ctx),
+        }
+    }
+}
+
+impl RtmpConnection {
+    fn say_goodbye(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        if self.call.is_some() {
+            // The call did not end in time (a dial not yet answered, whose
+            // CANCEL must wait for a provisional): the client hears it here.
+            self.emit(&PhoneEvent::CallStatus {
+                status: sono_rtmp::phone::CallStatus::NotConnected,
+                sip_code: None,
+                reason: Some("sono is shutting down".into()),
+            });
+        }
         self.emit(&PhoneEvent::ServerShutdown);
         self.close(ctx, "sono is shutting down", false);
     }
@@ -1008,7 +1045,7 @@ impl Handler<Shutdown> for RtmpConnection {
 impl Handler<CallNotice> for RtmpConnection {
     type Result = ();
 
-    fn handle(&mut self, notice: CallNotice, _: &mut Self::Context) {
+    fn handle(&mut self, notice: CallNotice, ctx: &mut Self::Context) {
         if self.closing {
             return;
         }
@@ -1061,6 +1098,11 @@ impl Handler<CallNotice> for RtmpConnection {
                 self.inbound_call_id = None;
                 self.pending_dial = None;
                 self.media = None;
+                if self.shutting_down {
+                    self.flush();
+                    self.say_goodbye(ctx);
+                    return;
+                }
             }
         }
         self.flush();

@@ -40,6 +40,11 @@ impl Bye {
         self.transaction.request()
     }
 
+    /// Answered, timed out or unsendable: the peer has had its say.
+    pub fn is_answered(&self) -> bool {
+        self.transaction.has_final()
+    }
+
     pub fn is_terminated(&self) -> bool {
         self.transaction.is_terminated()
     }

@@ -254,6 +254,11 @@ impl InboundCall {
         self.phase == Phase::Ended
     }
 
+    /// Ended, and our BYE (if any) has its answer or gave up.
+    pub fn is_settled(&self) -> bool {
+        self.phase == Phase::Ended && self.bye.as_ref().is_none_or(Bye::is_answered)
+    }
+
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Ended
             && self.transaction.is_terminated()

@@ -227,6 +227,20 @@ impl OutboundCall {
         self.phase == Phase::Ended
     }
 
+    /// Ended, and every request we sent has its final answer (or gave up):
+    /// what a graceful shutdown waits for, while the transactions' last
+    /// timers (absorbing retransmissions) need not be waited for.
+    pub fn is_settled(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.invite.has_final()
+            && self
+                .cancel
+                .as_ref()
+                .is_none_or(ClientTransaction::has_final)
+            && self.bye.as_ref().is_none_or(Bye::is_answered)
+            && self.stray_byes.iter().all(Bye::is_answered)
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut all = vec![self.invite.poll_timeout()];
         all.extend(self.cancel.as_ref().map(|c| c.poll_timeout()));

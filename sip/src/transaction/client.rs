@@ -89,6 +89,12 @@ impl ClientTransaction {
         &self.request
     }
 
+    /// Whether a final response came (or the transaction gave up): nothing
+    /// more is waited for from the peer.
+    pub fn has_final(&self) -> bool {
+        !matches!(self.state(), ClientState::Calling | ClientState::Proceeding)
+    }
+
     pub fn is_terminated(&self) -> bool {
         self.state == ClientState::Terminated
     }
