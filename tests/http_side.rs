@@ -713,3 +713,80 @@ fn an_ffmpeg_publisher_takes_a_call_placed_over_rest() {
         sono.log()
     );
 }
+
+/// HEAD answers what GET answers, without the body; another method gets 405
+/// with `Allow`, not 404; a token in the URL (`?access_token=`) counts only
+/// on the event streams, where EventSource leaves no other way — on any
+/// other endpoint it is refused, since URLs end up in access logs. curl, a
+/// third-party client, agrees on HEAD.
+#[test]
+fn head_and_other_methods_and_tokens_in_urls() {
+    let sono = start("");
+    for path in ["/", "/sono.js", "/healthz", "/metrics", "/sono.d.ts"] {
+        let get = http::request(sono.http, "GET", path, &[], b"").unwrap();
+        let head = http::request(sono.http, "HEAD", path, &[], b"").unwrap();
+        assert_eq!((get.status, head.status), (200, 200), "{path}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        assert!(head.body.is_empty(), "{path}");
+        for method in ["PUT", "DELETE", "POST"] {
+            let r = http::request(sono.http, method, path, &[], b"x").unwrap();
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+    }
+    let r = http::request(sono.http, "GET", "/open/1", &[], b"").unwrap();
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    require_tool("curl", "curl");
+    let url = format!("http://{}/sono.js", sono.http);
+    let out = Command::new("curl")
+        .args(["-sS", "-I", "--max-time", "5", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("content-length:"),
+        "{text}"
+    );
+
+    // A connection's token in the URL: refused by the API, taken by its events.
+    let c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let (id, token) = (c.connection_id(), c.token());
+    for path in [
+        format!("/api/v1/connections/{id}?access_token={token}"),
+        format!("/api/v1/connections?access_token={ADMIN}"),
+        format!("/api/v1/calls?access_token={ADMIN}"),
+    ] {
+        let r = http::request(sono.http, "GET", &path, &[], b"").unwrap();
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+        assert!(
+            r.text().contains("only by the event streams"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = http::request(
+        sono.http,
+        "POST",
+        &format!("/api/v1/connections/{id}/hangup?access_token={token}"),
+        &[("Content-Type", "application/json")],
+        b"{}",
+    )
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    let mut events = EventStream::open(
+        sono.http,
+        &format!("/api/v1/connections/{id}/events?access_token={token}"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(events.status, 200);
+    assert!(events.wait_for("Sono.Connection.State", WAIT).is_some());
+    drop(events);
+    let r = get(&sono, &format!("/api/v1/connections/{id}"), &token);
+    assert_eq!(r.status, 200, "the header still works: {}", r.text());
+}

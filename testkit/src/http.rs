@@ -58,7 +58,9 @@ pub fn request(
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok());
     let mut body = Vec::new();
-    if chunked {
+    if method == "HEAD" {
+        // The headers describe a body that is not sent (RFC 9110 §9.3.2).
+    } else if chunked {
         loop {
             let mut line = String::new();
             reader.read_line(&mut line)?;
@@ -176,16 +178,15 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// Opens `path` (a GET) and reads the answer's head.
+    /// Opens `path` (a GET) and reads the answer's head; an empty `token`
+    /// sends no Authorization header (as EventSource, which cannot).
     pub fn open(addr: SocketAddr, path: &str, token: &str) -> io::Result<EventStream> {
         let auth = format!("Bearer {token}");
-        let s = open(
-            addr,
-            "GET",
-            path,
-            &[("Authorization", &auth), ("Accept", "text/event-stream")],
-            b"",
-        )?;
+        let mut headers = vec![("Accept", "text/event-stream")];
+        if !token.is_empty() {
+            headers.push(("Authorization", &auth));
+        }
+        let s = open(addr, "GET", path, &headers, b"")?;
         let mut reader = BufReader::new(s);
         let (status, _) = read_head(&mut reader)?;
         Ok(EventStream {

@@ -37,6 +37,15 @@ impl ApiError {
         )
     }
 
+    /// `access_token` in the URL of an endpoint that is not an event stream.
+    pub fn token_in_url() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "access_token in the URL is accepted only by the event streams (a URL ends up in logs); send \"Authorization: Bearer TOKEN\"",
+        )
+    }
+
     /// A token that does not control what was asked.
     pub fn invalid_token() -> ApiError {
         ApiError::new(

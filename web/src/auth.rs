@@ -17,7 +17,10 @@ pub enum Grant {
     Connection(ConnectionId),
 }
 
-/// The token the request carries.
+/// The token the request carries. The `access_token` query parameter
+/// counts only on the event streams (`…/events`): a token in a URL ends up
+/// in proxies' and servers' access logs, so it is accepted only where a
+/// browser's EventSource leaves no other way.
 pub fn presented_token(req: &HttpRequest) -> Option<String> {
     if let Some(value) = req.headers().get("authorization") {
         let value = value.to_str().ok()?;
@@ -27,11 +30,32 @@ pub fn presented_token(req: &HttpRequest) -> Option<String> {
             .then(|| token.trim().to_owned())
             .filter(|t| !t.is_empty());
     }
+    if !is_event_stream(req) {
+        return None;
+    }
+    query_token(req)
+}
+
+fn query_token(req: &HttpRequest) -> Option<String> {
     req.query_string()
         .split('&')
         .find_map(|pair| pair.strip_prefix("access_token="))
         .map(str::to_owned)
         .filter(|t| !t.is_empty())
+}
+
+fn is_event_stream(req: &HttpRequest) -> bool {
+    req.path().ends_with("/events")
+}
+
+/// Why no token was taken: none at all, or one in the URL where it is not
+/// accepted.
+pub fn missing_token(req: &HttpRequest) -> ApiError {
+    if !is_event_stream(req) && query_token(req).is_some() {
+        ApiError::token_in_url()
+    } else {
+        ApiError::missing_token()
+    }
 }
 
 /// Compares secrets without stopping at the first differing byte, so timing
@@ -52,7 +76,7 @@ fn is_admin_key(token: &str, shared: &Shared) -> bool {
 
 /// The grant of the request's token, whatever it asks for.
 pub fn grant(req: &HttpRequest, shared: &Shared) -> Result<Grant, ApiError> {
-    let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
+    let token = presented_token(req).ok_or_else(|| missing_token(req))?;
     if is_admin_key(&token, shared) {
         return Ok(Grant::Admin);
     }
@@ -79,7 +103,7 @@ pub fn connection(
     shared: &Shared,
     id: ConnectionId,
 ) -> Result<ConnectionEntry, ApiError> {
-    let token = presented_token(req).ok_or_else(ApiError::missing_token)?;
+    let token = presented_token(req).ok_or_else(|| missing_token(req))?;
     let is_admin = is_admin_key(&token, shared);
     match shared.directory.entry(id) {
         Some(entry) => {

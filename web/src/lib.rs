@@ -48,6 +48,35 @@ async fn metrics(
         .body(text)
 }
 
+/// A page or document: GET, and HEAD (the same headers, no body; actix-http
+/// leaves the body out), anything else 405 with `Allow` (RFC 9110 §9.3.2,
+/// §15.5.6).
+fn page<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(|| async { not_allowed("GET, HEAD") }))
+}
+
+/// An RTMPT request: POST only (the tunnel's every request is one).
+fn tunnel(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::post().to(rtmpt::tunnel))
+        .default_service(web::to(|| async { not_allowed("POST") }))
+}
+
+fn not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("method not allowed: {allow} only\n"))
+}
+
 /// Anything no route matched: JSON under the API, plain text elsewhere.
 async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
@@ -99,18 +128,18 @@ pub fn serve(shared: Arc<Shared>) -> std::io::Result<Server> {
             .app_data(path)
             .app_data(query)
             .wrap(cors(&data))
-            .route("/healthz", web::get().to(healthz))
-            .route("/metrics", web::get().to(metrics))
-            .route("/", web::get().to(static_files::index))
-            .route("/sono.js", web::get().to(static_files::sono_js))
-            .route("/favicon.ico", web::get().to(static_files::favicon))
-            .route("/sono.d.ts", web::get().to(static_files::sono_d_ts))
-            .route("/flash_phone.swf", web::get().to(static_files::flash_phone))
-            .route("/fcs/{rest:.*}", web::post().to(rtmpt::tunnel))
-            .route("/open/{rest:.*}", web::post().to(rtmpt::tunnel))
-            .route("/send/{rest:.*}", web::post().to(rtmpt::tunnel))
-            .route("/idle/{rest:.*}", web::post().to(rtmpt::tunnel))
-            .route("/close/{rest:.*}", web::post().to(rtmpt::tunnel))
+            .service(page("/healthz", healthz))
+            .service(page("/metrics", metrics))
+            .service(page("/", static_files::index))
+            .service(page("/sono.js", static_files::sono_js))
+            .service(page("/favicon.ico", static_files::favicon))
+            .service(page("/sono.d.ts", static_files::sono_d_ts))
+            .service(page("/flash_phone.swf", static_files::flash_phone))
+            .service(tunnel("/fcs/{rest:.*}"))
+            .service(tunnel("/open/{rest:.*}"))
+            .service(tunnel("/send/{rest:.*}"))
+            .service(tunnel("/idle/{rest:.*}"))
+            .service(tunnel("/close/{rest:.*}"))
             .service(api::scope())
             .default_service(web::to(not_found))
     })
