@@ -438,5 +438,21 @@ pub fn dial_target(data: &[u8]) {
     };
     if let crate::dial_plan::Verdict::Allowed(target) = plan.check(&text) {
         assert!(target.is_loopback(), "{text:?} allowed to {target}");
+        // Where it really goes (its maddr) is loopback too, and nothing
+        // that could add a hop survives.
+        let destination = target.destination();
+        assert!(
+            destination.as_ref().is_ok_and(|d| d.is_loopback()),
+            "{text:?} allowed, sent to {destination:?}"
+        );
+        assert!(target.headers().is_none(), "{text:?} allowed with headers");
+        if let Ok(d) = destination {
+            if let Some(addr) = crate::dialog::address_of(&target.to_string()) {
+                assert!(
+                    addr.ip().is_loopback() || d.host == "localhost",
+                    "{text:?} → {addr}"
+                );
+            }
+        }
     }
 }
