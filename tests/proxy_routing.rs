@@ -16,27 +16,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Registers the client's implicit URI at Kamailio and returns the URI a
 /// caller dials there.
 fn implicit_uri_at(c: &mut FlashClient, domain: &str) -> String {
-    let reply = c.call("register", vec![]).unwrap();
-    let Reply::Result(values) = &reply else {
-        panic!("register: {reply:?}");
-    };
-    let uri = values[values.len() - 1]
-        .get("uri")
-        .and_then(AmfValue::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let user = uri
-        .strip_prefix("sip:")
-        .and_then(|u| u.split('@').next())
-        .unwrap_or_default()
-        .to_owned();
+    let user = c.register_implicit().unwrap();
     let at_registrar = format!("sip:{user}@{domain}");
     assert!(
-        c.wait_for(WAIT, |c| c.events.iter().any(|e| {
-            e.get("code").and_then(AmfValue::as_str) == Some(code::REGISTRATION_STATUS)
-                && e.get("uri").and_then(AmfValue::as_str) == Some(at_registrar.as_str())
-                && matches!(e.get("registered"), Some(AmfValue::Boolean(true)))
-        })),
+        c.wait_registered(&at_registrar, WAIT),
         "not registered at Kamailio: {:?}",
         c.events
     );

@@ -236,29 +236,12 @@ fn implicit_uris_are_registered_at_the_implicit_registrar_and_reachable_through_
         &format!("[sip]\nimplicit_registrar = \"{domain}\"\nregister_expires = 30\n"),
     );
     let mut c = client(&sono);
-    let reply = c.call("register", vec![]).unwrap();
-    let Reply::Result(values) = &reply else {
-        panic!("register: {reply:?}");
-    };
-    let uri = values[values.len() - 1]
-        .get("uri")
-        .and_then(AmfValue::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let user = uri
-        .strip_prefix("sip:")
-        .and_then(|u| u.split('@').next())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(user.starts_with("sono-"), "{uri}");
+    let user = c.register_implicit().unwrap();
+    assert!(user.starts_with("sono-"), "{user}");
     // The implicit user registered at Kamailio too, without credentials.
     let at_registrar = format!("sip:{user}@{domain}");
     assert!(
-        c.wait_for(WAIT, |c| c.events.iter().any(|e| {
-            e.get("code").and_then(AmfValue::as_str) == Some(code::REGISTRATION_STATUS)
-                && e.get("uri").and_then(AmfValue::as_str) == Some(at_registrar.as_str())
-                && matches!(e.get("registered"), Some(AmfValue::Boolean(true)))
-        })),
+        c.wait_registered(&at_registrar, WAIT),
         "{:?}\n{}",
         c.events,
         sono.log()

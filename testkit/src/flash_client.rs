@@ -324,6 +324,36 @@ impl FlashClient {
         }
     }
 
+    /// `register()` without arguments; the implicit user sono gave
+    /// (`sono-…`, the user part of the answer's `uri`).
+    pub fn register_implicit(&mut self) -> io::Result<String> {
+        let reply = self.call("register", vec![])?;
+        let Reply::Result(values) = &reply else {
+            return Err(io::Error::other(format!("register: {reply:?}")));
+        };
+        let uri = values
+            .last()
+            .and_then(|v| v.get("uri"))
+            .and_then(AmfValue::as_str)
+            .unwrap_or_default();
+        Ok(uri
+            .strip_prefix("sip:")
+            .and_then(|u| u.split('@').next())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Waits for a `Sono.Registration.Status` saying `uri` is registered.
+    pub fn wait_registered(&mut self, uri: &str, timeout: Duration) -> bool {
+        self.wait_for(timeout, |c| {
+            c.events.iter().any(|e| {
+                e.get("code").and_then(AmfValue::as_str) == Some("Sono.Registration.Status")
+                    && e.get("uri").and_then(AmfValue::as_str) == Some(uri)
+                    && matches!(e.get("registered"), Some(AmfValue::Boolean(true)))
+            })
+        })
+    }
+
     /// Every `Sono.Call.Status` so far as `(status_code, sip_code, reason)`.
     pub fn call_statuses(&self) -> Vec<(u8, Option<u16>, Option<String>)> {
         self.events
