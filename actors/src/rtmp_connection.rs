@@ -256,9 +256,18 @@ impl RtmpConnection {
     /// Whether audio down should be dropped rather than queued: the client
     /// is not reading what it was sent.
     fn audio_backlogged(&self) -> bool {
+        let backlog = match &self.output {
+            Output::Stream(_) => AUDIO_BACKLOG,
+            Output::Tunnel(_) => AUDIO_BACKLOG_TUNNEL,
+        };
+        self.unsent() > backlog
+    }
+
+    /// Bytes for the client it has not taken yet.
+    fn unsent(&self) -> usize {
         match &self.output {
-            Output::Stream(w) => w.unsent() > AUDIO_BACKLOG,
-            Output::Tunnel(t) => t.pending.len() > AUDIO_BACKLOG_TUNNEL,
+            Output::Stream(w) => w.unsent(),
+            Output::Tunnel(t) => t.pending.len(),
         }
     }
 
@@ -367,10 +376,7 @@ impl RtmpConnection {
         // closed once that has lasted rtmp.idle_timeout, or its backlog is huge.
         if self.audio_backlogged() {
             let since = *self.stalled_since.get_or_insert(now);
-            let unsent = match &self.output {
-                Output::Stream(w) => w.unsent(),
-                Output::Tunnel(t) => t.pending.len(),
-            };
+            let unsent = self.unsent();
             if now.duration_since(since) > r.idle_timeout || unsent > WRITE_HIGH_WATER {
                 let reason = format!(
                     "the client has read nothing for {} s ({} KiB waiting, {} audio messages down dropped)",

@@ -12,6 +12,7 @@
 
 use regex::Regex;
 
+use crate::dialog::{Dialog, RequestContext};
 use crate::uri::{SipUri, UriError};
 
 /// What the plan says of a target.
@@ -113,14 +114,14 @@ impl DialPlan {
 /// call's first request went to (or came from) is trusted, since the plan or
 /// the operator chose it; anything else must pass the dial plan. So a peer
 /// cannot turn sono into a relay by answering with a Contact elsewhere.
-#[derive(Debug, Clone)]
-pub struct TargetGuard {
-    pub plan: DialPlan,
+#[derive(Debug, Clone, Copy)]
+pub struct TargetGuard<'a> {
+    pub plan: &'a DialPlan,
     /// Where the INVITE went (outbound) or came from (inbound).
     pub trusted: std::net::SocketAddr,
 }
 
-impl TargetGuard {
+impl TargetGuard<'_> {
     /// `Ok` if a request may be sent to `address` for `uri`.
     pub fn check(&self, uri: &str, address: std::net::SocketAddr) -> Result<(), String> {
         if address == self.trusted {
@@ -131,6 +132,14 @@ impl TargetGuard {
             Verdict::Forbidden(reason) => Err(reason),
             Verdict::Invalid(e) => Err(format!("{uri}: {e}")),
         }
+    }
+
+    /// Judges where the next request inside `dialog` would go (its next
+    /// hop, as [`Dialog::next_hop`] routes it); the refused URI and why.
+    pub fn judge(&self, dialog: &Dialog, ctx: &RequestContext<'_>) -> Result<(), (String, String)> {
+        let (route, to) = dialog.next_hop(ctx);
+        self.check(&route.next_hop, to)
+            .map_err(|why| (route.next_hop, why))
     }
 }
 
@@ -242,7 +251,7 @@ mod tests {
     fn the_guard_trusts_the_first_hop_and_judges_the_rest() {
         let plan = DialPlan::new(false, &[r"sip:.*@127\.0\.0\.1:5080".into()], &[]).unwrap();
         let guard = TargetGuard {
-            plan,
+            plan: &plan,
             trusted: "127.0.0.1:5070".parse().unwrap(),
         };
         assert!(guard

@@ -179,23 +179,10 @@ impl InboundCall {
             return Ok(());
         };
         let guard = TargetGuard {
-            plan: plan.clone(),
+            plan,
             trusted: source,
         };
-        let (route, to) = dialog.next_hop(&self.request_context());
-        guard
-            .check(&route.next_hop, to)
-            .map_err(|why| (route.next_hop, why))
-    }
-
-    fn request_context(&self) -> RequestContext<'_> {
-        RequestContext {
-            via_sent_by: &self.config.via_sent_by,
-            user_agent: &self.config.user_agent,
-            outbound_proxy: None,
-            fallback: self.reply_to,
-            transport: self.config.transport,
-        }
+        guard.judge(&dialog, &request_context(&self.config, self.reply_to))
     }
 
     pub fn call_id(&self) -> &str {
@@ -470,13 +457,7 @@ impl InboundCall {
         if self.bye.is_some() {
             return;
         }
-        let ctx = RequestContext {
-            via_sent_by: &self.config.via_sent_by,
-            user_agent: &self.config.user_agent,
-            outbound_proxy: None,
-            fallback: self.reply_to,
-            transport: self.config.transport,
-        };
+        let ctx = request_context(&self.config, self.reply_to);
         let Some(dialog) = &mut self.dialog else {
             return;
         };
@@ -507,6 +488,18 @@ impl InboundCall {
             b.drain(&mut self.transmit);
         }
         self.server.drain(&mut self.transmit);
+    }
+}
+
+/// How our requests inside the dialog are stamped; a Contact with a host
+/// name is reached where the INVITE came from.
+fn request_context(config: &InboundCallConfig, reply_to: SocketAddr) -> RequestContext<'_> {
+    RequestContext {
+        via_sent_by: &config.via_sent_by,
+        user_agent: &config.user_agent,
+        outbound_proxy: None,
+        fallback: reply_to,
+        transport: config.transport,
     }
 }
 

@@ -489,13 +489,10 @@ impl OutboundCall {
             return Ok(());
         };
         let guard = TargetGuard {
-            plan: plan.clone(),
+            plan,
             trusted: self.config.next_hop,
         };
-        let (route, to) = dialog.next_hop(&request_context(&self.config));
-        guard
-            .check(&route.next_hop, to)
-            .map_err(|why| (route.next_hop, why))
+        guard.judge(dialog, &request_context(&self.config))
     }
 
     fn reject_stray_2xx(&mut self, rx: &Received, now: Instant) {
