@@ -649,7 +649,7 @@ impl FlashClient {
         };
         self.decoder.push(&buf[..n]);
         while let Some(raw) = self.decoder.next_message().map_err(io::Error::other)? {
-            let msg = Message::parse(&raw, DecodeLimits::default()).map_err(io::Error::other)?;
+            let msg = parse_lenient(&raw)?;
             match msg {
                 Message::SetChunkSize(n) => {
                     self.decoder.set_chunk_size(n).map_err(io::Error::other)?
@@ -698,8 +698,34 @@ impl FlashClient {
         }
     }
 
+    /// Hands over the TCP connection and its chunk layers (with the chunk
+    /// sizes and header state agreed so far), for load tools that drive many
+    /// clients from one thread. `None` for a tunnelled client.
+    pub fn into_tcp_parts(self) -> Option<(TcpStream, ChunkEncoder, ChunkDecoder)> {
+        match self.wire {
+            Wire::Tcp(stream) => Some((stream, self.encoder, self.decoder)),
+            Wire::Tunnel(_) => None,
+        }
+    }
+
     /// Milliseconds since the client connected, for audio timestamps.
     pub fn elapsed_ms(&self) -> u32 {
         self.started.elapsed().as_millis() as u32
+    }
+}
+
+/// Parses a message from the server. SEMS' gateway (the seed, whose bundled
+/// librtmp ends an AMF0 command with one object-end marker too many) is
+/// measured with this client, so a command that fails only because of a
+/// stray trailing `00 00 09` is read without it, as Flash Player does.
+fn parse_lenient(raw: &sono_rtmp::chunk::RawMessage) -> io::Result<Message> {
+    match Message::parse(raw, DecodeLimits::default()) {
+        Ok(m) => Ok(m),
+        Err(e) if raw.payload.ends_with(&[0, 0, 9]) => {
+            let mut trimmed = raw.clone();
+            trimmed.payload = raw.payload.slice(..raw.payload.len() - 3);
+            Message::parse(&trimmed, DecodeLimits::default()).map_err(|_| io::Error::other(e))
+        }
+        Err(e) => Err(io::Error::other(e)),
     }
 }

@@ -197,7 +197,11 @@ impl ChunkDecoder {
         }
         pos += header_len;
         let previous = self.streams.get(&csid);
-        if fmt != 0 && previous.is_none() {
+        // A type 1 header carries all but the message stream id, which is 0 on
+        // a fresh chunk stream: librtmp-based peers (SEMS' gateway among them)
+        // open chunk streams with it, and ffmpeg and Flash accept it. Types 2
+        // and 3 leave the length and type unknown.
+        if fmt >= 2 && previous.is_none() {
             return Err(ChunkError::NoPreviousHeader(csid));
         }
         let extended = match h.timestamp_field {
@@ -422,6 +426,24 @@ mod tests {
         let mut d = ChunkDecoder::new(limits);
         d.push(&[0xC7, 1, 2, 3]);
         assert_eq!(d.next_message(), Err(ChunkError::NoPreviousHeader(7)));
+        let mut d = ChunkDecoder::new(limits);
+        d.push(&[0x87, 0, 0, 20]);
+        assert_eq!(d.next_message(), Err(ChunkError::NoPreviousHeader(7)));
+
+        // Type 1 first (as librtmp writes it): message stream 0, timestamp the delta.
+        let mut d = ChunkDecoder::new(limits);
+        d.push(&[0x47, 0, 0, 40, 0, 0, 2, 8, 0xAA, 0xBB]);
+        let m = d.next_message().unwrap().unwrap();
+        assert_eq!(
+            (
+                m.chunk_stream_id,
+                m.timestamp,
+                m.type_id,
+                m.message_stream_id
+            ),
+            (7, 40, 8, 0)
+        );
+        assert_eq!(&m.payload[..], [0xAA, 0xBB]);
 
         let mut d = ChunkDecoder::new(limits);
         d.push(&full_header(3, 0, 200, 20, 0));
