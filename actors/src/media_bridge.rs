@@ -50,6 +50,8 @@ pub struct ClientAudio {
     pub codec: ClientCodec,
     pub timestamp: u32,
     pub data: bytes::Bytes,
+    /// When the connection read it, for `sono_media_latency_seconds`.
+    pub received: Instant,
 }
 
 /// `sendDTMF`: the digits, or why they cannot be sent.
@@ -77,6 +79,8 @@ pub enum MediaNotice {
         timestamp: u32,
         codec: ClientCodec,
         data: Vec<u8>,
+        /// When the frame left the jitter buffer.
+        taken: Instant,
     },
     Dtmf(char),
 }
@@ -112,6 +116,8 @@ pub struct MediaBridge {
     peer_sr: Option<(u32, Instant)>,
     packets_sent_at_last_report: u32,
     datagrams: Vec<Vec<u8>>,
+    /// Audio up due now, with when each message arrived.
+    paced: Vec<(Vec<u8>, Instant)>,
     /// Audio up waits here for its RTP time (clients send in bursts).
     pacer: RtpPacer,
     timed_out: bool,
@@ -155,6 +161,7 @@ impl MediaBridge {
             jitter_max: m.jitter_max,
             speex_quality: m.speex_quality,
             speex_complexity: m.speex_complexity,
+            silence_dbov: m.skip_silence.then_some(m.silence_dbov),
         });
         let bridge = MediaBridge {
             conn,
@@ -175,6 +182,7 @@ impl MediaBridge {
             peer_sr: None,
             packets_sent_at_last_report: 0,
             datagrams: Vec::new(),
+            paced: Vec::new(),
             pacer: RtpPacer::new(codec.rtp_clock_rate(), PACER_MAX_QUEUE),
             timed_out: false,
             rtp: rtp.clone(),
@@ -198,20 +206,27 @@ impl MediaBridge {
     fn send_datagrams(&mut self) {
         let dest = self.destination();
         let metrics = &self.shared.metrics;
-        for d in self.datagrams.drain(..) {
-            if let Some(to) = dest {
-                // UDP: a full socket buffer drops the packet, as the network would.
-                if self.rtp.try_send_to(&d, to).is_ok() {
-                    Metrics::add(&metrics.rtp_packets_sent, 1);
-                }
+        let send = |d: &[u8]| {
+            // UDP: a full socket buffer drops the packet, as the network would.
+            let sent = dest.is_some_and(|to| self.rtp.try_send_to(d, to).is_ok());
+            if sent {
+                Metrics::add(&metrics.rtp_packets_sent, 1);
             }
+            sent
+        };
+        for (d, arrived) in self.paced.drain(..) {
+            if send(&d) {
+                metrics.media_latency_up.observe(arrived.elapsed());
+            }
+        }
+        for d in self.datagrams.drain(..) {
+            send(&d);
         }
     }
 
     fn clock_tick(&mut self) {
         let now = Instant::now();
-        self.pacer
-            .pop_due(now, CLIENT_FRAME / 2, &mut self.datagrams);
+        self.pacer.pop_due(now, CLIENT_FRAME / 2, &mut self.paced);
         self.uplink.tick(&mut self.datagrams);
         self.send_datagrams();
         let mut frames = Vec::new();
@@ -231,6 +246,7 @@ impl MediaBridge {
                 timestamp: (self.client_samples * 1000 / u64::from(rate)) as u32,
                 codec,
                 data,
+                taken: now,
             });
             self.client_samples += samples;
         }
@@ -333,6 +349,7 @@ impl Actor for MediaBridge {
             discarded = jitter.discarded,
             underruns = jitter.underruns,
             concealed = down.concealed,
+            silent_frames = down.silent,
             jitter_target_ms = self.downlink.jitter_target().as_millis() as u64,
             paced_dropped = self.pacer.dropped(),
             "media stopped"
@@ -445,10 +462,10 @@ impl Handler<ClientAudio> for MediaBridge {
         }
         let now = Instant::now();
         for packet in packets {
-            self.pacer.push(packet, now);
+            self.pacer.push(packet, msg.received, now);
         }
         // What is due goes at once; the rest on the clock's ticks.
-        self.pacer.pop_due(now, Duration::ZERO, &mut self.datagrams);
+        self.pacer.pop_due(now, Duration::ZERO, &mut self.paced);
         self.send_datagrams();
     }
 }

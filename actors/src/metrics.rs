@@ -45,6 +45,12 @@ pub struct Metrics {
     pub transcode_up: FrameTimes,
     /// Time spent on each 20 ms frame going down (playout, decode, encode).
     pub transcode_down: FrameTimes,
+    /// Up: from a client's audio message read to its RTP packet sent
+    /// (transcoding and pacing included).
+    pub media_latency_up: Latencies,
+    /// Down: from a frame leaving the jitter buffer to its RTMP message
+    /// written to the client's socket (decoding, encoding, queueing).
+    pub media_latency_down: Latencies,
 }
 
 /// Where a client's call stands, as `sono_calls{state}` counts it.
@@ -86,22 +92,39 @@ impl CallPhase {
 /// frame that takes more than a few milliseconds starves other calls.
 const FRAME_TIME_BOUNDS_US: [u64; 9] = [25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
 
-/// A Prometheus histogram of per-frame processing times.
-#[derive(Debug, Default)]
-pub struct FrameTimes {
+/// Upper bounds of the added-latency histogram, in microseconds: what a frame
+/// waits in sono beyond the jitter buffer, against the 20 ms frame clock.
+const LATENCY_BOUNDS_US: [u64; 10] = [
+    100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 20_000, 50_000,
+];
+
+/// A Prometheus histogram of durations with fixed bucket bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds_us: &'static [u64],
     /// Observations per bucket (not cumulative); the last is above every bound.
-    buckets: [AtomicU64; FRAME_TIME_BOUNDS_US.len() + 1],
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
-impl FrameTimes {
+impl Histogram {
+    pub fn new(bounds_us: &'static [u64]) -> Histogram {
+        Histogram {
+            bounds_us,
+            buckets: (0..=bounds_us.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
     pub fn observe(&self, took: Duration) {
         let us = took.as_micros() as u64;
-        let i = FRAME_TIME_BOUNDS_US
+        let i = self
+            .bounds_us
             .iter()
             .position(|&bound| us <= bound)
-            .unwrap_or(FRAME_TIME_BOUNDS_US.len());
+            .unwrap_or(self.bounds_us.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_ns
@@ -116,7 +139,8 @@ impl FrameTimes {
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
-            let le = FRAME_TIME_BOUNDS_US
+            let le = self
+                .bounds_us
                 .get(i)
                 .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
             let _ = writeln!(s, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
@@ -124,6 +148,40 @@ impl FrameTimes {
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(s, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(s, "{name}_count{{{labels}}} {}", self.count());
+    }
+}
+
+/// Processing time per frame (`sono_transcode_seconds`).
+#[derive(Debug)]
+pub struct FrameTimes(pub Histogram);
+
+impl Default for FrameTimes {
+    fn default() -> Self {
+        FrameTimes(Histogram::new(&FRAME_TIME_BOUNDS_US))
+    }
+}
+
+impl std::ops::Deref for FrameTimes {
+    type Target = Histogram;
+    fn deref(&self) -> &Histogram {
+        &self.0
+    }
+}
+
+/// Time a frame spends in sono on its way through (`sono_media_latency_seconds`).
+#[derive(Debug)]
+pub struct Latencies(pub Histogram);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies(Histogram::new(&LATENCY_BOUNDS_US))
+    }
+}
+
+impl std::ops::Deref for Latencies {
+    type Target = Histogram;
+    fn deref(&self) -> &Histogram {
+        &self.0
     }
 }
 
@@ -350,6 +408,15 @@ impl Metrics {
         );
         self.transcode_up.render(&mut s, name, "direction=\"up\"");
         self.transcode_down
+            .render(&mut s, name, "direction=\"down\"");
+        let name = "sono_media_latency_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time audio spends in sono, jitter buffer excluded: up, a client message read to its RTP sent; down, a frame out of the jitter buffer to its RTMP message written to the client.\n# TYPE {name} histogram"
+        );
+        self.media_latency_up
+            .render(&mut s, name, "direction=\"up\"");
+        self.media_latency_down
             .render(&mut s, name, "direction=\"down\"");
         s
     }

@@ -111,6 +111,9 @@ pub struct RtmpConnection {
     last_ping: Instant,
     /// Audio down not sent because the client was not reading.
     audio_down_dropped: u64,
+    /// When the oldest call audio in the session's output left the jitter
+    /// buffer (the writer measures its latency once it is written).
+    audio_taken: Option<Instant>,
     /// Since when the client has left audio down unread.
     stalled_since: Option<Instant>,
     /// sono is shutting down: the call is being hung up, the goodbye follows.
@@ -163,7 +166,7 @@ impl RtmpConnection {
                 BytesCodec::new(),
                 16 * 1024,
             ));
-            let writer = ClientWriter::spawn(write, ctx.address().recipient());
+            let writer = ClientWriter::spawn(write, ctx.address().recipient(), shared.clone());
             RtmpConnection::new(peer, transport, shared, Output::Stream(writer))
         })
     }
@@ -234,6 +237,7 @@ impl RtmpConnection {
             stream_key: None,
             listeners: Vec::new(),
             audio_down_dropped: 0,
+            audio_taken: None,
             stalled_since: None,
             shutting_down: false,
             audio_down_offset: 0,
@@ -247,8 +251,9 @@ impl RtmpConnection {
             return;
         }
         let bytes = self.session.take_output();
+        let audio_taken = self.audio_taken.take();
         match &mut self.output {
-            Output::Stream(writer) => writer.write(bytes),
+            Output::Stream(writer) => writer.write(bytes, audio_taken),
             Output::Tunnel(t) => t.pending.extend_from_slice(&bytes),
         }
     }
@@ -271,14 +276,16 @@ impl RtmpConnection {
         }
     }
 
-    /// Sends one audio message down, unless the client is not reading.
-    fn send_audio_down(&mut self, stream: u32, at: u32, codec: AudioCodec, data: &[u8]) {
+    /// Sends one audio message down, unless the client is not reading;
+    /// false if it was dropped.
+    fn send_audio_down(&mut self, stream: u32, at: u32, codec: AudioCodec, data: &[u8]) -> bool {
         if self.audio_backlogged() {
             self.audio_down_dropped += 1;
             Metrics::add(&self.shared.metrics.audio_down_dropped, 1);
-            return;
+            return false;
         }
         self.session.send_audio(stream, at, codec, data);
+        true
     }
 
     /// Sends an event to the Flash client and to the live-event subscribers.
@@ -491,6 +498,7 @@ impl RtmpConnection {
                             codec,
                             timestamp,
                             data: tag.data,
+                            received: Instant::now(),
                         });
                     }
                 }
@@ -1195,6 +1203,7 @@ impl Handler<MediaNotice> for RtmpConnection {
                 timestamp,
                 codec,
                 data,
+                taken,
             } => {
                 let at = self.audio_down_offset.wrapping_add(timestamp);
                 self.last_audio_down = at.wrapping_add(20);
@@ -1214,7 +1223,9 @@ impl Handler<MediaNotice> for RtmpConnection {
                     }
                 }
                 if let Some(stream) = self.play_stream {
-                    self.send_audio_down(stream, at, codec, &data);
+                    if self.send_audio_down(stream, at, codec, &data) {
+                        self.audio_taken.get_or_insert(taken);
+                    }
                 }
             }
             MediaNotice::Dtmf(digit) => self.emit(&PhoneEvent::Dtmf { digit }),
@@ -1263,7 +1274,7 @@ impl Handler<RelayedAudio> for RtmpConnection {
         if self.closing {
             return;
         }
-        self.send_audio_down(msg.stream_id, msg.timestamp, msg.codec, &msg.data);
+        let _ = self.send_audio_down(msg.stream_id, msg.timestamp, msg.codec, &msg.data);
         self.flush();
     }
 }

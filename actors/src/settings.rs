@@ -375,6 +375,12 @@ pub struct MediaSettings {
     /// Audio down to a client that publishes Nellymoser is Nellymoser at its
     /// rate, not Speex wideband (Flash plays either).
     pub nellymoser_to_client: bool,
+    /// While the SIP side is silent (frames quieter than `silence_dbov`,
+    /// after 100 ms of them), audio down is a ready-made silent frame
+    /// instead of the encoder's work. Off encodes every frame.
+    pub skip_silence: bool,
+    /// The level (RMS, dBov) below which a frame down counts as silent.
+    pub silence_dbov: f64,
 }
 
 impl Default for MediaSettings {
@@ -395,6 +401,8 @@ impl Default for MediaSettings {
             dtmf_duration: Duration::from_millis(100),
             dtmf_pause: Duration::from_millis(60),
             nellymoser_to_client: false,
+            skip_silence: true,
+            silence_dbov: -60.0,
         }
     }
 }
@@ -566,6 +574,12 @@ impl Settings {
         }
         if m.speex_quality > 10 || !(1..=10).contains(&m.speex_complexity) {
             return Err("media.speex_quality must be 0-10 and media.speex_complexity 1-10".into());
+        }
+        if !(-96.0..=-20.0).contains(&m.silence_dbov) {
+            return Err(
+                "media.silence_dbov must be between -96 and -20 (dBov; speech is around -26)"
+                    .into(),
+            );
         }
         if m.jitter_min > m.jitter_max || m.jitter_max > Duration::from_secs(2) {
             return Err("media.jitter_min must not exceed media.jitter_max, nor that 2s".into());

@@ -294,6 +294,7 @@ fn pipelines(c: &mut Criterion) {
             jitter_max: Duration::from_millis(200),
             speex_quality: 8,
             speex_complexity: 2,
+            silence_dbov: None,
         });
         let t0 = Instant::now();
         let mut k = 0u32;

@@ -7,7 +7,9 @@
 //! resampled to 16 kHz and encoded as Speex wideband. Telephone events
 //! (RFC 4733) are taken out before the jitter buffer and reported once per
 //! digit; packets of other payload types (comfort noise, a codec the peer
-//! switched to without asking) are counted and dropped.
+//! switched to without asking) are counted and dropped. While the peer is
+//! silent, a [`SilenceGate`] lets ready-made silent frames stand in for the
+//! encoder's work.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use crate::receive_stats::ReceiveStats;
 use crate::resampler::Resampler;
 use crate::rtp::RtpPacket;
 use crate::rtp_source::{SourceFilter, SourceStats, SourceVerdict};
+use crate::silence::SilenceGate;
 use crate::speex::{frames_in_packet, SpeexWbEncoder, SPEEX_WB_FRAME};
 
 #[derive(Debug, Clone)]
@@ -33,6 +36,9 @@ pub struct DownlinkConfig {
     pub jitter_max: Duration,
     pub speex_quality: u8,
     pub speex_complexity: u8,
+    /// Frames quieter than this (dBov) are not encoded once quiet has lasted
+    /// a moment (see [`SilenceGate`]); `None` encodes every frame.
+    pub silence_dbov: Option<f64>,
 }
 
 /// Counters for the call's statistics and metrics.
@@ -42,6 +48,8 @@ pub struct DownlinkStats {
     pub other_payload_types: u64,
     pub frames_to_client: u64,
     pub concealed: u64,
+    /// Frames to the client that were silent frames, not encoded.
+    pub silent: u64,
 }
 
 /// What became of one RTP packet from the peer.
@@ -66,6 +74,9 @@ pub struct Downlink {
     resampler: Resampler,
     encoder: Option<SpeexWbEncoder>,
     nellymoser: Option<NellymoserEncoder>,
+    silence: Option<SilenceGate>,
+    /// The client codec's silent frame, made once when first needed.
+    silent_frame: Option<Vec<u8>>,
     /// What audio down is encoded as.
     client: ClientCodec,
     /// Client samples owed to the play stream, × 1000.
@@ -98,6 +109,8 @@ impl Downlink {
             resampler: Resampler::new(rate, 16_000).unwrap_or_else(|_| unreachable_resampler()),
             encoder: None,
             nellymoser: None,
+            silence: config.silence_dbov.map(SilenceGate::new),
+            silent_frame: None,
             client: ClientCodec::SpeexWb,
             due_milli: 0,
             decoded: Vec::new(),
@@ -252,7 +265,21 @@ impl Downlink {
         }
         while self.pcm.len() >= frame && self.due_milli >= (frame * 1000) as i64 {
             let mut data = Vec::with_capacity(80);
+            let silent = self
+                .silence
+                .as_mut()
+                .is_some_and(|gate| gate.replace(&self.pcm[..frame]));
             match self.client {
+                _ if silent => {
+                    let (quality, complexity) =
+                        (self.config.speex_quality, self.config.speex_complexity);
+                    let client = self.client;
+                    let canned = self
+                        .silent_frame
+                        .get_or_insert_with(|| silent_frame(client, quality, complexity));
+                    data.extend_from_slice(canned);
+                    self.stats.silent += 1;
+                }
                 ClientCodec::SpeexWb => {
                     let (quality, complexity) =
                         (self.config.speex_quality, self.config.speex_complexity);
@@ -296,6 +323,7 @@ impl Downlink {
             return;
         };
         self.client = codec;
+        self.silent_frame = None;
         self.resampler = resampler;
         self.pcm.clear();
         self.due_milli = 0;
@@ -306,6 +334,30 @@ impl Downlink {
 /// ever change, an identity resampler keeps the call alive.
 fn unreachable_resampler() -> Resampler {
     Resampler::new(16_000, 16_000).unwrap_or_else(|_| unreachable!("16 kHz to 16 kHz"))
+}
+
+/// One frame of digital silence in the client's codec, from an encoder of
+/// its own that has settled on silence (its first frames may still carry its
+/// start-up state).
+fn silent_frame(client: ClientCodec, quality: u8, complexity: u8) -> Vec<u8> {
+    let mut frame = Vec::new();
+    match client {
+        ClientCodec::SpeexWb => {
+            let mut encoder = SpeexWbEncoder::new(quality, complexity);
+            for _ in 0..3 {
+                frame.clear();
+                encoder.encode(&[0; SPEEX_WB_FRAME], &mut frame);
+            }
+        }
+        ClientCodec::Nellymoser { .. } => {
+            let mut encoder = NellymoserEncoder::new();
+            for _ in 0..3 {
+                frame.clear();
+                encoder.encode(&[0; BLOCK_SAMPLES], &mut frame);
+            }
+        }
+    }
+    frame
 }
 
 #[cfg(test)]
@@ -328,6 +380,7 @@ mod tests {
             jitter_max: 200 * MS,
             speex_quality: 10,
             speex_complexity: 3,
+            silence_dbov: None,
         }
     }
 
@@ -424,6 +477,55 @@ mod tests {
                 crate::quality::tone_snr_db(&pcm[pcm.len() / 4..pcm.len() - 512], 440.0, rate);
             assert!(snr > 8.0, "{rate}: tone SNR {snr:.1} dB");
         }
+    }
+
+    #[test]
+    fn silence_goes_down_as_silent_frames_and_speech_is_still_encoded() {
+        // A second of silence, a second of tone, a second of silence.
+        let mut pcm = vec![0i16; 8000];
+        pcm.extend(tone(8000, 1.0));
+        pcm.extend(vec![0i16; 8000]);
+        let mut gated_config = config(SipCodec::Pcmu, 0);
+        gated_config.silence_dbov = Some(-60.0);
+        let mut gated = Downlink::new(gated_config);
+        let mut plain = Downlink::new(config(SipCodec::Pcmu, 0));
+        let mut enc = SipEncoder::new(SipCodec::Pcmu, 8, 2);
+        let mut sender = RtpSender::new(5, 0, 0);
+        let t0 = Instant::now();
+        let (mut gated_out, mut plain_out) = (Vec::new(), Vec::new());
+        for (i, chunk) in pcm.chunks(160).enumerate() {
+            let now = t0 + 20 * MS * i as u32;
+            let mut payload = Vec::new();
+            enc.encode(chunk, &mut payload);
+            let mut datagram = Vec::new();
+            sender.audio(0, &payload, 160, &mut datagram);
+            let packet = RtpPacket::parse(&datagram).unwrap();
+            gated.rtp(now, &packet);
+            plain.rtp(now, &packet);
+            gated.tick(now, &mut gated_out);
+            plain.tick(now, &mut plain_out);
+        }
+        assert_eq!(gated_out.len(), plain_out.len(), "one frame a tick either way");
+        let silent = gated.stats().silent;
+        // Both silences, less the 100 ms hangover of each and the tone's frames.
+        assert!((80..=95).contains(&silent), "{:?}", gated.stats());
+        assert_eq!(plain.stats().silent, 0);
+        let mut dec = SpeexWbDecoder::new();
+        let mut heard = Vec::new();
+        for frame in &gated_out {
+            dec.decode(frame, &mut heard);
+        }
+        let snr = crate::quality::tone_snr_db(&heard[60 * 320..90 * 320], 440.0, 16_000);
+        assert!(snr > 10.0, "tone SNR {snr:.1} dB through the gate");
+        let loudest_in_silence = heard[..40 * 320]
+            .iter()
+            .chain(&heard[heard.len() - 30 * 320..])
+            .map(|s| s.unsigned_abs())
+            .max();
+        assert!(
+            loudest_in_silence.unwrap_or(0) < 100,
+            "silent frames decode to near silence: {loudest_in_silence:?}"
+        );
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub fn downlink(data: &[u8]) {
         jitter_max: Duration::from_millis(200),
         speex_quality: 4,
         speex_complexity: 1,
+        // Half the inputs also go through the silence gate.
+        silence_dbov: (selector & 0x40 != 0).then_some(-60.0),
     });
     let mut now = Instant::now();
     let mut ticks = 0u64;

@@ -32,5 +32,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_sender;
 pub mod rtp_source;
+pub mod silence;
 pub mod speex;
 pub mod uplink;
