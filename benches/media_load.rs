@@ -20,6 +20,8 @@
 //!
 //! `cargo bench --bench media_load -- CALLS SECONDS [--codec pcmu|g722]
 //! [--against-sems] [--runs N]` (default 20 calls, 20 s, PCMU, 1 run).
+//! `MEDIA_LOAD_BINARY=path` runs another build of sono instead of this one (to
+//! compare two builds in alternating runs).
 //! SEMS is found at /usr/local/sbin/sems (`../shared/anchors/build-sems.sh`
 //! installs it); without it the tool says so and runs sono alone.
 
@@ -541,8 +543,11 @@ enum GatewayProcess {
 impl GatewayProcess {
     fn sono(calls: usize) -> GatewayProcess {
         let limits = calls + 50;
+        // MEDIA_LOAD_BINARY picks another build, to compare two side by side.
+        let binary =
+            std::env::var("MEDIA_LOAD_BINARY").unwrap_or(env!("CARGO_BIN_EXE_sono").to_owned());
         GatewayProcess::Sono(Sono::start(
-            env!("CARGO_BIN_EXE_sono"),
+            &binary,
             &format!(
                 "[log]\nlevel = \"warn\"\n[rtmp]\nmax_connections = {limits}\n\
                  [sip]\nmax_calls = {limits}\n[media]\nrtp_port_min = 32000\nrtp_port_max = 39999\n"

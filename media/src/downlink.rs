@@ -505,7 +505,11 @@ mod tests {
             gated.tick(now, &mut gated_out);
             plain.tick(now, &mut plain_out);
         }
-        assert_eq!(gated_out.len(), plain_out.len(), "one frame a tick either way");
+        assert_eq!(
+            gated_out.len(),
+            plain_out.len(),
+            "one frame a tick either way"
+        );
         let silent = gated.stats().silent;
         // Both silences, less the 100 ms hangover of each and the tone's frames.
         assert!((80..=95).contains(&silent), "{:?}", gated.stats());

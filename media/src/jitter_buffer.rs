@@ -87,6 +87,8 @@ pub struct JitterBuffer {
     epoch: Option<Instant>,
     /// Recent transit times (arrival − timestamp), in seconds.
     transits: Vec<f64>,
+    /// Room to find the transits' 95th percentile in.
+    scratch: Vec<f64>,
     transit_at: usize,
     target: Duration,
     turns_since_discard: u32,
@@ -115,6 +117,7 @@ impl JitterBuffer {
             filling_since: None,
             epoch: None,
             transits: Vec::with_capacity(WINDOW),
+            scratch: Vec::with_capacity(WINDOW),
             transit_at: 0,
             target: INITIAL_TARGET.clamp(min_delay, max_delay),
             turns_since_discard: 0,
@@ -302,13 +305,17 @@ impl JitterBuffer {
             self.transit_at = (self.transit_at + 1) % WINDOW;
         }
         if self.transits.len() >= 2 {
-            let mut sorted = self.transits.clone();
-            sorted.sort_by(f64::total_cmp);
-            let min = sorted[0];
-            let p95 = sorted[(sorted.len() * 95 / 100).min(sorted.len() - 1)];
+            // Once per packet: a selection in a reused buffer, not a sort of a copy.
+            let n = self.transits.len();
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&self.transits);
+            let min = self.scratch.iter().copied().fold(f64::INFINITY, f64::min);
+            let (_, &mut p95, _) = self
+                .scratch
+                .select_nth_unstable_by((n * 95 / 100).min(n - 1), f64::total_cmp);
             let spread = Duration::from_secs_f64((p95 - min).clamp(0.0, 10.0));
             let mut target = spread + self.frame;
-            if sorted.len() < LEARNING {
+            if n < LEARNING {
                 target = target.max(INITIAL_TARGET);
             }
             self.target = target.clamp(self.min_delay, self.max_delay);
