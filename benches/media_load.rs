@@ -102,7 +102,13 @@ fn main() {
     let speech = speech_frames();
     let mut gateways = vec![Gateway::Sono];
     if o.against_sems {
-        if Path::new(SEMS).exists() {
+        let g722 = Path::new(SEMS_PLUGINS).join("g722.so");
+        if o.codec == "g722" && !g722.exists() {
+            println!(
+                "media_load: SEMS has no G.722 plug-in ({} is missing: SEMS builds it only with spandsp); running sono alone",
+                g722.display()
+            );
+        } else if Path::new(SEMS).exists() {
             gateways.push(Gateway::Sems);
         } else {
             println!(
@@ -221,6 +227,8 @@ struct RunResult {
     calls: usize,
     cpu_ms_per_call_second: f64,
     cpu_percent: f64,
+    /// The gateway, SIPp and the load client together, as a share of every core.
+    machine_busy_percent: f64,
     rss_kib_per_call: f64,
     frames: u64,
     lost: u64,
@@ -235,11 +243,12 @@ struct RunResult {
 impl RunResult {
     fn line(&self) -> String {
         format!(
-            "{} calls up; CPU {:.2} ms per call-second ({:.0} % of one core); RSS {:.1} KiB per call; \
+            "{} calls up; CPU {:.2} ms per call-second ({:.0} % of one core; with SIPp and the clients {:.0} % of all cores); RSS {:.1} KiB per call; \
              frames to clients {} lost {} late>5ms {} (lateness p50 {:.2} p99 {:.2} max {:.1} ms); calls dropped {}",
             self.calls,
             self.cpu_ms_per_call_second,
             self.cpu_percent,
+            self.machine_busy_percent,
             self.rss_kib_per_call,
             self.frames,
             self.lost,
@@ -299,18 +308,25 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
     let speech: Arc<Vec<Vec<u8>>> = Arc::new(speech.to_vec());
     let measure = {
         let pid = process.pid();
+        let sipp_pid = sipp.pid();
         let metrics_from = process.http();
         std::thread::spawn(move || {
             std::thread::sleep(WARM_UP);
             let before = metrics_from.map(latency_buckets);
+            let others =
+                |p: u32| cpu_ticks(sipp_pid) + cpu_ticks(std::process::id()) + cpu_ticks(p);
+            let all0 = others(pid);
             let cpu0 = cpu_ticks(pid);
             let t0 = Instant::now();
             std::thread::sleep(window);
             let cpu = cpu_ticks(pid).saturating_sub(cpu0);
             let elapsed = t0.elapsed();
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+            let all_ticks = others(pid).saturating_sub(all0) as f64;
+            let machine_busy = all_ticks / clock_ticks_per_second() / elapsed.as_secs_f64() / cores;
             let rss = rss_kib(pid);
             let after = metrics_from.map(latency_buckets);
-            (cpu, elapsed, rss, before, after)
+            (cpu, elapsed, rss, before, after, machine_busy)
         })
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -342,7 +358,8 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
             let _ = t.await;
         }
     });
-    let (cpu, elapsed, rss, before, after) = measure.join().expect("the measuring thread");
+    let (cpu, elapsed, rss, before, after, machine_busy) =
+        measure.join().expect("the measuring thread");
     process.stop();
     drop(sipp);
 
@@ -394,6 +411,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
             0.0
         },
         cpu_percent: cpu_s * 100.0 / elapsed.as_secs_f64(),
+        machine_busy_percent: machine_busy * 100.0,
         rss_kib_per_call: if calls > 0 {
             rss.saturating_sub(rss_before) as f64 / calls as f64
         } else {
@@ -559,19 +577,41 @@ impl GatewayProcess {
     /// it; one media and one RTP receiver thread per core, as sono has one
     /// arbiter per core.
     fn sems(codec: &str) -> GatewayProcess {
-        let dir = std::env::temp_dir().join(format!("sono-media-load-sems-{}", std::process::id()));
+        // Ports are probed free, then bound by SEMS: another process may take
+        // one in between, and SEMS then never listens. Try again on new ones.
+        for attempt in 1..=3 {
+            let sems = GatewayProcess::sems_once(codec);
+            if std::net::TcpStream::connect(sems.rtmp()).is_ok() {
+                return sems;
+            }
+            println!(
+                "media_load: SEMS did not listen (attempt {attempt}); its log:\n{}",
+                sems.log_tail(20)
+            );
+        }
+        panic!("SEMS did not start in three attempts");
+    }
+
+    fn sems_once(codec: &str) -> GatewayProcess {
+        let dir = std::env::temp_dir().join(format!(
+            "sono-media-load-sems-{}-{}",
+            std::process::id(),
+            next_serial()
+        ));
         let etc = dir.join("etc");
         std::fs::create_dir_all(&etc).expect("a folder for SEMS' settings");
         let sip_port = sono_testkit::free_udp_port();
         let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        // SEMS offers every codec it loaded; the echo answers one.
-        let _ = codec;
+        // SEMS offers every codec it loaded; the echo answers one. G.722
+        // needs SEMS' g722 plug-in (built with spandsp, which build-sems.sh
+        // leaves out).
+        let g722 = if codec == "g722" { ";g722" } else { "" };
         let conf = format!(
             "sip_ip=127.0.0.1\nsip_port={sip_port}\nmedia_ip=127.0.0.1\n\
              rtp_low_port=40000\nrtp_high_port=49999\n\
              plugin_path={SEMS_PLUGINS}\n\
-             load_plugins=wav;speex;rtmp;session_timer;uac_auth;registrar_client\n\
+             load_plugins=wav;speex;rtmp;session_timer;uac_auth;registrar_client{g722}\n\
              application=rtmp\nplugin_config_path={}/\nfork=no\nstderr=yes\nloglevel=1\n\
              media_processor_threads={cores}\nrtp_receiver_threads={cores}\n",
             etc.display()
@@ -666,6 +706,12 @@ impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// utime + stime of a process, in clock ticks.

@@ -107,6 +107,11 @@ impl Sipp {
         }
     }
 
+    /// The SIPp process id (0 once it has been waited for).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `sip:USER@127.0.0.1:PORT` of this SIPp.
     pub fn uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.addr)
