@@ -36,7 +36,7 @@ use sono_rtmp::amf::DecodeLimits;
 use sono_rtmp::chunk::{ChunkDecoder, ChunkEncoder};
 use sono_rtmp::message::{type_id, user_control, user_control_payload, Message};
 use sono_rtmp::ObjectEncoding;
-use sono_testkit::{audio, free_port, read_flv_audio, AudioDir, FlashClient, Sipp, Sono};
+use sono_testkit::{audio, flash_speex_tags, free_port, AudioDir, FlashClient, Sipp, Sono};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SEMS: &str = "/usr/local/sbin/sems";
@@ -195,31 +195,10 @@ fn speech_frames() -> Vec<Vec<u8>> {
         "apad=pad_dur=6",
         &talk.display().to_string(),
     ]);
-    let flv = dir.file("talk.flv");
-    audio::ffmpeg(&[
-        "-i",
-        &talk.display().to_string(),
-        "-ac",
-        "1",
-        "-ar",
-        "16000",
-        "-c:a",
-        "libspeex",
-        "-frames_per_packet",
-        "1",
-        "-f",
-        "flv",
-        &flv.display().to_string(),
-    ]);
-    let tags = read_flv_audio(&flv).expect("ffmpeg's Speex FLV");
-    tags.into_iter()
-        .map(|t| {
-            let mut d = t.data;
-            if let Some(h) = d.first_mut() {
-                *h = 0xB2; // Flash's header byte for Speex
-            }
-            d
-        })
+    flash_speex_tags(&talk)
+        .expect("ffmpeg's Speex encoding of the speech")
+        .into_iter()
+        .map(|t| t.data)
         .collect()
 }
 

@@ -455,37 +455,7 @@ impl FlashClient {
     /// libspeex does the encoding (sono's own codecs are not used on this side).
     /// Returns how many audio messages were sent.
     pub fn publish_wav_as_speex(&mut self, stream: u32, wav: &Path) -> io::Result<usize> {
-        let flv = std::env::temp_dir().join(format!(
-            "sono-testkit-{}-{}.flv",
-            std::process::id(),
-            self.elapsed_ms()
-        ));
-        let status = std::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(wav)
-            .args([
-                "-ac",
-                "1",
-                "-ar",
-                "16000",
-                "-c:a",
-                "libspeex",
-                "-frames_per_packet",
-                "1",
-            ])
-            .args(["-f", "flv"])
-            .arg(&flv)
-            .status()?;
-        if !status.success() {
-            return Err(io::Error::other("ffmpeg could not encode the WAV as Speex"));
-        }
-        let mut tags = read_flv_audio(&flv)?;
-        let _ = std::fs::remove_file(&flv);
-        for tag in &mut tags {
-            if let Some(h) = tag.data.first_mut() {
-                *h = 0xB2; // Flash's header for Speex; ffmpeg writes 0xB6
-            }
-        }
+        let tags = flash_speex_tags(wav)?;
         self.publish_tags(stream, &tags, true)
     }
 
@@ -728,4 +698,44 @@ fn parse_lenient(raw: &sono_rtmp::chunk::RawMessage) -> io::Result<Message> {
         }
         Err(e) => Err(io::Error::other(e)),
     }
+}
+
+/// A WAV file as Flash's microphone sends it: Speex wideband, one 20 ms
+/// frame per tag, header byte 0xB2. ffmpeg's libspeex does the encoding
+/// (sono's own codecs are not used on this side).
+pub fn flash_speex_tags(wav: &Path) -> io::Result<Vec<FlvAudioTag>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let flv = std::env::temp_dir().join(format!(
+        "sono-testkit-{}-{}.flv",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(wav)
+        .args([
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "-c:a",
+            "libspeex",
+            "-frames_per_packet",
+            "1",
+        ])
+        .args(["-f", "flv"])
+        .arg(&flv)
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other("ffmpeg could not encode the WAV as Speex"));
+    }
+    let mut tags = read_flv_audio(&flv)?;
+    let _ = std::fs::remove_file(&flv);
+    for tag in &mut tags {
+        if let Some(h) = tag.data.first_mut() {
+            *h = 0xB2; // Flash's header for Speex; ffmpeg writes 0xB6
+        }
+    }
+    Ok(tags)
 }

@@ -20,7 +20,7 @@ mod sono;
 
 pub use audio::AudioDir;
 pub use baresip::Baresip;
-pub use flash_client::{FlashClient, Reply};
+pub use flash_client::{flash_speex_tags, FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
 pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
