@@ -71,10 +71,7 @@ struct Options {
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut numbers = args
-        .iter()
-        .filter(|a| a.parse::<u64>().is_ok())
-        .filter_map(|a| a.parse::<u64>().ok());
+    let mut numbers = args.iter().filter_map(|a| a.parse::<u64>().ok());
     let value = |flag: &str| {
         args.iter()
             .position(|a| a == flag)

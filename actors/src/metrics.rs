@@ -88,43 +88,64 @@ impl CallPhase {
     }
 }
 
-/// Upper bounds of the per-frame time histogram, in microseconds: a 20 ms
-/// frame that takes more than a few milliseconds starves other calls.
-const FRAME_TIME_BOUNDS_US: [u64; 9] = [25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+/// The bucket bounds of one kind of histogram, in microseconds.
+pub trait Bounds {
+    const US: &'static [u64];
+}
 
-/// Upper bounds of the added-latency histogram, in microseconds: what a frame
-/// waits in sono beyond the jitter buffer, against the 20 ms frame clock.
-const LATENCY_BOUNDS_US: [u64; 10] = [
-    100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 20_000, 50_000,
-];
-
-/// A Prometheus histogram of durations with fixed bucket bounds.
+/// Per-frame processing times: a 20 ms frame that takes more than a few
+/// milliseconds starves other calls.
 #[derive(Debug)]
-pub struct Histogram {
-    bounds_us: &'static [u64],
+pub struct FrameTimeBounds;
+
+impl Bounds for FrameTimeBounds {
+    const US: &'static [u64] = &[25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+}
+
+/// Added latency: what a frame waits in sono beyond the jitter buffer,
+/// against the 20 ms frame clock.
+#[derive(Debug)]
+pub struct LatencyBounds;
+
+impl Bounds for LatencyBounds {
+    const US: &'static [u64] = &[
+        100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 20_000, 50_000,
+    ];
+}
+
+/// A Prometheus histogram of durations, with the bucket bounds `B`.
+#[derive(Debug)]
+pub struct Histogram<B: Bounds> {
     /// Observations per bucket (not cumulative); the last is above every bound.
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_ns: AtomicU64,
+    bounds: std::marker::PhantomData<B>,
 }
 
-impl Histogram {
-    pub fn new(bounds_us: &'static [u64]) -> Histogram {
+/// Processing time per frame (`sono_transcode_seconds`).
+pub type FrameTimes = Histogram<FrameTimeBounds>;
+/// Time a frame spends in sono on its way through (`sono_media_latency_seconds`).
+pub type Latencies = Histogram<LatencyBounds>;
+
+impl<B: Bounds> Default for Histogram<B> {
+    fn default() -> Self {
         Histogram {
-            bounds_us,
-            buckets: (0..=bounds_us.len()).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..=B::US.len()).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum_ns: AtomicU64::new(0),
+            bounds: std::marker::PhantomData,
         }
     }
+}
 
+impl<B: Bounds> Histogram<B> {
     pub fn observe(&self, took: Duration) {
         let us = took.as_micros() as u64;
-        let i = self
-            .bounds_us
+        let i = B::US
             .iter()
             .position(|&bound| us <= bound)
-            .unwrap_or(self.bounds_us.len());
+            .unwrap_or(B::US.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_ns
@@ -139,8 +160,7 @@ impl Histogram {
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
-            let le = self
-                .bounds_us
+            let le = B::US
                 .get(i)
                 .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
             let _ = writeln!(s, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
@@ -148,40 +168,6 @@ impl Histogram {
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(s, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(s, "{name}_count{{{labels}}} {}", self.count());
-    }
-}
-
-/// Processing time per frame (`sono_transcode_seconds`).
-#[derive(Debug)]
-pub struct FrameTimes(pub Histogram);
-
-impl Default for FrameTimes {
-    fn default() -> Self {
-        FrameTimes(Histogram::new(&FRAME_TIME_BOUNDS_US))
-    }
-}
-
-impl std::ops::Deref for FrameTimes {
-    type Target = Histogram;
-    fn deref(&self) -> &Histogram {
-        &self.0
-    }
-}
-
-/// Time a frame spends in sono on its way through (`sono_media_latency_seconds`).
-#[derive(Debug)]
-pub struct Latencies(pub Histogram);
-
-impl Default for Latencies {
-    fn default() -> Self {
-        Latencies(Histogram::new(&LATENCY_BOUNDS_US))
-    }
-}
-
-impl std::ops::Deref for Latencies {
-    type Target = Histogram;
-    fn deref(&self) -> &Histogram {
-        &self.0
     }
 }
 

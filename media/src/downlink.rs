@@ -269,28 +269,26 @@ impl Downlink {
                 .silence
                 .as_mut()
                 .is_some_and(|gate| gate.replace(&self.pcm[..frame]));
-            match self.client {
-                _ if silent => {
-                    let (quality, complexity) =
-                        (self.config.speex_quality, self.config.speex_complexity);
-                    let client = self.client;
-                    let canned = self
-                        .silent_frame
-                        .get_or_insert_with(|| silent_frame(client, quality, complexity));
-                    data.extend_from_slice(canned);
-                    self.stats.silent += 1;
-                }
-                ClientCodec::SpeexWb => {
-                    let (quality, complexity) =
-                        (self.config.speex_quality, self.config.speex_complexity);
-                    self.encoder
-                        .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity))
-                        .encode(&self.pcm[..frame], &mut data);
-                }
-                ClientCodec::Nellymoser { .. } => {
-                    self.nellymoser
-                        .get_or_insert_with(NellymoserEncoder::new)
-                        .encode(&self.pcm[..frame], &mut data);
+            let (quality, complexity) = (self.config.speex_quality, self.config.speex_complexity);
+            if silent {
+                let client = self.client;
+                let canned = self
+                    .silent_frame
+                    .get_or_insert_with(|| silent_frame(client, quality, complexity));
+                data.extend_from_slice(canned);
+                self.stats.silent += 1;
+            } else {
+                match self.client {
+                    ClientCodec::SpeexWb => {
+                        self.encoder
+                            .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity))
+                            .encode(&self.pcm[..frame], &mut data);
+                    }
+                    ClientCodec::Nellymoser { .. } => {
+                        self.nellymoser
+                            .get_or_insert_with(NellymoserEncoder::new)
+                            .encode(&self.pcm[..frame], &mut data);
+                    }
                 }
             }
             self.pcm.drain(..frame);
