@@ -50,24 +50,25 @@ fn main() {
                     failed.fetch_add(1, Ordering::Relaxed);
                     return;
                 };
-                let status = |c: &FlashClient, s: u8| c.call_statuses().iter().any(|x| x.0 == s);
                 while !stop.load(Ordering::Relaxed) {
                     c.events.clear();
                     let t0 = Instant::now();
                     if c.send_call("dial", vec![target.as_str().into()]).is_err() {
                         break;
                     }
-                    let up = c.wait_for(Duration::from_secs(10), |c| status(c, 4) || status(c, 0));
-                    if !up || !status(&c, 4) {
+                    let up = c.wait_for(Duration::from_secs(10), |c| {
+                        c.has_call_status(4) || c.has_call_status(0)
+                    });
+                    if !up || !c.has_call_status(4) {
                         failed.fetch_add(1, Ordering::Relaxed);
-                        let _ = c.wait_for(Duration::from_secs(40), |c| status(c, 0));
+                        let _ = c.wait_for(Duration::from_secs(40), |c| c.has_call_status(0));
                         continue;
                     }
                     let setup = t0.elapsed();
                     if c.send_call("hangup", vec![]).is_err() {
                         break;
                     }
-                    if c.wait_for(Duration::from_secs(10), |c| status(c, 0)) {
+                    if c.wait_for(Duration::from_secs(10), |c| c.has_call_status(0)) {
                         done.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut s) = setups.lock() {
                             s.push(setup);

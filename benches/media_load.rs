@@ -417,9 +417,9 @@ fn set_up_call(rtmp: SocketAddr, target: &str) -> std::io::Result<Leg> {
     let mut c = FlashClient::connect(rtmp, "phone", ObjectEncoding::Amf0)?;
     c.send_call("dial", vec![target.into()])?;
     let up = c.wait_for(Duration::from_secs(10), |c| {
-        c.call_statuses().iter().any(|(s, _, _)| *s == 4 || *s == 0)
+        c.has_call_status(4) || c.has_call_status(0)
     });
-    if !up || !c.call_statuses().iter().any(|(s, _, _)| *s == 4) {
+    if !up || !c.has_call_status(4) {
         return Err(std::io::Error::other(format!(
             "the call did not come up: {:?}",
             c.events

@@ -482,7 +482,7 @@ fn a_call_placed_and_ended_over_rest_is_followed_by_its_events() {
         events.events
     );
     // The Flash client got the same events, and the state shows the call.
-    assert!(c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)));
+    assert!(c.wait_call_status(4, WAIT));
     let state = get(&sono, &format!("/api/v1/connections/{id}"), &token).json();
     assert_eq!(state["call"]["direction"], "outbound");
     assert_eq!(state["call"]["status"], 4);

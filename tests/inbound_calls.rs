@@ -62,12 +62,6 @@ fn incoming(c: &FlashClient) -> Option<AmfValue> {
         .cloned()
 }
 
-fn wait_status(c: &mut FlashClient, status: u8) -> bool {
-    c.wait_for(WAIT, |c| {
-        c.call_statuses().iter().any(|(s, _, _)| *s == status)
-    })
-}
-
 #[test]
 fn an_accepted_call_connects_and_the_callers_bye_ends_it() {
     let sono = Sono::start(SONO, MEDIA);
@@ -91,12 +85,12 @@ fn an_accepted_call_connects_and_the_callers_bye_ends_it() {
     let reply = c.call("accept", vec![]).unwrap();
     assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
     );
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     let codes = c.call_status_codes();
     assert_eq!(codes[..2], [(2, Some(200)), (4, Some(200))], "{codes:?}");
     sipp.assert_success(WAIT);
@@ -139,7 +133,7 @@ fn an_unanswered_call_gets_480_after_the_timeout() {
     let (mut c, user) = registered_client(&sono);
     let mut sipp = Sipp::uac(&refused_scenario(480), sono.sip, &user, WAIT, &[]);
     assert!(c.wait_for(WAIT, |c| incoming(c).is_some()));
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     assert_eq!(c.call_status_codes().last(), Some(&(0, Some(480))));
     sipp.assert_success(WAIT);
 }
@@ -151,7 +145,7 @@ fn the_callers_cancel_gets_487_and_the_client_status_0() {
     let mut sipp = Sipp::uac(&scenario("uac_cancel"), sono.sip, &user, WAIT, &[]);
     assert!(c.wait_for(WAIT, |c| incoming(c).is_some()));
     assert!(
-        wait_status(&mut c, 0),
+        c.wait_call_status(0, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -202,7 +196,7 @@ fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
         Reply::Result(_)
     ));
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -221,7 +215,7 @@ fn baresip_calls_the_implicit_uri_and_audio_flows_both_ways() {
     assert!(down > 100, "{down} audio messages down");
     // Audio up: baresip decoded packets from sono.
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     assert!(
         peer.wait_log("session closed", WAIT) || peer.wait_log("terminated", WAIT),
         "{}",

@@ -121,7 +121,7 @@ fn two_way_audio(path: CodecPath) {
     };
     c.send_call("dial", vec![peer.uri().into()]).unwrap();
     assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -151,11 +151,7 @@ fn two_way_audio(path: CodecPath) {
     // The peer's sentence is about as long; let the rest arrive.
     c.pump(Duration::from_secs(2)).unwrap();
     c.call("hangup", vec![]).unwrap();
-    assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)),
-        "{:?}",
-        c.call_statuses()
-    );
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
     // The media is counted, and gone with the call.
     let m = sono.metrics();
@@ -319,7 +315,7 @@ fn dtmf_from_the_client_reaches_baresip_as_rfc_4733_events() {
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     c.send_call("dial", vec![peer.uri().into()]).unwrap();
     assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -356,7 +352,7 @@ fn dtmf_from_the_client_reaches_baresip_as_rfc_4733_events() {
     let bad = c.call("sendDTMF", vec!["12x".into()]).unwrap();
     assert_eq!(bad.error_code(), Some(code::DTMF_INVALID), "{bad:?}");
     c.call("hangup", vec![]).unwrap();
-    assert!(c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(c.wait_call_status(0, WAIT));
     let none = c.call("sendDTMF", vec!["1".into()]).unwrap();
     assert_eq!(none.error_code(), Some(code::CALL_NO_CALL), "{none:?}");
 }
@@ -365,12 +361,6 @@ fn scenario(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(format!("{name}.xml"))
-}
-
-fn wait_status(c: &mut FlashClient, status: u8) -> bool {
-    c.wait_for(WAIT, |c| {
-        c.call_statuses().iter().any(|(s, _, _)| *s == status)
-    })
 }
 
 /// The DTMF digits the client was told of, in order.
@@ -397,7 +387,7 @@ fn dtmf_played_by_sipp_reaches_the_client_once_per_digit() {
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -546,7 +536,7 @@ fn call_to_rtp_peer(
         .send_call("dial", vec![sipp.uri("bob").into()])
         .unwrap();
     assert!(
-        wait_status(&mut client, 4),
+        client.wait_call_status(4, WAIT),
         "{:?}\n{}",
         client.call_statuses(),
         sono.log()
@@ -616,7 +606,7 @@ fn speex_passes_through_byte_for_byte_both_ways() {
         .load(std::sync::atomic::Ordering::Acquire)));
     c.pump(Duration::from_millis(500)).unwrap();
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
     let received = peer.join().unwrap();
 
@@ -674,13 +664,13 @@ fn a_peer_that_sends_no_rtp_is_hung_up_after_the_timeout_with_a_reason() {
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
     );
     let answered = std::time::Instant::now();
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     let after = answered.elapsed();
     assert!(
         after >= Duration::from_millis(1800) && after < Duration::from_secs(4),
@@ -758,7 +748,7 @@ fn pcmu_downlink_pesq(
     c.pump(Duration::from_millis(800)).unwrap();
     let statuses = c.call_status_codes();
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
     peer.join().unwrap();
     let heard = client_heard(&c, play, dir, "nb");

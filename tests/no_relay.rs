@@ -93,13 +93,13 @@ fn maddr_cannot_send_a_dial_past_the_dial_plan() {
     let allowed = format!("sip:900123@127.0.0.1:{port};maddr=127.0.0.1");
     c.send_call("dial", vec![allowed.as_str().into()]).unwrap();
     assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
     );
     c.call("hangup", vec![]).unwrap();
-    assert!(c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(c.wait_call_status(0, WAIT));
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn a_contact_outside_the_dial_plan_gets_no_ack_and_no_bye() {
     c.send_call("dial", vec![sipp.uri("900123").into()])
         .unwrap();
     assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)),
+        c.wait_call_status(0, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()

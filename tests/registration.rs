@@ -156,7 +156,7 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
         alice.call("accept", vec![]).unwrap(),
         Reply::Result(_)
     ));
-    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)));
+    assert!(alice.wait_call_status(4, WAIT));
     assert!(
         caller.wait_log("Call established", WAIT),
         "{}",
@@ -168,7 +168,7 @@ fn digest_registration_restart_inbound_call_and_unregistration_at_kamailio() {
     let down = alice.audio.iter().filter(|(s, _, _)| *s == play).count();
     assert!(down > 50, "{down} audio messages reached the client");
     alice.call("hangup", vec![]).unwrap();
-    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(alice.wait_call_status(0, WAIT));
 
     // The client goes: its binding is removed at once (Expires: 0), not
     // left to lapse: a call to alice right after is 404 at Kamailio, while
@@ -328,7 +328,7 @@ fn speech_both_ways_on_a_call_through_kamailio_costs_at_most_0_3_mos() {
         alice.call("accept", vec![]).unwrap(),
         Reply::Result(_)
     ));
-    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)));
+    assert!(alice.wait_call_status(4, WAIT));
     let play = alice.create_stream().unwrap();
     alice.play(play, "remote").unwrap();
     let mic = alice.create_stream().unwrap();
@@ -336,7 +336,7 @@ fn speech_both_ways_on_a_call_through_kamailio_costs_at_most_0_3_mos() {
     alice.publish_wav_as_speex(mic, &client_src).unwrap();
     alice.pump(Duration::from_secs(2)).unwrap();
     alice.call("hangup", vec![]).unwrap();
-    assert!(alice.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(alice.wait_call_status(0, WAIT));
     assert!(caller.wait_log("session closed", WAIT), "{}", caller.log());
 
     // Up: client → sono → Kamailio's callee side → baresip.

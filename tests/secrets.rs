@@ -116,7 +116,7 @@ fn a_run_that_uses_its_secrets_logs_none_of_them() {
     // The password answers SIPp's challenge (SIPp checks the digest).
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -137,7 +137,7 @@ fn a_run_that_uses_its_secrets_logs_none_of_them() {
     }
     assert!(answers.contains("connections"), "{answers}");
     c.call("hangup", vec![]).unwrap();
-    assert!(c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 0)));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
     sono.terminate(WAIT);
     let log = sono.log();

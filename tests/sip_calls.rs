@@ -28,13 +28,6 @@ fn client(sono: &Sono) -> FlashClient {
     FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).expect("RTMP connect")
 }
 
-/// Waits until the client has seen `n` call statuses or the last one is 0.
-fn wait_status(c: &mut FlashClient, status: u8) -> bool {
-    c.wait_for(WAIT, |c| {
-        c.call_statuses().iter().any(|(s, _, _)| *s == status)
-    })
-}
-
 fn statuses(c: &FlashClient) -> Vec<(u8, Option<u16>)> {
     c.call_status_codes()
 }
@@ -46,7 +39,7 @@ fn a_200_ok_connects_and_hangup_sends_bye() {
     let mut c = client(&sono);
     let dial = c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -62,7 +55,7 @@ fn a_200_ok_connects_and_hangup_sends_bye() {
 
     let reply = c.call("hangup", vec![]).unwrap();
     assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     assert_eq!(
         statuses(&c)[3..],
         [(3, None), (0, None)],
@@ -105,7 +98,7 @@ fn ringing_then_answer_reports_each_response() {
     let mut c = client(&sono);
     let dial = c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -122,7 +115,7 @@ fn ringing_then_answer_reports_each_response() {
     let again = c.call("dial", vec![sipp.uri("carol").into()]).unwrap();
     assert_eq!(again.error_code(), Some(code::CALL_EXISTING));
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
 }
 
@@ -175,7 +168,7 @@ fn hangup_while_ringing_cancels_and_the_487_ends_the_call() {
         .any(|(_, code, _)| *code == Some(180))));
     c.call("hangup", vec![]).unwrap();
     assert!(
-        wait_status(&mut c, 0),
+        c.wait_call_status(0, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -205,7 +198,7 @@ fn a_401_challenge_is_answered_with_digest_credentials() {
     let mut c = client(&sono);
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -217,7 +210,7 @@ fn a_401_challenge_is_answered_with_digest_credentials() {
         c.call_statuses()
     );
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
     let got = sipp.received();
     assert!(
@@ -238,7 +231,7 @@ fn a_remote_bye_ends_the_call() {
     let mut c = client(&sono);
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(
-        wait_status(&mut c, 0),
+        c.wait_call_status(0, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -265,7 +258,7 @@ fn a_client_that_disconnects_mid_call_ends_the_sip_side_within_a_second() {
     let mut sipp = Sipp::uas(&scenario("uas_200"), 1, WAIT, &[]);
     let mut c = client(&sono);
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
-    assert!(wait_status(&mut c, 4), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(4, WAIT), "{:?}", c.call_statuses());
     drop(c);
     let gone = Instant::now();
     let deadline = gone + Duration::from_secs(1);
@@ -325,13 +318,13 @@ fn the_outbound_proxy_receives_every_request_with_a_route() {
     c.send_call("dial", vec!["sip:bob@192.0.2.55".into()])
         .unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
     );
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0));
+    assert!(c.wait_call_status(0, WAIT));
     sipp.assert_success(WAIT);
     let got = sipp.received();
     let invite = &got[0];
@@ -421,7 +414,7 @@ fn baresip_auto_answers_and_hears_our_bye() {
     let mut c = client(&sono);
     let dial = c.send_call("dial", vec![peer.uri().into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}\n{}",
         c.call_statuses(),
         sono.log(),
@@ -452,7 +445,7 @@ fn baresip_auto_answers_and_hears_our_bye() {
     );
 
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     // The BYE goes to the Contact baresip gave, and closes its session.
     assert!(
         peer.wait_log("BYE sip:peer-", Duration::from_secs(5)),
@@ -475,7 +468,7 @@ fn hold_by_reinvite_and_options_inside_the_call_are_answered() {
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     // The peer holds, asks OPTIONS, then hangs up: the call survives until its BYE.
     assert!(
-        wait_status(&mut c, 0),
+        c.wait_call_status(0, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
@@ -497,14 +490,14 @@ fn a_call_over_tcp_when_the_target_asks_for_it() {
     let target = format!("{};transport=tcp", sipp.uri("bob"));
     c.send_call("dial", vec![target.into()]).unwrap();
     assert!(
-        wait_status(&mut c, 4),
+        c.wait_call_status(4, WAIT),
         "{:?}\n{}",
         c.call_statuses(),
         sono.log()
     );
     assert_eq!(statuses(&c), [(1, None), (2, Some(200)), (4, Some(200))]);
     c.call("hangup", vec![]).unwrap();
-    assert!(wait_status(&mut c, 0), "{:?}", c.call_statuses());
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     sipp.assert_success(WAIT);
     let log = sipp.messages();
     assert!(log.contains("TCP message received"), "{log}");

@@ -62,7 +62,7 @@ fn clients_that_stop_reading_keep_their_audio_up_and_are_closed_for_the_right_re
         .unwrap();
         c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
         assert!(
-            c.wait_for(WAIT, |c| c.call_statuses().iter().any(|(s, _, _)| *s == 4)),
+            c.wait_call_status(4, WAIT),
             "{:?}\n{}",
             c.call_statuses(),
             sono.log()

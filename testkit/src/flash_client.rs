@@ -354,6 +354,16 @@ impl FlashClient {
         })
     }
 
+    /// Whether a `Sono.Call.Status` with `status` has come.
+    pub fn has_call_status(&self, status: u8) -> bool {
+        self.call_statuses().iter().any(|(s, _, _)| *s == status)
+    }
+
+    /// Waits for a `Sono.Call.Status` with `status`.
+    pub fn wait_call_status(&mut self, status: u8, timeout: Duration) -> bool {
+        self.wait_for(timeout, |c| c.has_call_status(status))
+    }
+
     /// Every `Sono.Call.Status` so far as `(status_code, sip_code, reason)`.
     pub fn call_statuses(&self) -> Vec<(u8, Option<u16>, Option<String>)> {
         self.events
