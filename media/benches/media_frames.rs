@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use sono_media::codec::{ClientCodec, SipCodec, SipDecoder, SipEncoder};
 use sono_media::downlink::{Downlink, DownlinkConfig};
+use sono_media::jitter_buffer::JitterBuffer;
 use sono_media::resampler::Resampler;
 use sono_media::rtp_sender::RtpSender;
 use sono_media::speex::{SpeexWbDecoder, SpeexWbEncoder};
@@ -319,5 +320,35 @@ fn pipelines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codecs, pipelines);
+/// The jitter buffer alone, as a network delivers: each 20 ms packet late by
+/// 0–30 ms (a fixed pseudo-random sequence), one pop per 20 ms.
+fn jitter(c: &mut Criterion) {
+    let mut g = c.benchmark_group("jitter buffer per packet");
+    g.measurement_time(Duration::from_secs(3)).sample_size(30);
+    let payload = [0u8; 160];
+    let mut jb = JitterBuffer::new(
+        8000,
+        Duration::from_millis(20),
+        Duration::from_millis(20),
+        Duration::from_millis(300),
+    );
+    let t0 = Instant::now();
+    let mut k = 0u32;
+    let mut seed = 0x2545_f491_u32;
+    g.bench_function("push and pop, 0-30 ms jitter", |b| {
+        b.iter(|| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let late = Duration::from_micros(u64::from(seed % 30_000));
+            let due = t0 + Duration::from_millis(20 * u64::from(k));
+            jb.push(due + late, k as u16, k.wrapping_mul(160), 0, &payload);
+            let played = jb.pop(due + Duration::from_millis(20));
+            k += 1;
+            black_box(played)
+        })
+    });
+}
+
+criterion_group!(benches, codecs, pipelines, jitter);
 criterion_main!(benches);
