@@ -767,15 +767,26 @@ fn pcmu_downlink_pesq(
 fn five_percent_loss_and_40_ms_jitter_cost_at_most_half_a_mos_and_the_call_survives() {
     let dir = AudioDir::new("impaired");
     let (clean, _, clean_summary) = pcmu_downlink_pesq(&dir, "clean", |s| s.to_vec());
-    let (impaired, statuses, summary) = pcmu_downlink_pesq(&dir, "impaired", |s| {
-        impair(s, 0.05, Duration::from_millis(40), 0x5EED_1234)
-    });
+    // The same impaired stream three times, and the median: where a late
+    // packet meets the 20 ms playout clock depends on this shared
+    // machine's scheduling, and one unlucky underrun in a run moves PESQ
+    // by 0.2 on its own (seen: 2.74 typically, 2.51 once in seven).
+    let mut runs = Vec::new();
+    for run in 0..3 {
+        let (score, statuses, summary) = pcmu_downlink_pesq(&dir, &format!("impaired{run}"), |s| {
+            impair(s, 0.05, Duration::from_millis(40), 0x5EED_1234)
+        });
+        // The call was up the whole time: answered, never ended before our hangup.
+        assert_eq!(statuses.last().map(|s| s.0), Some(4), "{statuses:?}");
+        assert!(summary.contains("lost="), "{summary}");
+        runs.push((score, summary));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let scores: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.0)).collect();
+    let (impaired, summary) = runs.swap_remove(1);
     eprintln!(
-        "PCMU downlink PESQ-NB: clean {clean:.2}, 5 % loss + 40 ms jitter {impaired:.2}\nclean: {clean_summary}\nimpaired: {summary}"
+        "PCMU downlink PESQ-NB: clean {clean:.2}, 5 % loss + 40 ms jitter {impaired:.2} (median of {scores:?})\nclean: {clean_summary}\nimpaired: {summary}"
     );
-    // The call was up the whole time: answered, never ended before our hangup.
-    assert_eq!(statuses.last().map(|s| s.0), Some(4), "{statuses:?}");
-    assert!(summary.contains("lost="), "{summary}");
     assert!(
         impaired >= clean - 0.5,
         "impaired {impaired:.2} vs clean {clean:.2}\n{summary}"
