@@ -1,4 +1,4 @@
-//! Who is where: connection ids to actor addresses, SIP users to connections.
+//! Who is where: connection ids to their client sessions, SIP users to connections.
 //! The one piece of shared state (dashmap), read by the SIP side to route
 //! inbound calls and by the HTTP side to reach a connection.
 
@@ -9,7 +9,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::Rng;
 
-use crate::rtmp_connection::RtmpConnection;
+use crate::client_session::ClientSession;
 use crate::sip_transport::SipInbound;
 
 /// How long the token of a closed connection is remembered as closed.
@@ -29,7 +29,7 @@ pub type ConnectionId = u64;
 /// A live connection: its actor and the capability token that controls it.
 #[derive(Clone)]
 pub struct ConnectionEntry {
-    pub addr: Addr<RtmpConnection>,
+    pub addr: Addr<ClientSession>,
     pub token: String,
 }
 
@@ -54,7 +54,7 @@ impl Directory {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn add_connection(&self, id: ConnectionId, addr: Addr<RtmpConnection>, token: String) {
+    pub fn add_connection(&self, id: ConnectionId, addr: Addr<ClientSession>, token: String) {
         self.tokens.insert(token.clone(), id);
         self.connections.insert(id, ConnectionEntry { addr, token });
     }
@@ -138,11 +138,11 @@ impl Directory {
         self.calls.get(call_id).map(|c| c.clone())
     }
 
-    pub fn connection(&self, id: ConnectionId) -> Option<Addr<RtmpConnection>> {
+    pub fn connection(&self, id: ConnectionId) -> Option<Addr<ClientSession>> {
         self.connections.get(&id).map(|e| e.addr.clone())
     }
 
-    pub fn connections(&self) -> Vec<(ConnectionId, Addr<RtmpConnection>)> {
+    pub fn connections(&self) -> Vec<(ConnectionId, Addr<ClientSession>)> {
         self.connections
             .iter()
             .map(|e| (*e.key(), e.value().addr.clone()))

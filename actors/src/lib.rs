@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod call_leg;
+pub mod client_session;
 pub mod client_writer;
 pub mod control;
 pub mod directory;
@@ -29,9 +30,10 @@ use actix::Arbiter;
 use tokio::net::TcpListener;
 use tracing::info;
 
+pub use client_session::{ClientSession, Shutdown};
 pub use directory::{ConnectionId, Directory};
 pub use metrics::Metrics;
-pub use rtmp_connection::{RtmpConnection, Shutdown};
+pub use rtmp_connection::RtmpConnection;
 pub use settings::Settings;
 
 /// What every actor may read: settings, the directory, the counters.

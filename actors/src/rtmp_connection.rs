@@ -1,7 +1,10 @@
-//! `RtmpConnection`: one client's TCP byte stream, its sans-I/O RTMP session and
-//! its Flash phone state. Turns phone API calls into actions and answers, and
-//! closes the connection, with the reason logged, on any protocol violation,
-//! limit or timeout, without touching any other connection.
+//! `RtmpConnection`: one RTMP client's transport. It owns the TCP (or TLS)
+//! byte stream or the RTMPT tunnel, the sans-I/O RTMP session, and the audio
+//! between the client and its call's media bridge; the phone itself (calls,
+//! registration, events, the rules) is the connection's [`ClientSession`],
+//! which this actor starts beside itself and feeds with the client's
+//! requests. Any protocol violation, limit or timeout closes this one
+//! connection, with the reason logged, without touching any other.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,43 +15,24 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::BytesMut;
 use sono_rtmp::chunk::ChunkLimits;
-use sono_rtmp::phone::code;
 use sono_rtmp::tunnel::{PollInterval, TunnelSequence};
-use sono_rtmp::{
-    AmfValue, AudioCodec, PhoneEvent, PhoneRequest, RegisterRequest, ServerSession, SessionConfig,
-    SessionEvent,
-};
+use sono_rtmp::{AmfValue, AudioCodec, PhoneEvent, ServerSession, SessionConfig, SessionEvent};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
 use tokio_util::codec::{BytesCodec, FramedRead};
 use tracing::{debug, info, warn};
 
-use sono_sip::dial_plan::Verdict;
-
-use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNotice, Hangup};
+use crate::client_session::{ClientSession, FromClient, RelayedAudio, SessionIdentity, ToClient};
 use crate::client_writer::{ClientWriter, WriterDone};
-use crate::control::{
-    CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
-    PhoneOutcome, RegistrationState, Responder,
-};
+use crate::control::ClientTransport;
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
-use crate::metrics::{CallPhase, Metrics};
-use crate::registration::{Registration, RegistrationNotice, Unregister};
-use crate::rtp_ports::RtpPorts;
-use crate::sip_transport::answer_stateless;
+use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice};
+use crate::metrics::Metrics;
 use crate::tunnel::{TunnelExchange, TunnelRefusal, TunnelReply};
 use crate::Shared;
 use sono_media::codec::ClientCodec;
-use sono_sip::message::Received;
-use sono_sip::registration::{RegistrationConfig, RegistrationEvent};
-use sono_sip::transmit::Transport;
 
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
-/// How long a connection waits for its call to end before saying goodbye
-/// when sono shuts down.
-const SHUTDOWN_CALL_WAIT: Duration = Duration::from_secs(1);
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Unsent bytes beyond which a client is closed: it does not read.
@@ -58,20 +42,6 @@ const WRITE_HIGH_WATER: usize = 1 << 20;
 /// holds more); an RTMPT client fetches only when it polls, so more.
 const AUDIO_BACKLOG: usize = 4 * 1024;
 const AUDIO_BACKLOG_TUNNEL: usize = 16 * 1024;
-
-/// A new INVITE for this connection's user (routed by `SipTransport`).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct IncomingInvite {
-    pub message: Received,
-    pub source: SocketAddr,
-    pub transport: Transport,
-}
-
-/// Asks a connection to say goodbye and close (sono is shutting down).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
 
 /// Where the connection's bytes for the client go.
 enum Output {
@@ -89,14 +59,6 @@ struct TunnelState {
     last_poll: Instant,
 }
 
-/// A call as the connection tracks it for the REST API.
-struct CallTrack {
-    direction: CallDirection,
-    remote_uri: String,
-    status: Option<u8>,
-    started: Instant,
-}
-
 pub struct RtmpConnection {
     id: ConnectionId,
     peer: SocketAddr,
@@ -104,6 +66,8 @@ pub struct RtmpConnection {
     /// The capability token that controls this connection over REST.
     token: String,
     shared: Arc<Shared>,
+    /// The phone this connection carries (started in `started`).
+    phone: Option<Addr<ClientSession>>,
     session: ServerSession,
     output: Output,
     opened: Instant,
@@ -116,32 +80,16 @@ pub struct RtmpConnection {
     audio_taken: Option<Instant>,
     /// Since when the client has left audio down unread.
     stalled_since: Option<Instant>,
-    /// sono is shutting down: the call is being hung up, the goodbye follows.
-    shutting_down: bool,
-    app: Option<String>,
-    /// The implicit user and its URI, once `register` attributed them.
-    implicit: Option<(String, String)>,
     audio_messages: u64,
     closing: bool,
-    /// The call in progress, if any, and the `dial` it still has to answer.
-    call: Option<Addr<Call>>,
-    call_track: Option<CallTrack>,
-    /// The SIP Call-ID of an inbound call (its INVITE's retransmissions
-    /// come here until the call's actor owns the Call-ID).
-    inbound_call_id: Option<String>,
-    pending_dial: Option<Responder>,
-    /// The binding at a registrar, and the `register` it still has to answer.
-    registration: Option<Addr<Registration>>,
-    registration_state: Option<RegistrationState>,
-    pending_register: Option<Responder>,
-    /// The answered call's media bridge.
+    /// The answered call's media bridge, where the client's audio goes.
     media: Option<Addr<MediaBridge>>,
     /// The stream the client plays (audio down goes there).
     play_stream: Option<u32>,
     /// The key an RTMP tool publishes under; it is also a token for this connection.
     stream_key: Option<String>,
     /// Other connections playing this one's stream key: audio down goes to them too.
-    listeners: Vec<(Addr<RtmpConnection>, u32)>,
+    listeners: Vec<(Recipient<RelayedAudio>, u32)>,
     /// RTMP timestamps of audio down restart at 0 on each call; this keeps
     /// them rising on the stream.
     audio_down_offset: u32,
@@ -216,22 +164,14 @@ impl RtmpConnection {
             peer,
             transport,
             token: crate::directory::new_secret(),
+            phone: None,
             session: ServerSession::new(config),
             output,
             opened: now,
             last_input: now,
             last_ping: now,
-            app: None,
-            implicit: None,
             audio_messages: 0,
             closing: false,
-            call: None,
-            call_track: None,
-            inbound_call_id: None,
-            pending_dial: None,
-            registration: None,
-            registration_state: None,
-            pending_register: None,
             media: None,
             play_stream: None,
             stream_key: None,
@@ -239,7 +179,6 @@ impl RtmpConnection {
             audio_down_dropped: 0,
             audio_taken: None,
             stalled_since: None,
-            shutting_down: false,
             audio_down_offset: 0,
             last_audio_down: 0,
             shared,
@@ -288,41 +227,11 @@ impl RtmpConnection {
         true
     }
 
-    /// Sends an event to the Flash client and to the live-event subscribers.
-    fn emit(&mut self, event: &PhoneEvent) {
-        if self.session.is_connected() {
-            self.session.send_event(event);
+    /// Tells the phone something, if it is still there.
+    fn tell_phone(&self, msg: FromClient) {
+        if let Some(phone) = &self.phone {
+            phone.do_send(msg);
         }
-        self.shared.events.publish(self.id, event.info());
-    }
-
-    /// Answers a phone request, on RTMP or to the REST caller.
-    fn respond(&mut self, responder: Responder, outcome: PhoneOutcome) {
-        match (responder, outcome) {
-            (Responder::Amf(txn), Ok(value)) => self.session.answer_result(txn, value),
-            (Responder::Amf(txn), Err(f)) => self.session.answer_error_with(
-                txn,
-                f.code,
-                &f.description,
-                f.sip_code,
-                f.reason.as_deref(),
-            ),
-            (Responder::Rest(tx), outcome) => {
-                let _ = tx.send(outcome);
-            }
-        }
-    }
-
-    fn fail(&mut self, responder: Responder, code: &'static str, description: &str) {
-        self.respond(
-            responder,
-            Err(PhoneFailure {
-                code,
-                description: description.to_owned(),
-                sip_code: None,
-                reason: None,
-            }),
-        );
     }
 
     /// Flushes what is queued, then closes; the reason goes to the log.
@@ -331,6 +240,7 @@ impl RtmpConnection {
             return;
         }
         self.closing = true;
+        self.tell_phone(FromClient::Closing);
         if is_error {
             Metrics::add(&self.shared.metrics.rtmp_connections_closed_on_error, 1);
             warn!(conn = self.id, peer = %self.peer, %reason, "closing RTMP connection");
@@ -432,7 +342,6 @@ impl RtmpConnection {
                     info!(conn = self.id, peer = %self.peer, transport = ?self.transport, app = %req.app,
                           flash_ver = req.flash_ver.as_deref().unwrap_or(""),
                           encoding = ?req.object_encoding, "RTMP client connected");
-                    self.app = Some(req.app.clone());
                     let extra = vec![
                         ("connection_id".to_owned(), AmfValue::Number(self.id as f64)),
                         ("token".to_owned(), AmfValue::from(self.token.as_str())),
@@ -441,11 +350,15 @@ impl RtmpConnection {
                         self.close(ctx, &e.to_string(), true);
                         return;
                     }
+                    self.tell_phone(FromClient::Connected { app: req.app });
                 }
                 SessionEvent::Phone {
                     transaction_id,
                     request,
-                } => self.handle_phone(ctx, transaction_id, request),
+                } => self.tell_phone(FromClient::Phone {
+                    txn: transaction_id,
+                    request,
+                }),
                 SessionEvent::Publishing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client publishes");
                     if is_stream_key(&name) && self.stream_key.as_deref() != Some(name.as_str()) {
@@ -456,6 +369,7 @@ impl RtmpConnection {
                         if let Some(old) = self.stream_key.replace(name) {
                             self.shared.directory.release_stream_key(&old, self.id);
                         }
+                        self.tell_phone(FromClient::StreamKey(true));
                         info!(conn = self.id, "publishing under a stream key: REST may control this connection with it");
                     }
                 }
@@ -471,8 +385,8 @@ impl RtmpConnection {
                         // what its publishing twin's call sends down.
                         Some(publisher) => {
                             info!(conn = self.id, "plays the call audio of the connection publishing under this stream key");
-                            publisher.do_send(AddListener {
-                                listener: ctx.address(),
+                            publisher.do_send(FromClient::Listen {
+                                listener: ctx.address().recipient(),
                                 stream_id,
                             })
                         }
@@ -505,429 +419,6 @@ impl RtmpConnection {
             }
         }
     }
-
-    fn handle_phone(&mut self, ctx: &mut Context<Self>, txn: f64, request: PhoneRequest) {
-        self.phone_request(ctx, Responder::Amf(txn), request);
-    }
-
-    /// A phone request from Flash or REST; the answer goes to `txn`.
-    fn phone_request(&mut self, ctx: &mut Context<Self>, txn: Responder, request: PhoneRequest) {
-        debug!(conn = self.id, ?request, "phone request");
-        match request {
-            PhoneRequest::Dial { uri } => self.dial(ctx, txn, &uri),
-            PhoneRequest::Hangup => match &self.call {
-                Some(call) => {
-                    call.do_send(Hangup { client_gone: false });
-                    self.respond(txn, Ok(AmfValue::Null));
-                }
-                None => self.fail(txn, code::CALL_NO_CALL, "there is no call to hang up"),
-            },
-            PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
-            PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
-            PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
-            PhoneRequest::Register(r) => self.register(ctx, txn, r),
-            PhoneRequest::Unregister => match self.registration.take() {
-                Some(registration) => {
-                    // Its `Unregistered` notice follows once the registrar agreed.
-                    registration.do_send(Unregister);
-                    self.respond(txn, Ok(AmfValue::Null));
-                }
-                None => self.fail(
-                    txn,
-                    code::REGISTRATION_NONE,
-                    "there is no registration at a registrar to remove",
-                ),
-            },
-        }
-    }
-
-    /// `accept` (no code) or `reject(code)` for the ringing inbound call.
-    fn answer_incoming(&mut self, ctx: &mut Context<Self>, txn: Responder, reject: Option<u16>) {
-        let Some(call) = self.call.clone().filter(|_| self.inbound_call_id.is_some()) else {
-            self.fail(txn, code::CALL_NO_CALL, "there is no incoming call");
-            return;
-        };
-        ctx.spawn(call.send(AnswerIncoming { reject }).into_actor(self).map(
-            move |result, conn, _| {
-                match result {
-                    Ok(true) => conn.respond(txn, Ok(AmfValue::Null)),
-                    _ => conn.fail(txn, code::CALL_NO_CALL, "there is no incoming call ringing"),
-                }
-                conn.flush();
-            },
-        ));
-    }
-
-    fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: Responder, digits: String) {
-        let Some(media) = &self.media else {
-            let why = if self.call.is_some() {
-                "the call is not answered yet"
-            } else {
-                "there is no call to send DTMF to"
-            };
-            self.fail(txn, code::CALL_NO_CALL, why);
-            return;
-        };
-        let sent = media.send(SendDtmf(digits));
-        ctx.spawn(sent.into_actor(self).map(move |result, conn, _| {
-            match result {
-                Ok(Ok(())) => conn.respond(txn, Ok(AmfValue::Null)),
-                Ok(Err(why)) => conn.fail(txn, code::DTMF_INVALID, &why),
-                Err(_) => conn.fail(txn, code::CALL_NO_CALL, "the call has ended"),
-            }
-            conn.flush();
-        }));
-    }
-
-    fn dial(&mut self, ctx: &mut Context<Self>, txn: Responder, uri: &str) {
-        match self.shared.dial_plan.check(uri) {
-            Verdict::Invalid(e) => self.fail(
-                txn,
-                code::CALL_FAILED,
-                &format!("{uri:?} cannot be called: {e}"),
-            ),
-            Verdict::Forbidden(reason) => {
-                warn!(conn = self.id, %reason, "dial refused by the dial plan");
-                self.fail(txn, code::CALL_FORBIDDEN, &reason);
-            }
-            Verdict::Allowed(target) => self.place_call(ctx, txn, &target),
-        }
-    }
-
-    fn place_call(
-        &mut self,
-        ctx: &mut Context<Self>,
-        txn: Responder,
-        target: &sono_sip::uri::SipUri,
-    ) {
-        if self.call.is_some() {
-            self.fail(
-                txn,
-                code::CALL_EXISTING,
-                "this connection already has a call; hang up first",
-            );
-            return;
-        }
-        let shared = &self.shared;
-        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
-        if active >= shared.settings.sip.max_calls as u64 {
-            warn!(
-                conn = self.id,
-                active, "dial refused: sip.max_calls reached"
-            );
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "too many calls in progress (sip.max_calls)",
-            );
-            return;
-        }
-        let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
-            Ok(rtp) => rtp,
-            Err(e) => {
-                warn!(conn = self.id, error = %e, "dial refused: no RTP port");
-                self.fail(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
-                return;
-            }
-        };
-        let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
-        let (config, resolve) = outbound_config(shared, target, user, rtp.port());
-        if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "the target asks for TCP and SIP over TCP is off (sip.tcp)",
-            );
-            return;
-        }
-        let call = Call::start(
-            self.id,
-            ctx.address().recipient(),
-            ctx.address().recipient(),
-            shared.clone(),
-            config,
-            resolve,
-            rtp,
-        );
-        self.call = Some(call);
-        self.set_call_track(|track| {
-            *track = Some(CallTrack {
-                direction: CallDirection::Outbound,
-                remote_uri: target.to_string(),
-                status: None,
-                started: Instant::now(),
-            })
-        });
-        match txn {
-            // REST does not hold a request open while the phone rings: it is
-            // told the call started, and follows it with events.
-            Responder::Rest(_) => self.respond(
-                txn,
-                Ok(AmfValue::object([("status", AmfValue::from("trying"))])),
-            ),
-            Responder::Amf(_) => self.pending_dial = Some(txn),
-        }
-    }
-
-    fn register(&mut self, ctx: &mut Context<Self>, txn: Responder, request: RegisterRequest) {
-        if !request.is_implicit() {
-            self.register_at_registrar(ctx, txn, request);
-            return;
-        }
-        let uri = self.implicit_uri();
-        // SEMS' implicit registrar: the implicit user is registered there too.
-        let registrar = self.shared.settings.sip.implicit_registrar.clone();
-        if !registrar.is_empty() && self.registration.is_none() {
-            let user = self
-                .implicit
-                .as_ref()
-                .map_or("sono", |(u, _)| u.as_str())
-                .to_owned();
-            if let Err(why) = self.start_registration(ctx, &user, &registrar, None, None, false) {
-                warn!(conn = self.id, %registrar, %why, "implicit registrar unusable");
-            }
-        }
-        let token = self.token.clone();
-        self.respond(
-            txn,
-            Ok(AmfValue::object([
-                ("level", AmfValue::from("status")),
-                ("uri", uri.as_str().into()),
-                ("token", token.as_str().into()),
-            ])),
-        );
-        self.emit(&PhoneEvent::RegistrationStatus {
-            registered: true,
-            uri,
-            // An implicit URI lives as long as the connection.
-            expires: 0,
-            sip_code: None,
-            reason: Some("implicit registration".into()),
-        });
-    }
-
-    /// The connection's own user at sono (allocated once), and its URI.
-    fn implicit_uri(&mut self) -> String {
-        match &self.implicit {
-            Some((_, uri)) => uri.clone(),
-            None => {
-                let user = self.shared.directory.allocate_implicit_user(self.id);
-                let uri = format!("sip:{user}@{}", self.shared.settings.sip.domain);
-                Metrics::add(&self.shared.metrics.registrations_implicit, 1);
-                info!(conn = self.id, %uri, "implicit URI attributed");
-                self.implicit = Some((user, uri.clone()));
-                uri
-            }
-        }
-    }
-
-    /// `register(user, domain, auth_user, password, display_name)`: a binding
-    /// at the registrar `domain` (host[:port]), allowed by `sip.registrars`.
-    /// Calls relayed to the binding's Contact reach this connection.
-    fn register_at_registrar(
-        &mut self,
-        ctx: &mut Context<Self>,
-        txn: Responder,
-        r: RegisterRequest,
-    ) {
-        let (Some(user), Some(domain)) = (r.user.clone(), r.domain.clone()) else {
-            self.fail(
-                txn,
-                code::REGISTRATION_FAILED,
-                "register needs a user and a domain (or no arguments)",
-            );
-            return;
-        };
-        let credentials = r
-            .password
-            .clone()
-            .map(|password| sono_sip::digest::Credentials {
-                username: r.auth_user.clone().unwrap_or_else(|| user.clone()),
-                password,
-            });
-        match self.start_registration(ctx, &user, &domain, credentials, r.display_name, true) {
-            Ok(()) => self.pending_register = Some(txn),
-            Err(why) => self.fail(txn, code::REGISTRATION_FAILED, &why),
-        }
-    }
-
-    /// Starts a `Registration` for `sip:user@domain` (replacing any other);
-    /// `check` applies `sip.registrars` (the operator's own
-    /// `sip.implicit_registrar` needs none).
-    fn start_registration(
-        &mut self,
-        ctx: &mut Context<Self>,
-        user: &str,
-        domain: &str,
-        credentials: Option<sono_sip::digest::Credentials>,
-        display_name: Option<String>,
-        check: bool,
-    ) -> Result<(), String> {
-        let shared = self.shared.clone();
-        let sip = &shared.settings.sip;
-        let (host, port) = match domain.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                h.trim_matches(|c| c == '[' || c == ']').to_owned(),
-                p.parse::<u16>().ok(),
-            ),
-            _ => (
-                domain.trim_matches(|c| c == '[' || c == ']').to_owned(),
-                Some(5060),
-            ),
-        };
-        let port = port.ok_or_else(|| format!("{domain:?} is not host[:port]"))?;
-        if check
-            && !sip
-                .registrars
-                .iter()
-                .any(|a| a == "*" || a.eq_ignore_ascii_case(&host))
-        {
-            warn!(conn = self.id, %domain, "register refused: not in sip.registrars");
-            return Err(format!(
-                "registering at {domain} is not allowed (sip.registrars)"
-            ));
-        }
-        // A name is resolved by the registration before its first REGISTER.
-        let ip: Option<std::net::IpAddr> = if host.eq_ignore_ascii_case("localhost") {
-            Some(std::net::IpAddr::from([127, 0, 0, 1]))
-        } else {
-            host.parse().ok()
-        };
-        let resolve = ip.is_none().then(|| (host.clone(), port));
-        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        if let Some(old) = self.registration.take() {
-            old.do_send(Unregister);
-        }
-        self.implicit_uri();
-        let contact_user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
-        let config = RegistrationConfig {
-            registrar_uri: format!("sip:{domain}"),
-            next_hop: SocketAddr::new(ip, port),
-            aor: format!("sip:{user}@{domain}"),
-            display_name,
-            contact: format!("sip:{contact_user}@{}", self.shared.sip.advertised()),
-            via_sent_by: self.shared.sip.advertised().to_owned(),
-            user_agent: sip.user_agent.clone(),
-            credentials,
-            expires: sip.register_expires,
-            timers: sip.timers(),
-            transport: Transport::Udp,
-            retry_min: sip.register_retry_min,
-            retry_max: sip.register_retry_max,
-        };
-        info!(conn = self.id, aor = %config.aor, registrar = %config.next_hop, "registering");
-        self.registration_state = Some(RegistrationState {
-            uri: config.aor.clone(),
-            registered: false,
-        });
-        self.registration = Some(Registration::start(
-            self.id,
-            self.shared.clone(),
-            ctx.address().recipient(),
-            config,
-            resolve,
-        ));
-        Ok(())
-    }
-}
-
-impl Handler<RegistrationNotice> for RtmpConnection {
-    type Result = ();
-
-    fn handle(&mut self, notice: RegistrationNotice, _: &mut Self::Context) {
-        if self.closing {
-            return;
-        }
-        let aor = notice.aor;
-        match notice.event {
-            RegistrationEvent::Registered {
-                expires,
-                code,
-                reason,
-            } => {
-                if let Some(txn) = self.pending_register.take() {
-                    let token = self.token.clone();
-                    self.respond(
-                        txn,
-                        Ok(AmfValue::object([
-                            ("level", AmfValue::from("status")),
-                            ("uri", aor.as_str().into()),
-                            ("expires", AmfValue::Number(f64::from(expires))),
-                            ("token", token.as_str().into()),
-                        ])),
-                    );
-                }
-                self.set_registered(&aor, true);
-                self.emit(&PhoneEvent::RegistrationStatus {
-                    registered: true,
-                    uri: aor,
-                    expires,
-                    sip_code: Some(code),
-                    reason: Some(reason),
-                });
-            }
-            RegistrationEvent::Refused { code, reason } => {
-                if let Some(txn) = self.pending_register.take() {
-                    self.respond(
-                        txn,
-                        Err(PhoneFailure {
-                            code: code::REGISTRATION_FAILED,
-                            description: format!("the registrar refused: {reason}"),
-                            sip_code: Some(code),
-                            reason: Some(reason.clone()),
-                        }),
-                    );
-                }
-                self.registration = None;
-                self.set_registered(&aor, false);
-                self.emit(&PhoneEvent::RegistrationStatus {
-                    registered: false,
-                    uri: aor,
-                    expires: 0,
-                    sip_code: Some(code),
-                    reason: Some(reason),
-                });
-            }
-            RegistrationEvent::Retrying {
-                code,
-                reason,
-                retry_in,
-            } => {
-                let reason = format!("{reason}; retrying in {} s", retry_in.as_secs().max(1));
-                if let Some(txn) = self.pending_register.take() {
-                    self.respond(
-                        txn,
-                        Err(PhoneFailure {
-                            code: code::REGISTRATION_FAILED,
-                            description: reason.clone(),
-                            sip_code: code,
-                            reason: Some(reason.clone()),
-                        }),
-                    );
-                }
-                self.set_registered(&aor, false);
-                self.emit(&PhoneEvent::RegistrationStatus {
-                    registered: false,
-                    uri: aor,
-                    expires: 0,
-                    sip_code: code,
-                    reason: Some(reason),
-                });
-            }
-            RegistrationEvent::Unregistered => {
-                self.set_registered(&aor, false);
-                self.emit(&PhoneEvent::RegistrationStatus {
-                    registered: false,
-                    uri: aor,
-                    expires: 0,
-                    sip_code: None,
-                    reason: Some("unregistered".into()),
-                });
-            }
-        }
-        self.flush();
-    }
 }
 
 impl Actor for RtmpConnection {
@@ -935,40 +426,30 @@ impl Actor for RtmpConnection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // The listener already counted this connection as active.
-        self.shared
-            .directory
-            .add_connection(self.id, ctx.address(), self.token.clone());
+        self.phone = Some(ClientSession::start(
+            SessionIdentity {
+                id: self.id,
+                token: self.token.clone(),
+                peer: self.peer,
+                transport: self.transport,
+            },
+            self.shared.clone(),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        ));
         debug!(conn = self.id, peer = %self.peer, "RTMP connection accepted");
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.set_call_track(|track| *track = None);
-        // The SIP side of a call ends with its client (CANCEL or BYE at once).
-        if let Some(call) = self.call.take() {
-            call.do_send(Hangup { client_gone: true });
-        }
-        // The binding goes with its client (Expires: 0).
-        if let Some(registration) = self.registration.take() {
-            registration.do_send(Unregister);
-        }
-        self.shared.directory.remove_connection(self.id);
-        if let Some((user, _)) = &self.implicit {
-            self.shared.directory.release_user(user, self.id);
-        }
+        // The phone goes with its transport: its call and bindings end.
+        self.tell_phone(FromClient::Gone);
         if let Some(key) = &self.stream_key {
             self.shared.directory.release_stream_key(key, self.id);
         }
         if let Output::Tunnel(t) = &self.output {
             self.shared.tunnels.remove(&t.id);
         }
-        self.shared.events.publish(
-            self.id,
-            AmfValue::object([
-                ("level", AmfValue::from("status")),
-                ("code", AmfValue::from(code::CONNECTION_CLOSED)),
-            ]),
-        );
         self.shared
             .metrics
             .rtmp_connections_active
@@ -1016,181 +497,6 @@ impl Handler<WriterDone> for RtmpConnection {
     }
 }
 
-impl Handler<Shutdown> for RtmpConnection {
-    type Result = ();
-
-    /// A client in a call hears it end (status 0) before the shutdown
-    /// notice: its call is hung up first, and the goodbye follows the
-    /// call's end, or `SHUTDOWN_CALL_WAIT` at most.
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        if self.closing || self.shutting_down {
-            return;
-        }
-        self.shutting_down = true;
-        match &self.call {
-            Some(call) => {
-                call.do_send(Hangup { client_gone: false });
-                ctx.run_later(SHUTDOWN_CALL_WAIT, |conn, ctx| conn.say_goodbye(ctx));
-            }
-            None => self.say_goodbye(ctx),
-        }
-    }
-}
-
-impl RtmpConnection {
-    fn say_goodbye(&mut self, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        if self.call.is_some() {
-            // The call did not end in time (a dial not yet answered, whose
-            // CANCEL must wait for a provisional): the client hears it here.
-            self.emit(&PhoneEvent::CallStatus {
-                status: sono_rtmp::phone::CallStatus::NotConnected,
-                sip_code: None,
-                reason: Some("sono is shutting down".into()),
-            });
-        }
-        self.emit(&PhoneEvent::ServerShutdown);
-        self.close(ctx, "sono is shutting down", false);
-    }
-}
-
-impl Handler<CallNotice> for RtmpConnection {
-    type Result = ();
-
-    fn handle(&mut self, notice: CallNotice, ctx: &mut Self::Context) {
-        if self.closing {
-            return;
-        }
-        match notice {
-            CallNotice::Status(event) => {
-                self.set_call_track(|track| match (&event, track.as_mut()) {
-                    (PhoneEvent::CallStatus { status, .. }, Some(track)) => {
-                        track.status = Some(*status as u8)
-                    }
-                    (PhoneEvent::CallIncoming { uri, .. }, Some(track)) => {
-                        track.remote_uri.clone_from(uri)
-                    }
-                    _ => {}
-                });
-                self.emit(&event);
-            }
-            CallNotice::DialAnswer(answer) => {
-                let Some(txn) = self.pending_dial.take() else {
-                    return;
-                };
-                match answer {
-                    Ok(()) => self.respond(
-                        txn,
-                        Ok(AmfValue::object([("level", AmfValue::from("status"))])),
-                    ),
-                    Err((sip_code, reason)) => {
-                        let description = match sip_code {
-                            Some(c) => format!("the call failed: {c} {reason}"),
-                            None => format!("the call failed: {reason}"),
-                        };
-                        self.respond(
-                            txn,
-                            Err(PhoneFailure {
-                                code: code::CALL_FAILED,
-                                description,
-                                sip_code,
-                                reason: Some(reason),
-                            }),
-                        );
-                    }
-                }
-            }
-            CallNotice::Media(bridge) => {
-                self.media = Some(bridge);
-                self.audio_down_offset = self.last_audio_down;
-            }
-            CallNotice::Ended => {
-                self.call = None;
-                self.set_call_track(|track| *track = None);
-                self.inbound_call_id = None;
-                self.pending_dial = None;
-                self.media = None;
-                if self.shutting_down {
-                    self.flush();
-                    self.say_goodbye(ctx);
-                    return;
-                }
-            }
-        }
-        self.flush();
-    }
-}
-
-impl Handler<IncomingInvite> for RtmpConnection {
-    type Result = ();
-
-    fn handle(&mut self, msg: IncomingInvite, ctx: &mut Self::Context) {
-        let IncomingInvite {
-            message,
-            source,
-            transport,
-        } = msg;
-        let shared = self.shared.clone();
-        let refuse = |code: u16, reason: &str| {
-            answer_stateless(&shared, &message, source, transport, code, reason, &[]);
-        };
-        if self.inbound_call_id.as_deref() == Some(message.call_id.as_str()) {
-            return; // a retransmission, before the call's actor took over
-        }
-        if self.closing || !self.session.is_connected() {
-            refuse(480, "Temporarily Unavailable");
-            return;
-        }
-        if self.call.is_some() {
-            info!(conn = self.id, call_id = %message.call_id, "incoming call refused: busy");
-            refuse(486, "Busy Here");
-            return;
-        }
-        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
-        if active >= shared.settings.sip.max_calls as u64 {
-            warn!(
-                conn = self.id,
-                active, "incoming call refused: sip.max_calls reached"
-            );
-            refuse(503, "Service Unavailable");
-            return;
-        }
-        let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
-            Ok(rtp) => rtp,
-            Err(e) => {
-                warn!(conn = self.id, error = %e, "incoming call refused: no RTP port");
-                refuse(503, "Service Unavailable");
-                return;
-            }
-        };
-        let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
-        let config = inbound_config(&shared, user, rtp.port(), transport);
-        self.inbound_call_id = Some(message.call_id.clone());
-        self.set_call_track(|track| {
-            *track = Some(CallTrack {
-                direction: CallDirection::Inbound,
-                // Filled from the call's `Sono.Call.Incoming`, which names the caller.
-                remote_uri: String::new(),
-                status: None,
-                started: Instant::now(),
-            })
-        });
-        self.call = Some(Call::start_inbound(
-            self.id,
-            ctx.address().recipient(),
-            ctx.address().recipient(),
-            shared.clone(),
-            message,
-            source,
-            config,
-            rtp,
-        ));
-    }
-}
-
 impl Handler<MediaNotice> for RtmpConnection {
     type Result = ();
 
@@ -1228,43 +534,12 @@ impl Handler<MediaNotice> for RtmpConnection {
                     }
                 }
             }
-            MediaNotice::Dtmf(digit) => self.emit(&PhoneEvent::Dtmf { digit }),
+            MediaNotice::Dtmf(digit) => {
+                self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))
+            }
         }
         self.flush();
     }
-}
-
-/// A connection playing this one's stream key wants its call's audio.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct AddListener {
-    listener: Addr<RtmpConnection>,
-    stream_id: u32,
-}
-
-impl Handler<AddListener> for RtmpConnection {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddListener, _: &mut Self::Context) {
-        debug!(
-            conn = self.id,
-            "another connection plays this one's stream key"
-        );
-        // A client that plays again replaces its earlier stream.
-        self.listeners
-            .retain(|(l, _)| *l != msg.listener && l.connected());
-        self.listeners.push((msg.listener, msg.stream_id));
-    }
-}
-
-/// Call audio from the connection whose stream key this one plays.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct RelayedAudio {
-    stream_id: u32,
-    timestamp: u32,
-    codec: AudioCodec,
-    data: Vec<u8>,
 }
 
 impl Handler<RelayedAudio> for RtmpConnection {
@@ -1311,86 +586,49 @@ impl Handler<TunnelExchange> for RtmpConnection {
     }
 }
 
-impl Handler<Control> for RtmpConnection {
-    type Result = ResponseFuture<PhoneOutcome>;
+impl Handler<ToClient> for RtmpConnection {
+    type Result = ();
 
-    fn handle(&mut self, Control(request): Control, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
+    fn handle(&mut self, msg: ToClient, ctx: &mut Self::Context) {
         if self.closing {
-            self.fail(
-                Responder::Rest(tx),
-                code::CONNECTION_CLOSED,
-                "the connection is closing",
-            );
-        } else {
-            self.phone_request(ctx, Responder::Rest(tx), request);
-            self.flush();
+            return;
         }
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(PhoneFailure {
-                    code: code::CONNECTION_CLOSED,
-                    description: "the connection closed before answering".into(),
-                    sip_code: None,
-                    reason: None,
-                })
-            })
-        })
-    }
-}
-
-impl Handler<GetState> for RtmpConnection {
-    type Result = MessageResult<GetState>;
-
-    fn handle(&mut self, _: GetState, _: &mut Self::Context) -> Self::Result {
-        MessageResult(ConnectionState {
-            id: self.id,
-            transport: self.transport,
-            peer: self.peer.to_string(),
-            connected: self.session.is_connected(),
-            app: self.app.clone(),
-            implicit_uri: self.implicit.as_ref().map(|(_, uri)| uri.clone()),
-            registration: self.registration_state.clone(),
-            call: self.call_track.as_ref().map(|c| CallState {
-                direction: c.direction,
-                remote_uri: c.remote_uri.clone(),
-                status: c.status,
-                age_seconds: c.started.elapsed().as_secs(),
-            }),
-            stream_key: self.stream_key.is_some().then(|| "(set)".to_owned()),
-            age_seconds: self.opened.elapsed().as_secs(),
-        })
-    }
-}
-
-impl CallTrack {
-    /// The phase `sono_calls{state}` counts this call in (`None`: ended).
-    fn phase(&self) -> Option<CallPhase> {
-        match (self.status, self.direction) {
-            (None, CallDirection::Inbound) => Some(CallPhase::Ringing),
-            (None, CallDirection::Outbound) | (Some(1), _) => Some(CallPhase::InProgress),
-            (Some(2), _) => Some(CallPhase::Connected),
-            (Some(3), _) => Some(CallPhase::Disconnecting),
-            (Some(4), _) => Some(CallPhase::Media),
-            _ => None,
+        match msg {
+            ToClient::Answer(txn, Ok(value)) => self.session.answer_result(txn, value),
+            ToClient::Answer(txn, Err(f)) => self.session.answer_error_with(
+                txn,
+                f.code,
+                &f.description,
+                f.sip_code,
+                f.reason.as_deref(),
+            ),
+            ToClient::Event(event) => {
+                if self.session.is_connected() {
+                    self.session.send_event(&event);
+                }
+            }
+            ToClient::Media(bridge) => {
+                if bridge.is_some() {
+                    self.audio_down_offset = self.last_audio_down;
+                }
+                self.media = bridge;
+            }
+            ToClient::Listen {
+                listener,
+                stream_id,
+            } => {
+                debug!(
+                    conn = self.id,
+                    "another connection plays this one's stream key"
+                );
+                // A client that plays again replaces its earlier stream.
+                self.listeners
+                    .retain(|(l, _)| *l != listener && l.connected());
+                self.listeners.push((listener, stream_id));
+            }
+            ToClient::Close { reason, is_error } => self.close(ctx, &reason, is_error),
         }
-    }
-}
-
-impl RtmpConnection {
-    /// Changes the tracked call, keeping `sono_calls{state}` in step.
-    fn set_call_track(&mut self, change: impl FnOnce(&mut Option<CallTrack>)) {
-        let before = self.call_track.as_ref().and_then(CallTrack::phase);
-        change(&mut self.call_track);
-        let after = self.call_track.as_ref().and_then(CallTrack::phase);
-        self.shared.metrics.call_phase(before, after);
-    }
-
-    fn set_registered(&mut self, aor: &str, registered: bool) {
-        self.registration_state = Some(RegistrationState {
-            uri: aor.to_owned(),
-            registered,
-        });
+        self.flush();
     }
 }
 

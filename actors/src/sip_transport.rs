@@ -24,8 +24,8 @@ use tokio_util::codec::BytesCodec;
 use tokio_util::udp::UdpFramed;
 use tracing::{debug, trace, warn};
 
+use crate::client_session::IncomingInvite;
 use crate::metrics::Metrics;
-use crate::rtmp_connection::IncomingInvite;
 use crate::sip_tcp::TcpConnections;
 use crate::Shared;
 use sono_sip::transmit::Transport;
