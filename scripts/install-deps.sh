@@ -6,6 +6,7 @@
 set -euo pipefail
 
 build=(build-essential libclang-dev pkg-config   # speex-sys (media) runs bindgen
+       libopus-dev libssl-dev                    # Opus (media) and DTLS-SRTP (str0m) for WebRTC
        haxe)                                      # builds flash_phone.swf (web/build.rs)
 peers=(
   ffmpeg        # RTMP/RTMPT client; Speex (libspeex) and Nellymoser encoders and decoders

@@ -237,10 +237,8 @@ impl MediaBridge {
             .transcode_down
             .observe(started.elapsed());
         let codec = self.downlink.client_codec();
-        let (rate, samples) = match codec {
-            ClientCodec::SpeexWb => (16_000, 320),
-            ClientCodec::Nellymoser { rate } => (rate, 256),
-        };
+        let (rate, samples) = codec.rate_and_frame();
+        let samples = samples as u64;
         for data in frames {
             self.to_client.do_send(MediaNotice::AudioDown {
                 timestamp: (self.client_samples * 1000 / u64::from(rate)) as u32,

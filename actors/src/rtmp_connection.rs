@@ -516,6 +516,8 @@ impl Handler<MediaNotice> for RtmpConnection {
                 let codec = match codec {
                     ClientCodec::SpeexWb => AudioCodec::Speex,
                     ClientCodec::Nellymoser { rate } => AudioCodec::Nellymoser { rate },
+                    // No FLV sound format carries it; an RTMP call never asks for it.
+                    ClientCodec::Opus => return,
                 };
                 if !self.listeners.is_empty() {
                     self.listeners.retain(|(l, _)| l.connected());

@@ -1,7 +1,7 @@
 //! The codecs on each side of the bridge and their per-call state. On the
 //! SIP side: PCMU, PCMA, G.722 and Speex wideband as negotiated in SDP; on
-//! the client side: Speex wideband (what Flash publishes as 0xB2) and, with
-//! the Nellymoser issue, Nellymoser. Rates and RTP clocks per RFC 3551
+//! the client side: Speex wideband (what Flash publishes as 0xB2),
+//! Nellymoser, and Opus from WebRTC browsers. Rates and RTP clocks per RFC 3551
 //! §4.5 (G.722's clock is 8000 although it samples at 16 kHz) and RFC 5574.
 
 use crate::g711::{self, Law};
@@ -49,11 +49,27 @@ impl SipCodec {
     }
 }
 
-/// What the Flash client speaks on its streams.
+/// What the client speaks: Flash on its RTMP streams, a browser over WebRTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientCodec {
     SpeexWb,
-    Nellymoser { rate: u32 },
+    Nellymoser {
+        rate: u32,
+    },
+    /// Opus at 48 kHz, 20 ms a packet (RFC 7587).
+    Opus,
+}
+
+impl ClientCodec {
+    /// The rate the client's audio is decoded to and encoded from, and the
+    /// samples in one frame sent down.
+    pub fn rate_and_frame(self) -> (u32, usize) {
+        match self {
+            ClientCodec::SpeexWb => (16_000, crate::speex::SPEEX_WB_FRAME),
+            ClientCodec::Nellymoser { rate } => (rate, crate::nellymoser::BLOCK_SAMPLES),
+            ClientCodec::Opus => (crate::opus::OPUS_RATE, crate::opus::OPUS_FRAME),
+        }
+    }
 }
 
 /// Encoder state for the SIP side.

@@ -1,10 +1,12 @@
-//! Audio down: RTP from the SIP peer, to what the Flash client plays.
+//! Audio down: RTP from the SIP peer, to what the client plays (Flash over
+//! RTMP, a browser over WebRTC).
 //!
 //! Packets go through the [`JitterBuffer`]; the bridge's 20 ms clock calls
 //! [`Downlink::tick`], which produces one client frame per tick: Speex
 //! passed through as it came (one RTMP message per RTP payload, the ticks it
 //! covers counted from its frames), or decoded, concealed where lost,
-//! resampled to 16 kHz and encoded as Speex wideband. Telephone events
+//! resampled to the client's rate and encoded in its codec (Speex wideband
+//! by default, Nellymoser, Opus for a browser). Telephone events
 //! (RFC 4733) are taken out before the jitter buffer and reported once per
 //! digit; packets of other payload types (comfort noise, a codec the peer
 //! switched to without asking) are counted and dropped. While the peer is
@@ -18,12 +20,16 @@ use crate::concealment::Concealment;
 use crate::dtmf::DtmfReceiver;
 use crate::jitter_buffer::{JitterBuffer, JitterStats, Playout};
 use crate::nellymoser::{NellymoserEncoder, BLOCK_SAMPLES};
+use crate::opus::{OpusEncoder, OPUS_FRAME};
 use crate::receive_stats::ReceiveStats;
 use crate::resampler::Resampler;
 use crate::rtp::RtpPacket;
 use crate::rtp_source::{SourceFilter, SourceStats, SourceVerdict};
 use crate::silence::SilenceGate;
 use crate::speex::{frames_in_packet, SpeexWbEncoder, SPEEX_WB_FRAME};
+
+/// Opus down to a browser: what browsers themselves send for speech.
+const OPUS_BITRATE: u32 = 32_000;
 
 #[derive(Debug, Clone)]
 pub struct DownlinkConfig {
@@ -74,6 +80,7 @@ pub struct Downlink {
     resampler: Resampler,
     encoder: Option<SpeexWbEncoder>,
     nellymoser: Option<NellymoserEncoder>,
+    opus: Option<OpusEncoder>,
     silence: Option<SilenceGate>,
     /// The client codec's silent frame, made once when first needed.
     silent_frame: Option<Vec<u8>>,
@@ -109,6 +116,7 @@ impl Downlink {
             resampler: Resampler::new(rate, 16_000).unwrap_or_else(|_| unreachable_resampler()),
             encoder: None,
             nellymoser: None,
+            opus: None,
             silence: config.silence_dbov.map(SilenceGate::new),
             silent_frame: None,
             client: ClientCodec::SpeexWb,
@@ -236,10 +244,7 @@ impl Downlink {
     fn tick_transcode(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         let rate = self.config.codec.sample_rate();
         let packet_samples = (rate * self.config.ptime_ms.max(10) / 1000) as usize;
-        let (client_rate, frame) = match self.client {
-            ClientCodec::SpeexWb => (16_000, SPEEX_WB_FRAME),
-            ClientCodec::Nellymoser { rate } => (rate, BLOCK_SAMPLES),
-        };
+        let (client_rate, frame) = self.client.rate_and_frame();
         // 20 ms of the client's samples are due each tick (in thousandths,
         // for 44.1, 22.05 and 11.025 kHz).
         self.due_milli += i64::from(client_rate) * 20;
@@ -289,6 +294,15 @@ impl Downlink {
                             .get_or_insert_with(NellymoserEncoder::new)
                             .encode(&self.pcm[..frame], &mut data);
                     }
+                    ClientCodec::Opus => {
+                        if self.opus.is_none() {
+                            self.opus = OpusEncoder::new(OPUS_BITRATE).ok();
+                        }
+                        if let Some(encoder) = &mut self.opus {
+                            // 960 samples always make a packet.
+                            let _ = encoder.encode(&self.pcm[..frame], &mut data);
+                        }
+                    }
                 }
             }
             self.pcm.drain(..frame);
@@ -313,10 +327,7 @@ impl Downlink {
         if codec == self.client {
             return;
         }
-        let to = match codec {
-            ClientCodec::SpeexWb => 16_000,
-            ClientCodec::Nellymoser { rate } => rate,
-        };
+        let (to, _) = codec.rate_and_frame();
         let Ok(resampler) = Resampler::new(self.config.codec.sample_rate(), to) else {
             return;
         };
@@ -352,6 +363,14 @@ fn silent_frame(client: ClientCodec, quality: u8, complexity: u8) -> Vec<u8> {
             for _ in 0..3 {
                 frame.clear();
                 encoder.encode(&[0; BLOCK_SAMPLES], &mut frame);
+            }
+        }
+        ClientCodec::Opus => {
+            if let Ok(mut encoder) = OpusEncoder::new(OPUS_BITRATE) {
+                for _ in 0..3 {
+                    frame.clear();
+                    let _ = encoder.encode(&[0; OPUS_FRAME], &mut frame);
+                }
             }
         }
     }
@@ -436,6 +455,40 @@ mod tests {
             let snr = crate::quality::tone_snr_db(&out[3200..out.len() - 640], 440.0, 16_000);
             assert!(snr > 10.0, "{codec:?}: tone SNR {snr:.1} dB");
         }
+    }
+
+    #[test]
+    fn a_browser_gets_one_20_ms_opus_packet_per_tick_that_decodes_to_the_tone() {
+        use crate::opus::{OpusDecoder, OPUS_FRAME};
+        let mut down = Downlink::new(config(SipCodec::Pcmu, 0));
+        down.set_client_codec(ClientCodec::Opus);
+        let mut enc = SipEncoder::new(SipCodec::Pcmu, 8, 2);
+        let mut sender = RtpSender::new(5, 0, 0);
+        let t0 = Instant::now();
+        let mut packets = Vec::new();
+        let ticks = 100;
+        for (i, chunk) in tone(8000, 2.0).chunks(160).enumerate() {
+            let now = t0 + 20 * MS * i as u32;
+            let mut payload = Vec::new();
+            enc.encode(chunk, &mut payload);
+            let mut d = Vec::new();
+            sender.audio(0, &payload, 160, &mut d);
+            down.rtp(now, &RtpPacket::parse(&d).unwrap());
+            down.tick(now, &mut packets);
+        }
+        // The jitter buffer holds the first few ticks back.
+        assert!(
+            (ticks - 5..=ticks).contains(&packets.len()),
+            "{} packets for {ticks} ticks",
+            packets.len()
+        );
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut pcm = Vec::new();
+        for p in &packets {
+            assert_eq!(dec.decode(p, &mut pcm).unwrap(), OPUS_FRAME);
+        }
+        let snr = crate::quality::tone_snr_db(&pcm[9600..pcm.len() - 1920], 440.0, 48_000);
+        assert!(snr > 10.0, "tone SNR {snr:.1} dB");
     }
 
     #[test]

@@ -171,7 +171,13 @@ pub fn uplink(data: &[u8]) {
         if delay == 0xFF {
             let _ = up.send_dtmf(&String::from_utf8_lossy(bytes));
         } else {
-            let _ = up.client_audio(ClientCodec::SpeexWb, clock, bytes, &mut out);
+            // Odd delays carry Opus from a browser, even ones Flash's Speex.
+            let codec = if delay % 2 == 1 {
+                ClientCodec::Opus
+            } else {
+                ClientCodec::SpeexWb
+            };
+            let _ = up.client_audio(codec, clock, bytes, &mut out);
         }
         up.tick(&mut out);
         for datagram in out.drain(..) {

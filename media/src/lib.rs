@@ -2,7 +2,8 @@
 //! deadlines out. The `MediaBridge` actor does the sockets and the clock.
 //!
 //! - Codecs: [`g711`] (µ-law, A-law), [`g722`], [`speex`] (wideband, through
-//!   libspeex), [`nellymoser`] (our own encoder and decoder).
+//!   libspeex), [`nellymoser`] (our own encoder and decoder), [`opus`]
+//!   (WebRTC's, through libopus).
 //! - [`resampler`]: rate conversion between the two sides.
 //! - [`rtp`]: RTP packets (RFC 3550 §5.1); [`rtp_sender`] and
 //!   [`receive_stats`] the two ends of a stream; [`rtcp`] the reports.
@@ -24,6 +25,7 @@ pub mod g711;
 pub mod g722;
 pub mod jitter_buffer;
 pub mod nellymoser;
+pub mod opus;
 pub mod pacer;
 pub mod quality;
 pub mod receive_stats;

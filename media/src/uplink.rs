@@ -1,7 +1,8 @@
-//! Audio up: what the Flash client publishes, to RTP for the SIP peer.
+//! Audio up: what the client sends (Flash over RTMP, a browser over WebRTC),
+//! to RTP for the SIP peer.
 //!
-//! Each RTMP audio message (Speex wideband, or Nellymoser at any of Flash's
-//! rates) is handled as it arrives (no clock of our own:
+//! Each audio message (Speex wideband, Nellymoser at any of Flash's rates,
+//! or an Opus packet from a browser) is handled as it arrives (no clock of our own:
 //! the client's pace is the pace). Speex to Speex is passed through — the
 //! message's frames become one RTP payload byte for byte (RFC 5574 allows
 //! several frames per packet), and the RTP clock advances by the frames
@@ -19,9 +20,14 @@ use std::collections::VecDeque;
 use crate::codec::{ClientCodec, SipCodec, SipEncoder};
 use crate::dtmf::{event_of, DtmfSender};
 use crate::nellymoser::{NellymoserDecoder, BLOCK_BYTES, BLOCK_SAMPLES};
+use crate::opus::{OpusDecoder, OPUS_RATE};
 use crate::resampler::Resampler;
 use crate::rtp_sender::RtpSender;
 use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
+
+/// The longest run of lost Opus packets concealed rather than treated as
+/// a pause in the client's sending.
+const MAX_CONCEALED_GAP_MS: u32 = 120;
 
 /// How a call's audio up is set up.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ pub enum UplinkError {
     CorruptSpeex,
     #[error("a Nellymoser message shorter than a block, or at a rate outside 4-48 kHz")]
     CorruptNellymoser,
+    #[error("an Opus packet libopus cannot decode")]
+    CorruptOpus,
     #[error("the SIP peer did not negotiate telephone-event (RFC 4733)")]
     NoTelephoneEvent,
     #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
@@ -77,6 +85,7 @@ pub struct Uplink {
     encoder: SipEncoder,
     speex: Option<SpeexWbDecoder>,
     nellymoser: Option<NellymoserDecoder>,
+    opus: Option<OpusDecoder>,
     resampler: Option<(u32, Resampler)>,
     /// PCM at the SIP codec's rate not yet sent.
     pcm: Vec<i16>,
@@ -97,6 +106,7 @@ impl Uplink {
             sender,
             speex: None,
             nellymoser: None,
+            opus: None,
             resampler: None,
             pcm: Vec::new(),
             decoded: Vec::new(),
@@ -174,6 +184,10 @@ impl Uplink {
                 self.follow_client_clock(rtmp_ms, ms as u32);
                 rate
             }
+            ClientCodec::Opus => {
+                self.opus_packet(rtmp_ms, data)?;
+                OPUS_RATE
+            }
         };
         let rate = self.config.codec.sample_rate();
         if rate == client_rate {
@@ -232,6 +246,39 @@ impl Uplink {
 
     /// A jump in the client's timestamps beyond a packet's worth is a pause
     /// in its sending: the RTP clock jumps with it.
+    /// Decodes one Opus packet into `decoded`. A short gap before it (lost
+    /// packets: WebRTC is carried over UDP) is concealed by libopus, from
+    /// the packet's in-band FEC where it has some, so the peer hears no
+    /// hole and the RTP clock stays continuous; a long one is a pause.
+    fn opus_packet(&mut self, ms: u32, data: &[u8]) -> Result<(), UplinkError> {
+        if self.opus.is_none() {
+            self.opus = Some(OpusDecoder::new().map_err(|_| UplinkError::CorruptOpus)?);
+        }
+        let Some(decoder) = self.opus.as_mut() else {
+            return Err(UplinkError::CorruptOpus);
+        };
+        let samples = decoder
+            .samples_in(data)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(UplinkError::CorruptOpus)?;
+        if let Some(expected) = self.expected_ms {
+            let gap = ms.wrapping_sub(expected);
+            if (1..=MAX_CONCEALED_GAP_MS).contains(&gap) {
+                let lost = gap as usize * OPUS_RATE as usize / 1000;
+                // Concealment failing leaves the gap to `follow_client_clock`.
+                if decoder.conceal(lost, Some(data), &mut self.decoded).is_ok() {
+                    self.expected_ms = Some(ms);
+                }
+            }
+        }
+        decoder
+            .decode(data, &mut self.decoded)
+            .map_err(|_| UplinkError::CorruptOpus)?;
+        self.follow_client_clock(ms, (samples * 1000 / OPUS_RATE as usize) as u32);
+        Ok(())
+    }
+
     fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32) {
         if let Some(expected) = self.expected_ms {
             let gap = rtmp_ms.wrapping_sub(expected);
@@ -358,6 +405,50 @@ mod tests {
                 p
             })
             .collect()
+    }
+
+    /// A browser's Opus up to a PCMU peer, one packet lost on the way: the
+    /// peer gets a packet for every 20 ms, the lost one's included
+    /// (concealed), RTP timestamps in one unbroken run, and the tone.
+    #[test]
+    fn opus_from_a_browser_reaches_pcmu_with_a_lost_packet_concealed() {
+        use crate::opus::{OpusEncoder, OPUS_FRAME, OPUS_RATE};
+        let pcm: Vec<i16> = (0..OPUS_FRAME * 50)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / f64::from(OPUS_RATE)).sin()
+                    * 8000.0) as i16
+            })
+            .collect();
+        let mut enc = OpusEncoder::new(32_000).unwrap();
+        let mut up = Uplink::new(config(SipCodec::Pcmu, 0), RtpSender::new(1, 100, 1000));
+        let mut out = Vec::new();
+        for (i, frame) in pcm.chunks(OPUS_FRAME).enumerate() {
+            let mut packet = Vec::new();
+            enc.encode(frame, &mut packet).unwrap();
+            if i != 20 {
+                up.client_audio(ClientCodec::Opus, 20 * i as u32, &packet, &mut out)
+                    .unwrap();
+            }
+        }
+        // The resampler holds a little back; every other 20 ms is sent.
+        assert!((48..=50).contains(&out.len()), "{} packets", out.len());
+        let packets: Vec<RtpPacket> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        for pair in packets.windows(2) {
+            assert_eq!(pair[1].timestamp.wrapping_sub(pair[0].timestamp), 160);
+            assert_eq!(pair[1].sequence.wrapping_sub(pair[0].sequence), 1);
+        }
+        let mut heard = Vec::new();
+        for p in &packets {
+            crate::g711::decode(crate::g711::Law::Mu, p.payload, &mut heard);
+        }
+        let snr = crate::quality::tone_snr_db(&heard[1600..heard.len() - 320], 440.0, 8000);
+        assert!(snr > 10.0, "tone SNR {snr:.1} dB");
+        assert_eq!(up.stats().dropped, 0);
+        assert!(
+            up.client_audio(ClientCodec::Opus, 2000, &[0x03, 0x00], &mut out)
+                .is_err(),
+            "a corrupt packet is refused"
+        );
     }
 
     #[test]
