@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::call_leg::CallLeg;
 use crate::directory::ConnectionId;
-use crate::media_bridge::{MediaBridge, MediaChanged, MediaNotice, MediaTimeout, StopMedia};
+use crate::media_bridge::{ClientMedia, MediaBridge, MediaChanged, MediaTimeout, StopMedia};
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::SipInbound;
@@ -54,7 +54,7 @@ pub struct Call {
     conn: ConnectionId,
     connection: Recipient<CallNotice>,
     /// Where the media bridge sends audio down and DTMF.
-    media_out: Recipient<MediaNotice>,
+    media_out: ClientMedia,
     media: Option<Addr<MediaBridge>>,
     /// Why the media ended the call, reported instead of the core's reason.
     media_end_reason: Option<String>,
@@ -89,7 +89,7 @@ impl Call {
     pub fn start(
         conn: ConnectionId,
         connection: Recipient<CallNotice>,
-        media_out: Recipient<MediaNotice>,
+        media_out: ClientMedia,
         shared: Arc<Shared>,
         config: OutboundCallConfig,
         resolve: Option<(String, u16)>,
@@ -111,7 +111,7 @@ impl Call {
     pub fn start_inbound(
         conn: ConnectionId,
         connection: Recipient<CallNotice>,
-        media_out: Recipient<MediaNotice>,
+        media_out: ClientMedia,
         shared: Arc<Shared>,
         invite: Received,
         source: SocketAddr,
@@ -131,7 +131,7 @@ impl Call {
     fn idle(
         conn: ConnectionId,
         connection: Recipient<CallNotice>,
-        media_out: Recipient<MediaNotice>,
+        media_out: ClientMedia,
         shared: Arc<Shared>,
         rtp: RtpPorts,
     ) -> Call {

@@ -32,7 +32,7 @@ use crate::control::{
     PhoneOutcome, RegistrationState, Responder,
 };
 use crate::directory::ConnectionId;
-use crate::media_bridge::{MediaBridge, MediaNotice, SendDtmf};
+use crate::media_bridge::{ClientMedia, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::{CallPhase, Metrics};
 use crate::registration::{Registration, RegistrationNotice, Unregister};
 use crate::rtp_ports::RtpPorts;
@@ -56,6 +56,13 @@ pub struct IncomingInvite {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// Closes the session and its transport (`DELETE` over REST); its call ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub reason: String,
+}
 
 /// What the session asks of its transport.
 #[derive(Message)]
@@ -125,6 +132,8 @@ pub struct SessionIdentity {
     pub token: String,
     pub peer: SocketAddr,
     pub transport: ClientTransport,
+    /// What the transport carries audio in (what audio down is encoded as).
+    pub client_codec: sono_media::codec::ClientCodec,
 }
 
 pub struct ClientSession {
@@ -135,8 +144,9 @@ pub struct ClientSession {
     token: String,
     shared: Arc<Shared>,
     to_client: Recipient<ToClient>,
-    /// Where the call's media bridge sends audio down: the transport.
-    media_out: Recipient<MediaNotice>,
+    /// Where the call's media bridge sends audio down (the transport), and
+    /// in what codec.
+    media_out: ClientMedia,
     opened: Instant,
     connected: bool,
     app: Option<String>,
@@ -169,6 +179,10 @@ impl ClientSession {
         to_client: Recipient<ToClient>,
         media_out: Recipient<MediaNotice>,
     ) -> Addr<ClientSession> {
+        let media_out = ClientMedia {
+            out: media_out,
+            codec: who.client_codec,
+        };
         ClientSession::create(|ctx| {
             // At once, not when the actor first runs: the client may use its
             // token as soon as the transport hands it over.
@@ -183,7 +197,7 @@ impl ClientSession {
         who: SessionIdentity,
         shared: Arc<Shared>,
         to_client: Recipient<ToClient>,
-        media_out: Recipient<MediaNotice>,
+        media_out: ClientMedia,
     ) -> ClientSession {
         ClientSession {
             id: who.id,
@@ -655,6 +669,17 @@ impl Handler<FromClient> for ClientSession {
                 ctx.stop();
             }
         }
+    }
+}
+
+impl Handler<CloseSession> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, _: &mut Self::Context) {
+        self.to_client.do_send(ToClient::Close {
+            reason: msg.reason,
+            is_error: false,
+        });
     }
 }
 

@@ -54,6 +54,8 @@ pub enum ClientTransport {
     Rtmp,
     Rtmps,
     Rtmpt,
+    /// A browser: REST for signalling, WebRTC for audio.
+    Webrtc,
 }
 
 /// Which way a call was placed.

@@ -22,6 +22,7 @@ pub mod sip_tcp;
 pub mod sip_transport;
 pub mod tls;
 pub mod tunnel;
+pub mod webrtc_connection;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +51,8 @@ pub struct Shared {
     pub events: control::EventBus,
     /// RTMPT sessions by id.
     pub tunnels: tunnel::TunnelSessions,
+    /// WebRTC sessions by client address.
+    pub webrtc: webrtc_connection::WebRtcSessions,
     /// The arbiters connections run on, one per core.
     arbiters: Vec<actix::dev::ArbiterHandle>,
     next_arbiter: std::sync::atomic::AtomicUsize,
@@ -164,6 +167,7 @@ impl Gateway {
             codecs,
             events: control::EventBus::default(),
             tunnels: tunnel::TunnelSessions::default(),
+            webrtc: webrtc_connection::WebRtcSessions::default(),
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             next_arbiter: Default::default(),
         });

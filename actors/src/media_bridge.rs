@@ -69,6 +69,15 @@ pub struct MediaChanged(pub Negotiated);
 #[rtype(result = "()")]
 pub struct StopMedia;
 
+/// Where a call's audio down goes, and in what codec: the client's
+/// transport (RTMP: Speex unless the client publishes Nellymoser and the
+/// settings ask for it; WebRTC: Opus).
+#[derive(Clone)]
+pub struct ClientMedia {
+    pub out: Recipient<MediaNotice>,
+    pub codec: ClientCodec,
+}
+
 /// What the bridge tells the client's connection.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -131,7 +140,7 @@ impl MediaBridge {
         shared: Arc<Shared>,
         ports: RtpPorts,
         media: &Negotiated,
-        to_client: Recipient<MediaNotice>,
+        client: ClientMedia,
         call: Recipient<MediaTimeout>,
     ) -> std::io::Result<Addr<MediaBridge>> {
         let rtp = Arc::new(UdpSocket::from_std(ports.rtp)?);
@@ -152,7 +161,7 @@ impl MediaBridge {
             },
             sender,
         );
-        let downlink = Downlink::new(DownlinkConfig {
+        let mut downlink = Downlink::new(DownlinkConfig {
             codec,
             payload_type: media.payload_type,
             telephone_event: media.telephone_event,
@@ -163,6 +172,8 @@ impl MediaBridge {
             speex_complexity: m.speex_complexity,
             silence_dbov: m.skip_silence.then_some(m.silence_dbov),
         });
+        downlink.set_client_codec(client.codec);
+        let to_client = client.out;
         let bridge = MediaBridge {
             conn,
             remote: media.remote,

@@ -38,6 +38,11 @@ pub struct Metrics {
     pub audio_frames_concealed: AtomicU64,
     pub audio_down_dropped: AtomicU64,
     pub media_bridges_active: AtomicU64,
+    pub webrtc_sessions_started: AtomicU64,
+    pub webrtc_sessions_active: AtomicU64,
+    /// Datagrams at a WebRTC port that were not the browser's STUN, DTLS,
+    /// SRTP or SRTCP (or did not authenticate).
+    pub webrtc_datagrams_dropped: AtomicU64,
     pub registrations_active: AtomicU64,
     /// Calls by phase, indexed by [`CallPhase`].
     pub call_phases: [AtomicU64; CallPhase::ALL.len()],
@@ -225,6 +230,24 @@ impl Metrics {
             "gauge",
             "RTMP connections open now.",
             &[("", get(&self.rtmp_connections_active))],
+        );
+        metric(
+            "sono_webrtc_sessions_started_total",
+            "counter",
+            "WebRTC sessions whose SDP offer was answered.",
+            &[("", get(&self.webrtc_sessions_started))],
+        );
+        metric(
+            "sono_webrtc_sessions",
+            "gauge",
+            "WebRTC sessions open now.",
+            &[("", get(&self.webrtc_sessions_active))],
+        );
+        metric(
+            "sono_webrtc_datagrams_dropped_total",
+            "counter",
+            "Datagrams at WebRTC ports that were not the browser's (or did not authenticate).",
+            &[("", get(&self.webrtc_datagrams_dropped))],
         );
         metric(
             "sono_rtmp_connections_closed_on_error_total",

@@ -432,6 +432,8 @@ impl Actor for RtmpConnection {
                 token: self.token.clone(),
                 peer: self.peer,
                 transport: self.transport,
+                // Speex for Flash; a Nellymoser publisher may switch it.
+                client_codec: ClientCodec::SpeexWb,
             },
             self.shared.clone(),
             ctx.address().recipient(),

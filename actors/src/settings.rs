@@ -69,6 +69,7 @@ pub struct Settings {
     pub rtmps: RtmpsSettings,
     pub sip: SipSettings,
     pub media: MediaSettings,
+    pub webrtc: WebRtcSettings,
     pub shutdown: ShutdownSettings,
 }
 
@@ -175,6 +176,65 @@ impl Default for HttpSettings {
             event_keepalive: Duration::from_secs(15),
             cors_origins: Vec::new(),
         }
+    }
+}
+
+/// WebRTC clients (browsers): signalled over REST on `http.listen`, their
+/// media (ICE-lite, DTLS-SRTP, Opus) on a UDP port of their own each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcSettings {
+    pub enabled: bool,
+    /// The address each session's UDP socket binds to.
+    pub address: std::net::IpAddr,
+    /// The address the ICE candidate announces, when browsers reach sono
+    /// through NAT; empty announces `address`.
+    pub advertise: String,
+    /// Each session takes one UDP port from this range (min = max: one port,
+    /// one session at a time).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Most WebRTC sessions at once, and per client address.
+    pub max_sessions: usize,
+    pub max_sessions_per_address: usize,
+    /// Largest SDP offer accepted, in bytes.
+    pub max_offer_size: usize,
+    /// A session whose ICE and DTLS are not up within this is closed.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// A browser that sends no audio for this long is gone (tab closed,
+    /// network lost): its session closes and its call ends.
+    #[serde(with = "humantime_serde")]
+    pub media_timeout: Duration,
+}
+
+impl Default for WebRtcSettings {
+    fn default() -> Self {
+        WebRtcSettings {
+            enabled: true,
+            address: std::net::IpAddr::from([127, 0, 0, 1]),
+            advertise: String::new(),
+            port_min: 30_000,
+            port_max: 30_999,
+            max_sessions: 1000,
+            max_sessions_per_address: 10,
+            max_offer_size: 16 * 1024,
+            connect_timeout: Duration::from_secs(15),
+            media_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl WebRtcSettings {
+    /// The address browsers are told to send to.
+    pub fn advertised(&self) -> Result<std::net::IpAddr, String> {
+        if self.advertise.trim().is_empty() {
+            return Ok(self.address);
+        }
+        self.advertise
+            .trim()
+            .parse()
+            .map_err(|e| format!("webrtc.advertise {:?}: {e}", self.advertise))
     }
 }
 
@@ -589,6 +649,26 @@ impl Settings {
         }
         if m.dtmf_duration < Duration::from_millis(40) || m.dtmf_duration > Duration::from_secs(5) {
             return Err("media.dtmf_duration must be between 40ms and 5s".into());
+        }
+        let w = &self.webrtc;
+        if w.port_min < 1024 || w.port_max < w.port_min {
+            return Err(
+                "webrtc.port_min must be at least 1024 and not above webrtc.port_max".into(),
+            );
+        }
+        if w.max_sessions == 0 || w.max_sessions_per_address == 0 || w.max_offer_size < 256 {
+            return Err("webrtc.max_sessions and webrtc.max_sessions_per_address must be at least 1, webrtc.max_offer_size at least 256".into());
+        }
+        if w.connect_timeout.is_zero() || w.media_timeout < Duration::from_millis(200) {
+            return Err(
+                "webrtc.connect_timeout must be above zero and webrtc.media_timeout at least 200ms"
+                    .into(),
+            );
+        }
+        if w.advertised()?.is_unspecified() {
+            return Err(
+                "webrtc.advertise must be set when webrtc.address is a wildcard address".into(),
+            );
         }
         self.sip
             .dial_plan

@@ -24,6 +24,7 @@ try {
   page.on("pageerror", (e) => result.consoleErrors.push(String(e)));
   await page.goto(base + "/", { timeout });
   result.title = await page.title();
+  await page.selectOption("#transport", "rest");
   await page.fill("#connection-id", connectionId);
   await page.fill("#token", token);
   await page.click("#connect");

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sono_actors::control::{ConnectionState, Control, GetState};
 use sono_actors::directory::ConnectionEntry;
-use sono_actors::{ConnectionId, RtmpConnection, Shared};
+use sono_actors::{ClientSession, ConnectionId, Shared};
 use sono_rtmp::PhoneRequest;
 
 use crate::amf_json::to_json;
@@ -45,7 +45,7 @@ pub async fn token(req: HttpRequest, shared: Data) -> Result<HttpResponse, ApiEr
     })
 }
 
-async fn state_of(addr: &Addr<RtmpConnection>) -> Result<ConnectionState, ApiError> {
+async fn state_of(addr: &Addr<ClientSession>) -> Result<ConnectionState, ApiError> {
     match tokio::time::timeout(ANSWER_TIMEOUT, addr.send(GetState)).await {
         Ok(Ok(state)) => Ok(state),
         _ => Err(ApiError::connection_closed()),
@@ -377,4 +377,17 @@ pub fn scope() -> actix_web::Scope {
         .service(resource("/connections/{id}/dtmf", false, dtmf))
         .service(resource("/connections/{id}/register", false, register))
         .service(resource("/connections/{id}/unregister", false, unregister))
+        .service(
+            web::resource("/webrtc")
+                // Over webrtc.max_offer_size is refused by the handler, with
+                // the setting named; this only bounds what is read at all.
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .route(web::post().to(crate::webrtc::offer))
+                .default_service(web::to(|| async { method_not_allowed("POST") })),
+        )
+        .service(
+            web::resource("/webrtc/{id}")
+                .route(web::delete().to(crate::webrtc::delete))
+                .default_service(web::to(|| async { method_not_allowed("DELETE") })),
+        )
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod events;
 pub mod rtmpt;
 pub mod static_files;
+pub mod webrtc;
 
 use std::sync::Arc;
 
@@ -96,8 +97,9 @@ fn bad_body(message: String) -> actix_web::Error {
 fn cors(shared: &Shared) -> actix_cors::Cors {
     let origins = &shared.settings.http.cors_origins;
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST"])
+        .allowed_methods(["GET", "POST", "DELETE"])
         .allowed_headers(["authorization", "content-type"])
+        .expose_headers(["location", "sono-connection-id", "sono-token"])
         .max_age(3600);
     if origins.iter().any(|o| o == "*") {
         cors = cors.allow_any_origin();

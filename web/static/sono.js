@@ -1,6 +1,10 @@
-// sono.js: control an RTMP connection of the sono gateway from a web page.
+// sono.js: a phone on the sono gateway, from a web page.
 //
-// One API over two transports:
+// One API over three transports:
+//   - "webrtc": the page itself talks and listens. The microphone
+//     (getUserMedia) and the call's audio travel over WebRTC (Opus, DTLS-SRTP);
+//     the phone is controlled over the REST API and its live events. No token
+//     is needed: opening the session (POST /api/v1/webrtc) gives one.
 //   - "rest": the REST API and its live events (Server-Sent Events). The
 //     connection's media comes from elsewhere: a Flash or AIR client, ffmpeg,
 //     OBS publishing under a stream key. The page needs the connection's id and
@@ -9,7 +13,8 @@
 //     itself, publishes the microphone and plays the call.
 //
 //   import { SonoPhone } from "/sono.js";
-//   const phone = new SonoPhone({ transport: "rest", connectionId: 7, token });
+//   const phone = new SonoPhone({ transport: "webrtc" });
+//   // or: new SonoPhone({ transport: "rest", connectionId: 7, token });
 //   phone.addEventListener("call", (e) => console.log(e.detail.status_code));
 //   await phone.connect();
 //   await phone.dial("sip:1000@pbx.example.com");
@@ -162,6 +167,93 @@ class RestTransport {
   }
 }
 
+/**
+ * The page's own microphone and speaker over WebRTC (WHIP-like: the SDP offer
+ * is POSTed to /api/v1/webrtc, the answer comes back with the session's id
+ * and token); the phone itself is driven over REST like any connection.
+ */
+class WebRtcTransport extends RestTransport {
+  constructor(options, emit) {
+    super(options, emit);
+    this.token = null;
+    this.connectionId = null;
+    this.audio = options.audio ?? { echoCancellation: true, noiseSuppression: true };
+    this.audioElement = options.audioElement ?? null;
+    this.pc = null;
+    this.microphone = null;
+    this.remoteStream = null;
+    this.location = null;
+  }
+
+  async connect() {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      throw new SonoError("no_microphone", "this page cannot use a microphone (it needs https or localhost)");
+    }
+    this.microphone = await navigator.mediaDevices.getUserMedia({ audio: this.audio });
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    this.pc = pc;
+    for (const track of this.microphone.getAudioTracks()) {
+      pc.addTransceiver(track, { direction: "sendrecv", streams: [this.microphone] });
+    }
+    pc.ontrack = (e) => {
+      this.remoteStream = e.streams[0] ?? new MediaStream([e.track]);
+      const el = this.audioElement ?? (this.audioElement = new Audio());
+      el.autoplay = true;
+      el.srcObject = this.remoteStream;
+      el.play?.().catch(() => {});
+      this.emit("Sono.Media.Track", { level: "status", code: "Sono.Media.Track" });
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") {
+        this.emit("Sono.Media.Failed", { level: "error", code: "Sono.Media.Failed" });
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // sono is ICE-lite: it answers the browser's checks at its one host
+    // candidate, so the offer needs none of the browser's candidates.
+    const response = await fetch(`${this.base}/api/v1/webrtc`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+    });
+    if (!response.ok) {
+      const json = await response.json().catch(() => ({}));
+      const e = json.error ?? {};
+      this.#teardown();
+      throw new SonoError(e.code ?? "http_error", e.message ?? response.statusText, {
+        ...e,
+        status: response.status,
+      });
+    }
+    this.token = response.headers.get("Sono-Token");
+    this.connectionId = Number(response.headers.get("Sono-Connection-Id"));
+    this.location = response.headers.get("Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    return super.connect();
+  }
+
+  #teardown() {
+    this.pc?.close();
+    this.pc = null;
+    for (const track of this.microphone?.getTracks() ?? []) track.stop();
+    this.microphone = null;
+  }
+
+  close() {
+    if (this.location && this.token) {
+      // keepalive: the DELETE still goes out when the page is being closed.
+      fetch(`${this.base}${this.location}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${this.token}` },
+        keepalive: true,
+      }).catch(() => {});
+      this.location = null;
+    }
+    this.#teardown();
+    super.close();
+  }
+}
+
 let flashInstances = 0;
 
 /** The invisible flash_phone.swf, reached through ExternalInterface. */
@@ -271,8 +363,10 @@ class FlashTransport {
 export class SonoPhone extends EventTarget {
   /**
    * @param {object} options
-   *   transport: "rest" (default) or "flash";
+   *   transport: "rest" (default), "webrtc" or "flash";
    *   baseUrl: sono's HTTP address ("" for the page's own origin);
+   *   WebRTC: optionally audio (getUserMedia constraints) and audioElement
+   *     (where the call is played; a new Audio() otherwise);
    *   REST: connectionId and token (or a stream key as token);
    *   Flash: rtmpUrl (rtmp:// or rtmpt://), optionally swfUrl and container.
    */
@@ -280,10 +374,10 @@ export class SonoPhone extends EventTarget {
     super();
     const emit = (code, info) => this.#dispatch(code, info);
     this.transportName = options.transport ?? "rest";
-    this.transport =
-      this.transportName === "flash"
-        ? new FlashTransport(options, emit)
-        : new RestTransport(options, emit);
+    const transports = { flash: FlashTransport, webrtc: WebRtcTransport, rest: RestTransport };
+    const Transport = transports[this.transportName];
+    if (!Transport) throw new SonoError("invalid_request", `no transport ${this.transportName}`);
+    this.transport = new Transport(options, emit);
     this.callStatus = CALL_STATUS.NOT_CONNECTED;
     this.incoming = null;
   }
@@ -311,6 +405,18 @@ export class SonoPhone extends EventTarget {
   /** The token controlling this connection (known once connected). */
   get token() {
     return this.transport.token;
+  }
+
+  /** WebRTC: the microphone's stream and the call's (for level meters). */
+  get localStream() {
+    return this.transport.microphone ?? null;
+  }
+  get remoteStream() {
+    return this.transport.remoteStream ?? null;
+  }
+  /** WebRTC: the RTCPeerConnection (for statistics). */
+  get peerConnection() {
+    return this.transport.pc ?? null;
   }
 
   dial(uri) {

@@ -1,0 +1,528 @@
+//! `WebRtcConnection`: one browser's WebRTC transport for its
+//! [`ClientSession`]. The browser's SDP offer (WHIP-like, RFC 9725's shape,
+//! over REST) is answered by str0m, the sans-I/O WebRTC stack: ICE-lite
+//! (RFC 8445 §2.5) with one host candidate on a UDP port of the session's
+//! own, DTLS-SRTP (RFC 5763, RFC 5764), RTCP, and Opus (RFC 7587) as the
+//! only audio codec. This actor does str0m's I/O and time: datagrams in,
+//! datagrams out, a timer at the deadline str0m asks for.
+//!
+//! Audio goes straight between this actor and the call's media bridge, as
+//! Opus packets: up as [`ClientAudio`], down as [`MediaNotice::AudioDown`].
+//! The phone (calls, registration, events) is the session's; events reach
+//! the page over the REST API's live stream.
+//!
+//! A browser that stops sending audio for `webrtc.media_timeout` (its tab
+//! closed, its network gone) or whose ICE or DTLS fails is gone: the
+//! session closes and its call ends.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use sono_media::codec::ClientCodec;
+use sono_media::opus::OPUS_RATE;
+use sono_rtmp::PhoneEvent;
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio_util::codec::BytesCodec;
+use tokio_util::udp::UdpFramed;
+use tracing::{debug, info, warn};
+
+use crate::client_session::{ClientSession, FromClient, SessionIdentity, ToClient};
+use crate::control::ClientTransport;
+use crate::directory::ConnectionId;
+use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice};
+use crate::metrics::Metrics;
+use crate::Shared;
+
+/// Why an offer was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferRefused {
+    #[error("WebRTC is off (webrtc.enabled)")]
+    Disabled,
+    #[error("the offer is not SDP sono can read: {0}")]
+    BadOffer(String),
+    #[error("the offer has no audio that sono can receive and send in Opus")]
+    NoAudio,
+    #[error("too many WebRTC sessions ({0})")]
+    TooMany(&'static str),
+    #[error("no UDP port is free for WebRTC: {0}")]
+    NoPort(std::io::Error),
+}
+
+/// What the answered offer gives the browser.
+pub struct Answered {
+    pub id: ConnectionId,
+    pub token: String,
+    pub sdp: String,
+    pub session: Addr<ClientSession>,
+}
+
+/// WebRTC sessions by client address, for `webrtc.max_sessions` and
+/// `webrtc.max_sessions_per_address`.
+#[derive(Default)]
+pub struct WebRtcSessions {
+    per_address: DashMap<IpAddr, usize>,
+}
+
+impl WebRtcSessions {
+    fn take(&self, shared: &Shared, ip: IpAddr) -> Result<(), OfferRefused> {
+        let w = &shared.settings.webrtc;
+        let active = &shared.metrics.webrtc_sessions_active;
+        if active.fetch_add(1, Ordering::AcqRel) as usize >= w.max_sessions {
+            active.fetch_sub(1, Ordering::AcqRel);
+            return Err(OfferRefused::TooMany("webrtc.max_sessions"));
+        }
+        let mut count = self.per_address.entry(ip).or_insert(0);
+        if *count >= w.max_sessions_per_address {
+            drop(count);
+            active.fetch_sub(1, Ordering::AcqRel);
+            return Err(OfferRefused::TooMany("webrtc.max_sessions_per_address"));
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    fn release(&self, shared: &Shared, ip: IpAddr) {
+        shared
+            .metrics
+            .webrtc_sessions_active
+            .fetch_sub(1, Ordering::AcqRel);
+        self.per_address.remove_if_mut(&ip, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
+pub struct WebRtcConnection {
+    id: ConnectionId,
+    peer: IpAddr,
+    shared: Arc<Shared>,
+    rtc: Rtc,
+    socket: Option<Arc<UdpSocket>>,
+    local: SocketAddr,
+    phone: Option<Addr<ClientSession>>,
+    media: Option<Addr<MediaBridge>>,
+    /// The audio m-line, and the payload type Opus goes down with.
+    audio: Option<(Mid, Pt)>,
+    timer: Option<(Instant, SpawnHandle)>,
+    opened: Instant,
+    connected: bool,
+    closing: bool,
+    packets_up: u64,
+    packets_down: u64,
+    garbage: u64,
+}
+
+impl WebRtcConnection {
+    /// Answers a browser's SDP offer from `peer` and starts its session on
+    /// one of the connection arbiters.
+    pub async fn answer(
+        shared: &Arc<Shared>,
+        offer: &str,
+        peer: SocketAddr,
+    ) -> Result<Answered, OfferRefused> {
+        let w = &shared.settings.webrtc;
+        if !w.enabled {
+            return Err(OfferRefused::Disabled);
+        }
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| OfferRefused::BadOffer(e.to_string()))?;
+        let advertised = w
+            .advertised()
+            .map_err(|e| OfferRefused::BadOffer(format!("sono's settings: {e}")))?;
+        shared.webrtc.take(shared, peer.ip())?;
+        let started = (|| {
+            let socket =
+                bind_in_range(w.address, w.port_min, w.port_max).map_err(OfferRefused::NoPort)?;
+            let local = socket.local_addr().map_err(OfferRefused::NoPort)?;
+            let mut rtc = RtcConfig::new()
+                .set_ice_lite(true)
+                .clear_codecs()
+                .enable_opus(true, false)
+                .set_pause_threshold(w.media_timeout)
+                .build(Instant::now());
+            let announced = SocketAddr::new(advertised, local.port());
+            let candidate = Candidate::host(announced, "udp")
+                .map_err(|e| OfferRefused::BadOffer(format!("a host candidate: {e}")))?;
+            rtc.add_local_candidate(candidate);
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| OfferRefused::BadOffer(e.to_string()))?;
+            let sdp = answer.to_sdp_string();
+            if !sdp
+                .lines()
+                .any(|l| l.starts_with("m=audio") && !l.starts_with("m=audio 0 "))
+                || !sdp.to_ascii_lowercase().contains("opus/48000")
+            {
+                return Err(OfferRefused::NoAudio);
+            }
+            Ok((socket, local, rtc, sdp))
+        })();
+        let (socket, local, rtc, sdp) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                shared.webrtc.release(shared, peer.ip());
+                return Err(e);
+            }
+        };
+        let id = shared.directory.next_connection_id();
+        let token = crate::directory::new_secret();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let session_token = token.clone();
+        let shared2 = shared.clone();
+        let arbiter = shared.next_arbiter();
+        WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
+            let connection = WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local);
+            let phone = ClientSession::start(
+                SessionIdentity {
+                    id,
+                    token: session_token,
+                    peer,
+                    transport: ClientTransport::Webrtc,
+                    client_codec: ClientCodec::Opus,
+                },
+                shared2,
+                ctx.address().recipient(),
+                ctx.address().recipient(),
+            );
+            let _ = tx.send(phone.clone());
+            let mut connection = connection;
+            connection.phone = Some(phone);
+            match UdpSocket::from_std(socket) {
+                Ok(socket) => {
+                    let socket = Arc::new(socket);
+                    ctx.add_stream(UdpFramed::new(socket.clone(), BytesCodec::new()));
+                    connection.socket = Some(socket);
+                }
+                Err(e) => warn!(conn = id, error = %e, "WebRTC socket unusable"),
+            }
+            connection
+        });
+        let session = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(OfferRefused::TooMany(
+                "the connection arbiters are not answering",
+            ))?;
+        Metrics::add(&shared.metrics.webrtc_sessions_started, 1);
+        info!(conn = id, %peer, %local, "WebRTC session answered");
+        Ok(Answered {
+            id,
+            token,
+            sdp,
+            session,
+        })
+    }
+
+    fn new(
+        id: ConnectionId,
+        peer: IpAddr,
+        shared: Arc<Shared>,
+        rtc: Rtc,
+        local: SocketAddr,
+    ) -> WebRtcConnection {
+        WebRtcConnection {
+            id,
+            peer,
+            shared,
+            rtc,
+            socket: None,
+            local,
+            phone: None,
+            media: None,
+            audio: None,
+            timer: None,
+            opened: Instant::now(),
+            connected: false,
+            closing: false,
+            packets_up: 0,
+            packets_down: 0,
+            garbage: 0,
+        }
+    }
+
+    fn tell_phone(&self, msg: FromClient) {
+        if let Some(phone) = &self.phone {
+            phone.do_send(msg);
+        }
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, reason: &str, is_error: bool) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if is_error {
+            warn!(conn = self.id, peer = %self.peer, %reason, "closing WebRTC session");
+        } else {
+            info!(conn = self.id, peer = %self.peer, %reason, "closing WebRTC session");
+        }
+        self.tell_phone(FromClient::Closing);
+        self.rtc.disconnect();
+        self.drive(ctx);
+        ctx.stop();
+    }
+
+    /// Runs str0m until it waits for input or time: sends what it has to
+    /// send, handles its events, sets the timer for its next deadline.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        // Bounded: str0m yields a timeout once it has nothing more to do.
+        for _ in 0..10_000 {
+            let output = match self.rtc.poll_output() {
+                Ok(output) => output,
+                Err(e) => {
+                    let reason = format!("WebRTC failed: {e}");
+                    self.close(ctx, &reason, true);
+                    return;
+                }
+            };
+            match output {
+                Output::Transmit(t) => {
+                    if let Some(socket) = &self.socket {
+                        // UDP: a full send buffer drops, as the network would.
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
+                }
+                Output::Event(event) => self.event(ctx, event),
+                Output::Timeout(at) => {
+                    if !self.rtc.is_alive() {
+                        if !self.closing {
+                            self.close(ctx, "the WebRTC session ended", false);
+                        }
+                        return;
+                    }
+                    self.set_timer(ctx, at);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn set_timer(&mut self, ctx: &mut Context<Self>, at: Instant) {
+        if let Some((when, handle)) = self.timer.take() {
+            if when == at {
+                self.timer = Some((when, handle));
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let wait = at.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(wait, |conn, ctx| {
+            conn.timer = None;
+            if conn
+                .rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .is_ok()
+            {
+                conn.drive(ctx);
+            }
+        });
+        self.timer = Some((at, handle));
+    }
+
+    fn event(&mut self, ctx: &mut Context<Self>, event: Event) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                info!(conn = self.id, peer = %self.peer, after_ms = self.opened.elapsed().as_millis() as u64,
+                      "WebRTC connected (ICE and DTLS up)");
+                self.tell_phone(FromClient::Connected {
+                    app: "webrtc".into(),
+                });
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.close(ctx, "ICE disconnected: the browser is gone", false);
+            }
+            Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                let pt = self.rtc.writer(added.mid).and_then(|w| {
+                    w.payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .map(|p| p.pt())
+                });
+                debug!(conn = self.id, mid = %added.mid, ?pt, "browser audio added");
+                if let Some(pt) = pt {
+                    self.audio = Some((added.mid, pt));
+                }
+            }
+            Event::MediaData(data) => {
+                self.packets_up += 1;
+                // Chromium sends a few payload-less packets (padding, for
+                // its bandwidth probing): nothing to decode.
+                if data.data.is_empty() {
+                    return;
+                }
+                if let Some(media) = &self.media {
+                    let ms = data.time.rebase(Frequency::MILLIS).numer() as u32;
+                    media.do_send(ClientAudio {
+                        codec: ClientCodec::Opus,
+                        timestamp: ms,
+                        data: bytes::Bytes::copy_from_slice(&data.data),
+                        received: Instant::now(),
+                    });
+                }
+            }
+            Event::StreamPaused(paused) if paused.paused && self.connected => {
+                let reason = format!(
+                    "the browser sent no audio for {} ms (webrtc.media_timeout): it is gone",
+                    self.shared.settings.webrtc.media_timeout.as_millis()
+                );
+                self.close(ctx, &reason, false);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Actor for WebRtcConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let timeout = self.shared.settings.webrtc.connect_timeout;
+        ctx.run_later(timeout, move |conn, ctx| {
+            if !conn.connected {
+                let reason = format!(
+                    "ICE and DTLS not up within {} s (webrtc.connect_timeout)",
+                    timeout.as_secs()
+                );
+                conn.close(ctx, &reason, true);
+            }
+        });
+        self.drive(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.tell_phone(FromClient::Gone);
+        self.shared.webrtc.release(&self.shared, self.peer);
+        info!(conn = self.id, peer = %self.peer, local = %self.local, packets_up = self.packets_up,
+              packets_down = self.packets_down, garbage = self.garbage, "WebRTC session closed");
+    }
+}
+
+impl StreamHandler<Result<(bytes::BytesMut, SocketAddr), std::io::Error>> for WebRtcConnection {
+    fn handle(
+        &mut self,
+        item: Result<(bytes::BytesMut, SocketAddr), std::io::Error>,
+        ctx: &mut Self::Context,
+    ) {
+        if self.closing {
+            return;
+        }
+        let Ok((data, source)) = item else {
+            // ICMP errors surface as read errors on a UDP socket; not fatal.
+            return;
+        };
+        let now = Instant::now();
+        let Ok(contents) = data.as_ref().try_into() else {
+            // Neither STUN, DTLS, RTP nor RTCP (RFC 7983's demultiplexing).
+            self.garbage += 1;
+            Metrics::add(&self.shared.metrics.webrtc_datagrams_dropped, 1);
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if !self.rtc.accepts(&input) {
+            self.garbage += 1;
+            Metrics::add(&self.shared.metrics.webrtc_datagrams_dropped, 1);
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(input) {
+            // A datagram str0m could not use (bad STUN integrity, DTLS
+            // garbage, SRTP that does not authenticate): dropped.
+            debug!(conn = self.id, error = %e, "WebRTC datagram dropped");
+            self.garbage += 1;
+            Metrics::add(&self.shared.metrics.webrtc_datagrams_dropped, 1);
+        }
+        self.drive(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.close(ctx, "the WebRTC socket closed", true);
+    }
+}
+
+impl Handler<MediaNotice> for WebRtcConnection {
+    type Result = ();
+
+    fn handle(&mut self, notice: MediaNotice, ctx: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        match notice {
+            MediaNotice::AudioDown {
+                timestamp,
+                codec: ClientCodec::Opus,
+                data,
+                ..
+            } => {
+                let Some((mid, pt)) = self.audio else {
+                    return;
+                };
+                let Some(writer) = self.rtc.writer(mid) else {
+                    return;
+                };
+                let time = MediaTime::new(
+                    u64::from(timestamp) * u64::from(OPUS_RATE / 1000),
+                    Frequency::FORTY_EIGHT_KHZ,
+                );
+                if writer.write(pt, Instant::now(), time, data).is_ok() {
+                    self.packets_down += 1;
+                }
+                self.drive(ctx);
+            }
+            // The bridge encodes for this client in Opus only.
+            MediaNotice::AudioDown { .. } => {}
+            MediaNotice::Dtmf(digit) => {
+                self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))
+            }
+        }
+    }
+}
+
+impl Handler<ToClient> for WebRtcConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToClient, ctx: &mut Self::Context) {
+        match msg {
+            ToClient::Media(bridge) => self.media = bridge,
+            ToClient::Close { reason, is_error } => self.close(ctx, &reason, is_error),
+            // Answers and events reach a browser over REST and its live
+            // event stream; other clients do not listen to a browser.
+            ToClient::Answer(..) | ToClient::Event(_) | ToClient::Listen { .. } => {}
+        }
+    }
+}
+
+/// A UDP socket on a free port of `min..=max`, tried from a random start.
+fn bind_in_range(address: IpAddr, min: u16, max: u16) -> std::io::Result<std::net::UdpSocket> {
+    let span = u32::from(max.saturating_sub(min)) + 1;
+    let start = rand::random::<u32>() % span;
+    for i in 0..span {
+        let port = min + ((start + i) % span) as u16;
+        if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(address, port)) {
+            socket.set_nonblocking(true)?;
+            return Ok(socket);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free UDP port in {min}-{max} (webrtc.port_min/max)"),
+    ))
+}

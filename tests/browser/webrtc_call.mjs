@@ -1,0 +1,128 @@
+// Drives Debian's headless Chromium (playwright-core) through sono's demo
+// page with the WebRTC transport: Chromium's fake microphone plays
+// CAPTURE_WAV, the page connects (POST /api/v1/webrtc), then either dials
+// SIP_URI ("dial") or waits for an incoming call and accepts it ("answer").
+// Once the call has media it records what the page hears for SECONDS (Web
+// Audio, 48 kHz), then presses DTMF digit 5 once, hangs up (or, with "peer-hangs-up",
+// waits for the far end to), and prints one JSON line: what it saw, and the
+// recording as base64 16-bit PCM. Exits non-zero on any failure.
+//
+//   node webrtc_call.mjs BASE_URL CAPTURE_WAV MODE SIP_URI SECONDS [ENDING]
+//   MODE: dial | answer | reject-second;  ENDING: page-hangs-up (default) |
+//   peer-hangs-up | tab-closes
+import { writeFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [base, capture, mode, uri, secondsArg, ending = "page-hangs-up"] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const timeout = 20000;
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${capture}`,
+    // The test's traffic stays on loopback; Chromium leaves it out otherwise.
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+  timeout,
+});
+const result = { consoleErrors: [], events: [] };
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => m.type() === "error" && result.consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => result.consoleErrors.push(String(e)));
+  // The microphone unprocessed, so what sono sends on can be compared with
+  // the file Chromium plays.
+  await page.goto(base + "/?processing=off", { timeout });
+  await page.selectOption("#transport", "webrtc");
+  const t0 = Date.now();
+  await page.click("#connect");
+  await page.waitForFunction(
+    () => document.querySelector("#connection-info").textContent.startsWith("Connected"),
+    null,
+    { timeout },
+  );
+  result.connectMs = Date.now() - t0;
+  result.connectionId = await page.evaluate(() => window.sonoDemoPhone.connectionId);
+  result.token = await page.evaluate(() => window.sonoDemoPhone.token);
+  // Tell the test who to call, then wait for the call.
+  console.log(JSON.stringify({ ready: true, connectionId: result.connectionId }));
+  if (mode === "dial") {
+    await page.fill("#uri", uri);
+    await page.click("#dial");
+  } else {
+    await page.waitForSelector("#incoming.ringing", { timeout });
+    result.caller = await page.textContent("#caller");
+    await page.click("#accept");
+  }
+  await page.waitForSelector('#call-state[data-status="4"]', { timeout });
+  // Record what the page hears: the remote stream, through Web Audio.
+  await page.evaluate(() => {
+    const phone = window.sonoDemoPhone;
+    const context = new AudioContext({ sampleRate: 48000 });
+    const source = context.createMediaStreamSource(phone.remoteStream);
+    const tap = context.createScriptProcessor(4096, 1, 1);
+    window.sonoRecording = { context, chunks: [] };
+    tap.onaudioprocess = (e) => window.sonoRecording.chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    source.connect(tap);
+    tap.connect(context.destination);
+  });
+  if (mode === "reject-second") {
+    // A second call rings while this one is up: the page rejects it.
+    await page.waitForSelector("#incoming.ringing", { timeout });
+    await page.click("#reject");
+  }
+  await page.waitForTimeout(seconds * 1000);
+  // DTMF last: while a digit plays, the page's audio to the peer pauses.
+  await page.click('#keys button:text("5")');
+  await page.waitForTimeout(600);
+  const pcm = await page.evaluate(() => {
+    const { context, chunks } = window.sonoRecording;
+    context.close();
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Int16Array(total);
+    let i = 0;
+    for (const c of chunks) for (const x of c) out[i++] = Math.max(-32768, Math.min(32767, Math.round(x * 32767)));
+    let s = "";
+    const bytes = new Uint8Array(out.buffer);
+    for (let j = 0; j < bytes.length; j += 0x8000) s += String.fromCharCode(...bytes.subarray(j, j + 0x8000));
+    return btoa(s);
+  });
+  if (process.env.RECORDING) writeFileSync(process.env.RECORDING, Buffer.from(pcm, "base64"));
+  result.recordedBytes = Math.floor((pcm.length * 3) / 4);
+  result.stats = await page.evaluate(async () => {
+    const stats = await window.sonoDemoPhone.peerConnection.getStats();
+    const out = {};
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" || s.type === "outbound-rtp") {
+        out[s.type] = { packets: s.packetsReceived ?? s.packetsSent, lost: s.packetsLost ?? 0, codec: s.codecId };
+      }
+    });
+    return out;
+  });
+  if (ending === "tab-closes") {
+    await page.close({ runBeforeUnload: false });
+    console.log(JSON.stringify({ tabClosed: true }));
+  } else {
+    if (ending === "page-hangs-up") await page.click("#hangup");
+    await page.waitForSelector('#call-state[data-status="0"]', { timeout });
+    result.afterHangup = await page.textContent("#call-state");
+    result.peerConnection = await page.evaluate(() => window.sonoDemoPhone.peerConnection?.connectionState ?? "none");
+    result.events = await page.$$eval("#events li", (lis) => lis.map((li) => li.textContent));
+  }
+  console.log(JSON.stringify(result));
+} catch (e) {
+  result.error = String(e);
+  console.log(JSON.stringify(result));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,356 @@
+//! The phone in a plain browser: Debian's headless Chromium (playwright-core,
+//! `tests/browser/webrtc_call.mjs`) loads the demo page, opens a WebRTC
+//! session (`POST /api/v1/webrtc`) with Chromium's fake microphone playing
+//! a sentence, and calls baresip through sono, or answers baresip's call.
+//! What baresip recorded and what the page heard are scored with PESQ
+//! against the same codec chain applied offline (Opus ⇄ PCMU, Opus ⇄
+//! G.722), each way.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sono_testkit::audio::{self, AudioDir};
+use sono_testkit::{require_tool, wait_with_output_or_kill, Baresip, Sono};
+
+const SONO: &str = env!("CARGO_BIN_EXE_sono");
+const WAIT: Duration = Duration::from_secs(10);
+/// sono may cost at most this much MOS over the offline chain, each way.
+const MAX_COST: f64 = 0.3;
+
+const PAGE_SAYS: &str =
+    "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore.";
+const PEER_SAYS: &str =
+    "Please call Stella. Ask her to bring these things with her from the store.";
+
+/// sono with its media and WebRTC ports apart from the other tests' peers.
+fn start_sono(extra: &str) -> Sono {
+    Sono::start(
+        SONO,
+        &format!(
+            "[media]\nrtp_port_min = 37000\nrtp_port_max = 37999\n\
+             [webrtc]\nport_min = 38000\nport_max = 38999\n{extra}"
+        ),
+    )
+}
+
+fn browser_dir() -> PathBuf {
+    require_tool("chromium", "chromium");
+    require_tool("node", "nodejs");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run scripts/install-deps.sh (npm ci in tests/browser)"
+    );
+    dir
+}
+
+/// Starts the page's run: `node webrtc_call.mjs …`, recording what the page
+/// hears to `recording`.
+fn page(
+    sono: &Sono,
+    capture: &Path,
+    recording: &Path,
+    mode: &str,
+    uri: &str,
+    seconds: u32,
+    ending: &str,
+) -> Child {
+    Command::new("node")
+        .current_dir(browser_dir())
+        .env("RECORDING", recording)
+        .arg("webrtc_call.mjs")
+        .arg(format!("http://{}", sono.http))
+        .arg(capture)
+        .args([mode, uri, &seconds.to_string(), ending])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting node")
+}
+
+/// The page run's last JSON line (its result), after checking it succeeded.
+fn page_result(child: Child, sono: &Sono) -> serde_json::Value {
+    let run = wait_with_output_or_kill(child, Duration::from_secs(90));
+    assert!(
+        run.success(),
+        "the browser run failed: {}\n{}\n{}",
+        run.stdout,
+        run.stderr,
+        sono.log()
+    );
+    let last = run.stdout.trim().lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// The page's recording (16-bit PCM at 48 kHz) as a WAV at `rate`.
+fn page_heard(raw: &Path, dir: &AudioDir, rate: u32) -> PathBuf {
+    let bytes = std::fs::metadata(raw).map_or(0, |m| m.len());
+    assert!(bytes > 48_000 * 2, "{bytes} bytes recorded");
+    let wav = dir.file("page-heard.wav");
+    audio::ffmpeg(&[
+        "-f",
+        "s16le",
+        "-ar",
+        "48000",
+        "-ac",
+        "1",
+        "-i",
+        &raw.display().to_string(),
+        "-ar",
+        &rate.to_string(),
+        &wav.display().to_string(),
+    ]);
+    wav
+}
+
+/// Opus as a browser sends it (libopus, 48 kHz, 32 kbit/s, VoIP), decoded
+/// to a WAV at `rate`: the WebRTC link of an offline chain.
+fn opus_round_trip(input: &Path, rate: u32, out: &Path) {
+    audio::round_trip(
+        input,
+        &[
+            "-ar",
+            "48000",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "32k",
+            "-application",
+            "voip",
+        ],
+        "ogg",
+        rate,
+        out,
+    );
+}
+
+struct SipSide {
+    baresip_codec: &'static str,
+    mode: &'static str,
+    rate: u32,
+    encode: &'static [&'static str],
+    container: &'static str,
+}
+
+const PCMU: SipSide = SipSide {
+    baresip_codec: "PCMU/8000/1",
+    mode: "nb",
+    rate: 8000,
+    encode: &["-ar", "8000", "-c:a", "pcm_mulaw"],
+    container: "au",
+};
+
+const G722: SipSide = SipSide {
+    baresip_codec: "G722/16000/1",
+    mode: "wb",
+    rate: 16_000,
+    encode: &["-ar", "16000", "-c:a", "g722"],
+    container: "g722",
+};
+
+/// The page dials baresip; both talk; PESQ each way against the offline chain.
+fn page_calls_baresip(sip: SipSide) {
+    let name = format!("webrtc-{}", sip.mode);
+    let dir = AudioDir::new(&name);
+    let page_src = dir.file("page-src.wav");
+    let peer_src = dir.file("peer-src.wav");
+    audio::speech_wav(PAGE_SAYS, 48_000, &page_src);
+    audio::speech_wav(PEER_SAYS, 16_000, &peer_src);
+    // Chromium's fake microphone loops its file from getUserMedia on: the
+    // sentence sits between silences so the call, answered within a second
+    // of the page connecting, hears all of it once.
+    let capture = dir.file("capture.wav");
+    audio::ffmpeg(&[
+        "-i",
+        &page_src.display().to_string(),
+        "-af",
+        "adelay=2500,apad=pad_dur=6",
+        "-ar",
+        "48000",
+        &capture.display().to_string(),
+    ]);
+    let peer_play = dir.file("peer-play.wav");
+    audio::ffmpeg(&[
+        "-i",
+        &peer_src.display().to_string(),
+        "-af",
+        "adelay=1500,apad=pad_dur=20",
+        "-ar",
+        &sip.rate.to_string(),
+        &peer_play.display().to_string(),
+    ]);
+    let peer = Baresip::start_with(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        sip.baresip_codec,
+        sip.rate,
+    );
+    let sono = start_sono("[log]\nlevel = \"info,sono_actors::media_bridge=debug\"\n");
+    let recording = dir.file("page-heard.s16");
+    let child = page(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &peer.uri(),
+        9,
+        "page-hangs-up",
+    );
+    let result = page_result(child, &sono);
+    eprintln!(
+        "page connected in {} ms; stats {}",
+        result["connectMs"], result["stats"]
+    );
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
+    assert!(
+        result["afterHangup"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("No call"),
+        "{result}"
+    );
+    assert!(peer.wait_log("received event: '5'", WAIT), "{}", peer.log());
+    assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+
+    // Up: page → Opus → sono → PCMU/G.722 → baresip.
+    let heard = peer
+        .heard()
+        .unwrap_or_else(|| panic!("no recording\n{}", peer.log()));
+    let peer_heard = dir.file("peer-heard.wav");
+    audio::convert(&heard, sip.rate, &peer_heard);
+    let page_ref = dir.file("page-ref.wav");
+    audio::convert(&page_src, sip.rate, &page_ref);
+    let up = audio::pesq(sip.mode, &page_ref, &peer_heard);
+    let up_opus = dir.file("up-opus.wav");
+    opus_round_trip(&page_src, 48_000, &up_opus);
+    let up_offline_wav = dir.file("up-offline.wav");
+    audio::round_trip(
+        &up_opus,
+        sip.encode,
+        sip.container,
+        sip.rate,
+        &up_offline_wav,
+    );
+    let up_offline = audio::pesq(sip.mode, &page_ref, &up_offline_wav);
+
+    // Down: baresip → PCMU/G.722 → sono → Opus → the page.
+    let page_heard = page_heard(&recording, &dir, sip.rate);
+    let peer_ref = dir.file("peer-ref.wav");
+    audio::convert(&peer_src, sip.rate, &peer_ref);
+    let down = audio::pesq(sip.mode, &peer_ref, &page_heard);
+    let down_sip = dir.file("down-sip.wav");
+    audio::round_trip(&peer_src, sip.encode, sip.container, 48_000, &down_sip);
+    let down_offline_wav = dir.file("down-offline.wav");
+    opus_round_trip(&down_sip, sip.rate, &down_offline_wav);
+    let down_offline = audio::pesq(sip.mode, &peer_ref, &down_offline_wav);
+
+    for line in sono
+        .log()
+        .lines()
+        .filter(|l| l.contains("media stopped") || l.contains("client audio dropped"))
+    {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "{name} PESQ-{}: up {up:.2} (offline {up_offline:.2}), down {down:.2} (offline {down_offline:.2})",
+        sip.mode
+    );
+    assert!(
+        up >= up_offline - MAX_COST,
+        "audio up through sono scores {up:.2}, the offline chain {up_offline:.2}\n{}",
+        sono.log()
+    );
+    assert!(
+        down >= down_offline - MAX_COST,
+        "audio down through sono scores {down:.2}, the offline chain {down_offline:.2}\n{}",
+        sono.log()
+    );
+}
+
+#[test]
+fn a_page_calls_a_pcmu_peer_over_webrtc_and_each_hears_the_other() {
+    page_calls_baresip(PCMU);
+}
+
+#[test]
+fn a_page_calls_a_g722_peer_over_webrtc_and_each_hears_the_other() {
+    page_calls_baresip(G722);
+}
+
+/// A tab that closes mid-call: sono notices the browser is gone and the
+/// peer gets its BYE within two seconds.
+#[test]
+fn a_tab_closed_mid_call_ends_the_call_within_two_seconds() {
+    let dir = AudioDir::new("webrtc-tab-closes");
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let peer_play = dir.file("peer.wav");
+    audio::tone_wav(&peer_play, 8000, 60, 600);
+    let peer = Baresip::start_with(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+    );
+    let sono = start_sono("");
+    let recording = dir.file("page-heard.s16");
+    let mut child = page(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &peer.uri(),
+        2,
+        "tab-closes",
+    );
+    // The moment the script says the tab is closed is when the clock starts.
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("tabClosed")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the tab was never closed: {seen:?}\n{}", sono.log()),
+        }
+    }
+    let closed = Instant::now();
+    assert!(
+        peer.wait_log("session closed", Duration::from_secs(5)),
+        "{}\n{}",
+        peer.log(),
+        sono.log()
+    );
+    let took = closed.elapsed();
+    eprintln!(
+        "the peer's call ended {} ms after the tab closed",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "the call ended {} ms after the tab closed\n{}",
+        took.as_millis(),
+        sono.log()
+    );
+    assert!(
+        sono.wait_log("WebRTC session closed", WAIT),
+        "{}",
+        sono.log()
+    );
+    let run = wait_with_output_or_kill(child, Duration::from_secs(30));
+    assert!(run.success(), "{seen:?} {}", run.stderr);
+}
