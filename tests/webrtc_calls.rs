@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{require_tool, wait_with_output_or_kill, Baresip, Sono};
+use sono_testkit::{require_tool, Baresip, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -45,43 +45,104 @@ fn browser_dir() -> PathBuf {
     dir
 }
 
-/// Starts the page's run: `node webrtc_call.mjs …`, recording what the page
-/// hears to `recording`.
-fn page(
-    sono: &Sono,
-    capture: &Path,
-    recording: &Path,
-    mode: &str,
-    uri: &str,
-    seconds: u32,
-    ending: &str,
-) -> Child {
-    Command::new("node")
-        .current_dir(browser_dir())
-        .env("RECORDING", recording)
-        .arg("webrtc_call.mjs")
-        .arg(format!("http://{}", sono.http))
-        .arg(capture)
-        .args([mode, uri, &seconds.to_string(), ending])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting node")
+/// A run of `node webrtc_call.mjs …`: its stdout lines as they come.
+struct PageRun {
+    child: Option<Child>,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
 }
 
-/// The page run's last JSON line (its result), after checking it succeeded.
-fn page_result(child: Child, sono: &Sono) -> serde_json::Value {
-    let run = wait_with_output_or_kill(child, Duration::from_secs(90));
-    assert!(
-        run.success(),
-        "the browser run failed: {}\n{}\n{}",
-        run.stdout,
-        run.stderr,
-        sono.log()
-    );
-    let last = run.stdout.trim().lines().last().unwrap_or("");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+impl PageRun {
+    /// Starts the page, recording what it hears to `recording`.
+    fn start(
+        sono: &Sono,
+        capture: &Path,
+        recording: &Path,
+        mode: &str,
+        uri: &str,
+        seconds: u32,
+        ending: &str,
+    ) -> PageRun {
+        let mut child = Command::new("node")
+            .current_dir(browser_dir())
+            .env("RECORDING", recording)
+            .arg("webrtc_call.mjs")
+            .arg(format!("http://{}", sono.http))
+            .arg(capture)
+            .args([mode, uri, &seconds.to_string(), ending])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting node");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        PageRun {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// The next JSON line that has `key`, within a minute.
+    fn wait_for(&mut self, key: &str, sono: &Sono) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!(
+                    "the page never said {key:?}: {:?}\n{}",
+                    self.seen,
+                    sono.log()
+                );
+            };
+            self.seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v.get(key).is_some() {
+                    return v;
+                }
+                if v.get("error").is_some() {
+                    panic!("the page failed: {line}\n{}", sono.log());
+                }
+            }
+        }
+    }
+
+    /// The page's result (its last line), once it exited successfully.
+    fn finish(mut self, sono: &Sono) -> serde_json::Value {
+        let child = self.child.take().expect("running");
+        let status = sono_testkit::wait_or_kill(child, Duration::from_secs(90));
+        // The reader thread ends with the pipe; collect what it still has.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        let stderr = self.stderr.join().unwrap_or_default();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the browser run failed: {:?}\n{stderr}\n{}",
+            self.seen,
+            sono.log()
+        );
+        let last = self.seen.last().cloned().unwrap_or_default();
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {:?}", self.seen))
+    }
 }
 
 /// The page's recording (16-bit PCM at 48 kHz) as a WAV at `rate`.
@@ -190,7 +251,7 @@ fn page_calls_baresip(sip: SipSide) {
     );
     let sono = start_sono("[log]\nlevel = \"info,sono_actors::media_bridge=debug\"\n");
     let recording = dir.file("page-heard.s16");
-    let child = page(
+    let run = PageRun::start(
         &sono,
         &capture,
         &recording,
@@ -199,7 +260,7 @@ fn page_calls_baresip(sip: SipSide) {
         9,
         "page-hangs-up",
     );
-    let result = page_result(child, &sono);
+    let result = run.finish(&sono);
     eprintln!(
         "page connected in {} ms; stats {}",
         result["connectMs"], result["stats"]
@@ -212,7 +273,16 @@ fn page_calls_baresip(sip: SipSide) {
             .starts_with("No call"),
         "{result}"
     );
+    // DTMF from the keypad (REST) and from the browser's RTCDTMFSender
+    // (RFC 4733 over WebRTC) both reach the peer as RFC 4733 events.
+    assert_eq!(result["rtcDtmf"], true, "{result}");
     assert!(peer.wait_log("received event: '5'", WAIT), "{}", peer.log());
+    assert!(
+        peer.wait_log("received event: '7'", WAIT),
+        "{}\n{}",
+        peer.log(),
+        sono.log()
+    );
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
 
     // Up: page → Opus → sono → PCMU/G.722 → baresip.
@@ -298,7 +368,7 @@ fn a_tab_closed_mid_call_ends_the_call_within_two_seconds() {
     );
     let sono = start_sono("");
     let recording = dir.file("page-heard.s16");
-    let mut child = page(
+    let mut run = PageRun::start(
         &sono,
         &capture,
         &recording,
@@ -308,26 +378,7 @@ fn a_tab_closed_mid_call_ends_the_call_within_two_seconds() {
         "tab-closes",
     );
     // The moment the script says the tab is closed is when the clock starts.
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("tabClosed")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("the tab was never closed: {seen:?}\n{}", sono.log()),
-        }
-    }
+    run.wait_for("tabClosed", &sono);
     let closed = Instant::now();
     assert!(
         peer.wait_log("session closed", Duration::from_secs(5)),
@@ -351,6 +402,168 @@ fn a_tab_closed_mid_call_ends_the_call_within_two_seconds() {
         "{}",
         sono.log()
     );
-    let run = wait_with_output_or_kill(child, Duration::from_secs(30));
-    assert!(run.success(), "{seen:?} {}", run.stderr);
+    run.finish(&sono);
+}
+
+/// The level of a `hz` tone in a WAV (SNR of its best-fitting sine, dB).
+fn tone_in(wav: &Path, hz: f64) -> f64 {
+    let bytes = std::fs::read(wav).expect("a WAV");
+    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+    let pcm: Vec<i16> = bytes[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    // The middle of the recording: past the call's start, before its end.
+    let (a, b) = (pcm.len() / 4, pcm.len() * 3 / 4);
+    sono_media::quality::tone_snr_db(&pcm[a..b], hz, rate)
+}
+
+/// baresip calls the page's implicit URI; the page accepts; each hears the
+/// other's tone; the page hangs up, and refuses the next call with 486.
+#[test]
+fn baresip_calls_the_page_which_answers_and_then_rejects_the_next_call() {
+    let dir = AudioDir::new("webrtc-inbound");
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let peer_play = dir.file("peer.wav");
+    audio::tone_wav(&peer_play, 8000, 30, 600);
+    let sono = start_sono("");
+    let recording = dir.file("page-heard.s16");
+    let mut run = PageRun::start(&sono, &capture, &recording, "answer", "-", 4, "then-reject");
+    let uri = run.wait_for("uri", &sono)["uri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(uri.starts_with("sip:sono-"), "{uri}");
+    // The implicit URI names sono's domain; the call goes to sono's SIP port.
+    let user = uri
+        .trim_start_matches("sip:")
+        .split('@')
+        .next()
+        .unwrap_or("");
+    let target = format!("sip:{user}@{}", sono.sip);
+    let first = Baresip::call(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+        &target,
+    );
+    run.wait_for("firstCallEnded", &sono);
+    assert!(first.wait_log("session closed", WAIT), "{}", first.log());
+    let second = Baresip::call(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+        &target,
+    );
+    let result = run.finish(&sono);
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
+    assert!(
+        second.wait_log("486", WAIT),
+        "the second call was not refused with 486:\n{}\n{}",
+        second.log(),
+        sono.log()
+    );
+    // Both ways: the page heard baresip's 600 Hz, baresip the page's 440 Hz.
+    let page_heard = page_heard(&recording, &dir, 8000);
+    let down = tone_in(&page_heard, 600.0);
+    let heard = first
+        .heard()
+        .unwrap_or_else(|| panic!("no recording\n{}", first.log()));
+    let peer_heard = dir.file("peer-heard.wav");
+    audio::convert(&heard, 8000, &peer_heard);
+    let up = tone_in(&peer_heard, 440.0);
+    eprintln!("tone SNR: page heard {down:.1} dB, baresip heard {up:.1} dB");
+    assert!(down > 10.0 && up > 10.0, "down {down:.1} dB, up {up:.1} dB");
+    // The session is the line, not the call: it is still up for the next.
+    assert_eq!(result["peerConnection"], "connected", "{result}");
+}
+
+/// The page's events, oldest first (its log lists the newest first).
+fn page_events(result: &serde_json::Value) -> Vec<String> {
+    let mut events: Vec<String> = result["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect();
+    events.reverse();
+    events
+}
+
+/// DTMF that SIPp plays reaches the page as `Sono.Call.DTMF` events, one per
+/// digit.
+#[test]
+fn dtmf_from_sipp_reaches_the_page_as_events() {
+    let dir = AudioDir::new("webrtc-sipp-dtmf");
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let sono = start_sono("");
+    let mut sipp = sono_testkit::Sipp::uas(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_dtmf.xml"),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    let recording = dir.file("page-heard.s16");
+    let run = PageRun::start(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &sipp.uri("bob"),
+        3,
+        "page-hangs-up",
+    );
+    let result = run.finish(&sono);
+    sipp.assert_success(WAIT);
+    let digits: String = page_events(&result)
+        .iter()
+        .filter(|e| e.contains("Sono.Call.DTMF"))
+        .filter_map(|e| e.split("\"digit\":\"").nth(1))
+        .filter_map(|rest| rest.chars().next())
+        .collect();
+    assert_eq!(digits, "15#", "{result}");
+}
+
+/// A SIP peer that hangs up: the page sees the call end (status 0).
+#[test]
+fn a_peer_hanging_up_ends_the_call_on_the_page() {
+    let dir = AudioDir::new("webrtc-remote-bye");
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let sono = start_sono("");
+    let mut sipp = sono_testkit::Sipp::uas(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_remote_bye.xml"),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    let recording = dir.file("page-heard.s16");
+    let run = PageRun::start(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &sipp.uri("bob"),
+        0,
+        "peer-hangs-up",
+    );
+    let result = run.finish(&sono);
+    sipp.assert_success(WAIT);
+    assert!(
+        result["afterHangup"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("No call"),
+        "{result}"
+    );
+    let ended = page_events(&result)
+        .iter()
+        .any(|e| e.contains("Sono.Call.Status") && e.contains("\"status_code\":0"));
+    assert!(ended, "{result}");
 }

@@ -23,6 +23,7 @@ pub mod sip_transport;
 pub mod tls;
 pub mod tunnel;
 pub mod webrtc_connection;
+pub mod webrtc_offer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

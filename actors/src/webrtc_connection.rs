@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dashmap::DashMap;
 use sono_media::codec::ClientCodec;
+use sono_media::dtmf::DtmfReceiver;
 use sono_media::opus::OPUS_RATE;
 use sono_rtmp::PhoneEvent;
-use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio_util::codec::BytesCodec;
 use tokio_util::udp::UdpFramed;
@@ -38,24 +38,11 @@ use tracing::{debug, info, warn};
 use crate::client_session::{ClientSession, FromClient, SessionIdentity, ToClient};
 use crate::control::ClientTransport;
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice};
+use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
+use crate::webrtc_offer::answer_offer;
+pub use crate::webrtc_offer::OfferRefused;
 use crate::Shared;
-
-/// Why an offer was not answered.
-#[derive(Debug, thiserror::Error)]
-pub enum OfferRefused {
-    #[error("WebRTC is off (webrtc.enabled)")]
-    Disabled,
-    #[error("the offer is not SDP sono can read: {0}")]
-    BadOffer(String),
-    #[error("the offer has no audio that sono can receive and send in Opus")]
-    NoAudio,
-    #[error("too many WebRTC sessions ({0})")]
-    TooMany(&'static str),
-    #[error("no UDP port is free for WebRTC: {0}")]
-    NoPort(std::io::Error),
-}
 
 /// What the answered offer gives the browser.
 pub struct Answered {
@@ -113,6 +100,8 @@ pub struct WebRtcConnection {
     media: Option<Addr<MediaBridge>>,
     /// The audio m-line, and the payload type Opus goes down with.
     audio: Option<(Mid, Pt)>,
+    /// DTMF the page sends (RFC 4733), one digit per event.
+    dtmf: DtmfReceiver,
     timer: Option<(Instant, SpawnHandle)>,
     opened: Instant,
     connected: bool,
@@ -134,40 +123,18 @@ impl WebRtcConnection {
         if !w.enabled {
             return Err(OfferRefused::Disabled);
         }
-        let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| OfferRefused::BadOffer(e.to_string()))?;
         let advertised = w
             .advertised()
             .map_err(|e| OfferRefused::BadOffer(format!("sono's settings: {e}")))?;
         shared.webrtc.take(shared, peer.ip())?;
-        let started = (|| {
-            let socket =
-                bind_in_range(w.address, w.port_min, w.port_max).map_err(OfferRefused::NoPort)?;
-            let local = socket.local_addr().map_err(OfferRefused::NoPort)?;
-            let mut rtc = RtcConfig::new()
-                .set_ice_lite(true)
-                .clear_codecs()
-                .enable_opus(true, false)
-                .set_pause_threshold(w.media_timeout)
-                .build(Instant::now());
-            let announced = SocketAddr::new(advertised, local.port());
-            let candidate = Candidate::host(announced, "udp")
-                .map_err(|e| OfferRefused::BadOffer(format!("a host candidate: {e}")))?;
-            rtc.add_local_candidate(candidate);
-            let answer = rtc
-                .sdp_api()
-                .accept_offer(offer)
-                .map_err(|e| OfferRefused::BadOffer(e.to_string()))?;
-            let sdp = answer.to_sdp_string();
-            if !sdp
-                .lines()
-                .any(|l| l.starts_with("m=audio") && !l.starts_with("m=audio 0 "))
-                || !sdp.to_ascii_lowercase().contains("opus/48000")
-            {
-                return Err(OfferRefused::NoAudio);
-            }
-            Ok((socket, local, rtc, sdp))
-        })();
+        let started = bind_in_range(w.address, w.port_min, w.port_max)
+            .map_err(OfferRefused::NoPort)
+            .and_then(|socket| {
+                let local = socket.local_addr().map_err(OfferRefused::NoPort)?;
+                let announced = SocketAddr::new(advertised, local.port());
+                let (rtc, sdp) = answer_offer(offer, announced, w.media_timeout, Instant::now())?;
+                Ok((socket, local, rtc, sdp))
+            });
         let (socket, local, rtc, sdp) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -242,6 +209,7 @@ impl WebRtcConnection {
             phone: None,
             media: None,
             audio: None,
+            dtmf: DtmfReceiver::default(),
             timer: None,
             opened: Instant::now(),
             connected: false,
@@ -360,6 +328,16 @@ impl WebRtcConnection {
                 // Chromium sends a few payload-less packets (padding, for
                 // its bandwidth probing): nothing to decode.
                 if data.data.is_empty() {
+                    return;
+                }
+                if data.params.spec().codec == Codec::Tele {
+                    let digit = self
+                        .dtmf
+                        .packet(data.time.numer() as u32, false, &data.data);
+                    if let (Some(digit), Some(media)) = (digit, &self.media) {
+                        debug!(conn = self.id, %digit, "DTMF from the page (RFC 4733)");
+                        media.do_send(SendDtmf(digit.to_string()));
+                    }
                     return;
                 }
                 if let Some(media) = &self.media {

@@ -6,10 +6,12 @@
 //! - [`Kamailio`]: a registrar with digest authentication.
 //! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
 //! - [`http`]: requests to sono's HTTP side and its event streams; [`rtmpt`]: an RTMPT tunnel.
+//! - [`corpus`]: the fuzz targets' seeds, and malformed variants of them.
 //! - [`require_tool`]: fails a test loudly, naming the package, when a peer is missing.
 
 pub mod audio;
 mod baresip;
+pub mod corpus;
 mod flash_client;
 mod flv;
 pub mod http;

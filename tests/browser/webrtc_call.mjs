@@ -3,13 +3,15 @@
 // CAPTURE_WAV, the page connects (POST /api/v1/webrtc), then either dials
 // SIP_URI ("dial") or waits for an incoming call and accepts it ("answer").
 // Once the call has media it records what the page hears for SECONDS (Web
-// Audio, 48 kHz), then presses DTMF digit 5 once, hangs up (or, with "peer-hangs-up",
+// Audio, 48 kHz), then sends DTMF 5 (keypad, REST) and 7 (RTCDTMFSender), hangs up (or, with "peer-hangs-up",
 // waits for the far end to), and prints one JSON line: what it saw, and the
 // recording as base64 16-bit PCM. Exits non-zero on any failure.
 //
 //   node webrtc_call.mjs BASE_URL CAPTURE_WAV MODE SIP_URI SECONDS [ENDING]
-//   MODE: dial | answer | reject-second;  ENDING: page-hangs-up (default) |
-//   peer-hangs-up | tab-closes
+//   MODE: dial (SIP_URI) | answer (registers, prints {"uri"}, accepts the
+//   call to it);  ENDING: page-hangs-up (default) | peer-hangs-up |
+//   tab-closes | then-reject (hangs up, prints {"firstCallEnded"}, rejects
+//   the next call with 486)
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -53,12 +55,17 @@ try {
   result.connectMs = Date.now() - t0;
   result.connectionId = await page.evaluate(() => window.sonoDemoPhone.connectionId);
   result.token = await page.evaluate(() => window.sonoDemoPhone.token);
-  // Tell the test who to call, then wait for the call.
-  console.log(JSON.stringify({ ready: true, connectionId: result.connectionId }));
   if (mode === "dial") {
     await page.fill("#uri", uri);
     await page.click("#dial");
   } else {
+    // The page's implicit URI: the test has its peer call it.
+    await page.click("#register");
+    await page.waitForFunction(() => document.querySelector("#my-uri").textContent.startsWith("sip:"), null, {
+      timeout,
+    });
+    result.uri = await page.textContent("#my-uri");
+    console.log(JSON.stringify({ uri: result.uri }));
     await page.waitForSelector("#incoming.ringing", { timeout });
     result.caller = await page.textContent("#caller");
     await page.click("#accept");
@@ -75,15 +82,21 @@ try {
     source.connect(tap);
     tap.connect(context.destination);
   });
-  if (mode === "reject-second") {
-    // A second call rings while this one is up: the page rejects it.
-    await page.waitForSelector("#incoming.ringing", { timeout });
-    await page.click("#reject");
-  }
   await page.waitForTimeout(seconds * 1000);
-  // DTMF last: while a digit plays, the page's audio to the peer pauses.
-  await page.click('#keys button:text("5")');
-  await page.waitForTimeout(600);
+  if (ending !== "peer-hangs-up") {
+    // DTMF last: while a digit plays, the page's audio to the peer pauses.
+    // "5" from the keypad (REST), then "7" from the browser's own
+    // RTCDTMFSender (RFC 4733 in the WebRTC audio).
+    await page.click('#keys button:text("5")');
+    await page.waitForTimeout(400);
+    result.rtcDtmf = await page.evaluate(() => {
+      const sender = window.sonoDemoPhone.peerConnection.getSenders().find((s) => s.dtmf);
+      if (!sender?.dtmf?.canInsertDTMF) return false;
+      sender.dtmf.insertDTMF("7", 120, 70);
+      return true;
+    });
+    await page.waitForTimeout(600);
+  }
   const pcm = await page.evaluate(() => {
     const { context, chunks } = window.sonoRecording;
     context.close();
@@ -112,10 +125,22 @@ try {
     await page.close({ runBeforeUnload: false });
     console.log(JSON.stringify({ tabClosed: true }));
   } else {
-    if (ending === "page-hangs-up") await page.click("#hangup");
+    if (ending !== "peer-hangs-up") await page.click("#hangup");
     await page.waitForSelector('#call-state[data-status="0"]', { timeout });
     result.afterHangup = await page.textContent("#call-state");
     result.peerConnection = await page.evaluate(() => window.sonoDemoPhone.peerConnection?.connectionState ?? "none");
+    if (ending === "then-reject") {
+      // The line stays up for the next call; this one the page refuses.
+      console.log(JSON.stringify({ firstCallEnded: true }));
+      await page.waitForSelector("#incoming.ringing", { timeout });
+      result.secondCaller = await page.textContent("#caller");
+      await page.click("#reject");
+      await page.waitForFunction(
+        () => [...document.querySelectorAll("#events li")].some((li) => li.textContent.includes('"status_code":0') && li.textContent.includes("486")),
+        null,
+        { timeout },
+      ).catch(() => {});
+    }
     result.events = await page.$$eval("#events li", (lis) => lis.map((li) => li.textContent));
   }
   console.log(JSON.stringify(result));

@@ -1,0 +1,29 @@
+//! The `webrtc_offer` fuzz target's seeds (`fuzz/seeds/webrtc_offer`:
+//! browser offers, offers sono refuses, and datagrams after an answered
+//! offer), replayed with malformed variants on every run: none may panic,
+//! and a browser's audio offer is answered with Opus.
+
+use sono_actors::webrtc_offer::fuzz_offer;
+use sono_testkit::corpus::{replay, seeds};
+
+#[test]
+fn webrtc_offer_corpus() {
+    replay("webrtc_offer", |input| {
+        let _ = fuzz_offer(input);
+    });
+}
+
+#[test]
+fn a_browser_offer_among_the_seeds_is_answered_with_opus() {
+    let answered: Vec<String> = seeds("webrtc_offer")
+        .iter()
+        .filter_map(|s| fuzz_offer(s))
+        .collect();
+    assert!(!answered.is_empty(), "no seed was answered");
+    for sdp in &answered {
+        assert!(sdp.contains("a=ice-lite"), "{sdp}");
+        assert!(sdp.contains("opus/48000/2"), "{sdp}");
+        assert!(sdp.contains("a=candidate:"), "{sdp}");
+        assert!(sdp.contains("a=fingerprint:sha-256"), "{sdp}");
+    }
+}
