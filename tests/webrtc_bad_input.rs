@@ -219,7 +219,7 @@ fn one_address_may_open_only_so_many_sessions() {
     let statuses: Vec<u16> = (0..4)
         .map(|_| post_offer(&sono, "application/sdp", audio_offer().as_bytes()).status)
         .collect();
-    assert_eq!(statuses, vec![201, 201, 201, 503]);
+    assert_eq!(statuses, vec![201, 201, 201, 429]);
     let r = post_offer(&sono, "application/sdp", audio_offer().as_bytes());
     assert_eq!(r.error_code().as_deref(), Some("too_many_sessions"));
     assert!(

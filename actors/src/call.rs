@@ -585,6 +585,21 @@ pub fn inbound_config(
     }
 }
 
+/// A browser's own codec first: a call from or to a WebRTC client offers
+/// and accepts Opus before the configured codecs (`media.codecs`), so a
+/// peer that speaks it gets the browser's packets untouched, with no codec
+/// work either way. Flash clients keep the configured order.
+pub fn prefer_client_codec(
+    media: &mut sono_sip::sdp::LocalMedia,
+    client: sono_media::codec::ClientCodec,
+) {
+    use sono_sip::sdp::Codec;
+    if client == sono_media::codec::ClientCodec::Opus {
+        media.codecs.retain(|c| *c != Codec::Opus);
+        media.codecs.insert(0, Codec::Opus);
+    }
+}
+
 /// What we offer and answer with: the configured codecs on this port.
 fn local_media(shared: &Shared, rtp_port: u16) -> sono_sip::sdp::LocalMedia {
     sono_sip::sdp::LocalMedia {

@@ -26,7 +26,9 @@ use sono_sip::message::Received;
 use sono_sip::registration::{RegistrationConfig, RegistrationEvent};
 use sono_sip::transmit::Transport;
 
-use crate::call::{inbound_config, outbound_config, AnswerIncoming, Call, CallNotice, Hangup};
+use crate::call::{
+    inbound_config, outbound_config, prefer_client_codec, AnswerIncoming, Call, CallNotice, Hangup,
+};
 use crate::control::{
     CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
     PhoneOutcome, RegistrationState, Responder,
@@ -372,7 +374,8 @@ impl ClientSession {
             }
         };
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
-        let (config, resolve) = outbound_config(shared, target, user, rtp.port());
+        let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
+        prefer_client_codec(&mut config.media, self.media_out.codec);
         if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
             self.fail(
                 txn,
@@ -911,7 +914,8 @@ impl Handler<IncomingInvite> for ClientSession {
             }
         };
         let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
-        let config = inbound_config(&shared, user, rtp.port(), transport);
+        let mut config = inbound_config(&shared, user, rtp.port(), transport);
+        prefer_client_codec(&mut config.media, self.media_out.codec);
         self.inbound_call_id = Some(message.call_id.clone());
         self.set_call_track(|track| {
             *track = Some(CallTrack {

@@ -153,7 +153,7 @@ impl MediaBridge {
                 codec,
                 payload_type: media.payload_type,
                 telephone_event: media.telephone_event,
-                ptime_ms: media.ptime,
+                ptime_ms: codec.packet_ms(media.ptime),
                 speex_quality: m.speex_quality,
                 speex_complexity: m.speex_complexity,
                 dtmf_duration_ms: m.dtmf_duration.as_millis() as u32,
@@ -165,7 +165,7 @@ impl MediaBridge {
             codec,
             payload_type: media.payload_type,
             telephone_event: media.telephone_event,
-            ptime_ms: media.ptime,
+            ptime_ms: codec.packet_ms(media.ptime),
             jitter_min: m.jitter_min,
             jitter_max: m.jitter_max,
             speex_quality: m.speex_quality,
@@ -312,6 +312,7 @@ fn sip_codec(codec: Codec) -> SipCodec {
         Codec::Pcma => SipCodec::Pcma,
         Codec::G722 => SipCodec::G722,
         Codec::Speex16k => SipCodec::SpeexWb,
+        Codec::Opus => SipCodec::Opus,
     }
 }
 

@@ -406,7 +406,8 @@ pub struct MediaSettings {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     /// Codecs offered and accepted, in order of preference: speex (speex/16000),
-    /// g722, pcmu, pcma.
+    /// opus (opus/48000/2), g722, pcmu, pcma. Calls of WebRTC clients put
+    /// opus first whatever the list says.
     pub codecs: Vec<String>,
     /// Offer and accept RFC 4733 telephone-event.
     pub telephone_event: bool,
@@ -474,7 +475,7 @@ impl MediaSettings {
             .iter()
             .map(|name| {
                 sono_sip::sdp::Codec::from_name(name).ok_or_else(|| {
-                    format!("unknown codec {name:?} (known: speex, g722, pcmu, pcma)")
+                    format!("unknown codec {name:?} (known: speex, opus, g722, pcmu, pcma)")
                 })
             })
             .collect()

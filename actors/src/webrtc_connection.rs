@@ -71,7 +71,7 @@ impl WebRtcSessions {
         if *count >= w.max_sessions_per_address {
             drop(count);
             active.fetch_sub(1, Ordering::AcqRel);
-            return Err(OfferRefused::TooMany("webrtc.max_sessions_per_address"));
+            return Err(OfferRefused::TooManyFromAddress);
         }
         *count += 1;
         Ok(())
@@ -179,9 +179,7 @@ impl WebRtcConnection {
             .await
             .ok()
             .and_then(Result::ok)
-            .ok_or(OfferRefused::TooMany(
-                "the connection arbiters are not answering",
-            ))?;
+            .ok_or(OfferRefused::NotStarted)?;
         Metrics::add(&shared.metrics.webrtc_sessions_started, 1);
         info!(conn = id, %peer, %local, "WebRTC session answered");
         Ok(Answered {
@@ -266,7 +264,8 @@ impl WebRtcConnection {
                 Output::Timeout(at) => {
                     if !self.rtc.is_alive() {
                         if !self.closing {
-                            self.close(ctx, "the WebRTC session ended", false);
+                            let reason = "the browser closed its peer connection (DTLS close)";
+                            self.close(ctx, reason, false);
                         }
                         return;
                     }

@@ -25,6 +25,10 @@ pub enum OfferRefused {
     NoAudio,
     #[error("too many WebRTC sessions ({0})")]
     TooMany(&'static str),
+    #[error("this address holds webrtc.max_sessions_per_address sessions already")]
+    TooManyFromAddress,
+    #[error("the connection arbiters did not start the session")]
+    NotStarted,
     #[error("no UDP port is free for WebRTC: {0}")]
     NoPort(std::io::Error),
 }

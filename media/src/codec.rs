@@ -1,11 +1,13 @@
 //! The codecs on each side of the bridge and their per-call state. On the
-//! SIP side: PCMU, PCMA, G.722 and Speex wideband as negotiated in SDP; on
+//! SIP side: PCMU, PCMA, G.722, Speex wideband and Opus as negotiated in SDP; on
 //! the client side: Speex wideband (what Flash publishes as 0xB2),
 //! Nellymoser, and Opus from WebRTC browsers. Rates and RTP clocks per RFC 3551
-//! §4.5 (G.722's clock is 8000 although it samples at 16 kHz) and RFC 5574.
+//! §4.5 (G.722's clock is 8000 although it samples at 16 kHz), RFC 5574 and
+//! RFC 7587 (Opus: 48 kHz clock).
 
 use crate::g711::{self, Law};
 use crate::g722::{G722Decoder, G722Encoder};
+use crate::opus::{OpusDecoder, OpusEncoder};
 use crate::speex::{SpeexWbDecoder, SpeexWbEncoder};
 
 /// The audio codec negotiated with the SIP peer.
@@ -15,6 +17,7 @@ pub enum SipCodec {
     Pcma,
     G722,
     SpeexWb,
+    Opus,
 }
 
 impl SipCodec {
@@ -23,6 +26,7 @@ impl SipCodec {
         match self {
             SipCodec::Pcmu | SipCodec::Pcma => 8_000,
             SipCodec::G722 | SipCodec::SpeexWb => 16_000,
+            SipCodec::Opus => crate::opus::OPUS_RATE,
         }
     }
 
@@ -31,7 +35,26 @@ impl SipCodec {
         match self {
             SipCodec::Pcmu | SipCodec::Pcma | SipCodec::G722 => 8_000,
             SipCodec::SpeexWb => 16_000,
+            SipCodec::Opus => crate::opus::OPUS_RATE,
         }
+    }
+
+    /// The packet interval used with a peer that asked for `ptime` ms:
+    /// Opus frames last 10, 20, 40 or 60 ms (RFC 6716 §2.1.4), so another
+    /// ptime gets 20.
+    pub fn packet_ms(self, ptime: u32) -> u32 {
+        match self {
+            SipCodec::Opus if ![10, 20, 40, 60].contains(&ptime) => 20,
+            _ => ptime,
+        }
+    }
+
+    /// Whether the client's codec goes to the peer as it is, both ways.
+    pub fn passes_through(self, client: ClientCodec) -> bool {
+        matches!(
+            (self, client),
+            (SipCodec::SpeexWb, ClientCodec::SpeexWb) | (SipCodec::Opus, ClientCodec::Opus)
+        )
     }
 
     /// RTP clock ticks for `samples` at the codec's sample rate.
@@ -45,6 +68,7 @@ impl SipCodec {
             SipCodec::Pcma => "PCMA",
             SipCodec::G722 => "G722",
             SipCodec::SpeexWb => "speex/16000",
+            SipCodec::Opus => "opus/48000/2",
         }
     }
 }
@@ -77,7 +101,12 @@ pub enum SipEncoder {
     G711(Law),
     G722(Box<G722Encoder>),
     Speex(Box<SpeexWbEncoder>),
+    /// `None` if libopus refused to make one (it does not, at 48 kHz mono).
+    Opus(Option<Box<OpusEncoder>>),
 }
+
+/// Opus towards a SIP peer: the rate browsers use for speech.
+const SIP_OPUS_BITRATE: u32 = 32_000;
 
 impl SipEncoder {
     pub fn new(codec: SipCodec, speex_quality: u8, speex_complexity: u8) -> SipEncoder {
@@ -89,6 +118,9 @@ impl SipEncoder {
                 speex_quality,
                 speex_complexity,
             ))),
+            SipCodec::Opus => {
+                SipEncoder::Opus(OpusEncoder::new(SIP_OPUS_BITRATE).ok().map(Box::new))
+            }
         }
     }
 
@@ -98,6 +130,11 @@ impl SipEncoder {
             SipEncoder::G711(law) => g711::encode(*law, pcm, out),
             SipEncoder::G722(e) => e.encode(pcm, out),
             SipEncoder::Speex(e) => e.encode(pcm, out),
+            // A packet of a length Opus has no frame for is left empty.
+            SipEncoder::Opus(Some(e)) => {
+                let _ = e.encode(pcm, out);
+            }
+            SipEncoder::Opus(None) => {}
         }
     }
 }
@@ -107,6 +144,7 @@ pub enum SipDecoder {
     G711(Law),
     G722(Box<G722Decoder>),
     Speex(Box<SpeexWbDecoder>),
+    Opus(Option<Box<OpusDecoder>>),
 }
 
 impl SipDecoder {
@@ -116,6 +154,7 @@ impl SipDecoder {
             SipCodec::Pcma => SipDecoder::G711(Law::A),
             SipCodec::G722 => SipDecoder::G722(Box::default()),
             SipCodec::SpeexWb => SipDecoder::Speex(Box::default()),
+            SipCodec::Opus => SipDecoder::Opus(OpusDecoder::new().ok().map(Box::new)),
         }
     }
 
@@ -127,6 +166,12 @@ impl SipDecoder {
             SipDecoder::Speex(d) => {
                 d.decode(payload, out);
             }
+            // A packet libopus cannot decode adds nothing; the downlink's
+            // clock then conceals the gap.
+            SipDecoder::Opus(Some(d)) => {
+                let _ = d.decode(payload, out);
+            }
+            SipDecoder::Opus(None) => {}
         }
     }
 }

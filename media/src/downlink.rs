@@ -130,7 +130,17 @@ impl Downlink {
     }
 
     pub fn is_passthrough(&self) -> bool {
-        self.config.codec == SipCodec::SpeexWb && self.client == ClientCodec::SpeexWb
+        self.config.codec.passes_through(self.client)
+    }
+
+    /// 20 ms frames in a payload passed through as it came.
+    fn frames_in(&self, payload: &[u8]) -> usize {
+        match self.client {
+            ClientCodec::Opus => {
+                crate::opus::samples_in(payload).map_or(0, |n| n.div_ceil(OPUS_FRAME))
+            }
+            _ => frames_in_packet(payload).unwrap_or(0),
+        }
     }
 
     pub fn receive_stats(&mut self) -> &mut ReceiveStats {
@@ -219,7 +229,7 @@ impl Downlink {
         while self.owed > 0 {
             match self.jitter.pop(now) {
                 Playout::Packet { payload, .. } => {
-                    let frames = frames_in_packet(&payload).unwrap_or(0) as i64;
+                    let frames = self.frames_in(&payload) as i64;
                     if frames > 0 {
                         self.owed -= frames;
                         self.stats.frames_to_client += frames as u64;
@@ -227,7 +237,8 @@ impl Downlink {
                     }
                 }
                 Playout::Lost => {
-                    // Flash's decoder covers the gap; we only keep time.
+                    // The client's decoder (Flash's, the browser's) covers
+                    // the gap; we only keep time.
                     self.owed -= i64::from(self.config.ptime_ms.max(20) / 20);
                     self.stats.concealed += 1;
                 }
@@ -489,6 +500,33 @@ mod tests {
         }
         let snr = crate::quality::tone_snr_db(&pcm[9600..pcm.len() - 1920], 440.0, 48_000);
         assert!(snr > 10.0, "tone SNR {snr:.1} dB");
+    }
+
+    #[test]
+    fn opus_from_an_opus_peer_reaches_a_browser_untouched() {
+        use crate::opus::{OpusEncoder, OPUS_FRAME};
+        let mut down = Downlink::new(config(SipCodec::Opus, 111));
+        down.set_client_codec(ClientCodec::Opus);
+        assert!(down.is_passthrough());
+        let mut enc = OpusEncoder::new(32_000).unwrap();
+        let mut sender = RtpSender::new(5, 0, 0);
+        let t0 = Instant::now();
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..50u32 {
+            let now = t0 + 20 * MS * i;
+            let pcm: Vec<i16> = (0..OPUS_FRAME).map(|n| ((n * 7) % 2000) as i16).collect();
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).unwrap();
+            let mut d = Vec::new();
+            sender.audio(111, &payload, 960, &mut d);
+            down.rtp(now, &RtpPacket::parse(&d).unwrap());
+            sent.push(payload);
+            down.tick(now, &mut got);
+        }
+        assert!(got.len() >= 45, "{} packets", got.len());
+        // Each is one the peer sent, unchanged and in order.
+        assert_eq!(got.as_slice(), &sent[..got.len()]);
     }
 
     #[test]

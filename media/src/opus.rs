@@ -27,6 +27,14 @@ impl From<opus::Error> for OpusError {
     }
 }
 
+/// Samples at 48 kHz in an Opus packet, from its TOC byte and frame count
+/// (RFC 6716 §3.1); `None` if it has none or they do not parse.
+pub fn samples_in(packet: &[u8]) -> Option<usize> {
+    opus::packet::get_nb_samples(packet, OPUS_RATE)
+        .ok()
+        .filter(|n| (1..=MAX_PACKET_SAMPLES).contains(n))
+}
+
 /// A mono Opus encoder for audio down to a browser.
 pub struct OpusEncoder {
     encoder: opus::Encoder,

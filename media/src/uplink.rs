@@ -6,7 +6,7 @@
 //! the client's pace is the pace). Speex to Speex is passed through — the
 //! message's frames become one RTP payload byte for byte (RFC 5574 allows
 //! several frames per packet), and the RTP clock advances by the frames
-//! counted from their mode bits. Anything else is decoded, resampled to the
+//! counted from their mode bits — and so is Opus to Opus (RFC 7587). Anything else is decoded, resampled to the
 //! SIP codec's rate, cut into ptime packets and encoded.
 //!
 //! Gaps in the client's RTMP timestamps (Flash stops sending in silence
@@ -164,7 +164,7 @@ impl Uplink {
                 }
                 self.follow_client_clock(rtmp_ms, frames as u32 * 20);
                 if self.config.codec == SipCodec::SpeexWb {
-                    self.pass_through(data, frames, out);
+                    self.pass_through(data, (frames * SPEEX_WB_FRAME) as u32, out);
                     return Ok(());
                 }
                 self.speex
@@ -183,6 +183,13 @@ impl Uplink {
                 let ms = (blocks * BLOCK_SAMPLES) as u64 * 1000 / u64::from(rate);
                 self.follow_client_clock(rtmp_ms, ms as u32);
                 rate
+            }
+            ClientCodec::Opus if self.config.codec == SipCodec::Opus => {
+                // Opus to Opus: the browser's packets go on untouched.
+                let samples = crate::opus::samples_in(data).ok_or(UplinkError::CorruptOpus)?;
+                self.follow_client_clock(rtmp_ms, (samples * 1000 / OPUS_RATE as usize) as u32);
+                self.pass_through(data, samples as u32, out);
+                return Ok(());
             }
             ClientCodec::Opus => {
                 self.opus_packet(rtmp_ms, data)?;
@@ -230,8 +237,9 @@ impl Uplink {
     }
 
     /// Speex frames from the client as one RTP payload, unchanged.
-    fn pass_through(&mut self, data: &[u8], frames: usize, out: &mut Vec<Vec<u8>>) {
-        let ticks = (frames * SPEEX_WB_FRAME) as u32;
+    /// One client packet as one RTP payload, byte for byte, covering
+    /// `ticks` of the RTP clock.
+    fn pass_through(&mut self, data: &[u8], ticks: u32, out: &mut Vec<Vec<u8>>) {
         if self.dtmf.is_some() {
             self.sender.skip(ticks);
             return;
@@ -244,8 +252,6 @@ impl Uplink {
         self.stats.passed_through += 1;
     }
 
-    /// A jump in the client's timestamps beyond a packet's worth is a pause
-    /// in its sending: the RTP clock jumps with it.
     /// Decodes one Opus packet into `decoded`. A short gap before it (lost
     /// packets: WebRTC is carried over UDP) is concealed by libopus, from
     /// the packet's in-band FEC where it has some, so the peer hears no
@@ -279,6 +285,8 @@ impl Uplink {
         Ok(())
     }
 
+    /// A jump in the client's timestamps beyond a packet's worth is a pause
+    /// in its sending: the RTP clock jumps with it.
     fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32) {
         if let Some(expected) = self.expected_ms {
             let gap = rtmp_ms.wrapping_sub(expected);
@@ -449,6 +457,38 @@ mod tests {
                 .is_err(),
             "a corrupt packet is refused"
         );
+    }
+
+    #[test]
+    fn opus_to_opus_passes_packets_through_byte_for_byte() {
+        use crate::opus::{OpusEncoder, OPUS_FRAME};
+        let mut enc = OpusEncoder::new(32_000).unwrap();
+        let input: Vec<Vec<u8>> = (0..5)
+            .map(|i| {
+                let pcm: Vec<i16> = (0..OPUS_FRAME)
+                    .map(|n| ((n * (i + 1)) % 3000) as i16)
+                    .collect();
+                let mut p = Vec::new();
+                enc.encode(&pcm, &mut p).unwrap();
+                p
+            })
+            .collect();
+        let mut up = Uplink::new(config(SipCodec::Opus, 111), RtpSender::new(1, 100, 1000));
+        let mut out = Vec::new();
+        for (i, p) in input.iter().enumerate() {
+            up.client_audio(ClientCodec::Opus, 20 * i as u32, p, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 5);
+        let packets: Vec<RtpPacket> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        for (p, sent) in packets.iter().zip(&input) {
+            assert_eq!(p.payload_type, 111);
+            assert_eq!(p.payload, sent.as_slice());
+        }
+        for pair in packets.windows(2) {
+            assert_eq!(pair[1].timestamp.wrapping_sub(pair[0].timestamp), 960);
+        }
+        assert_eq!(up.stats().passed_through, 5);
     }
 
     #[test]

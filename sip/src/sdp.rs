@@ -349,6 +349,9 @@ pub enum Codec {
     G722,
     /// Speex wideband, the Flash client's own codec: passthrough is possible.
     Speex16k,
+    /// Opus (RFC 7587: always `opus/48000/2` in rtpmap, whatever is sent),
+    /// a browser's own codec: passthrough is possible.
+    Opus,
 }
 
 impl Codec {
@@ -359,6 +362,21 @@ impl Codec {
             Codec::Pcma => ("PCMA", 8000),
             Codec::G722 => ("G722", 8000),
             Codec::Speex16k => ("speex", 16000),
+            Codec::Opus => ("opus", 48000),
+        }
+    }
+
+    /// The channel count rtpmap writes (RFC 7587 §7: Opus says 2, even for
+    /// mono); `None` for one.
+    fn channels(self) -> Option<u8> {
+        (self == Codec::Opus).then_some(2)
+    }
+
+    /// The payload type sono offers it with.
+    fn offer_payload_type(self) -> u8 {
+        match self {
+            Codec::Opus => OPUS_PT,
+            c => c.static_payload_type().unwrap_or(SPEEX_PT),
         }
     }
 
@@ -368,17 +386,18 @@ impl Codec {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),
             Codec::G722 => Some(9),
-            Codec::Speex16k => None,
+            Codec::Speex16k | Codec::Opus => None,
         }
     }
 
-    /// Parses a settings name: PCMU, PCMA, G722, speex.
+    /// Parses a settings name: PCMU, PCMA, G722, speex, opus.
     pub fn from_name(name: &str) -> Option<Codec> {
         Some(match name.to_ascii_lowercase().as_str() {
             "pcmu" => Codec::Pcmu,
             "pcma" => Codec::Pcma,
             "g722" => Codec::G722,
             "speex" | "speex/16000" => Codec::Speex16k,
+            "opus" | "opus/48000/2" => Codec::Opus,
             _ => return None,
         })
     }
@@ -390,7 +409,7 @@ impl Codec {
                 let (name, rate) = self.rtpmap();
                 map.encoding.eq_ignore_ascii_case(name)
                     && map.clock_rate == rate
-                    && map.channels.unwrap_or(1) == 1
+                    && map.channels.unwrap_or(1) == self.channels().unwrap_or(1)
             }
             // Without an rtpmap only static payload types mean anything.
             None => self.static_payload_type() == Some(pt),
@@ -398,8 +417,12 @@ impl Codec {
     }
 }
 
-/// Payload type sono offers for Speex and for telephone-event.
+/// A payload type's encoding as rtpmap names it: name, clock rate, channels.
+type Encoding = (String, u32, Option<u8>);
+
+/// Payload types sono offers for Speex, Opus and telephone-event.
 const SPEEX_PT: u8 = 97;
+const OPUS_PT: u8 = 111;
 const TELEPHONE_EVENT_PT: u8 = 101;
 
 /// What we can do, for building offers and answers.
@@ -446,7 +469,7 @@ impl LocalMedia {
     fn audio_media(
         &self,
         port: u16,
-        formats: Vec<(u8, Option<(String, u32)>)>,
+        formats: Vec<(u8, Option<Encoding>)>,
         fmtps: Vec<(u8, String)>,
         direction: Direction,
     ) -> Media {
@@ -459,11 +482,11 @@ impl LocalMedia {
             rtpmaps: formats
                 .into_iter()
                 .filter_map(|(pt, map)| {
-                    map.map(|(encoding, clock_rate)| RtpMap {
+                    map.map(|(encoding, clock_rate, channels)| RtpMap {
                         payload_type: pt,
                         encoding,
                         clock_rate,
-                        channels: None,
+                        channels,
                     })
                 })
                 .collect(),
@@ -476,16 +499,20 @@ impl LocalMedia {
     /// Our offer: every configured codec in order, then telephone-event.
     pub fn offer(&self) -> SessionDescription {
         let mut formats = Vec::new();
+        let mut fmtps = Vec::new();
         for c in &self.codecs {
             let (name, rate) = c.rtpmap();
-            let pt = c.static_payload_type().unwrap_or(SPEEX_PT);
-            formats.push((pt, Some((name.to_owned(), rate))));
+            let pt = c.offer_payload_type();
+            formats.push((pt, Some((name.to_owned(), rate, c.channels()))));
+            if *c == Codec::Opus {
+                // Mono speech (RFC 7587 §6.1); FEC both ways.
+                fmtps.push((pt, "useinbandfec=1;stereo=0;sprop-stereo=0".to_owned()));
+            }
         }
-        let mut fmtps = Vec::new();
         if self.telephone_event {
             formats.push((
                 TELEPHONE_EVENT_PT,
-                Some(("telephone-event".to_owned(), 8000)),
+                Some(("telephone-event".to_owned(), 8000, None)),
             ));
             fmtps.push((TELEPHONE_EVENT_PT, "0-16".to_owned()));
         }
@@ -531,11 +558,11 @@ impl LocalMedia {
                 .then(|| m.payload_types().find(|pt| is_telephone_event(m, *pt)))
                 .flatten();
             let (name, rate) = codec.rtpmap();
-            let mut formats = vec![(pt, Some((name.to_owned(), rate)))];
+            let mut formats = vec![(pt, Some((name.to_owned(), rate, codec.channels())))];
             let mut fmtps: Vec<(u8, String)> =
                 m.fmtps.iter().filter(|(p, _)| *p == pt).cloned().collect();
             if let Some(te) = te {
-                formats.push((te, Some(("telephone-event".to_owned(), 8000))));
+                formats.push((te, Some(("telephone-event".to_owned(), 8000, None))));
                 fmtps.push((te, "0-16".to_owned()));
             }
             let offered = m
@@ -631,6 +658,38 @@ mod tests {
         assert_eq!(a.direction, Some(Direction::SendRecv));
         assert_eq!(a.fmtps, vec![(101, "0-15".into())]);
         assert_eq!(sd.connection, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn opus_is_offered_as_rfc_7587_says_and_answered_with_the_offerers_payload_type() {
+        let offer = local(&[Codec::Opus, Codec::Pcmu]).offer().to_text();
+        assert!(
+            offer.contains("m=audio 30000 RTP/AVP 111 0 101\r\n"),
+            "{offer}"
+        );
+        assert!(offer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{offer}");
+        assert!(
+            offer.contains("a=fmtp:111 useinbandfec=1;stereo=0;sprop-stereo=0\r\n"),
+            "{offer}"
+        );
+        // baresip's offer with its opus module: Opus at 96.
+        let theirs = BARESIP_OFFER
+            .replace("RTP/AVP 0 8 9 101", "RTP/AVP 96 0 101")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\na=rtpmap:0 PCMU/8000");
+        let offer = SessionDescription::parse(&theirs).unwrap();
+        let (answer, n) = local(&[Codec::Opus, Codec::Pcmu]).answer(&offer).unwrap();
+        assert_eq!((n.codec, n.payload_type), (Codec::Opus, 96));
+        assert!(
+            answer.to_text().contains("a=rtpmap:96 opus/48000/2"),
+            "{}",
+            answer.to_text()
+        );
+        // Opus with one channel in rtpmap is not RFC 7587's Opus.
+        let odd = theirs.replace("opus/48000/2", "opus/48000");
+        let (_, n) = local(&[Codec::Opus, Codec::Pcmu])
+            .answer(&SessionDescription::parse(&odd).unwrap())
+            .unwrap();
+        assert_eq!(n.codec, Codec::Pcmu);
     }
 
     #[test]

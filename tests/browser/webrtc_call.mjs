@@ -10,7 +10,8 @@
 //   node webrtc_call.mjs BASE_URL CAPTURE_WAV MODE SIP_URI SECONDS [ENDING]
 //   MODE: dial (SIP_URI) | answer (registers, prints {"uri"}, accepts the
 //   call to it);  ENDING: page-hangs-up (default) | peer-hangs-up |
-//   tab-closes | then-reject (hangs up, prints {"firstCallEnded"}, rejects
+//   tab-closes (sono.js says goodbye) | tab-vanishes (it does not) |
+//   tab-freezes (prints {"freeze"}: the test stops Chromium) | then-reject (hangs up, prints {"firstCallEnded"}, rejects
 //   the next call with 486)
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -121,9 +122,21 @@ try {
     });
     return out;
   });
-  if (ending === "tab-closes") {
+  if (ending === "tab-closes" || ending === "tab-vanishes") {
+    if (ending === "tab-vanishes") {
+      // No goodbye: the DELETE sono.js sends on pagehide is suppressed, as
+      // when a browser crashes or loses its network.
+      await page.evaluate(() => (window.sonoDemoPhone.transport.location = null));
+    }
+    console.log(JSON.stringify({ closing: true }));
     await page.close({ runBeforeUnload: false });
     console.log(JSON.stringify({ tabClosed: true }));
+  } else if (ending === "tab-freezes") {
+    // The test stops Chromium's processes now (SIGSTOP) and lets them go on
+    // once sono has ended the call; the page then learns the call ended.
+    console.log(JSON.stringify({ freeze: true }));
+    await page.waitForSelector('#call-state[data-status="0"]', { timeout: 30000 });
+    result.afterHangup = await page.textContent("#call-state");
   } else {
     if (ending !== "peer-hangs-up") await page.click("#hangup");
     await page.waitForSelector('#call-state[data-status="0"]', { timeout });

@@ -16,6 +16,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sono_actors::client_session::CloseSession;
+use sono_actors::control::{ClientTransport, GetState};
 use sono_actors::webrtc_connection::{OfferRefused, WebRtcConnection};
 use sono_actors::{ConnectionId, Shared};
 
@@ -90,8 +91,11 @@ fn refused(e: OfferRefused) -> ApiError {
         OfferRefused::BadOffer(_) | OfferRefused::NoAudio => {
             (StatusCode::BAD_REQUEST, "invalid_offer")
         }
+        OfferRefused::TooManyFromAddress => (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions"),
         OfferRefused::TooMany(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_sessions"),
-        OfferRefused::NoPort(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_port"),
+        OfferRefused::NoPort(_) | OfferRefused::NotStarted => {
+            (StatusCode::SERVICE_UNAVAILABLE, "no_port")
+        }
     };
     ApiError::new(status, code, e.to_string())
 }
@@ -104,6 +108,19 @@ pub async fn delete(
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = auth::connection(&req, &shared, *id)?;
+    // Only a WebRTC session is ended here; an RTMP client ends its own.
+    let state = tokio::time::timeout(std::time::Duration::from_secs(5), entry.addr.send(GetState))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(ApiError::connection_closed)?;
+    if state.transport != ClientTransport::Webrtc {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+            format!("connection {} is not a WebRTC session", *id),
+        ));
+    }
     entry.addr.do_send(CloseSession {
         reason: "the page ended the session (DELETE)".into(),
     });

@@ -43,7 +43,7 @@ export interface DtmfInfo extends StatusInfo {
 
 export interface ConnectionState {
   id: number;
-  transport: "rtmp" | "rtmps" | "rtmpt";
+  transport: "rtmp" | "rtmps" | "rtmpt" | "webrtc";
   peer?: string;
   connected: boolean;
   app?: string | null;
@@ -68,13 +68,20 @@ export interface RegisterOptions {
 }
 
 export interface SonoPhoneOptions {
-  transport?: "rest" | "flash";
+  /** "webrtc": the page talks and listens itself; "rest": media from another
+   * client; "flash": the invisible Flash phone. */
+  transport?: "rest" | "webrtc" | "flash";
   /** sono's HTTP address; "" (the default) is the page's own origin. */
   baseUrl?: string;
   /** REST: the connection's id (optional with a token: asked for). */
   connectionId?: number;
   /** REST: the connection's token, or the stream key it publishes under. */
   token?: string;
+  /** WebRTC: getUserMedia audio constraints (default: echo cancellation and
+   * noise suppression on). */
+  audio?: MediaTrackConstraints | boolean;
+  /** WebRTC: where the call is played (default: a new Audio()). */
+  audioElement?: HTMLAudioElement;
   /** Flash: rtmp://, rtmpt:// or rtmps:// URL of sono's application. */
   rtmpUrl?: string;
   swfUrl?: string;
@@ -100,9 +107,13 @@ export interface SonoPhoneEventMap {
 
 export declare class SonoPhone extends EventTarget {
   constructor(options?: SonoPhoneOptions);
-  readonly transportName: "rest" | "flash";
+  readonly transportName: "rest" | "webrtc" | "flash";
   readonly connectionId: number | null;
   readonly token: string | null;
+  /** WebRTC: the microphone's stream, the call's, and the peer connection. */
+  readonly localStream: MediaStream | null;
+  readonly remoteStream: MediaStream | null;
+  readonly peerConnection: RTCPeerConnection | null;
   callStatus: CallStatusCode;
   incoming: IncomingCallInfo | null;
   connect(): Promise<number>;
