@@ -18,8 +18,15 @@
 //! - sono only: its added latency per direction from `/metrics`
 //!   (`sono_media_latency_seconds`), p50/p99 as bucket bounds.
 //!
+//! With `--webrtc`, each run also places the same calls from browsers: one
+//! headless Chromium page (`tests/browser/webrtc_load.mjs`) opens CALLS
+//! WebRTC phones with sono.js, its fake microphone playing the same speech
+//! with pauses; Opus ⇄ PCMU/G.722 through sono. Reported besides: the time
+//! from offer to answer (the page's POST), memory per idle WebRTC session,
+//! and what the browsers received and lost, with their jitter estimate.
+//!
 //! `cargo bench --bench media_load -- CALLS SECONDS [--codec pcmu|g722]
-//! [--against-sems] [--runs N]` (default 20 calls, 20 s, PCMU, 1 run).
+//! [--against-sems] [--webrtc] [--runs N]` (default 20 calls, 20 s, PCMU, 1 run).
 //! `MEDIA_LOAD_BINARY=path` runs another build of sono instead of this one (to
 //! compare two builds in alternating runs).
 //! SEMS is found at /usr/local/sbin/sems (`../shared/anchors/build-sems.sh`
@@ -50,6 +57,8 @@ const LATE: Duration = Duration::from_millis(5);
 enum Gateway {
     Sono,
     Sems,
+    /// sono, its clients browsers over WebRTC.
+    SonoWebRtc,
 }
 
 impl Gateway {
@@ -57,6 +66,7 @@ impl Gateway {
         match self {
             Gateway::Sono => "sono",
             Gateway::Sems => "SEMS",
+            Gateway::SonoWebRtc => "sono-webrtc",
         }
     }
 }
@@ -66,6 +76,7 @@ struct Options {
     seconds: u64,
     codec: &'static str,
     against_sems: bool,
+    webrtc: bool,
     runs: usize,
 }
 
@@ -89,6 +100,7 @@ fn options() -> Options {
         seconds,
         codec,
         against_sems: args.iter().any(|a| a == "--against-sems"),
+        webrtc: args.iter().any(|a| a == "--webrtc"),
         runs: value("--runs").and_then(|r| r.parse().ok()).unwrap_or(1),
     }
 }
@@ -113,8 +125,11 @@ fn main() {
             );
         }
     }
+    if o.webrtc {
+        gateways.push(Gateway::SonoWebRtc);
+    }
     println!(
-        "media_load: {} calls of Speex WB ⇄ {} for {} s (+{} s warm-up), {} run(s) of {}",
+        "media_load: {} calls of Speex WB (Opus from browsers) ⇄ {} for {} s (+{} s warm-up), {} run(s) of {}",
         o.calls,
         o.codec.to_uppercase(),
         o.seconds,
@@ -169,6 +184,18 @@ fn main() {
     }
     if let (Some(s), Some(e)) = (median_cpu("sono"), median_cpu("SEMS")) {
         println!("media_load: sono / SEMS CPU per call-second = {:.2}", s / e);
+    }
+    if let (Some(w), Some(s)) = (median_cpu("sono-webrtc"), median_cpu("sono")) {
+        println!(
+            "media_load: sono WebRTC / sono RTMP CPU per call-second = {:.2}",
+            w / s
+        );
+    }
+    if let (Some(w), Some(e)) = (median_cpu("sono-webrtc"), median_cpu("SEMS")) {
+        println!(
+            "media_load: sono WebRTC / SEMS RTMP CPU per call-second = {:.2}",
+            w / e
+        );
     }
 }
 
@@ -245,22 +272,30 @@ struct LegStats {
     closed: bool,
 }
 
-fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
+/// SIPp answering every call with the run's codec and echoing its RTP.
+fn echo_peer(o: &Options) -> Sipp {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_echo.xml");
     let (pt, rtpmap) = match o.codec {
         "g722" => ("9", "G722/8000"),
         _ => ("0", "PCMU/8000"),
     };
     let limit = Duration::from_secs(o.seconds + 120);
-    let sipp = Sipp::uas(
+    Sipp::uas(
         &scenario,
         1_000_000,
         limit,
         &["-rtp_echo", "-key", "pt", pt, "-key", "rtpmap", rtpmap],
-    );
+    )
+}
+
+fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
+    if gateway == Gateway::SonoWebRtc {
+        return run_webrtc(o);
+    }
+    let sipp = echo_peer(o);
     let mut process = match gateway {
-        Gateway::Sono => GatewayProcess::sono(o.calls),
         Gateway::Sems => GatewayProcess::sems(o.codec),
+        _ => GatewayProcess::sono(o.calls),
     };
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = rss_kib(process.pid());
@@ -404,6 +439,152 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
     }
 }
 
+/// The same calls placed from browsers (`--webrtc`): one headless Chromium
+/// page with CALLS sono.js phones over WebRTC, its fake microphone playing
+/// speech with pauses, to the same echoing SIPp.
+fn run_webrtc(o: &Options) -> RunResult {
+    let sipp = echo_peer(o);
+    let mut process = GatewayProcess::sono(o.calls);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = process.pid();
+    let rss_before = rss_kib(pid);
+    let dir = AudioDir::new("media-load-webrtc");
+    let said = dir.file("said.wav");
+    audio::speech_wav(
+        "Hello, this is a load test of the gateway. The quick brown fox jumps over the lazy dog. \
+         Please call me back when you have a moment.",
+        48_000,
+        &said,
+    );
+    let capture = dir.file("capture.wav");
+    audio::ffmpeg(&[
+        "-i",
+        &said.display().to_string(),
+        "-af",
+        "apad=pad_dur=6",
+        &capture.display().to_string(),
+    ]);
+    let browser = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let window = Duration::from_secs(o.seconds);
+    let hold = WARM_UP + window + Duration::from_secs(1);
+    let Some(http) = process.http() else {
+        panic!("sono has no HTTP address");
+    };
+    let mut node = Command::new("node")
+        .current_dir(&browser)
+        .arg("webrtc_load.mjs")
+        .arg(format!("http://{http}"))
+        .arg(&capture)
+        .arg(sipp.uri("echo"))
+        .args([o.calls.to_string(), "2".into(), hold.as_secs().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node (nodejs) and playwright-core (scripts/install-deps.sh)");
+    let stdout = node.stdout.take().expect("piped");
+    let (tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let next = |key: &str| -> serde_json::Value {
+        loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(v) if v.get(key).is_some() => return v,
+                Ok(v) if v.get("error").is_some() => panic!("the browsers failed: {v}"),
+                Ok(_) => continue,
+                Err(_) => panic!("the browsers never said {key:?}"),
+            }
+        }
+    };
+    let idle = next("idle");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss_idle = rss_kib(pid);
+    next("ready");
+    std::thread::sleep(WARM_UP);
+    let chromium = || -> u64 {
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(capture.display().to_string())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .map(cpu_ticks)
+            .sum()
+    };
+    let everyone = || cpu_ticks(pid) + cpu_ticks(sipp.pid()) + chromium();
+    let (cpu0, all0, t0) = (cpu_ticks(pid), everyone(), Instant::now());
+    std::thread::sleep(window);
+    let cpu = cpu_ticks(pid).saturating_sub(cpu0);
+    let all = everyone().saturating_sub(all0);
+    let elapsed = t0.elapsed();
+    let rss = rss_kib(pid);
+    let done = next("done");
+    let _ = sono_testkit::wait_or_kill(node, Duration::from_secs(30));
+    process.stop();
+    drop(sipp);
+
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        let mut n: Vec<f64> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        n.sort_by(f64::total_cmp);
+        n
+    };
+    let pct = |v: &[f64], p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let offer_answer = numbers(&idle["offerAnswerMs"]);
+    let connect = numbers(&idle["connectMs"]);
+    let jitter = numbers(&done["jitterMs"]);
+    let calls = o.calls;
+    println!(
+        "media_load:   WebRTC: offer → answer p50 {:.1} ms p99 {:.1} ms (whole connect, getUserMedia to events open, p50 {:.0} ms); \
+         RSS per idle session {:.0} KiB; browsers received {} packets, lost {}, jitter p50 {:.1} ms max {:.1} ms",
+        pct(&offer_answer, 0.5),
+        pct(&offer_answer, 0.99),
+        pct(&connect, 0.5),
+        rss_idle.saturating_sub(rss_before) as f64 / calls.max(1) as f64,
+        done["received"],
+        done["lost"],
+        pct(&jitter, 0.5),
+        pct(&jitter, 1.0),
+    );
+    let hz = clock_ticks_per_second();
+    let cpu_s = cpu as f64 / hz;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    RunResult {
+        calls,
+        cpu_ms_per_call_second: cpu_s * 1000.0 / (calls as f64 * elapsed.as_secs_f64()),
+        cpu_percent: cpu_s * 100.0 / elapsed.as_secs_f64(),
+        machine_busy_percent: all as f64 / hz / elapsed.as_secs_f64() / cores * 100.0,
+        rss_kib_per_call: rss.saturating_sub(rss_before) as f64 / calls.max(1) as f64,
+        frames: done["received"].as_u64().unwrap_or(0),
+        lost: done["lost"].as_u64().unwrap_or(0),
+        late: 0,
+        late_p50_ms: pct(&jitter, 0.5),
+        late_p99_ms: pct(&jitter, 0.99),
+        late_max_ms: pct(&jitter, 1.0),
+        hung_up: 0,
+        latency: None,
+    }
+}
+
 /// A client with its call up, playing and publishing, handed over to the
 /// load loop.
 struct Leg {
@@ -544,7 +725,8 @@ impl GatewayProcess {
             &binary,
             &format!(
                 "[log]\nlevel = \"warn\"\n[rtmp]\nmax_connections = {limits}\n\
-                 [sip]\nmax_calls = {limits}\n[media]\nrtp_port_min = 32000\nrtp_port_max = 39999\n"
+                 [sip]\nmax_calls = {limits}\n[media]\nrtp_port_min = 32000\nrtp_port_max = 39999\n\
+                 [webrtc]\nmax_sessions_per_address = {limits}\nport_min = 30000\nport_max = 31999\n"
             ),
         ))
     }

@@ -24,7 +24,7 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use sono_media::codec::ClientCodec;
 use sono_media::dtmf::DtmfReceiver;
-use sono_media::opus::OPUS_RATE;
+use sono_media::opus::OPUS_CLOCK;
 use sono_rtmp::PhoneEvent;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
@@ -456,7 +456,7 @@ impl Handler<MediaNotice> for WebRtcConnection {
                     return;
                 };
                 let time = MediaTime::new(
-                    u64::from(timestamp) * u64::from(OPUS_RATE / 1000),
+                    u64::from(timestamp) * u64::from(OPUS_CLOCK / 1000),
                     Frequency::FORTY_EIGHT_KHZ,
                 );
                 if writer.write(pt, Instant::now(), time, data).is_ok() {

@@ -25,8 +25,8 @@ impl SipCodec {
     pub fn sample_rate(self) -> u32 {
         match self {
             SipCodec::Pcmu | SipCodec::Pcma => 8_000,
-            SipCodec::G722 | SipCodec::SpeexWb => 16_000,
-            SipCodec::Opus => crate::opus::OPUS_RATE,
+            // Opus is carried at 48 kHz; sono codes it at 16 kHz.
+            SipCodec::G722 | SipCodec::SpeexWb | SipCodec::Opus => 16_000,
         }
     }
 
@@ -35,7 +35,7 @@ impl SipCodec {
         match self {
             SipCodec::Pcmu | SipCodec::Pcma | SipCodec::G722 => 8_000,
             SipCodec::SpeexWb => 16_000,
-            SipCodec::Opus => crate::opus::OPUS_RATE,
+            SipCodec::Opus => crate::opus::OPUS_CLOCK,
         }
     }
 
@@ -91,7 +91,7 @@ impl ClientCodec {
         match self {
             ClientCodec::SpeexWb => (16_000, crate::speex::SPEEX_WB_FRAME),
             ClientCodec::Nellymoser { rate } => (rate, crate::nellymoser::BLOCK_SAMPLES),
-            ClientCodec::Opus => (crate::opus::OPUS_RATE, crate::opus::OPUS_FRAME),
+            ClientCodec::Opus => (crate::opus::OPUS_PCM_RATE, crate::opus::OPUS_FRAME),
         }
     }
 }

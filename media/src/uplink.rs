@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use crate::codec::{ClientCodec, SipCodec, SipEncoder};
 use crate::dtmf::{event_of, DtmfSender};
 use crate::nellymoser::{NellymoserDecoder, BLOCK_BYTES, BLOCK_SAMPLES};
-use crate::opus::{OpusDecoder, OPUS_RATE};
+use crate::opus::{clock_ticks, OpusDecoder, OPUS_CLOCK, OPUS_PCM_RATE};
 use crate::resampler::Resampler;
 use crate::rtp_sender::RtpSender;
 use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
@@ -186,14 +186,14 @@ impl Uplink {
             }
             ClientCodec::Opus if self.config.codec == SipCodec::Opus => {
                 // Opus to Opus: the browser's packets go on untouched.
-                let samples = crate::opus::samples_in(data).ok_or(UplinkError::CorruptOpus)?;
-                self.follow_client_clock(rtmp_ms, (samples * 1000 / OPUS_RATE as usize) as u32);
-                self.pass_through(data, samples as u32, out);
+                let ticks = clock_ticks(data).ok_or(UplinkError::CorruptOpus)?;
+                self.follow_client_clock(rtmp_ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32);
+                self.pass_through(data, ticks as u32, out);
                 return Ok(());
             }
             ClientCodec::Opus => {
                 self.opus_packet(rtmp_ms, data)?;
-                OPUS_RATE
+                OPUS_PCM_RATE
             }
         };
         let rate = self.config.codec.sample_rate();
@@ -263,15 +263,11 @@ impl Uplink {
         let Some(decoder) = self.opus.as_mut() else {
             return Err(UplinkError::CorruptOpus);
         };
-        let samples = decoder
-            .samples_in(data)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or(UplinkError::CorruptOpus)?;
+        let ticks = clock_ticks(data).ok_or(UplinkError::CorruptOpus)?;
         if let Some(expected) = self.expected_ms {
             let gap = ms.wrapping_sub(expected);
             if (1..=MAX_CONCEALED_GAP_MS).contains(&gap) {
-                let lost = gap as usize * OPUS_RATE as usize / 1000;
+                let lost = gap as usize * OPUS_PCM_RATE as usize / 1000;
                 // Concealment failing leaves the gap to `follow_client_clock`.
                 if decoder.conceal(lost, Some(data), &mut self.decoded).is_ok() {
                     self.expected_ms = Some(ms);
@@ -281,7 +277,7 @@ impl Uplink {
         decoder
             .decode(data, &mut self.decoded)
             .map_err(|_| UplinkError::CorruptOpus)?;
-        self.follow_client_clock(ms, (samples * 1000 / OPUS_RATE as usize) as u32);
+        self.follow_client_clock(ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32);
         Ok(())
     }
 
@@ -420,10 +416,10 @@ mod tests {
     /// (concealed), RTP timestamps in one unbroken run, and the tone.
     #[test]
     fn opus_from_a_browser_reaches_pcmu_with_a_lost_packet_concealed() {
-        use crate::opus::{OpusEncoder, OPUS_FRAME, OPUS_RATE};
+        use crate::opus::{OpusEncoder, OPUS_FRAME, OPUS_PCM_RATE};
         let pcm: Vec<i16> = (0..OPUS_FRAME * 50)
             .map(|i| {
-                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / f64::from(OPUS_RATE)).sin()
+                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / f64::from(OPUS_PCM_RATE)).sin()
                     * 8000.0) as i16
             })
             .collect();

@@ -80,6 +80,9 @@ export interface SonoPhoneOptions {
   /** WebRTC: getUserMedia audio constraints (default: echo cancellation and
    * noise suppression on). */
   audio?: MediaTrackConstraints | boolean;
+  /** WebRTC: a microphone stream of the page's own instead (left running
+   * when the phone closes). */
+  stream?: MediaStream;
   /** WebRTC: where the call is played (default: a new Audio()). */
   audioElement?: HTMLAudioElement;
   /** Flash: rtmp://, rtmpt:// or rtmps:// URL of sono's application. */

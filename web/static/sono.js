@@ -178,6 +178,9 @@ class WebRtcTransport extends RestTransport {
     this.token = null;
     this.connectionId = null;
     this.audio = options.audio ?? { echoCancellation: true, noiseSuppression: true };
+    // A stream of the page's own (several phones sharing one microphone);
+    // the transport then leaves its tracks alone when it closes.
+    this.givenStream = options.stream ?? null;
     this.audioElement = options.audioElement ?? null;
     this.pc = null;
     this.microphone = null;
@@ -186,10 +189,11 @@ class WebRtcTransport extends RestTransport {
   }
 
   async connect() {
-    if (!navigator.mediaDevices?.getUserMedia) {
+    if (!this.givenStream && !navigator.mediaDevices?.getUserMedia) {
       throw new SonoError("no_microphone", "this page cannot use a microphone (it needs https or localhost)");
     }
-    this.microphone = await navigator.mediaDevices.getUserMedia({ audio: this.audio });
+    this.microphone =
+      this.givenStream ?? (await navigator.mediaDevices.getUserMedia({ audio: this.audio }));
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
     for (const track of this.microphone.getAudioTracks()) {
@@ -235,7 +239,7 @@ class WebRtcTransport extends RestTransport {
   #teardown() {
     this.pc?.close();
     this.pc = null;
-    for (const track of this.microphone?.getTracks() ?? []) track.stop();
+    if (!this.givenStream) for (const track of this.microphone?.getTracks() ?? []) track.stop();
     this.microphone = null;
   }
 
@@ -365,8 +369,9 @@ export class SonoPhone extends EventTarget {
    * @param {object} options
    *   transport: "rest" (default), "webrtc" or "flash";
    *   baseUrl: sono's HTTP address ("" for the page's own origin);
-   *   WebRTC: optionally audio (getUserMedia constraints) and audioElement
-   *     (where the call is played; a new Audio() otherwise);
+   *   WebRTC: optionally audio (getUserMedia constraints) or stream (a
+   *     MediaStream of the page's, e.g. one microphone for several phones),
+   *     and audioElement (where the call is played; a new Audio() otherwise);
    *   REST: connectionId and token (or a stream key as token);
    *   Flash: rtmpUrl (rtmp:// or rtmpt://), optionally swfUrl and container.
    */
