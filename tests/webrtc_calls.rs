@@ -72,7 +72,27 @@ impl PageRun {
         seconds: u32,
         ending: &str,
     ) -> PageRun {
-        let mut child = Command::new("node")
+        Self::start_with(sono, capture, recording, mode, uri, seconds, ending, None)
+    }
+
+    /// As [`PageRun::start`]; with `attach`, the page attaches its audio to
+    /// the connection that token (or stream key) controls.
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        sono: &Sono,
+        capture: &Path,
+        recording: &Path,
+        mode: &str,
+        uri: &str,
+        seconds: u32,
+        ending: &str,
+        attach: Option<&str>,
+    ) -> PageRun {
+        let mut command = Command::new("node");
+        if let Some(token) = attach {
+            command.env("ATTACH_TOKEN", token);
+        }
+        let mut child = command
             .current_dir(browser_dir())
             .env("RECORDING", recording)
             .arg("webrtc_call.mjs")
@@ -707,4 +727,103 @@ fn a_peer_hanging_up_ends_the_call_on_the_page() {
         .iter()
         .any(|e| e.contains("Sono.Call.Status") && e.contains("\"status_code\":0"));
     assert!(ended, "{result}");
+}
+
+/// An RTMP tool (ffmpeg publishing a 1 kHz tone under a stream key) is the
+/// connection; the page attaches its WebRTC audio to it with the key as
+/// token, dials baresip, and the call's audio is the page's both ways: the
+/// peer hears the page's 440 Hz, not ffmpeg's 1 kHz, and the page hears the
+/// peer. When the page goes, the connection is still there.
+#[test]
+fn a_page_attaches_its_webrtc_audio_to_a_stream_key_connection() {
+    let _one = one_at_a_time();
+    require_tool("ffmpeg", "ffmpeg");
+    let dir = AudioDir::new("webrtc-attach");
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let peer_play = dir.file("peer.wav");
+    audio::tone_wav(&peer_play, 8000, 60, 600);
+    let peer = Baresip::start_with(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+    );
+    let sono = start_sono("");
+    let key = "webrtc-attach-key-0123456789abcdef";
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("sine=frequency=1000:sample_rate=16000:duration=60")
+        .args(["-ar", "16000", "-ac", "1", "-c:a", "libspeex", "-f", "flv"])
+        .arg(format!("rtmp://{}/phone/{key}", sono.rtmp))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting ffmpeg");
+    let deadline = Instant::now() + WAIT;
+    while sono_testkit::http::get(sono.http, "/api/v1/token", key).map_or(true, |r| r.status != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg never published\n{}",
+            sono.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recording = dir.file("page-heard.s16");
+    let run = PageRun::start_with(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &peer.uri(),
+        3,
+        "page-hangs-up",
+        Some(key),
+    );
+    let result = run.finish(&sono);
+    assert!(
+        sono.log().contains("WebRTC media attached"),
+        "{}",
+        sono.log()
+    );
+    assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+    let heard = peer
+        .heard()
+        .unwrap_or_else(|| panic!("no recording\n{}", peer.log()));
+    let peer_heard = dir.file("peer-heard.wav");
+    audio::convert(&heard, 8000, &peer_heard);
+    let page_tone = tone_in(&peer_heard, 440.0);
+    let ffmpeg_tone = tone_in(&peer_heard, 1000.0);
+    let page_heard = page_heard(&recording, &dir, 8000);
+    let down = tone_in(&page_heard, 600.0);
+    eprintln!(
+        "attached: peer heard the page at {page_tone:.1} dB (ffmpeg's tone {ffmpeg_tone:.1} dB); the page heard the peer at {down:.1} dB"
+    );
+    assert!(
+        page_tone > 10.0 && ffmpeg_tone < 0.0,
+        "{page_tone:.1} / {ffmpeg_tone:.1}"
+    );
+    assert!(down > 10.0, "{down:.1}");
+    // The connection (ffmpeg's) outlives the page's media.
+    let r = sono_testkit::http::get(sono.http, "/api/v1/token", key).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        sono.wait_log("WebRTC media detached", WAIT),
+        "{}",
+        sono.log()
+    );
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
 }

@@ -34,7 +34,7 @@ use crate::control::{
     PhoneOutcome, RegistrationState, Responder,
 };
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientMedia, MediaBridge, MediaNotice, SendDtmf};
+use crate::media_bridge::{ClientMedia, MediaBridge, MediaNotice, SendDtmf, SwitchClient};
 use crate::metrics::{CallPhase, Metrics};
 use crate::registration::{Registration, RegistrationNotice, Unregister};
 use crate::rtp_ports::RtpPorts;
@@ -65,6 +65,26 @@ pub struct Shutdown;
 pub struct CloseSession {
     pub reason: String,
 }
+
+/// A WebRTC transport carries this session's audio from now on (`POST
+/// /api/v1/webrtc` with the session's token); its client's RTMP transport
+/// keeps the control and the events.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AttachMedia {
+    pub transport: Recipient<ToClient>,
+    pub media: ClientMedia,
+}
+
+/// Ends the attached WebRTC media (`DELETE` over REST); false if there is none.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct EndAttachedMedia;
+
+/// The attached media transport is gone: audio goes back to the session's own.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachMedia;
 
 /// What the session asks of its transport.
 #[derive(Message)]
@@ -149,6 +169,9 @@ pub struct ClientSession {
     /// Where the call's media bridge sends audio down (the transport), and
     /// in what codec.
     media_out: ClientMedia,
+    /// A WebRTC transport attached for the audio (the session's own
+    /// transport keeps control), and the media route it replaced.
+    attached: Option<(Recipient<ToClient>, ClientMedia)>,
     opened: Instant,
     connected: bool,
     app: Option<String>,
@@ -209,6 +232,7 @@ impl ClientSession {
             shared,
             to_client,
             media_out,
+            attached: None,
             opened: Instant::now(),
             connected: false,
             app: None,
@@ -225,6 +249,11 @@ impl ClientSession {
             pending_register: None,
             media: None,
         }
+    }
+
+    /// The transport that carries the audio: an attached one, or the own.
+    fn media_transport(&self) -> &Recipient<ToClient> {
+        self.attached.as_ref().map_or(&self.to_client, |(t, _)| t)
     }
 
     /// Sends an event to the client and to the live-event subscribers.
@@ -620,6 +649,12 @@ impl Actor for ClientSession {
         if let Some(call) = self.call.take() {
             call.do_send(Hangup { client_gone: true });
         }
+        if let Some((transport, _)) = self.attached.take() {
+            transport.do_send(ToClient::Close {
+                reason: "the connection it carried audio for closed".into(),
+                is_error: false,
+            });
+        }
         // The binding goes with its client (Expires: 0).
         if let Some(registration) = self.registration.take() {
             registration.do_send(Unregister);
@@ -683,6 +718,67 @@ impl Handler<CloseSession> for ClientSession {
             reason: msg.reason,
             is_error: false,
         });
+    }
+}
+
+impl Handler<AttachMedia> for ClientSession {
+    type Result = bool;
+
+    fn handle(&mut self, msg: AttachMedia, _: &mut Self::Context) -> bool {
+        if self.closing || self.attached.is_some() {
+            return false;
+        }
+        info!(
+            conn = self.id,
+            "WebRTC media attached: the call's audio goes to the browser"
+        );
+        let own = std::mem::replace(&mut self.media_out, msg.media.clone());
+        if let Some(bridge) = &self.media {
+            // A call in progress: its audio moves now.
+            self.to_client.do_send(ToClient::Media(None));
+            bridge.do_send(SwitchClient(msg.media));
+            msg.transport.do_send(ToClient::Media(Some(bridge.clone())));
+        }
+        self.attached = Some((msg.transport, own));
+        true
+    }
+}
+
+impl Handler<EndAttachedMedia> for ClientSession {
+    type Result = bool;
+
+    fn handle(&mut self, _: EndAttachedMedia, _: &mut Self::Context) -> bool {
+        match &self.attached {
+            Some((transport, _)) => {
+                // Its `DetachMedia` follows once it has closed.
+                transport.do_send(ToClient::Close {
+                    reason: "the page ended the WebRTC media (DELETE)".into(),
+                    is_error: false,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<DetachMedia> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, _: DetachMedia, _: &mut Self::Context) {
+        let Some((_, own)) = self.attached.take() else {
+            return;
+        };
+        info!(
+            conn = self.id,
+            "WebRTC media detached: the audio is the connection's own again"
+        );
+        self.media_out = own.clone();
+        if let Some(bridge) = &self.media {
+            bridge.do_send(SwitchClient(own));
+            self.to_client
+                .do_send(ToClient::Media(Some(bridge.clone())));
+        }
     }
 }
 
@@ -852,7 +948,8 @@ impl Handler<CallNotice> for ClientSession {
             }
             CallNotice::Media(bridge) => {
                 self.media = Some(bridge.clone());
-                self.to_client.do_send(ToClient::Media(Some(bridge)));
+                self.media_transport()
+                    .do_send(ToClient::Media(Some(bridge)));
             }
             CallNotice::Ended => {
                 self.call = None;
@@ -860,7 +957,7 @@ impl Handler<CallNotice> for ClientSession {
                 self.inbound_call_id = None;
                 self.pending_dial = None;
                 if self.media.take().is_some() {
-                    self.to_client.do_send(ToClient::Media(None));
+                    self.media_transport().do_send(ToClient::Media(None));
                 }
                 if self.shutting_down {
                     self.say_goodbye();

@@ -78,6 +78,12 @@ pub struct ClientMedia {
     pub codec: ClientCodec,
 }
 
+/// Audio down goes elsewhere from now on (WebRTC media attached to a
+/// connection, or detached again), in that transport's codec.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SwitchClient(pub ClientMedia);
+
 /// What the bridge tells the client's connection.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -504,6 +510,19 @@ impl Handler<MediaChanged> for MediaBridge {
         self.direction = media.direction;
         if sip_codec(media.codec) != self.codec {
             warn!(conn = self.conn, codec = ?media.codec, "a re-INVITE changed the codec; keeping the first one");
+        }
+    }
+}
+
+impl Handler<SwitchClient> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, SwitchClient(client): SwitchClient, _: &mut Context<Self>) {
+        info!(conn = self.conn, codec = ?client.codec, "audio down goes to another transport");
+        self.to_client = client.out;
+        if self.downlink.client_codec() != client.codec {
+            self.downlink.set_client_codec(client.codec);
+            self.client_samples = 0;
         }
     }
 }

@@ -35,10 +35,12 @@ use tokio_util::codec::BytesCodec;
 use tokio_util::udp::UdpFramed;
 use tracing::{debug, info, warn};
 
-use crate::client_session::{ClientSession, FromClient, SessionIdentity, ToClient};
+use crate::client_session::{
+    AttachMedia, ClientSession, DetachMedia, FromClient, SessionIdentity, ToClient,
+};
 use crate::control::ClientTransport;
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice, SendDtmf};
+use crate::media_bridge::{ClientAudio, ClientMedia, MediaBridge, MediaNotice, SendDtmf};
 use crate::metrics::Metrics;
 use crate::webrtc_offer::answer_offer;
 pub use crate::webrtc_offer::OfferRefused;
@@ -106,6 +108,9 @@ pub struct WebRtcConnection {
     opened: Instant,
     connected: bool,
     closing: bool,
+    /// The media of another connection's session (attached with its
+    /// token), not a session of its own.
+    attached: bool,
     packets_up: u64,
     packets_down: u64,
     garbage: u64,
@@ -113,11 +118,14 @@ pub struct WebRtcConnection {
 
 impl WebRtcConnection {
     /// Answers a browser's SDP offer from `peer` and starts its session on
-    /// one of the connection arbiters.
+    /// one of the connection arbiters; with `attach_to` (a connection's id,
+    /// token and session), the WebRTC media carries that connection's audio
+    /// instead, and no new session starts.
     pub async fn answer(
         shared: &Arc<Shared>,
         offer: &str,
         peer: SocketAddr,
+        attach_to: Option<(ConnectionId, String, Addr<ClientSession>)>,
     ) -> Result<Answered, OfferRefused> {
         let w = &shared.settings.webrtc;
         if !w.enabled {
@@ -142,28 +150,40 @@ impl WebRtcConnection {
                 return Err(e);
             }
         };
-        let id = shared.directory.next_connection_id();
-        let token = crate::directory::new_secret();
+        let (id, token) = match &attach_to {
+            Some((id, token, _)) => (*id, token.clone()),
+            None => (
+                shared.directory.next_connection_id(),
+                crate::directory::new_secret(),
+            ),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let session_token = token.clone();
         let shared2 = shared.clone();
         let arbiter = shared.next_arbiter();
-        WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
-            let connection = WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local);
-            let phone = ClientSession::start(
-                SessionIdentity {
-                    id,
-                    token: session_token,
-                    peer,
-                    transport: ClientTransport::Webrtc,
-                    client_codec: ClientCodec::Opus,
-                },
-                shared2,
-                ctx.address().recipient(),
-                ctx.address().recipient(),
-            );
+        let attaching = attach_to.is_some();
+        let attached = attach_to.map(|(_, _, session)| session);
+        let transport = WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
+            let mut connection = WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local);
+            let phone = match attached {
+                Some(session) => {
+                    connection.attached = true;
+                    session
+                }
+                None => ClientSession::start(
+                    SessionIdentity {
+                        id,
+                        token: session_token,
+                        peer,
+                        transport: ClientTransport::Webrtc,
+                        client_codec: ClientCodec::Opus,
+                    },
+                    shared2,
+                    ctx.address().recipient(),
+                    ctx.address().recipient(),
+                ),
+            };
             let _ = tx.send(phone.clone());
-            let mut connection = connection;
             connection.phone = Some(phone);
             match UdpSocket::from_std(socket) {
                 Ok(socket) => {
@@ -180,6 +200,22 @@ impl WebRtcConnection {
             .ok()
             .and_then(Result::ok)
             .ok_or(OfferRefused::NotStarted)?;
+        if attaching {
+            let attach = session.send(AttachMedia {
+                transport: transport.clone().recipient(),
+                media: ClientMedia {
+                    out: transport.clone().recipient(),
+                    codec: ClientCodec::Opus,
+                },
+            });
+            if !matches!(attach.await, Ok(true)) {
+                transport.do_send(ToClient::Close {
+                    reason: "the connection already has WebRTC media, or is closing".into(),
+                    is_error: false,
+                });
+                return Err(OfferRefused::AlreadyAttached);
+            }
+        }
         Metrics::add(&shared.metrics.webrtc_sessions_started, 1);
         info!(conn = id, %peer, %local, "WebRTC session answered");
         Ok(Answered {
@@ -212,6 +248,7 @@ impl WebRtcConnection {
             opened: Instant::now(),
             connected: false,
             closing: false,
+            attached: false,
             packets_up: 0,
             packets_down: 0,
             garbage: 0,
@@ -234,7 +271,9 @@ impl WebRtcConnection {
         } else {
             info!(conn = self.id, peer = %self.peer, %reason, "closing WebRTC session");
         }
-        self.tell_phone(FromClient::Closing);
+        if !self.attached {
+            self.tell_phone(FromClient::Closing);
+        }
         self.rtc.disconnect();
         self.drive(ctx);
         ctx.stop();
@@ -304,9 +343,11 @@ impl WebRtcConnection {
                 self.connected = true;
                 info!(conn = self.id, peer = %self.peer, after_ms = self.opened.elapsed().as_millis() as u64,
                       "WebRTC connected (ICE and DTLS up)");
-                self.tell_phone(FromClient::Connected {
-                    app: "webrtc".into(),
-                });
+                if !self.attached {
+                    self.tell_phone(FromClient::Connected {
+                        app: "webrtc".into(),
+                    });
+                }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.close(ctx, "ICE disconnected: the browser is gone", false);
@@ -379,7 +420,11 @@ impl Actor for WebRtcConnection {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.tell_phone(FromClient::Gone);
+        match (&self.phone, self.attached) {
+            // The connection goes on with its own audio.
+            (Some(phone), true) => phone.do_send(DetachMedia),
+            _ => self.tell_phone(FromClient::Gone),
+        }
         self.shared.webrtc.release(&self.shared, self.peer);
         info!(conn = self.id, peer = %self.peer, local = %self.local, packets_up = self.packets_up,
               packets_down = self.packets_down, garbage = self.garbage, "WebRTC session closed");

@@ -29,6 +29,8 @@ pub enum OfferRefused {
     TooManyFromAddress,
     #[error("the connection arbiters did not start the session")]
     NotStarted,
+    #[error("the connection already has WebRTC media, or is closing")]
+    AlreadyAttached,
     #[error("no UDP port is free for WebRTC: {0}")]
     NoPort(std::io::Error),
 }

@@ -44,7 +44,9 @@ try {
   page.on("pageerror", (e) => result.consoleErrors.push(String(e)));
   // The microphone unprocessed, so what sono sends on can be compared with
   // the file Chromium plays.
-  await page.goto(base + "/?processing=off", { timeout });
+  // ATTACH_TOKEN: the page's audio is attached to that connection.
+  const attach = process.env.ATTACH_TOKEN ? `&token=${encodeURIComponent(process.env.ATTACH_TOKEN)}` : "";
+  await page.goto(base + "/?processing=off" + attach, { timeout });
   await page.selectOption("#transport", "webrtc");
   const t0 = Date.now();
   await page.click("#connect");

@@ -6,6 +6,12 @@
 //! the live events, as any connection's does; `DELETE` on the `Location`
 //! with it ends the session (and its call).
 //!
+//! With a connection's token (`Authorization: Bearer`), the offer attaches
+//! WebRTC media to that connection instead: its calls' audio goes to and
+//! from the browser, while its own transport (an RTMP tool under a stream
+//! key, a Flash client) keeps the control; the `Location` then ends only
+//! the media.
+//!
 //! Opening a session needs no token, as an RTMP `connect` needs none: what
 //! a session may do is bounded by the dial plan, and how many a client may
 //! open by `webrtc.max_sessions_per_address`.
@@ -15,7 +21,7 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sono_actors::client_session::CloseSession;
+use sono_actors::client_session::{CloseSession, EndAttachedMedia};
 use sono_actors::control::{ClientTransport, GetState};
 use sono_actors::webrtc_connection::{OfferRefused, WebRtcConnection};
 use sono_actors::{ConnectionId, Shared};
@@ -65,7 +71,25 @@ pub async fn offer(
     let peer = req
         .peer_addr()
         .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let answered = WebRtcConnection::answer(&shared, offer, peer)
+    // With a connection's token, the WebRTC media carries that connection's
+    // audio (its own transport keeps the control); without one, a new
+    // session starts.
+    let attach_to = if req.headers().contains_key(header::AUTHORIZATION) {
+        match auth::grant(&req, &shared)? {
+            auth::Grant::Connection(id) => {
+                let entry = auth::connection(&req, &shared, id)?;
+                Some((id, entry.token, entry.addr))
+            }
+            auth::Grant::Admin => {
+                return Err(ApiError::invalid_request(
+                    "the admin key opens no WebRTC session: send none to open one, or a connection's token to attach to it",
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    let answered = WebRtcConnection::answer(&shared, offer, peer, attach_to)
         .await
         .map_err(refused)?;
     let location = format!("/api/v1/webrtc/{}", answered.id);
@@ -96,12 +120,14 @@ fn refused(e: OfferRefused) -> ApiError {
         OfferRefused::NoPort(_) | OfferRefused::NotStarted => {
             (StatusCode::SERVICE_UNAVAILABLE, "no_port")
         }
+        OfferRefused::AlreadyAttached => (StatusCode::CONFLICT, "media_attached"),
     };
     ApiError::new(status, code, e.to_string())
 }
 
 /// `DELETE /api/v1/webrtc/{id}`: ends the session, with its token (or the
-/// admin key).
+/// admin key); for a connection WebRTC media was attached to, only the
+/// media ends.
 pub async fn delete(
     req: HttpRequest,
     shared: Data,
@@ -115,10 +141,15 @@ pub async fn delete(
         .and_then(Result::ok)
         .ok_or_else(ApiError::connection_closed)?;
     if state.transport != ClientTransport::Webrtc {
+        // Another connection: only the WebRTC media attached to it ends.
+        let ended = matches!(entry.addr.send(EndAttachedMedia).await, Ok(true));
+        if ended {
+            return Ok(HttpResponse::NoContent().finish());
+        }
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "connection_not_found",
-            format!("connection {} is not a WebRTC session", *id),
+            format!("connection {} has no WebRTC session nor media", *id),
         ));
     }
     entry.addr.do_send(CloseSession {

@@ -75,7 +75,8 @@ export interface SonoPhoneOptions {
   baseUrl?: string;
   /** REST: the connection's id (optional with a token: asked for). */
   connectionId?: number;
-  /** REST: the connection's token, or the stream key it publishes under. */
+  /** REST: the connection's token, or the stream key it publishes under.
+   * WebRTC: a connection to attach the page's audio to (optional). */
   token?: string;
   /** WebRTC: getUserMedia audio constraints (default: echo cancellation and
    * noise suppression on). */

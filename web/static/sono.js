@@ -175,6 +175,9 @@ class RestTransport {
 class WebRtcTransport extends RestTransport {
   constructor(options, emit) {
     super(options, emit);
+    // With a connection's token (or stream key), the page's WebRTC audio is
+    // attached to that connection; without, it opens a session of its own.
+    this.attachTo = options.token ?? null;
     this.token = null;
     this.connectionId = null;
     this.audio = options.audio ?? { echoCancellation: true, noiseSuppression: true };
@@ -215,9 +218,11 @@ class WebRtcTransport extends RestTransport {
     await pc.setLocalDescription(await pc.createOffer());
     // sono is ICE-lite: it answers the browser's checks at its one host
     // candidate, so the offer needs none of the browser's candidates.
+    const headers = { "Content-Type": "application/sdp" };
+    if (this.attachTo) headers.Authorization = `Bearer ${this.attachTo}`;
     const response = await fetch(`${this.base}/api/v1/webrtc`, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp" },
+      headers,
       body: pc.localDescription.sdp,
     });
     if (!response.ok) {
@@ -369,7 +374,9 @@ export class SonoPhone extends EventTarget {
    * @param {object} options
    *   transport: "rest" (default), "webrtc" or "flash";
    *   baseUrl: sono's HTTP address ("" for the page's own origin);
-   *   WebRTC: optionally audio (getUserMedia constraints) or stream (a
+   *   WebRTC: optionally token (a connection's token or stream key: the
+   *     page's audio is attached to that connection), audio (getUserMedia
+   *     constraints) or stream (a
    *     MediaStream of the page's, e.g. one microphone for several phones),
    *     and audioElement (where the call is played; a new Audio() otherwise);
    *   REST: connectionId and token (or a stream key as token);
