@@ -41,11 +41,12 @@ pub fn speex(data: &[u8]) {
 
 /// The SIP codec and payload type a fuzz input's first byte picks.
 fn sip_codec(selector: u8) -> (SipCodec, u8) {
-    match selector % 4 {
+    match selector % 5 {
         0 => (SipCodec::Pcmu, 0),
         1 => (SipCodec::Pcma, 8),
         2 => (SipCodec::G722, 9),
-        _ => (SipCodec::SpeexWb, 97),
+        3 => (SipCodec::SpeexWb, 97),
+        _ => (SipCodec::Opus, 111),
     }
 }
 
@@ -86,7 +87,8 @@ fn records(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
 }
 
 /// A peer sending anything at any time to a call's RTP port, for each SIP
-/// codec (Speex being the passthrough path): the downlink never panics and
+/// codec and client codec (Speex and Opus both having a passthrough path):
+/// the downlink never panics and
 /// never gives the client more than one frame a tick (plus the few late
 /// frames passthrough may catch up with).
 pub fn downlink(data: &[u8]) {
@@ -106,6 +108,10 @@ pub fn downlink(data: &[u8]) {
         // Half the inputs also go through the silence gate.
         silence_dbov: (selector & 0x40 != 0).then_some(-60.0),
     });
+    // Half go down to a browser (Opus; passed through from an Opus peer).
+    if selector & 0x80 != 0 {
+        down.set_client_codec(ClientCodec::Opus);
+    }
     let mut now = Instant::now();
     let mut ticks = 0u64;
     let mut frames = 0u64;
