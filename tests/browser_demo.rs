@@ -7,10 +7,10 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{http, require_tool, wait_with_output_or_kill, Baresip, Sono};
+use sono_testkit::{require_tool, wait_with_output_or_kill, Baresip, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -33,33 +33,7 @@ fn the_demo_page_places_and_ends_a_call_over_rest_in_headless_chromium() {
         "[media]\nrtp_port_min = 36000\nrtp_port_max = 36999\n",
     );
     let key = "browser-demo-key-0123456789abcdef";
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg("sine=frequency=1000:sample_rate=16000:duration=60")
-        .args(["-ar", "16000", "-ac", "1", "-c:a", "libspeex", "-f", "flv"])
-        .arg(format!("rtmp://{}/phone/{key}", sono.rtmp))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting ffmpeg");
-    let deadline = Instant::now() + WAIT;
-    while http::get(sono.http, "/api/v1/token", key).map_or(true, |r| r.status != 200) {
-        assert!(
-            Instant::now() < deadline,
-            "ffmpeg never published\n{}",
-            sono.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut ffmpeg = sono.ffmpeg_publishing_under_key(key, 1000);
 
     let screenshot = dir.file("demo-page.png");
     let base = format!("http://{}", sono.http);

@@ -174,10 +174,10 @@ impl PageRun {
 }
 
 /// The page's recording (16-bit PCM at 48 kHz) as a WAV at `rate`.
-fn page_heard(raw: &Path, dir: &AudioDir, rate: u32) -> PathBuf {
+fn page_heard(raw: &Path, rate: u32) -> PathBuf {
     let bytes = std::fs::metadata(raw).map_or(0, |m| m.len());
     assert!(bytes > 48_000 * 2, "{bytes} bytes recorded");
-    let wav = dir.file("page-heard.wav");
+    let wav = raw.with_extension("wav");
     audio::ffmpeg(&[
         "-f",
         "s16le",
@@ -291,18 +291,88 @@ fn page_calls_baresip(sip: SipSide) {
         &sip.baresip_channels.to_string(),
         &peer_play.display().to_string(),
     ]);
+    let page_ref = dir.file("page-ref.wav");
+    audio::convert(&page_src, sip.rate, &page_ref);
+    let peer_ref = dir.file("peer-ref.wav");
+    audio::convert(&peer_src, sip.rate, &peer_ref);
+
+    // The offline chains. Up: page → Opus → PCMU/G.722 (or the same Opus)
+    // → baresip; down: baresip → PCMU/G.722 (or Opus) → Opus → the page.
+    let up_offline_wav = dir.file("up-offline.wav");
+    let down_offline_wav = dir.file("down-offline.wav");
+    match sip.encode {
+        Some((args, container)) => {
+            let up_opus = dir.file("up-opus.wav");
+            opus_round_trip(&page_src, 48_000, &up_opus);
+            audio::round_trip(&up_opus, args, container, sip.rate, &up_offline_wav);
+            let down_sip = dir.file("down-sip.wav");
+            audio::round_trip(&peer_src, args, container, 48_000, &down_sip);
+            opus_round_trip(&down_sip, sip.rate, &down_offline_wav);
+        }
+        None => {
+            opus_round_trip(&page_src, sip.rate, &up_offline_wav);
+            opus_round_trip(&peer_src, sip.rate, &down_offline_wav);
+        }
+    }
+    let up_offline = audio::pesq(sip.mode, &page_ref, &up_offline_wav);
+    let down_offline = audio::pesq(sip.mode, &peer_ref, &down_offline_wav);
+
+    // Three calls, and the median each way: what the page hears goes
+    // through Chromium's adaptive playout, whose time-stretching on this
+    // shared machine moves one call's score by 0.1 now and then (seen:
+    // 3.47 to 3.59 down over PCMU, the offline chain 3.70).
+    let mut ups = Vec::new();
+    let mut downs = Vec::new();
+    let mut last_log = String::new();
+    for call in 0..3 {
+        let (up, down, log) =
+            one_call(&sip, &dir, call, &capture, &peer_play, &page_ref, &peer_ref);
+        ups.push(up);
+        downs.push(down);
+        last_log = log;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (up, down) = (median(&mut ups), median(&mut downs));
+    eprintln!(
+        "{name} PESQ-{}: up {up:.2} (offline {up_offline:.2}; calls {ups:.2?}), down {down:.2} (offline {down_offline:.2}; calls {downs:.2?})",
+        sip.mode
+    );
+    assert!(
+        up >= up_offline - MAX_COST,
+        "audio up through sono scores {up:.2}, the offline chain {up_offline:.2}\n{last_log}"
+    );
+    assert!(
+        down >= down_offline - MAX_COST,
+        "audio down through sono scores {down:.2}, the offline chain {down_offline:.2}\n{last_log}"
+    );
+}
+
+/// One call of [`page_calls_baresip`]: PESQ up and down, and sono's log.
+#[allow(clippy::too_many_arguments)]
+fn one_call(
+    sip: &SipSide,
+    dir: &AudioDir,
+    call: u32,
+    capture: &Path,
+    peer_play: &Path,
+    page_ref: &Path,
+    peer_ref: &Path,
+) -> (f64, f64, String) {
     let peer = Baresip::start_with(
-        &peer_play,
+        peer_play,
         (39000, 39999),
         Duration::from_secs(60),
         sip.baresip_codec,
         sip.baresip_rate,
     );
     let sono = start_sono("[log]\nlevel = \"info,sono_actors::media_bridge=debug\"\n");
-    let recording = dir.file("page-heard.s16");
+    let recording = dir.file(&format!("page-heard-{call}.s16"));
     let run = PageRun::start(
         &sono,
-        &capture,
+        capture,
         &recording,
         "dial",
         &peer.uri(),
@@ -338,43 +408,14 @@ fn page_calls_baresip(sip: SipSide) {
         sono.log()
     );
     assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
-
-    // Up: page → Opus → sono → PCMU/G.722 (or the same Opus) → baresip.
     let heard = peer
         .heard()
         .unwrap_or_else(|| panic!("no recording\n{}", peer.log()));
-    let peer_heard = dir.file("peer-heard.wav");
+    let peer_heard = dir.file(&format!("peer-heard-{call}.wav"));
     audio::convert(&heard, sip.rate, &peer_heard);
-    let page_ref = dir.file("page-ref.wav");
-    audio::convert(&page_src, sip.rate, &page_ref);
-    let up = audio::pesq(sip.mode, &page_ref, &peer_heard);
-    let up_offline_wav = dir.file("up-offline.wav");
-    match sip.encode {
-        Some((args, container)) => {
-            let up_opus = dir.file("up-opus.wav");
-            opus_round_trip(&page_src, 48_000, &up_opus);
-            audio::round_trip(&up_opus, args, container, sip.rate, &up_offline_wav);
-        }
-        None => opus_round_trip(&page_src, sip.rate, &up_offline_wav),
-    }
-    let up_offline = audio::pesq(sip.mode, &page_ref, &up_offline_wav);
-
-    // Down: baresip → PCMU/G.722 (or Opus) → sono → Opus → the page.
-    let page_heard = page_heard(&recording, &dir, sip.rate);
-    let peer_ref = dir.file("peer-ref.wav");
-    audio::convert(&peer_src, sip.rate, &peer_ref);
-    let down = audio::pesq(sip.mode, &peer_ref, &page_heard);
-    let down_offline_wav = dir.file("down-offline.wav");
-    match sip.encode {
-        Some((args, container)) => {
-            let down_sip = dir.file("down-sip.wav");
-            audio::round_trip(&peer_src, args, container, 48_000, &down_sip);
-            opus_round_trip(&down_sip, sip.rate, &down_offline_wav);
-        }
-        None => opus_round_trip(&peer_src, sip.rate, &down_offline_wav),
-    }
-    let down_offline = audio::pesq(sip.mode, &peer_ref, &down_offline_wav);
-
+    let up = audio::pesq(sip.mode, page_ref, &peer_heard);
+    let page_heard = page_heard(&recording, sip.rate);
+    let down = audio::pesq(sip.mode, peer_ref, &page_heard);
     if sip.encode.is_none() {
         assert!(sono.log().contains("passthrough=true"), "{}", sono.log());
     }
@@ -385,20 +426,7 @@ fn page_calls_baresip(sip: SipSide) {
     {
         eprintln!("{line}");
     }
-    eprintln!(
-        "{name} PESQ-{}: up {up:.2} (offline {up_offline:.2}), down {down:.2} (offline {down_offline:.2})",
-        sip.mode
-    );
-    assert!(
-        up >= up_offline - MAX_COST,
-        "audio up through sono scores {up:.2}, the offline chain {up_offline:.2}\n{}",
-        sono.log()
-    );
-    assert!(
-        down >= down_offline - MAX_COST,
-        "audio down through sono scores {down:.2}, the offline chain {down_offline:.2}\n{}",
-        sono.log()
-    );
+    (up, down, sono.log())
 }
 
 #[test]
@@ -427,19 +455,12 @@ fn a_page_calls_an_opus_peer_and_opus_passes_through_both_ways() {
 /// tab going.
 fn tab_goes_mid_call(ending: &str) {
     let dir = AudioDir::new(&format!("webrtc-{ending}"));
-    let capture = dir.file("capture.wav");
-    audio::tone_wav(&capture, 48_000, 30, 440);
-    let peer_play = dir.file("peer.wav");
-    audio::tone_wav(&peer_play, 8000, 60, 600);
-    let peer = Baresip::start_with(
-        &peer_play,
-        (39000, 39999),
-        Duration::from_secs(60),
-        "PCMU/8000/1",
-        8000,
-    );
-    let sono = start_sono("");
-    let recording = dir.file("page-heard.s16");
+    let ToneCall {
+        capture,
+        recording,
+        peer,
+        sono,
+    } = tone_call(&dir);
     let mut run = PageRun::start(&sono, &capture, &recording, "dial", &peer.uri(), 2, ending);
     run.wait_for("closing", &sono);
     let closed = Instant::now();
@@ -482,19 +503,12 @@ fn tab_goes_mid_call(ending: &str) {
 fn a_browser_that_stops_sending_is_gone_after_the_media_timeout() {
     let _one = one_at_a_time();
     let dir = AudioDir::new("webrtc-freeze");
-    let capture = dir.file("capture.wav");
-    audio::tone_wav(&capture, 48_000, 30, 440);
-    let peer_play = dir.file("peer.wav");
-    audio::tone_wav(&peer_play, 8000, 60, 600);
-    let peer = Baresip::start_with(
-        &peer_play,
-        (39000, 39999),
-        Duration::from_secs(60),
-        "PCMU/8000/1",
-        8000,
-    );
-    let sono = start_sono("");
-    let recording = dir.file("page-heard.s16");
+    let ToneCall {
+        capture,
+        recording,
+        peer,
+        sono,
+    } = tone_call(&dir);
     let mut run = PageRun::start(
         &sono,
         &capture,
@@ -628,7 +642,7 @@ fn baresip_calls_the_page_which_answers_and_then_rejects_the_next_call() {
         sono.log()
     );
     // Both ways: the page heard baresip's 600 Hz, baresip the page's 440 Hz.
-    let page_heard = page_heard(&recording, &dir, 8000);
+    let page_heard = page_heard(&recording, 8000);
     let down = tone_in(&page_heard, 600.0);
     let heard = first
         .heard()
@@ -640,6 +654,64 @@ fn baresip_calls_the_page_which_answers_and_then_rejects_the_next_call() {
     assert!(down > 10.0 && up > 10.0, "down {down:.1} dB, up {up:.1} dB");
     // The session is the line, not the call: it is still up for the next.
     assert_eq!(result["peerConnection"], "connected", "{result}");
+}
+
+/// A page whose fake microphone plays 440 Hz, a baresip peer (PCMU) that
+/// plays 600 Hz, and sono: the set-up of the tests that look at a call's
+/// life rather than its sound.
+struct ToneCall {
+    capture: PathBuf,
+    recording: PathBuf,
+    peer: Baresip,
+    sono: Sono,
+}
+
+fn tone_call(dir: &AudioDir) -> ToneCall {
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let peer_play = dir.file("peer.wav");
+    audio::tone_wav(&peer_play, 8000, 60, 600);
+    let peer = Baresip::start_with(
+        &peer_play,
+        (39000, 39999),
+        Duration::from_secs(60),
+        "PCMU/8000/1",
+        8000,
+    );
+    ToneCall {
+        capture,
+        recording: dir.file("page-heard.s16"),
+        peer,
+        sono: start_sono(""),
+    }
+}
+
+/// The page calls SIPp running `scenario` (a file in tests/sipp), stays
+/// `seconds`, and ends as `ending` says; SIPp must complete.
+fn page_calls_sipp(name: &str, scenario: &str, seconds: u32, ending: &str) -> serde_json::Value {
+    let dir = AudioDir::new(name);
+    let capture = dir.file("capture.wav");
+    audio::tone_wav(&capture, 48_000, 30, 440);
+    let sono = start_sono("");
+    let mut sipp = sono_testkit::Sipp::uas(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sipp/{scenario}.xml")),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    let recording = dir.file("page-heard.s16");
+    let run = PageRun::start(
+        &sono,
+        &capture,
+        &recording,
+        "dial",
+        &sipp.uri("bob"),
+        seconds,
+        ending,
+    );
+    let result = run.finish(&sono);
+    sipp.assert_success(WAIT);
+    result
 }
 
 /// The page's events, oldest first (its log lists the newest first).
@@ -659,28 +731,7 @@ fn page_events(result: &serde_json::Value) -> Vec<String> {
 #[test]
 fn dtmf_from_sipp_reaches_the_page_as_events() {
     let _one = one_at_a_time();
-    let dir = AudioDir::new("webrtc-sipp-dtmf");
-    let capture = dir.file("capture.wav");
-    audio::tone_wav(&capture, 48_000, 30, 440);
-    let sono = start_sono("");
-    let mut sipp = sono_testkit::Sipp::uas(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_dtmf.xml"),
-        1,
-        Duration::from_secs(30),
-        &[],
-    );
-    let recording = dir.file("page-heard.s16");
-    let run = PageRun::start(
-        &sono,
-        &capture,
-        &recording,
-        "dial",
-        &sipp.uri("bob"),
-        3,
-        "page-hangs-up",
-    );
-    let result = run.finish(&sono);
-    sipp.assert_success(WAIT);
+    let result = page_calls_sipp("webrtc-sipp-dtmf", "uas_dtmf", 3, "page-hangs-up");
     let digits: String = page_events(&result)
         .iter()
         .filter(|e| e.contains("Sono.Call.DTMF"))
@@ -694,28 +745,7 @@ fn dtmf_from_sipp_reaches_the_page_as_events() {
 #[test]
 fn a_peer_hanging_up_ends_the_call_on_the_page() {
     let _one = one_at_a_time();
-    let dir = AudioDir::new("webrtc-remote-bye");
-    let capture = dir.file("capture.wav");
-    audio::tone_wav(&capture, 48_000, 30, 440);
-    let sono = start_sono("");
-    let mut sipp = sono_testkit::Sipp::uas(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_remote_bye.xml"),
-        1,
-        Duration::from_secs(30),
-        &[],
-    );
-    let recording = dir.file("page-heard.s16");
-    let run = PageRun::start(
-        &sono,
-        &capture,
-        &recording,
-        "dial",
-        &sipp.uri("bob"),
-        0,
-        "peer-hangs-up",
-    );
-    let result = run.finish(&sono);
-    sipp.assert_success(WAIT);
+    let result = page_calls_sipp("webrtc-remote-bye", "uas_remote_bye", 0, "peer-hangs-up");
     assert!(
         result["afterHangup"]
             .as_str()
@@ -737,50 +767,15 @@ fn a_peer_hanging_up_ends_the_call_on_the_page() {
 #[test]
 fn a_page_attaches_its_webrtc_audio_to_a_stream_key_connection() {
     let _one = one_at_a_time();
-    require_tool("ffmpeg", "ffmpeg");
     let dir = AudioDir::new("webrtc-attach");
-    let capture = dir.file("capture.wav");
-    audio::tone_wav(&capture, 48_000, 30, 440);
-    let peer_play = dir.file("peer.wav");
-    audio::tone_wav(&peer_play, 8000, 60, 600);
-    let peer = Baresip::start_with(
-        &peer_play,
-        (39000, 39999),
-        Duration::from_secs(60),
-        "PCMU/8000/1",
-        8000,
-    );
-    let sono = start_sono("");
+    let ToneCall {
+        capture,
+        recording,
+        peer,
+        sono,
+    } = tone_call(&dir);
     let key = "webrtc-attach-key-0123456789abcdef";
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg("sine=frequency=1000:sample_rate=16000:duration=60")
-        .args(["-ar", "16000", "-ac", "1", "-c:a", "libspeex", "-f", "flv"])
-        .arg(format!("rtmp://{}/phone/{key}", sono.rtmp))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting ffmpeg");
-    let deadline = Instant::now() + WAIT;
-    while sono_testkit::http::get(sono.http, "/api/v1/token", key).map_or(true, |r| r.status != 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "ffmpeg never published\n{}",
-            sono.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = dir.file("page-heard.s16");
+    let mut ffmpeg = sono.ffmpeg_publishing_under_key(key, 1000);
     let run = PageRun::start_with(
         &sono,
         &capture,
@@ -805,7 +800,7 @@ fn a_page_attaches_its_webrtc_audio_to_a_stream_key_connection() {
     audio::convert(&heard, 8000, &peer_heard);
     let page_tone = tone_in(&peer_heard, 440.0);
     let ffmpeg_tone = tone_in(&peer_heard, 1000.0);
-    let page_heard = page_heard(&recording, &dir, 8000);
+    let page_heard = page_heard(&recording, 8000);
     let down = tone_in(&page_heard, 600.0);
     eprintln!(
         "attached: peer heard the page at {page_tone:.1} dB (ffmpeg's tone {ffmpeg_tone:.1} dB); the page heard the peer at {down:.1} dB"

@@ -256,3 +256,40 @@ fn sections(extra: &str) -> HashMap<String, String> {
     }
     out
 }
+
+impl Sono {
+    /// ffmpeg publishing a `hz` tone as Speex under the stream key `key`, as
+    /// an RTMP tool does (a page then controls the connection with the key):
+    /// returned once the key works as a token. Stop it by its handle.
+    pub fn ffmpeg_publishing_under_key(&self, key: &str, hz: u32) -> Child {
+        require_tool("ffmpeg", "ffmpeg");
+        let child = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
+            .arg(format!("sine=frequency={hz}:sample_rate=16000:duration=60"))
+            .args(["-ar", "16000", "-ac", "1", "-c:a", "libspeex", "-f", "flv"])
+            .arg(format!("rtmp://{}/phone/{key}", self.rtmp))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting ffmpeg");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::http::get(self.http, "/api/v1/token", key).map_or(true, |r| r.status != 200) {
+            assert!(
+                Instant::now() < deadline,
+                "ffmpeg never published\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    }
+}

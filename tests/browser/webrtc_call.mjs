@@ -14,29 +14,13 @@
 //   tab-freezes (prints {"freeze"}: the test stops Chromium) | then-reject (hangs up, prints {"firstCallEnded"}, rejects
 //   the next call with 486)
 import { writeFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchWithMicrophone } from "./chromium.mjs";
 
 const [base, capture, mode, uri, secondsArg, ending = "page-hangs-up"] = process.argv.slice(2);
 const seconds = Number(secondsArg);
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const timeout = 20000;
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${capture}`,
-    // The test's traffic stays on loopback; Chromium leaves it out otherwise.
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-  timeout,
-});
+const browser = await launchWithMicrophone(capture, timeout);
 const result = { consoleErrors: [], events: [] };
 try {
   const page = await browser.newPage();

@@ -9,28 +9,13 @@
 // from the peer connections' inbound-rtp statistics.
 //
 //   node webrtc_load.mjs BASE_URL CAPTURE_WAV SIP_URI CALLS IDLE_SECONDS HOLD_SECONDS
-import { chromium } from "playwright-core";
+import { launchWithMicrophone } from "./chromium.mjs";
 
 const [base, capture, uri, callsArg, idleArg, holdArg] = process.argv.slice(2);
 const calls = Number(callsArg);
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const timeout = 60000;
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${capture}`,
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-  timeout,
-});
+const browser = await launchWithMicrophone(capture, timeout);
 try {
   // A browser holds at most six HTTP/1.1 connections to one host, and each
   // phone keeps one open for its live events: five phones per context
