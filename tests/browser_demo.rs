@@ -10,20 +10,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{require_tool, wait_with_output_or_kill, Baresip, Sono};
+use sono_testkit::{wait_with_output_or_kill, Baresip, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_demo_page_places_and_ends_a_call_over_rest_in_headless_chromium() {
-    require_tool("chromium", "chromium");
-    require_tool("node", "nodejs");
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run scripts/install-deps.sh (npm ci in tests/browser)"
-    );
+    let browser_dir = sono_testkit::browser_dir();
     let dir = AudioDir::new("browser-demo");
     let tone = dir.file("peer.wav");
     audio::tone_wav(&tone, 16_000, 40, 600);

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sono_testkit::audio::{self, AudioDir};
-use sono_testkit::{require_tool, Baresip, Sono};
+use sono_testkit::{browser_dir, Baresip, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
 const WAIT: Duration = Duration::from_secs(10);
@@ -40,17 +40,6 @@ fn start_sono(extra: &str) -> Sono {
              [webrtc]\nport_min = 38000\nport_max = 38999\n{extra}"
         ),
     )
-}
-
-fn browser_dir() -> PathBuf {
-    require_tool("chromium", "chromium");
-    require_tool("node", "nodejs");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run scripts/install-deps.sh (npm ci in tests/browser)"
-    );
-    dir
 }
 
 /// A run of `node webrtc_call.mjs …`: its stdout lines as they come.

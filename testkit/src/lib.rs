@@ -26,4 +26,6 @@ pub use flash_client::{flash_speex_tags, FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
 pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
-pub use sono::{free_port, require_tool, wait_or_kill, wait_with_output_or_kill, Finished, Sono};
+pub use sono::{
+    browser_dir, free_port, require_tool, wait_or_kill, wait_with_output_or_kill, Finished, Sono,
+};

@@ -293,3 +293,17 @@ impl Sono {
         child
     }
 }
+
+/// `tests/browser`, where the headless-Chromium drivers live, once Debian's
+/// chromium, node and playwright-core are there (a test fails, naming what
+/// to install, when one is missing).
+pub fn browser_dir() -> PathBuf {
+    require_tool("chromium", "chromium");
+    require_tool("node", "nodejs");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run scripts/install-deps.sh (npm ci in tests/browser)"
+    );
+    dir
+}
