@@ -400,12 +400,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
         late_ms.extend(offsets.iter().map(|o| (o - earliest) as f64 / 1000.0));
     }
     late_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        late_ms
-            .get(((late_ms.len() as f64 * p) as usize).min(late_ms.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| percentile(&late_ms, p);
     let late = late_ms
         .iter()
         .filter(|&&l| l > LATE.as_secs_f64() * 1000.0)
@@ -544,11 +539,6 @@ fn run_webrtc(o: &Options) -> RunResult {
         n.sort_by(f64::total_cmp);
         n
     };
-    let pct = |v: &[f64], p: f64| {
-        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
     let offer_answer = numbers(&idle["offerAnswerMs"]);
     let connect = numbers(&idle["connectMs"]);
     let jitter = numbers(&done["jitterMs"]);
@@ -556,14 +546,14 @@ fn run_webrtc(o: &Options) -> RunResult {
     println!(
         "media_load:   WebRTC: offer → answer p50 {:.1} ms p99 {:.1} ms (whole connect, getUserMedia to events open, p50 {:.0} ms); \
          RSS per idle session {:.0} KiB; browsers received {} packets, lost {}, jitter p50 {:.1} ms max {:.1} ms",
-        pct(&offer_answer, 0.5),
-        pct(&offer_answer, 0.99),
-        pct(&connect, 0.5),
+        percentile(&offer_answer, 0.5),
+        percentile(&offer_answer, 0.99),
+        percentile(&connect, 0.5),
         rss_idle.saturating_sub(rss_before) as f64 / calls.max(1) as f64,
         done["received"],
         done["lost"],
-        pct(&jitter, 0.5),
-        pct(&jitter, 1.0),
+        percentile(&jitter, 0.5),
+        percentile(&jitter, 1.0),
     );
     let hz = clock_ticks_per_second();
     let cpu_s = cpu as f64 / hz;
@@ -577,12 +567,20 @@ fn run_webrtc(o: &Options) -> RunResult {
         frames: done["received"].as_u64().unwrap_or(0),
         lost: done["lost"].as_u64().unwrap_or(0),
         late: 0,
-        late_p50_ms: pct(&jitter, 0.5),
-        late_p99_ms: pct(&jitter, 0.99),
-        late_max_ms: pct(&jitter, 1.0),
+        late_p50_ms: percentile(&jitter, 0.5),
+        late_p99_ms: percentile(&jitter, 0.99),
+        late_max_ms: percentile(&jitter, 1.0),
         hung_up: 0,
         latency: None,
     }
+}
+
+/// The `p` quantile (0–1) of sorted values; 0 for none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// A client with its call up, playing and publishing, handed over to the

@@ -379,13 +379,7 @@ fn one_call(
         result["connectMs"], result["stats"]
     );
     assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
-    assert!(
-        result["afterHangup"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("No call"),
-        "{result}"
-    );
+    assert_call_ended_on_the_page(&result);
     // DTMF from the keypad (REST) and from the browser's RTCDTMFSender
     // (RFC 4733 over WebRTC) both reach the peer as RFC 4733 events.
     assert_eq!(result["rtcDtmf"], true, "{result}");
@@ -545,13 +539,7 @@ fn a_browser_that_stops_sending_is_gone_after_the_media_timeout() {
         sono.log()
     );
     let result = run.finish(&sono);
-    assert!(
-        result["afterHangup"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("No call"),
-        "{result}"
-    );
+    assert_call_ended_on_the_page(&result);
 }
 
 #[test]
@@ -703,6 +691,17 @@ fn page_calls_sipp(name: &str, scenario: &str, seconds: u32, ending: &str) -> se
     result
 }
 
+/// The page's call state after the call: "No call".
+fn assert_call_ended_on_the_page(result: &serde_json::Value) {
+    assert!(
+        result["afterHangup"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("No call"),
+        "{result}"
+    );
+}
+
 /// The page's events, oldest first (its log lists the newest first).
 fn page_events(result: &serde_json::Value) -> Vec<String> {
     let mut events: Vec<String> = result["events"]
@@ -735,13 +734,7 @@ fn dtmf_from_sipp_reaches_the_page_as_events() {
 fn a_peer_hanging_up_ends_the_call_on_the_page() {
     let _one = one_at_a_time();
     let result = page_calls_sipp("webrtc-remote-bye", "uas_remote_bye", 0, "peer-hangs-up");
-    assert!(
-        result["afterHangup"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("No call"),
-        "{result}"
-    );
+    assert_call_ended_on_the_page(&result);
     let ended = page_events(&result)
         .iter()
         .any(|e| e.contains("Sono.Call.Status") && e.contains("\"status_code\":0"));

@@ -59,13 +59,6 @@ pub struct IncomingInvite {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Closes the session and its transport (`DELETE` over REST); its call ends.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseSession {
-    pub reason: String,
-}
-
 /// A WebRTC transport carries this session's audio from now on (`POST
 /// /api/v1/webrtc` with the session's token); its client's RTMP transport
 /// keeps the control and the events.
@@ -76,10 +69,12 @@ pub struct AttachMedia {
     pub media: ClientMedia,
 }
 
-/// Ends the attached WebRTC media (`DELETE` over REST); false if there is none.
+/// `DELETE /api/v1/webrtc/{id}`: a WebRTC session closes (its call ends);
+/// another connection loses only the WebRTC media attached to it. False if
+/// the session has neither.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct EndAttachedMedia;
+pub struct EndWebRtc;
 
 /// The attached media transport is gone: audio goes back to the session's own.
 #[derive(Message)]
@@ -710,17 +705,6 @@ impl Handler<FromClient> for ClientSession {
     }
 }
 
-impl Handler<CloseSession> for ClientSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseSession, _: &mut Self::Context) {
-        self.to_client.do_send(ToClient::Close {
-            reason: msg.reason,
-            is_error: false,
-        });
-    }
-}
-
 impl Handler<AttachMedia> for ClientSession {
     type Result = bool;
 
@@ -744,21 +728,23 @@ impl Handler<AttachMedia> for ClientSession {
     }
 }
 
-impl Handler<EndAttachedMedia> for ClientSession {
+impl Handler<EndWebRtc> for ClientSession {
     type Result = bool;
 
-    fn handle(&mut self, _: EndAttachedMedia, _: &mut Self::Context) -> bool {
-        match &self.attached {
-            Some((transport, _)) => {
-                // Its `DetachMedia` follows once it has closed.
-                transport.do_send(ToClient::Close {
-                    reason: "the page ended the WebRTC media (DELETE)".into(),
-                    is_error: false,
-                });
-                true
-            }
-            None => false,
-        }
+    fn handle(&mut self, _: EndWebRtc, _: &mut Self::Context) -> bool {
+        let (transport, reason) = if self.transport == ClientTransport::Webrtc {
+            (&self.to_client, "the page ended the session (DELETE)")
+        } else if let Some((attached, _)) = &self.attached {
+            // Its `DetachMedia` follows once it has closed.
+            (attached, "the page ended the WebRTC media (DELETE)")
+        } else {
+            return false;
+        };
+        transport.do_send(ToClient::Close {
+            reason: reason.into(),
+            is_error: false,
+        });
+        true
     }
 }
 

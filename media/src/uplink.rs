@@ -257,11 +257,9 @@ impl Uplink {
     /// the packet's in-band FEC where it has some, so the peer hears no
     /// hole and the RTP clock stays continuous; a long one is a pause.
     fn opus_packet(&mut self, ms: u32, data: &[u8]) -> Result<(), UplinkError> {
-        if self.opus.is_none() {
-            self.opus = Some(OpusDecoder::new().map_err(|_| UplinkError::CorruptOpus)?);
-        }
-        let Some(decoder) = self.opus.as_mut() else {
-            return Err(UplinkError::CorruptOpus);
+        let decoder = match &mut self.opus {
+            Some(decoder) => decoder,
+            slot => slot.insert(OpusDecoder::new().map_err(|_| UplinkError::CorruptOpus)?),
         };
         let ticks = clock_ticks(data).ok_or(UplinkError::CorruptOpus)?;
         if let Some(expected) = self.expected_ms {

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sono_actors::client_session::{CloseSession, EndAttachedMedia};
-use sono_actors::control::{ClientTransport, GetState};
+use sono_actors::client_session::EndWebRtc;
 use sono_actors::webrtc_connection::{OfferRefused, WebRtcConnection};
 use sono_actors::{ConnectionId, Shared};
 
@@ -134,26 +133,21 @@ pub async fn delete(
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = auth::connection(&req, &shared, *id)?;
-    // Only a WebRTC session is ended here; an RTMP client ends its own.
-    let state = tokio::time::timeout(std::time::Duration::from_secs(5), entry.addr.send(GetState))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(ApiError::connection_closed)?;
-    if state.transport != ClientTransport::Webrtc {
-        // Another connection: only the WebRTC media attached to it ends.
-        let ended = matches!(entry.addr.send(EndAttachedMedia).await, Ok(true));
-        if ended {
-            return Ok(HttpResponse::NoContent().finish());
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        entry.addr.send(EndWebRtc),
+    )
+    .await
+    {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "connection_not_found",
+                format!("connection {} has no WebRTC session nor media", *id),
+            ))
         }
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "connection_not_found",
-            format!("connection {} has no WebRTC session nor media", *id),
-        ));
+        _ => return Err(ApiError::connection_closed()),
     }
-    entry.addr.do_send(CloseSession {
-        reason: "the page ended the session (DELETE)".into(),
-    });
     Ok(HttpResponse::NoContent().finish())
 }
