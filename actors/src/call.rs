@@ -585,19 +585,28 @@ pub fn inbound_config(
     }
 }
 
-/// A browser's own codec first: a call from or to a WebRTC client offers
-/// and accepts Opus before the configured codecs (`media.codecs`), so a
-/// peer that speaks it gets the browser's packets untouched, with no codec
-/// work either way. Flash clients keep the configured order.
+/// The client's own codec first: a call from or to a WebRTC client offers
+/// and accepts Opus before the configured codecs (`media.codecs`), and one
+/// from a client that publishes G.711 (Flash Player 11, AIR, an RTMP tool)
+/// its law, so a peer that speaks it gets the client's audio untouched,
+/// with no codec work either way. Speex and Nellymoser clients keep the
+/// configured order; so does G.711 when `media.codecs` leaves that law out
+/// (the operator's list decides what is offered at all).
 pub fn prefer_client_codec(
     media: &mut sono_sip::sdp::LocalMedia,
     client: sono_media::codec::ClientCodec,
 ) {
+    use sono_media::codec::ClientCodec;
+    use sono_media::g711::Law;
     use sono_sip::sdp::Codec;
-    if client == sono_media::codec::ClientCodec::Opus {
-        media.codecs.retain(|c| *c != Codec::Opus);
-        media.codecs.insert(0, Codec::Opus);
-    }
+    let first = match client {
+        ClientCodec::Opus => Codec::Opus,
+        ClientCodec::G711(Law::Mu) if media.codecs.contains(&Codec::Pcmu) => Codec::Pcmu,
+        ClientCodec::G711(Law::A) if media.codecs.contains(&Codec::Pcma) => Codec::Pcma,
+        _ => return,
+    };
+    media.codecs.retain(|c| *c != first);
+    media.codecs.insert(0, first);
 }
 
 /// What we offer and answer with: the configured codecs on this port.

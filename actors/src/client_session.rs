@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use sono_media::codec::ClientCodec;
+use sono_media::g711::Law;
 use sono_rtmp::phone::code;
 use sono_rtmp::{AmfValue, PhoneEvent, PhoneRequest, RegisterRequest};
 use tokio::sync::oneshot;
@@ -129,6 +131,9 @@ pub enum FromClient {
         listener: Recipient<RelayedAudio>,
         stream_id: u32,
     },
+    /// The client publishes audio in this codec (sent when it changes):
+    /// its calls offer the codec's SIP twin first, to pass it through.
+    Publishes(sono_media::codec::ClientCodec),
     /// The transport is closing: no new requests or calls.
     Closing,
     /// The transport is gone: end the call, remove the bindings, stop.
@@ -189,6 +194,8 @@ pub struct ClientSession {
     pending_register: Option<Responder>,
     /// The answered call's media bridge.
     media: Option<Addr<MediaBridge>>,
+    /// What the client last published (RTMP), if anything.
+    publishes: Option<sono_media::codec::ClientCodec>,
 }
 
 impl ClientSession {
@@ -243,6 +250,7 @@ impl ClientSession {
             registration_state: None,
             pending_register: None,
             media: None,
+            publishes: None,
         }
     }
 
@@ -283,7 +291,19 @@ impl ClientSession {
     fn phone_request(&mut self, ctx: &mut Context<Self>, txn: Responder, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
-            PhoneRequest::Dial { uri } => self.dial(ctx, txn, &uri),
+            PhoneRequest::Dial { uri, codec } => {
+                // The law a Flash Player 11 client says it will publish.
+                match codec {
+                    Some(sono_rtmp::AudioCodec::Pcmu) => {
+                        self.publishes = Some(ClientCodec::G711(Law::Mu))
+                    }
+                    Some(sono_rtmp::AudioCodec::Pcma) => {
+                        self.publishes = Some(ClientCodec::G711(Law::A))
+                    }
+                    _ => {}
+                }
+                self.dial(ctx, txn, &uri)
+            }
             PhoneRequest::Hangup => match &self.call {
                 Some(call) => {
                     call.do_send(Hangup { client_gone: false });
@@ -345,6 +365,29 @@ impl ClientSession {
         );
     }
 
+    /// The client codec a new call should pass through if it can: a
+    /// browser's attached for the audio, else what the client publishes
+    /// (or said it will), else its transport's.
+    fn preferred_codec(&self) -> ClientCodec {
+        match (&self.attached, self.publishes) {
+            (None, Some(codec)) => codec,
+            _ => self.media_out.codec,
+        }
+    }
+
+    /// Where a new call's audio down goes, and in what codec: a G.711
+    /// client gets its law back when the peer speaks it (the bridge
+    /// decides, once the codec is negotiated).
+    fn call_media(&self) -> ClientMedia {
+        match (&self.attached, self.publishes) {
+            (None, Some(codec @ ClientCodec::G711(_))) => ClientMedia {
+                out: self.media_out.out.clone(),
+                codec,
+            },
+            _ => self.media_out.clone(),
+        }
+    }
+
     fn dial(&mut self, ctx: &mut Context<Self>, txn: Responder, uri: &str) {
         match self.shared.dial_plan.check(uri) {
             Verdict::Invalid(e) => self.fail(
@@ -399,7 +442,7 @@ impl ClientSession {
         };
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
-        prefer_client_codec(&mut config.media, self.media_out.codec);
+        prefer_client_codec(&mut config.media, self.preferred_codec());
         if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
             self.fail(
                 txn,
@@ -411,7 +454,7 @@ impl ClientSession {
         let call = Call::start(
             self.id,
             ctx.address().recipient(),
-            self.media_out.clone(),
+            self.call_media(),
             shared.clone(),
             config,
             resolve,
@@ -696,6 +739,7 @@ impl Handler<FromClient> for ClientSession {
                 listener,
                 stream_id,
             }),
+            FromClient::Publishes(codec) => self.publishes = Some(codec),
             FromClient::Closing => self.closing = true,
             FromClient::Gone => {
                 self.closing = true;
@@ -998,7 +1042,7 @@ impl Handler<IncomingInvite> for ClientSession {
         };
         let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
         let mut config = inbound_config(&shared, user, rtp.port(), transport);
-        prefer_client_codec(&mut config.media, self.media_out.codec);
+        prefer_client_codec(&mut config.media, self.preferred_codec());
         self.inbound_call_id = Some(message.call_id.clone());
         self.set_call_track(|track| {
             *track = Some(CallTrack {
@@ -1012,7 +1056,7 @@ impl Handler<IncomingInvite> for ClientSession {
         self.call = Some(Call::start_inbound(
             self.id,
             ctx.address().recipient(),
-            self.media_out.clone(),
+            self.call_media(),
             shared.clone(),
             message,
             source,

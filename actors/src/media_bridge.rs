@@ -26,7 +26,7 @@ use sono_media::rtcp::{self, ReportBlock, SenderInfo};
 use sono_media::rtp::RtpPacket;
 use sono_media::rtp_sender::RtpSender;
 use sono_media::rtp_source::SourceVerdict;
-use sono_media::uplink::{Uplink, UplinkConfig};
+use sono_media::uplink::{Uplink, UplinkConfig, UplinkError};
 use sono_sip::sdp::{Codec, Direction, Negotiated};
 use tokio::net::UdpSocket;
 use tokio_util::codec::BytesCodec;
@@ -34,7 +34,7 @@ use tokio_util::udp::UdpFramed;
 use tracing::{debug, info, warn};
 
 use crate::directory::ConnectionId;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, DOWN_PASSTHROUGH, DOWN_TRANSCODED, UP_PASSTHROUGH, UP_TRANSCODED};
 use crate::rtp_ports::RtpPorts;
 use crate::Shared;
 
@@ -98,6 +98,12 @@ pub enum MediaNotice {
         taken: Instant,
     },
     Dtmf(char),
+    /// The client's audio in `codec` cannot be decoded (said once per codec
+    /// and call): the client is told, the call goes on with silence up.
+    Undecodable {
+        codec: &'static str,
+        reason: String,
+    },
 }
 
 /// What the bridge tells its call.
@@ -136,6 +142,8 @@ pub struct MediaBridge {
     /// Audio up waits here for its RTP time (clients send in bursts).
     pacer: RtpPacer,
     timed_out: bool,
+    /// Codecs whose undecodable audio the client was told about.
+    refused: Vec<&'static str>,
 }
 
 impl MediaBridge {
@@ -178,7 +186,13 @@ impl MediaBridge {
             speex_complexity: m.speex_complexity,
             silence_dbov: m.skip_silence.then_some(m.silence_dbov),
         });
-        downlink.set_client_codec(client.codec);
+        // G.711 goes down only to pass the peer's through; otherwise Speex
+        // wideband sounds better.
+        let down = match client.codec {
+            ClientCodec::G711(_) if !codec.passes_through(client.codec) => ClientCodec::SpeexWb,
+            other => other,
+        };
+        downlink.set_client_codec(down);
         let to_client = client.out;
         let bridge = MediaBridge {
             conn,
@@ -202,6 +216,7 @@ impl MediaBridge {
             paced: Vec::new(),
             pacer: RtpPacer::new(codec.rtp_clock_rate(), PACER_MAX_QUEUE),
             timed_out: false,
+            refused: Vec::new(),
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
             shared,
@@ -254,9 +269,15 @@ impl MediaBridge {
             .transcode_down
             .observe(started.elapsed());
         let codec = self.downlink.client_codec();
-        let (rate, samples) = codec.rate_and_frame();
-        let samples = samples as u64;
+        let rate = codec.rate_and_frame().map_or(16_000, |(rate, _)| rate);
+        let path = if self.downlink.is_passthrough() {
+            DOWN_PASSTHROUGH
+        } else {
+            DOWN_TRANSCODED
+        };
+        Metrics::add(&self.shared.metrics.audio_paths[path], frames.len() as u64);
         for data in frames {
+            let samples = codec.samples_in(&data) as u64;
             self.to_client.do_send(MediaNotice::AudioDown {
                 timestamp: (self.client_samples * 1000 / u64::from(rate)) as u32,
                 codec,
@@ -456,25 +477,53 @@ impl Handler<ClientAudio> for MediaBridge {
     type Result = ();
 
     fn handle(&mut self, msg: ClientAudio, _: &mut Context<Self>) {
-        if let ClientCodec::Nellymoser { .. } = msg.codec {
-            if self.shared.settings.media.nellymoser_to_client
-                && self.downlink.client_codec() != msg.codec
-            {
-                info!(conn = self.conn, codec = ?msg.codec, "audio down follows the client: Nellymoser");
-                self.downlink.set_client_codec(msg.codec);
-                self.client_samples = 0;
-            }
+        // Audio down follows a Nellymoser client when the settings ask for
+        // it, and a G.711 client whose law the peer speaks (both ways
+        // untouched then).
+        let follow = match msg.codec {
+            ClientCodec::Nellymoser { .. } => self.shared.settings.media.nellymoser_to_client,
+            ClientCodec::G711(_) => self.codec.passes_through(msg.codec),
+            _ => false,
+        };
+        if follow && self.downlink.client_codec() != msg.codec {
+            info!(
+                conn = self.conn,
+                codec = msg.codec.name(),
+                "audio down follows the client's codec"
+            );
+            self.downlink.set_client_codec(msg.codec);
+            self.client_samples = 0;
         }
         let mut packets = Vec::new();
         let started = Instant::now();
+        let before = self.uplink.stats();
         let result = self
             .uplink
             .client_audio(msg.codec, msg.timestamp, &msg.data, &mut packets);
         self.shared.metrics.transcode_up.observe(started.elapsed());
-        if let Err(e) = result {
-            // Once per kind would be nicer; debug keeps a bad client from
-            // flooding the log.
-            debug!(conn = self.conn, error = %e, "client audio dropped");
+        let after = self.uplink.stats();
+        let through = after.passed_through - before.passed_through;
+        let metrics = &self.shared.metrics;
+        Metrics::add(&metrics.audio_paths[UP_PASSTHROUGH], through);
+        Metrics::add(
+            &metrics.audio_paths[UP_TRANSCODED],
+            after.packets - before.packets - through,
+        );
+        match result {
+            Err(UplinkError::Undecodable { codec, reason }) => {
+                metrics.undecodable(codec);
+                if !self.refused.contains(&codec) {
+                    self.refused.push(codec);
+                    self.to_client
+                        .do_send(MediaNotice::Undecodable { codec, reason });
+                }
+            }
+            Err(e) => {
+                metrics.undecodable(msg.codec.name());
+                // debug: a bad client must not flood the log.
+                debug!(conn = self.conn, error = %e, "client audio dropped");
+            }
+            Ok(()) => {}
         }
         let now = Instant::now();
         for packet in packets {

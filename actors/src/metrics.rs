@@ -7,15 +7,55 @@ use std::time::Duration;
 
 use sono_rtmp::AudioCodec;
 
+/// The `codec` label of the per-codec client audio counters: the names
+/// of `sono_rtmp::AudioCodec` and `sono_media::codec::ClientCodec`.
+pub const CODEC_LABELS: [&str; 10] = [
+    "speex",
+    "nellymoser",
+    "pcmu",
+    "pcma",
+    "pcm",
+    "adpcm",
+    "mp3",
+    "aac",
+    "opus",
+    "other",
+];
+
+/// The index of `name` in [`CODEC_LABELS`] ("other" for any other name).
+pub fn codec_label(name: &str) -> usize {
+    CODEC_LABELS
+        .iter()
+        .position(|l| *l == name)
+        .unwrap_or(CODEC_LABELS.len() - 1)
+}
+
+fn per_codec(v: &[(String, u64)]) -> Vec<(&str, u64)> {
+    v.iter().map(|(l, n)| (l.as_str(), *n)).collect()
+}
+
+/// Indexes of [`Metrics::audio_paths`].
+pub const UP_PASSTHROUGH: usize = 0;
+pub const UP_TRANSCODED: usize = 1;
+pub const DOWN_PASSTHROUGH: usize = 2;
+pub const DOWN_TRANSCODED: usize = 3;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub rtmp_connections_accepted: AtomicU64,
     pub rtmp_connections_refused: AtomicU64,
     pub rtmp_connections_active: AtomicU64,
     pub rtmp_connections_closed_on_error: AtomicU64,
-    pub rtmp_audio_speex: AtomicU64,
-    pub rtmp_audio_nellymoser: AtomicU64,
-    pub rtmp_audio_other: AtomicU64,
+    /// Audio messages from RTMP clients, by [`CODEC_LABELS`].
+    pub rtmp_audio: [AtomicU64; CODEC_LABELS.len()],
+    /// Client audio messages that could not be decoded, by [`CODEC_LABELS`].
+    pub audio_undecodable: [AtomicU64; CODEC_LABELS.len()],
+    /// Video on publishing streams, counted and dropped.
+    pub rtmp_video_messages: AtomicU64,
+    pub rtmp_video_bytes: AtomicU64,
+    /// Audio packets up and frames down, passed through or transcoded:
+    /// `[up passthrough, up transcoded, down passthrough, down transcoded]`.
+    pub audio_paths: [AtomicU64; 4],
     pub rtmp_bytes_received: AtomicU64,
     pub registrations_implicit: AtomicU64,
     pub sip_messages_received: AtomicU64,
@@ -195,17 +235,30 @@ impl Metrics {
     }
 
     pub fn audio_message(&self, codec: AudioCodec) {
-        let c = match codec {
-            AudioCodec::Speex => &self.rtmp_audio_speex,
-            AudioCodec::Nellymoser { .. } => &self.rtmp_audio_nellymoser,
-            AudioCodec::Other { .. } => &self.rtmp_audio_other,
-        };
-        Self::add(c, 1);
+        Self::add(&self.rtmp_audio[codec_label(codec.name())], 1);
+    }
+
+    /// A client audio message of `codec` (a [`CODEC_LABELS`] name) that
+    /// could not be decoded.
+    pub fn undecodable(&self, codec: &str) {
+        Self::add(&self.audio_undecodable[codec_label(codec)], 1);
     }
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let labelled = |counters: &[AtomicU64], skip: &str| -> Vec<(String, u64)> {
+            CODEC_LABELS
+                .iter()
+                .zip(counters)
+                .filter(|(l, _)| **l != skip)
+                .map(|(l, c)| (format!("{{codec=\"{l}\"}}"), get(c)))
+                .collect()
+        };
+        // RTMP carries no Opus.
+        let rtmp_audio = labelled(&self.rtmp_audio, "opus");
+        let undecodable = labelled(&self.audio_undecodable, "");
+
         let mut s = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -259,10 +312,35 @@ impl Metrics {
             "sono_rtmp_audio_messages_received_total",
             "counter",
             "Audio messages received from RTMP clients on publishing streams.",
+            &per_codec(&rtmp_audio),
+        );
+        metric(
+            "sono_audio_undecodable_total",
+            "counter",
+            "Client audio messages sono could not decode (unknown format, AAC without its sequence header, corrupt frames), by codec.",
+            &per_codec(&undecodable),
+        );
+        metric(
+            "sono_rtmp_video_messages_dropped_total",
+            "counter",
+            "Video messages on publishing streams, counted and dropped (sono carries audio only).",
+            &[("", get(&self.rtmp_video_messages))],
+        );
+        metric(
+            "sono_rtmp_video_bytes_dropped_total",
+            "counter",
+            "Bytes of those video messages.",
+            &[("", get(&self.rtmp_video_bytes))],
+        );
+        metric(
+            "sono_audio_frames_total",
+            "counter",
+            "Audio up (RTP packets sent) and down (frames to the client), passed through untouched or transcoded.",
             &[
-                ("{codec=\"speex\"}", get(&self.rtmp_audio_speex)),
-                ("{codec=\"nellymoser\"}", get(&self.rtmp_audio_nellymoser)),
-                ("{codec=\"other\"}", get(&self.rtmp_audio_other)),
+                ("{direction=\"up\",path=\"passthrough\"}", get(&self.audio_paths[UP_PASSTHROUGH])),
+                ("{direction=\"up\",path=\"transcoded\"}", get(&self.audio_paths[UP_TRANSCODED])),
+                ("{direction=\"down\",path=\"passthrough\"}", get(&self.audio_paths[DOWN_PASSTHROUGH])),
+                ("{direction=\"down\",path=\"transcoded\"}", get(&self.audio_paths[DOWN_TRANSCODED])),
             ],
         );
         metric(

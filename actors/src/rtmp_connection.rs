@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::tunnel::{TunnelExchange, TunnelRefusal, TunnelReply};
 use crate::Shared;
 use sono_media::codec::ClientCodec;
+use sono_media::g711::Law;
 
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
@@ -94,6 +95,14 @@ pub struct RtmpConnection {
     /// them rising on the stream.
     audio_down_offset: u32,
     last_audio_down: u32,
+    /// The stream the client publishes on, where `onStatus` errors about
+    /// its audio go.
+    publish_stream: Option<u32>,
+    /// The codec of the client's last audio message.
+    published: Option<ClientCodec>,
+    /// Codecs the client was already told sono cannot decode (once each).
+    refused: Vec<&'static str>,
+    video_messages: u64,
 }
 
 impl RtmpConnection {
@@ -181,6 +190,10 @@ impl RtmpConnection {
             stalled_since: None,
             audio_down_offset: 0,
             last_audio_down: 0,
+            publish_stream: None,
+            published: None,
+            refused: Vec::new(),
+            video_messages: 0,
             shared,
         }
     }
@@ -361,6 +374,7 @@ impl RtmpConnection {
                 }),
                 SessionEvent::Publishing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client publishes");
+                    self.publish_stream = Some(stream_id);
                     if is_stream_key(&name) && self.stream_key.as_deref() != Some(name.as_str()) {
                         if !self.shared.directory.claim_stream_key(&name, self.id) {
                             self.close(ctx, "the stream key is in use by another connection", true);
@@ -399,15 +413,30 @@ impl RtmpConnection {
                         self.play_stream = None;
                     }
                 }
-                SessionEvent::Audio { tag, timestamp, .. } => {
+                SessionEvent::Audio {
+                    stream_id,
+                    tag,
+                    timestamp,
+                } => {
                     self.audio_messages += 1;
                     self.shared.metrics.audio_message(tag.codec);
-                    let codec = match tag.codec {
-                        AudioCodec::Speex => Some(ClientCodec::SpeexWb),
-                        AudioCodec::Nellymoser { rate } => Some(ClientCodec::Nellymoser { rate }),
-                        AudioCodec::Other { .. } => None,
+                    let Some(codec) = client_codec(tag.codec) else {
+                        let AudioCodec::Other { format } = tag.codec else {
+                            continue;
+                        };
+                        self.shared.metrics.undecodable("other");
+                        self.refuse_audio(
+                            stream_id,
+                            "other",
+                            &format!("FLV sound format {format} is not one sono decodes (Speex, Nellymoser, G.711, AAC, MP3, ADPCM and linear PCM are)"),
+                        );
+                        continue;
                     };
-                    if let (Some(media), Some(codec)) = (&self.media, codec) {
+                    if self.published != Some(codec) {
+                        self.published = Some(codec);
+                        self.tell_phone(FromClient::Publishes(codec));
+                    }
+                    if let Some(media) = &self.media {
                         media.do_send(ClientAudio {
                             codec,
                             timestamp,
@@ -416,8 +445,77 @@ impl RtmpConnection {
                         });
                     }
                 }
+                SessionEvent::Video {
+                    stream_id,
+                    codec_id,
+                    bytes,
+                } => {
+                    if self.video_messages == 0 {
+                        info!(conn = self.id, stream_id, codec_id, "the client publishes video: counted and dropped (sono carries audio only)");
+                    }
+                    self.video_messages += 1;
+                    Metrics::add(&self.shared.metrics.rtmp_video_messages, 1);
+                    Metrics::add(&self.shared.metrics.rtmp_video_bytes, bytes as u64);
+                }
             }
         }
+    }
+
+    /// Tells the client, once per codec, that sono cannot decode the audio
+    /// it publishes (`onStatus` error on its publishing stream); the call
+    /// goes on with silence up.
+    fn refuse_audio(&mut self, stream_id: u32, codec: &'static str, reason: &str) {
+        if self.refused.contains(&codec) {
+            return;
+        }
+        self.refused.push(codec);
+        warn!(conn = self.id, codec, %reason, "client audio cannot be decoded; the call goes on with silence up");
+        self.session.stream_error(
+            stream_id,
+            "NetStream.Audio.Undecodable",
+            &format!("{codec}: {reason}"),
+        );
+        self.flush();
+    }
+}
+
+/// The media codec of an FLV sound format; `None` for one sono does not
+/// decode.
+fn client_codec(codec: AudioCodec) -> Option<ClientCodec> {
+    Some(match codec {
+        AudioCodec::Speex => ClientCodec::SpeexWb,
+        AudioCodec::Nellymoser { rate } => ClientCodec::Nellymoser { rate },
+        AudioCodec::Pcmu => ClientCodec::G711(Law::Mu),
+        AudioCodec::Pcma => ClientCodec::G711(Law::A),
+        AudioCodec::Pcm {
+            rate,
+            stereo,
+            sixteen_bit,
+        } => ClientCodec::Pcm {
+            rate,
+            stereo,
+            sixteen_bit,
+        },
+        AudioCodec::Adpcm { rate, stereo } => ClientCodec::Adpcm { rate, stereo },
+        AudioCodec::Mp3 => ClientCodec::Mp3,
+        AudioCodec::Aac => ClientCodec::Aac,
+        AudioCodec::Other { .. } => return None,
+    })
+}
+
+/// The FLV sound format audio down goes in; `None` for a codec no FLV
+/// sound format carries (Opus) or that sono does not encode.
+fn flv_codec(codec: ClientCodec) -> Option<AudioCodec> {
+    match codec {
+        ClientCodec::SpeexWb => Some(AudioCodec::Speex),
+        ClientCodec::Nellymoser { rate } => Some(AudioCodec::Nellymoser { rate }),
+        ClientCodec::G711(Law::Mu) => Some(AudioCodec::Pcmu),
+        ClientCodec::G711(Law::A) => Some(AudioCodec::Pcma),
+        ClientCodec::Opus
+        | ClientCodec::Pcm { .. }
+        | ClientCodec::Adpcm { .. }
+        | ClientCodec::Mp3
+        | ClientCodec::Aac => None,
     }
 }
 
@@ -456,7 +554,7 @@ impl Actor for RtmpConnection {
             .metrics
             .rtmp_connections_active
             .fetch_sub(1, Ordering::AcqRel);
-        info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages,
+        info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages, video_messages_dropped = self.video_messages,
               audio_down_dropped = self.audio_down_dropped, bytes_received = self.session.bytes_received(), "RTMP connection closed");
     }
 }
@@ -515,11 +613,9 @@ impl Handler<MediaNotice> for RtmpConnection {
             } => {
                 let at = self.audio_down_offset.wrapping_add(timestamp);
                 self.last_audio_down = at.wrapping_add(20);
-                let codec = match codec {
-                    ClientCodec::SpeexWb => AudioCodec::Speex,
-                    ClientCodec::Nellymoser { rate } => AudioCodec::Nellymoser { rate },
-                    // No FLV sound format carries it; an RTMP call never asks for it.
-                    ClientCodec::Opus => return,
+                // An RTMP call never asks for a codec FLV cannot carry.
+                let Some(codec) = flv_codec(codec) else {
+                    return;
                 };
                 if !self.listeners.is_empty() {
                     self.listeners.retain(|(l, _)| l.connected());
@@ -540,6 +636,11 @@ impl Handler<MediaNotice> for RtmpConnection {
             }
             MediaNotice::Dtmf(digit) => {
                 self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))
+            }
+            MediaNotice::Undecodable { codec, reason } => {
+                if let Some(stream) = self.publish_stream {
+                    self.refuse_audio(stream, codec, &reason);
+                }
             }
         }
         self.flush();

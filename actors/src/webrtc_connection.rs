@@ -514,6 +514,10 @@ impl Handler<MediaNotice> for WebRtcConnection {
             MediaNotice::Dtmf(digit) => {
                 self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))
             }
+            // A browser sends Opus, which the bridge counts when corrupt.
+            MediaNotice::Undecodable { codec, reason } => {
+                debug!(conn = self.id, codec, %reason, "browser audio not decoded")
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The codecs on each side of the bridge and their per-call state. On the
 //! SIP side: PCMU, PCMA, G.722, Speex wideband and Opus as negotiated in SDP; on
 //! the client side: Speex wideband (what Flash publishes as 0xB2),
-//! Nellymoser, and Opus from WebRTC browsers. Rates and RTP clocks per RFC 3551
+//! Nellymoser, G.711 (Flash Player 11 and AIR), what RTMP tools publish
+//! (AAC, MP3, ADPCM, linear PCM: decoded only), and Opus from WebRTC
+//! browsers. Rates and RTP clocks per RFC 3551
 //! §4.5 (G.722's clock is 8000 although it samples at 16 kHz), RFC 5574 and
 //! RFC 7587 (Opus: 48 kHz clock).
 
@@ -53,7 +55,10 @@ impl SipCodec {
     pub fn passes_through(self, client: ClientCodec) -> bool {
         matches!(
             (self, client),
-            (SipCodec::SpeexWb, ClientCodec::SpeexWb) | (SipCodec::Opus, ClientCodec::Opus)
+            (SipCodec::SpeexWb, ClientCodec::SpeexWb)
+                | (SipCodec::Opus, ClientCodec::Opus)
+                | (SipCodec::Pcmu, ClientCodec::G711(Law::Mu))
+                | (SipCodec::Pcma, ClientCodec::G711(Law::A))
         )
     }
 
@@ -73,7 +78,8 @@ impl SipCodec {
     }
 }
 
-/// What the client speaks: Flash on its RTMP streams, a browser over WebRTC.
+/// What the client speaks: Flash on its RTMP streams, an RTMP tool, a
+/// browser over WebRTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientCodec {
     SpeexWb,
@@ -82,16 +88,66 @@ pub enum ClientCodec {
     },
     /// Opus at 48 kHz, 20 ms a packet (RFC 7587).
     Opus,
+    /// G.711 at 8 kHz: Flash Player 11 and AIR's `SoundCodec.PCMU`/`PCMA`.
+    G711(Law),
+    /// Linear PCM at the FLV header's rate (decoded only).
+    Pcm {
+        rate: u32,
+        stereo: bool,
+        sixteen_bit: bool,
+    },
+    /// Flash's ADPCM (decoded only).
+    Adpcm {
+        rate: u32,
+        stereo: bool,
+    },
+    /// MP3, any rate (decoded only).
+    Mp3,
+    /// AAC-LC, or HE-AAC's LC core (decoded only).
+    Aac,
 }
 
+/// G.711 is 8000 samples a second: 160 in 20 ms.
+pub const G711_FRAME: usize = 160;
+
 impl ClientCodec {
-    /// The rate the client's audio is decoded to and encoded from, and the
-    /// samples in one frame sent down.
-    pub fn rate_and_frame(self) -> (u32, usize) {
+    /// The rate audio down is encoded from in this codec, and the samples
+    /// in one 20 ms frame; `None` for the codecs sono only decodes.
+    pub fn rate_and_frame(self) -> Option<(u32, usize)> {
         match self {
-            ClientCodec::SpeexWb => (16_000, crate::speex::SPEEX_WB_FRAME),
-            ClientCodec::Nellymoser { rate } => (rate, crate::nellymoser::BLOCK_SAMPLES),
-            ClientCodec::Opus => (crate::opus::OPUS_PCM_RATE, crate::opus::OPUS_FRAME),
+            ClientCodec::SpeexWb => Some((16_000, crate::speex::SPEEX_WB_FRAME)),
+            ClientCodec::Nellymoser { rate } => Some((rate, crate::nellymoser::BLOCK_SAMPLES)),
+            ClientCodec::Opus => Some((crate::opus::OPUS_PCM_RATE, crate::opus::OPUS_FRAME)),
+            ClientCodec::G711(_) => Some((8_000, G711_FRAME)),
+            ClientCodec::Pcm { .. }
+            | ClientCodec::Adpcm { .. }
+            | ClientCodec::Mp3
+            | ClientCodec::Aac => None,
+        }
+    }
+
+    /// Samples (at the codec's rate) in one message of audio down: G.711
+    /// passed through comes in whatever size the peer sent; every other
+    /// codec one frame a message.
+    pub fn samples_in(self, data: &[u8]) -> usize {
+        match self {
+            ClientCodec::G711(_) => data.len(),
+            other => other.rate_and_frame().map_or(0, |(_, frame)| frame),
+        }
+    }
+
+    /// A short name for logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientCodec::SpeexWb => "speex",
+            ClientCodec::Nellymoser { .. } => "nellymoser",
+            ClientCodec::Opus => "opus",
+            ClientCodec::G711(Law::Mu) => "pcmu",
+            ClientCodec::G711(Law::A) => "pcma",
+            ClientCodec::Pcm { .. } => "pcm",
+            ClientCodec::Adpcm { .. } => "adpcm",
+            ClientCodec::Mp3 => "mp3",
+            ClientCodec::Aac => "aac",
         }
     }
 }

@@ -4,9 +4,9 @@
 //! Packets go through the [`JitterBuffer`]; the bridge's 20 ms clock calls
 //! [`Downlink::tick`], which produces one client frame per tick: Speex
 //! passed through as it came (one RTMP message per RTP payload, the ticks it
-//! covers counted from its frames), or decoded, concealed where lost,
-//! resampled to the client's rate and encoded in its codec (Speex wideband
-//! by default, Nellymoser, Opus for a browser). Telephone events
+//! covers counted from its frames; G.711 and Opus likewise), or decoded,
+//! concealed where lost, resampled to the client's rate and encoded in its
+//! codec (Speex wideband by default, Nellymoser, G.711, Opus for a browser). Telephone events
 //! (RFC 4733) are taken out before the jitter buffer and reported once per
 //! digit; packets of other payload types (comfort noise, a codec the peer
 //! switched to without asking) are counted and dropped. While the peer is
@@ -15,9 +15,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::codec::{ClientCodec, SipCodec, SipDecoder};
+use crate::codec::{ClientCodec, SipCodec, SipDecoder, G711_FRAME};
 use crate::concealment::Concealment;
 use crate::dtmf::DtmfReceiver;
+use crate::g711;
 use crate::jitter_buffer::{JitterBuffer, JitterStats, Playout};
 use crate::nellymoser::{NellymoserEncoder, BLOCK_SAMPLES};
 use crate::opus::{OpusEncoder, OPUS_FRAME};
@@ -91,8 +92,9 @@ pub struct Downlink {
     decoded: Vec<i16>,
     /// 16 kHz PCM waiting to be encoded for the client.
     pcm: Vec<i16>,
-    /// Client frames owed in passthrough (ticks minus frames sent).
-    owed: i64,
+    /// Milliseconds of audio owed to the client in passthrough (ticks
+    /// minus what was sent).
+    owed_ms: i64,
     stats: DownlinkStats,
 }
 
@@ -123,7 +125,7 @@ impl Downlink {
             due_milli: 0,
             decoded: Vec::new(),
             pcm: Vec::new(),
-            owed: 0,
+            owed_ms: 0,
             stats: DownlinkStats::default(),
             config,
         }
@@ -133,11 +135,12 @@ impl Downlink {
         self.config.codec.passes_through(self.client)
     }
 
-    /// 20 ms frames in a payload passed through as it came.
-    fn frames_in(&self, payload: &[u8]) -> usize {
+    /// Milliseconds of audio in a payload passed through as it came.
+    fn ms_in(&self, payload: &[u8]) -> i64 {
         match self.client {
-            ClientCodec::Opus => crate::opus::clock_ticks(payload).map_or(0, |n| n.div_ceil(960)),
-            _ => frames_in_packet(payload).unwrap_or(0),
+            ClientCodec::Opus => crate::opus::clock_ticks(payload).map_or(0, |n| n as i64 / 48),
+            ClientCodec::G711(_) => payload.len() as i64 / 8,
+            _ => frames_in_packet(payload).unwrap_or(0) as i64 * 20,
         }
     }
 
@@ -223,28 +226,28 @@ impl Downlink {
 
     fn tick_passthrough(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         // A few late frames may catch up at once; a long pause may not.
-        self.owed = (self.owed + 1).min(3);
-        while self.owed > 0 {
+        self.owed_ms = (self.owed_ms + 20).min(60);
+        while self.owed_ms > 0 {
             match self.jitter.pop(now) {
                 Playout::Packet { payload, .. } => {
-                    let frames = self.frames_in(&payload) as i64;
-                    if frames > 0 {
-                        self.owed -= frames;
-                        self.stats.frames_to_client += frames as u64;
+                    let ms = self.ms_in(&payload);
+                    if ms > 0 {
+                        self.owed_ms -= ms;
+                        self.stats.frames_to_client += (ms as u64).div_ceil(20);
                         out.push(payload);
                     }
                 }
                 Playout::Lost => {
                     // The client's decoder (Flash's, the browser's) covers
                     // the gap; we only keep time.
-                    self.owed -= i64::from(self.config.ptime_ms.max(20) / 20);
+                    self.owed_ms -= i64::from(self.config.ptime_ms.max(10));
                     self.stats.concealed += 1;
                 }
                 // Late: it goes out with the next tick's, for Flash's own
                 // buffer to absorb, rather than be dropped later.
                 Playout::Waiting => break,
                 Playout::Idle => {
-                    self.owed = 0;
+                    self.owed_ms = 0;
                 }
             }
         }
@@ -253,7 +256,9 @@ impl Downlink {
     fn tick_transcode(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         let rate = self.config.codec.sample_rate();
         let packet_samples = (rate * self.config.ptime_ms.max(10) / 1000) as usize;
-        let (client_rate, frame) = self.client.rate_and_frame();
+        let Some((client_rate, frame)) = self.client.rate_and_frame() else {
+            return;
+        };
         // 20 ms of the client's samples are due each tick (in thousandths,
         // for 44.1, 22.05 and 11.025 kHz).
         self.due_milli += i64::from(client_rate) * 20;
@@ -303,6 +308,7 @@ impl Downlink {
                             .get_or_insert_with(NellymoserEncoder::new)
                             .encode(&self.pcm[..frame], &mut data);
                     }
+                    ClientCodec::G711(law) => g711::encode(law, &self.pcm[..frame], &mut data),
                     ClientCodec::Opus => {
                         if self.opus.is_none() {
                             self.opus = OpusEncoder::new(OPUS_BITRATE).ok();
@@ -312,6 +318,11 @@ impl Downlink {
                             let _ = encoder.encode(&self.pcm[..frame], &mut data);
                         }
                     }
+                    // Not codecs audio down is in (`rate_and_frame` is None).
+                    ClientCodec::Pcm { .. }
+                    | ClientCodec::Adpcm { .. }
+                    | ClientCodec::Mp3
+                    | ClientCodec::Aac => {}
                 }
             }
             self.pcm.drain(..frame);
@@ -330,13 +341,17 @@ impl Downlink {
         self.client
     }
 
-    /// Sends audio down as Nellymoser at `rate` (a client that publishes
-    /// Nellymoser, when the settings ask for it) or back to Speex.
+    /// Sends audio down in another codec: Nellymoser at `rate` (a client
+    /// that publishes Nellymoser, when the settings ask for it), G.711 (a
+    /// client that publishes the peer's law), Opus (a browser), or back to
+    /// Speex. A codec sono only decodes is ignored.
     pub fn set_client_codec(&mut self, codec: ClientCodec) {
         if codec == self.client {
             return;
         }
-        let (to, _) = codec.rate_and_frame();
+        let Some((to, _)) = codec.rate_and_frame() else {
+            return;
+        };
         let Ok(resampler) = Resampler::new(self.config.codec.sample_rate(), to) else {
             return;
         };
@@ -382,6 +397,11 @@ fn silent_frame(client: ClientCodec, quality: u8, complexity: u8) -> Vec<u8> {
                 }
             }
         }
+        ClientCodec::G711(law) => g711::encode(law, &[0; G711_FRAME], &mut frame),
+        ClientCodec::Pcm { .. }
+        | ClientCodec::Adpcm { .. }
+        | ClientCodec::Mp3
+        | ClientCodec::Aac => {}
     }
     frame
 }
@@ -525,6 +545,37 @@ mod tests {
         assert!(got.len() >= 45, "{} packets", got.len());
         // Each is one the peer sent, unchanged and in order.
         assert_eq!(got.as_slice(), &sent[..got.len()]);
+    }
+
+    #[test]
+    fn g711_from_a_peer_of_the_same_law_reaches_the_client_untouched() {
+        use crate::g711::Law;
+        for (codec, pt, law) in [(SipCodec::Pcmu, 0, Law::Mu), (SipCodec::Pcma, 8, Law::A)] {
+            let mut down = Downlink::new(config(codec, pt));
+            down.set_client_codec(ClientCodec::G711(law));
+            assert!(down.is_passthrough());
+            let mut sender = RtpSender::new(5, 0, 0);
+            let t0 = Instant::now();
+            let mut sent = Vec::new();
+            let mut got = Vec::new();
+            for i in 0..50u32 {
+                let now = t0 + 20 * MS * i;
+                let payload: Vec<u8> = (0..160).map(|n| (n * 3 + i) as u8).collect();
+                let mut d = Vec::new();
+                sender.audio(pt, &payload, 160, &mut d);
+                down.rtp(now, &RtpPacket::parse(&d).unwrap());
+                sent.push(payload);
+                down.tick(now, &mut got);
+            }
+            assert!(got.len() >= 45, "{} packets", got.len());
+            assert_eq!(got.as_slice(), &sent[..got.len()]);
+            assert_eq!(ClientCodec::G711(law).samples_in(&got[0]), 160);
+        }
+        // PCMA to a µ-law client is transcoded, one 160-byte frame a tick.
+        let mut down = Downlink::new(config(SipCodec::Pcma, 8));
+        down.set_client_codec(ClientCodec::G711(Law::Mu));
+        assert!(!down.is_passthrough());
+        assert_eq!(down.client_codec(), ClientCodec::G711(Law::Mu));
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn decode(law: Law, payload: &[u8], out: &mut Vec<i16>) {
 }
 
 /// Which companding law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Law {
     /// PCMU, North America and Japan.
     Mu,

@@ -3,7 +3,9 @@
 //!
 //! - Codecs: [`g711`] (µ-law, A-law), [`g722`], [`speex`] (wideband, through
 //!   libspeex), [`nellymoser`] (our own encoder and decoder), [`opus`]
-//!   (WebRTC's, through libopus).
+//!   (WebRTC's, through libopus); and what RTMP tools publish, decoded only:
+//!   [`aac`] and [`mp3`] (through symphonia, [`symphonia_pcm`]), [`adpcm`]
+//!   (Flash's, our own), [`pcm`].
 //! - [`resampler`]: rate conversion between the two sides.
 //! - [`rtp`]: RTP packets (RFC 3550 §5.1); [`rtp_sender`] and
 //!   [`receive_stats`] the two ends of a stream; [`rtcp`] the reports.
@@ -16,6 +18,8 @@
 //! - [`quality`]: SNR measures for tests and benchmarks.
 //! - [`fuzzing`]: the drivers of the fuzz targets and the corpus tests.
 
+pub mod aac;
+pub mod adpcm;
 pub mod codec;
 pub mod concealment;
 pub mod downlink;
@@ -24,9 +28,11 @@ pub mod fuzzing;
 pub mod g711;
 pub mod g722;
 pub mod jitter_buffer;
+pub mod mp3;
 pub mod nellymoser;
 pub mod opus;
 pub mod pacer;
+pub mod pcm;
 pub mod quality;
 pub mod receive_stats;
 pub mod resampler;
@@ -36,4 +42,5 @@ pub mod rtp_sender;
 pub mod rtp_source;
 pub mod silence;
 pub mod speex;
+pub mod symphonia_pcm;
 pub mod uplink;

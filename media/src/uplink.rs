@@ -2,11 +2,15 @@
 //! to RTP for the SIP peer.
 //!
 //! Each audio message (Speex wideband, Nellymoser at any of Flash's rates,
-//! or an Opus packet from a browser) is handled as it arrives (no clock of our own:
-//! the client's pace is the pace). Speex to Speex is passed through — the
-//! message's frames become one RTP payload byte for byte (RFC 5574 allows
-//! several frames per packet), and the RTP clock advances by the frames
-//! counted from their mode bits — and so is Opus to Opus (RFC 7587). Anything else is decoded, resampled to the
+//! G.711 from Flash Player 11, AAC, MP3, ADPCM or linear PCM from an RTMP
+//! tool, or an Opus packet from a browser) is handled as it arrives (no
+//! clock of our own: the client's pace is the pace). Speex to Speex is
+//! passed through — the message's frames become one RTP payload byte for
+//! byte (RFC 5574 allows several frames per packet), and the RTP clock
+//! advances by the frames counted from their mode bits — and so is Opus to
+//! Opus (RFC 7587). G.711 to the same law is passed through too, its bytes
+//! regrouped into packets of the peer's ptime (one byte is one sample, so
+//! that costs no codec work). Anything else is decoded, resampled to the
 //! SIP codec's rate, cut into ptime packets and encoded.
 //!
 //! Gaps in the client's RTMP timestamps (Flash stops sending in silence
@@ -17,13 +21,16 @@
 
 use std::collections::VecDeque;
 
+use crate::aac::{AacDecoder, AacOutput};
 use crate::codec::{ClientCodec, SipCodec, SipEncoder};
 use crate::dtmf::{event_of, DtmfSender};
+use crate::mp3::Mp3Decoder;
 use crate::nellymoser::{NellymoserDecoder, BLOCK_BYTES, BLOCK_SAMPLES};
 use crate::opus::{clock_ticks, OpusDecoder, OPUS_CLOCK, OPUS_PCM_RATE};
 use crate::resampler::Resampler;
 use crate::rtp_sender::RtpSender;
 use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
+use crate::{adpcm, g711, pcm};
 
 /// The longest run of lost Opus packets concealed rather than treated as
 /// a pause in the client's sending.
@@ -55,6 +62,8 @@ pub enum UplinkError {
     CorruptNellymoser,
     #[error("an Opus packet libopus cannot decode")]
     CorruptOpus,
+    #[error("{codec} audio that cannot be decoded: {reason}")]
+    Undecodable { codec: &'static str, reason: String },
     #[error("the SIP peer did not negotiate telephone-event (RFC 4733)")]
     NoTelephoneEvent,
     #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
@@ -86,7 +95,11 @@ pub struct Uplink {
     speex: Option<SpeexWbDecoder>,
     nellymoser: Option<NellymoserDecoder>,
     opus: Option<OpusDecoder>,
+    aac: Option<AacDecoder>,
+    mp3: Option<Mp3Decoder>,
     resampler: Option<(u32, Resampler)>,
+    /// G.711 bytes passed through, not yet a whole packet.
+    g711: Vec<u8>,
     /// PCM at the SIP codec's rate not yet sent.
     pcm: Vec<i16>,
     decoded: Vec<i16>,
@@ -107,7 +120,10 @@ impl Uplink {
             speex: None,
             nellymoser: None,
             opus: None,
+            aac: None,
+            mp3: None,
             resampler: None,
+            g711: Vec::new(),
             pcm: Vec::new(),
             decoded: Vec::new(),
             payload: Vec::new(),
@@ -195,7 +211,62 @@ impl Uplink {
                 self.opus_packet(rtmp_ms, data)?;
                 OPUS_PCM_RATE
             }
+            ClientCodec::G711(law) => {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32);
+                if self.config.codec.passes_through(codec) {
+                    self.g711_through(data, out);
+                    return Ok(());
+                }
+                g711::decode(law, data, &mut self.decoded);
+                8_000
+            }
+            ClientCodec::Pcm {
+                rate,
+                stereo,
+                sixteen_bit,
+            } => {
+                pcm::decode(data, stereo, sixteen_bit, &mut self.decoded)
+                    .map_err(|e| undecodable(codec, e))?;
+                rate
+            }
+            ClientCodec::Adpcm { rate, stereo } => {
+                adpcm::decode(data, stereo, &mut self.decoded)
+                    .map_err(|e| undecodable(codec, e))?;
+                rate
+            }
+            ClientCodec::Mp3 => self
+                .mp3
+                .get_or_insert_with(Mp3Decoder::new)
+                .decode(data, &mut self.decoded)
+                .map_err(|e| undecodable(codec, e))?,
+            ClientCodec::Aac => {
+                match self
+                    .aac
+                    .get_or_insert_with(AacDecoder::new)
+                    .decode(data, &mut self.decoded)
+                    .map_err(|e| undecodable(codec, e))?
+                {
+                    AacOutput::Configured(_) => return Ok(()),
+                    AacOutput::Audio { rate } => rate,
+                }
+            }
         };
+        if matches!(
+            codec,
+            ClientCodec::Pcm { .. }
+                | ClientCodec::Adpcm { .. }
+                | ClientCodec::Mp3
+                | ClientCodec::Aac
+        ) {
+            if self.decoded.is_empty() || client_rate == 0 {
+                return Ok(());
+            }
+            let ms = self.decoded.len() as u64 * 1000 / u64::from(client_rate);
+            self.follow_client_clock(rtmp_ms, ms as u32);
+        }
         let rate = self.config.codec.sample_rate();
         if rate == client_rate {
             self.pcm.extend_from_slice(&self.decoded);
@@ -236,7 +307,33 @@ impl Uplink {
         Ok(())
     }
 
-    /// Speex frames from the client as one RTP payload, unchanged.
+    /// G.711 bytes from the client, unchanged, in packets of the peer's
+    /// ptime.
+    fn g711_through(&mut self, data: &[u8], out: &mut Vec<Vec<u8>>) {
+        self.g711.extend_from_slice(data);
+        let n = self.packet_samples();
+        let mut at = 0;
+        while self.g711.len() - at >= n {
+            let (start, end) = (at, at + n);
+            at = end;
+            if self.dtmf.is_some() {
+                self.sender.skip(n as u32);
+                continue;
+            }
+            let mut datagram = Vec::with_capacity(12 + n);
+            self.sender.audio(
+                self.config.payload_type,
+                &self.g711[start..end],
+                n as u32,
+                &mut datagram,
+            );
+            out.push(datagram);
+            self.stats.packets += 1;
+            self.stats.passed_through += 1;
+        }
+        self.g711.drain(..at);
+    }
+
     /// One client packet as one RTP payload, byte for byte, covering
     /// `ticks` of the RTP clock.
     fn pass_through(&mut self, data: &[u8], ticks: u32, out: &mut Vec<Vec<u8>>) {
@@ -289,6 +386,7 @@ impl Uplink {
                     (u64::from(gap) * u64::from(self.config.codec.rtp_clock_rate()) / 1000) as u32;
                 self.sender.skip(ticks);
                 self.pcm.clear();
+                self.g711.clear();
             }
         }
         self.expected_ms = Some(rtmp_ms.wrapping_add(duration_ms));
@@ -363,6 +461,13 @@ impl Uplink {
             return;
         }
         self.dtmf = None;
+    }
+}
+
+fn undecodable(codec: ClientCodec, e: impl std::fmt::Display) -> UplinkError {
+    UplinkError::Undecodable {
+        codec: codec.name(),
+        reason: e.to_string(),
     }
 }
 
@@ -483,6 +588,84 @@ mod tests {
             assert_eq!(pair[1].timestamp.wrapping_sub(pair[0].timestamp), 960);
         }
         assert_eq!(up.stats().passed_through, 5);
+    }
+
+    #[test]
+    fn g711_to_the_same_law_passes_bytes_through_in_ptime_packets() {
+        use crate::g711::Law;
+        // Flash Player 11 sends G.711 in messages of its own size; the peer
+        // asked for 30 ms packets.
+        let mut cfg = config(SipCodec::Pcmu, 0);
+        cfg.ptime_ms = 30;
+        let mut up = Uplink::new(cfg, RtpSender::new(1, 100, 1000));
+        let sent: Vec<u8> = (0..2400u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut out = Vec::new();
+        for (i, chunk) in sent.chunks(160).enumerate() {
+            up.client_audio(ClientCodec::G711(Law::Mu), 20 * i as u32, chunk, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 10);
+        let packets: Vec<RtpPacket> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        let bytes: Vec<u8> = packets.iter().flat_map(|p| p.payload.to_vec()).collect();
+        assert_eq!(bytes, sent, "the client's bytes, unchanged and in order");
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p.payload.len(), 240);
+            assert_eq!(p.timestamp, 1000 + 240 * i as u32);
+        }
+        assert_eq!(up.stats().passed_through, 10);
+        // The other law is transcoded: same count of packets, other bytes.
+        let mut up = Uplink::new(config(SipCodec::Pcma, 8), RtpSender::new(1, 100, 1000));
+        let mut out = Vec::new();
+        for (i, chunk) in sent.chunks(160).enumerate() {
+            up.client_audio(ClientCodec::G711(Law::Mu), 20 * i as u32, chunk, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 15);
+        assert_eq!(up.stats().passed_through, 0);
+    }
+
+    #[test]
+    fn tool_codecs_become_packets_at_real_time_pace() {
+        // 2 s of a 44.1 kHz stereo PCM tone, 4096 frames a message as
+        // ffmpeg sends it, to G.722: 100 packets of 20 ms (give or take the
+        // resampler's delay).
+        let tone: Vec<i16> = (0..88_200)
+            .map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16)
+            .collect();
+        let mut bytes = Vec::new();
+        for s in &tone {
+            bytes.extend_from_slice(&s.to_le_bytes());
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        let codec = ClientCodec::Pcm {
+            rate: 44_100,
+            stereo: true,
+            sixteen_bit: true,
+        };
+        let mut up = Uplink::new(config(SipCodec::G722, 9), RtpSender::new(1, 100, 1000));
+        let mut out = Vec::new();
+        for (i, chunk) in bytes.chunks(4096 * 4).enumerate() {
+            let ms = (i * 4096 * 1000 / 44_100) as u32;
+            up.client_audio(codec, ms, chunk, &mut out).unwrap();
+        }
+        assert!((97..=100).contains(&out.len()), "{} packets", out.len());
+        let packets: Vec<RtpPacket> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        for pair in packets.windows(2) {
+            assert_eq!(pair[1].timestamp.wrapping_sub(pair[0].timestamp), 160);
+        }
+        // AAC before its sequence header, and a PCM message cut mid-sample,
+        // are refused with the codec named, and counted.
+        let err = up.client_audio(ClientCodec::Aac, 3000, &[1, 0x21, 0], &mut out);
+        assert!(
+            matches!(&err, Err(UplinkError::Undecodable { codec: "aac", reason }) if reason.contains("sequence header")),
+            "{err:?}"
+        );
+        let err = up.client_audio(codec, 3020, &[1, 2, 3], &mut out);
+        assert!(
+            matches!(err, Err(UplinkError::Undecodable { codec: "pcm", .. })),
+            "{err:?}"
+        );
+        assert_eq!(up.stats().dropped, 2);
     }
 
     #[test]

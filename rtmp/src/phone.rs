@@ -47,6 +47,10 @@ pub const DEFAULT_REJECT_CODE: u16 = 603;
 pub enum PhoneRequest {
     Dial {
         uri: String,
+        /// `dial(uri, {codec: "PCMU"})`: the law a Flash Player 11 or AIR
+        /// client will publish, offered first so the call passes it
+        /// through (`Pcmu` or `Pcma`).
+        codec: Option<crate::audio::AudioCodec>,
     },
     Hangup,
     Register(RegisterRequest),
@@ -159,9 +163,39 @@ fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
             "the URI to dial is not a valid URI",
         ));
     }
+    let codec = match args.get(1) {
+        None => None,
+        Some(v) if v.is_nullish() => None,
+        Some(options) => dial_codec(options)?,
+    };
     Ok(PhoneRequest::Dial {
         uri: uri.to_owned(),
+        codec,
     })
+}
+
+/// The `codec` of `dial`'s options object, if it names one.
+fn dial_codec(options: &AmfValue) -> Result<Option<crate::audio::AudioCodec>, PhoneError> {
+    use crate::audio::AudioCodec;
+    let bad = || {
+        PhoneError::new(
+            code::CALL_FAILED,
+            "dial's options: codec is \"PCMU\" or \"PCMA\"",
+        )
+    };
+    let Some(props) = options.properties() else {
+        return Err(PhoneError::new(
+            code::CALL_FAILED,
+            "dial's second argument must be an options object",
+        ));
+    };
+    match props.iter().find(|(k, _)| k == "codec").map(|(_, v)| v) {
+        None => Ok(None),
+        Some(v) if v.is_nullish() => Ok(None),
+        Some(AmfValue::String(s)) if s.eq_ignore_ascii_case("pcmu") => Ok(Some(AudioCodec::Pcmu)),
+        Some(AmfValue::String(s)) if s.eq_ignore_ascii_case("pcma") => Ok(Some(AudioCodec::Pcma)),
+        Some(_) => Err(bad()),
+    }
 }
 
 fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
@@ -408,8 +442,35 @@ mod tests {
         assert_eq!(
             parse("dial", vec!["sip:bob@127.0.0.1".into()]),
             Ok(PhoneRequest::Dial {
-                uri: "sip:bob@127.0.0.1".into()
+                uri: "sip:bob@127.0.0.1".into(),
+                codec: None
             })
+        );
+        let options = |codec: AmfValue| AmfValue::Object(vec![("codec".into(), codec)]);
+        assert_eq!(
+            parse(
+                "dial",
+                vec!["sip:bob@127.0.0.1".into(), options("pcmu".into())]
+            ),
+            Ok(PhoneRequest::Dial {
+                uri: "sip:bob@127.0.0.1".into(),
+                codec: Some(crate::audio::AudioCodec::Pcmu)
+            })
+        );
+        assert_eq!(
+            parse("dial", vec!["sip:b@h".into(), AmfValue::Null]),
+            Ok(PhoneRequest::Dial {
+                uri: "sip:b@h".into(),
+                codec: None
+            })
+        );
+        assert_eq!(
+            err("dial", vec!["sip:b@h".into(), options("G729".into())]),
+            code::CALL_FAILED
+        );
+        assert_eq!(
+            err("dial", vec!["sip:b@h".into(), AmfValue::Number(1.0)]),
+            code::CALL_FAILED
         );
         assert_eq!(err("dial", vec![]), code::CALL_NO_URI);
         assert_eq!(err("dial", vec![AmfValue::Null]), code::CALL_NO_URI);

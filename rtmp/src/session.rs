@@ -105,6 +105,14 @@ pub enum SessionEvent {
         timestamp: u32,
         tag: AudioTag,
     },
+    /// A video message on a publishing stream: its FLV VideoTagHeader's
+    /// codec id (§E.4.3.1: 2 Sorenson H.263, 7 AVC, 12 HEVC…) and size.
+    /// sono carries no video yet: the owner counts and drops it.
+    Video {
+        stream_id: u32,
+        codec_id: u8,
+        bytes: usize,
+    },
 }
 
 enum State {
@@ -255,14 +263,26 @@ impl ServerSession {
                 }
             }
             Message::Audio(payload) => self.handle_audio(raw, &payload)?,
+            Message::Video(payload) => {
+                let publishing = self
+                    .streams
+                    .get(&raw.message_stream_id)
+                    .is_some_and(|s| s.publishing.is_some());
+                if let (true, Some(first)) = (publishing, payload.first()) {
+                    self.events.push_back(SessionEvent::Video {
+                        stream_id: raw.message_stream_id,
+                        codec_id: first & 0x0f,
+                        bytes: payload.len(),
+                    });
+                }
+            }
             Message::Command { values, .. } => {
                 self.handle_command(raw.message_stream_id, values)?
             }
-            // Acknowledgements, bandwidth hints, video, metadata (@setDataFrame),
+            // Acknowledgements, bandwidth hints, metadata (@setDataFrame),
             // shared objects and aggregates carry nothing a phone needs.
             Message::Acknowledgement(_)
             | Message::SetPeerBandwidth { .. }
-            | Message::Video(_)
             | Message::Data(_)
             | Message::Unsupported(_) => {}
         }
@@ -463,6 +483,17 @@ impl ServerSession {
             ("code", code.into()),
             ("description", format!("{code} {name}").into()),
             ("details", name.into()),
+        ]);
+        self.command(stream_id, "onStatus", 0.0, AmfValue::Null, info);
+    }
+
+    /// `onStatus` with level `error` on a stream (e.g. audio the server
+    /// cannot decode: `NetStream.Audio.Undecodable`).
+    pub fn stream_error(&mut self, stream_id: u32, code: &str, description: &str) {
+        let info = AmfValue::object([
+            ("level", AmfValue::from("error")),
+            ("code", code.into()),
+            ("description", description.into()),
         ]);
         self.command(stream_id, "onStatus", 0.0, AmfValue::Null, info);
     }
