@@ -10,6 +10,7 @@ use std::time::Duration;
 use sono_rtmp::phone::code;
 use sono_rtmp::ObjectEncoding;
 use sono_testkit::audio::{self, AudioDir};
+use sono_testkit::rtp_peer;
 use sono_testkit::{Baresip, FlashClient, FlvAudioTag, Reply, Sono};
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
@@ -404,76 +405,6 @@ fn dtmf_played_by_sipp_reaches_the_client_once_per_digit() {
     sipp.assert_success(WAIT);
 }
 
-/// An RTP peer of the test's own, on loopback: it records the payloads it
-/// receives and, once sono's first packet shows where sono listens, sends
-/// `schedule`'s datagrams there, each at its offset from that moment. It
-/// stops when everything is sent and sono has been silent for a second.
-fn rtp_peer(
-    socket: std::net::UdpSocket,
-    schedule: Vec<(Duration, Vec<u8>)>,
-    run_for: Duration,
-    all_sent: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Vec<(u8, Vec<u8>)>> {
-    std::thread::spawn(move || {
-        let mut received = Vec::new();
-        let mut buf = [0u8; 2048];
-        let start = std::time::Instant::now();
-        let mut sono: Option<(std::net::SocketAddr, std::time::Instant)> = None;
-        let mut next = 0usize;
-        let mut last_rx = std::time::Instant::now();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(2)))
-            .unwrap();
-        while start.elapsed() < run_for {
-            if next == schedule.len() && last_rx.elapsed() > Duration::from_secs(1) {
-                break;
-            }
-            if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                last_rx = std::time::Instant::now();
-                if let Ok(p) = sono_media::rtp::RtpPacket::parse(&buf[..n]) {
-                    received.push((p.payload_type, p.payload.to_vec()));
-                    sono.get_or_insert((from, std::time::Instant::now()));
-                }
-            }
-            if let Some((to, t0)) = sono {
-                while let Some((at, datagram)) = schedule.get(next) {
-                    if t0.elapsed() < *at {
-                        break;
-                    }
-                    socket.send_to(datagram, to).unwrap();
-                    next += 1;
-                }
-                if next == schedule.len() {
-                    all_sent.store(true, std::sync::atomic::Ordering::Release);
-                }
-            }
-        }
-        received
-    })
-}
-
-/// RTP datagrams of `payloads`, one per 20 ms, as a steady sender makes them.
-fn rtp_stream(payloads: &[Vec<u8>], payload_type: u8, ticks: u32) -> Vec<(Duration, Vec<u8>)> {
-    payloads
-        .iter()
-        .enumerate()
-        .map(|(i, payload)| {
-            let mut d = Vec::new();
-            sono_media::rtp::RtpPacket {
-                marker: i == 0,
-                payload_type,
-                sequence: 1000 + i as u16,
-                timestamp: ticks * i as u32,
-                ssrc: 0x5EED,
-                csrc_count: 0,
-                payload,
-            }
-            .write(&mut d);
-            (Duration::from_millis(20 * i as u64), d)
-        })
-        .collect()
-}
-
 /// A bad network between the peer and sono: each packet is lost with
 /// probability `loss`, or delayed by up to `jitter` (uniformly), which also
 /// reorders packets; seeded, so every run is the same network.
@@ -523,7 +454,7 @@ fn call_to_rtp_peer(
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_port = socket.local_addr().unwrap().port().to_string();
     let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peer = rtp_peer(socket, schedule, Duration::from_secs(20), all_sent.clone());
+    let peer = rtp_peer::spawn(socket, schedule, Duration::from_secs(20), all_sent.clone());
     let sono = Sono::start(SONO, config);
     let sipp = sono_testkit::Sipp::uas(
         &scenario(scenario_name),
@@ -594,7 +525,7 @@ fn speex_passes_through_byte_for_byte_both_ways() {
     } = call_to_rtp_peer(
         "uas_speex",
         &format!("{MEDIA}codecs = [\"speex\", \"pcmu\"]\n"),
-        rtp_stream(&peer_frames, 97, 320),
+        rtp_peer::stream(&peer_frames, 97, 320),
     );
     assert!(sono.wait_log("passthrough=true", WAIT), "{}", sono.log());
     // ffmpeg's tags (0xB6 header: Speex with ffmpeg's rate bits) at real-time pace.
@@ -715,7 +646,7 @@ fn pcmu_downlink_pesq(
         .chunks(160)
         .map(<[u8]>::to_vec)
         .collect();
-    let schedule = network(&rtp_stream(&payloads, 0, 160));
+    let schedule = network(&rtp_peer::stream(&payloads, 0, 160));
     // These runs compare timing-sensitive figures between runs: one at a
     // time, so two of them do not load the machine for each other.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -103,6 +103,9 @@ pub struct RtmpConnection {
     /// Codecs the client was already told sono cannot decode (once each).
     refused: Vec<&'static str>,
     video_messages: u64,
+    /// The client's last AAC sequence header (AudioSpecificConfig), and
+    /// its timestamp.
+    aac_config: Option<(u32, bytes::Bytes)>,
 }
 
 impl RtmpConnection {
@@ -194,6 +197,7 @@ impl RtmpConnection {
             published: None,
             refused: Vec::new(),
             video_messages: 0,
+            aac_config: None,
             shared,
         }
     }
@@ -432,6 +436,9 @@ impl RtmpConnection {
                         );
                         continue;
                     };
+                    if codec == ClientCodec::Aac && tag.data.first() == Some(&0) {
+                        self.aac_config = Some((timestamp, tag.data.clone()));
+                    }
                     if self.published != Some(codec) {
                         self.published = Some(codec);
                         self.tell_phone(FromClient::Publishes(codec));
@@ -713,8 +720,19 @@ impl Handler<ToClient> for RtmpConnection {
                 }
             }
             ToClient::Media(bridge) => {
-                if bridge.is_some() {
+                if let Some(bridge) = &bridge {
                     self.audio_down_offset = self.last_audio_down;
+                    // A tool sends AAC's sequence header once, when it starts
+                    // publishing, which is before any call: each call's
+                    // decoder gets it first.
+                    if let Some((timestamp, config)) = &self.aac_config {
+                        bridge.do_send(ClientAudio {
+                            codec: ClientCodec::Aac,
+                            timestamp: *timestamp,
+                            data: config.clone(),
+                            received: Instant::now(),
+                        });
+                    }
                 }
                 self.media = bridge;
             }

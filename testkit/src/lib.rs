@@ -17,6 +17,7 @@ mod flv;
 pub mod http;
 mod kamailio;
 pub mod rtmpt;
+pub mod rtp_peer;
 mod sipp;
 mod sono;
 
