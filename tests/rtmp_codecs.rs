@@ -594,3 +594,158 @@ fn a_pcmu_client_reaches_a_pcmu_peer_byte_for_byte_both_ways() {
 fn a_pcma_client_reaches_a_pcma_peer_byte_for_byte_both_ways() {
     g711_passes_through(true);
 }
+
+/// The `onStatus` errors about undecodable audio the client got, by the
+/// codec their description names first.
+fn undecodable_notices(c: &FlashClient, stream: u32) -> Vec<String> {
+    c.stream_events
+        .iter()
+        .filter(|(s, e)| {
+            *s == stream
+                && e.get("code").and_then(AmfValue::as_str) == Some("NetStream.Audio.Undecodable")
+        })
+        .map(|(_, e)| {
+            assert_eq!(e.get("level").and_then(AmfValue::as_str), Some("error"));
+            e.get("description")
+                .and_then(AmfValue::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn undecodable_audio_is_refused_once_per_codec_and_a_video_flood_leaves_the_audio_pace_alone() {
+    // The peer sends silence for the length of the test, and records when
+    // each of sono's packets arrives.
+    let silence: Vec<Vec<u8>> = (0..700).map(|_| vec![0xFF; 160]).collect();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = socket.local_addr().unwrap().port().to_string();
+    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rtp = sono_testkit::rtp_peer::spawn_timed(
+        socket,
+        sono_testkit::rtp_peer::stream(&silence, 0, 160),
+        Duration::from_secs(20),
+        all_sent,
+    );
+    let sono = Sono::start(SONO, MEDIA);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_g711.xml");
+    let mut sipp = sono_testkit::Sipp::uas(
+        &scenario,
+        1,
+        Duration::from_secs(30),
+        &[
+            "-key", "rtp_port", &rtp_port, "-key", "pt", "0", "-key", "law", "PCMU",
+        ],
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        c.wait_call_status(4, WAIT),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+
+    // Each bad kind five times: AAC frames before any sequence header, a
+    // sound format no one defined, an MP3 frame cut short.
+    let mut t = 0;
+    for _ in 0..5 {
+        for bad in [
+            &[0xAF, 0x01, 0x21, 0x10, 0x04, 0x60][..],
+            &[0x92, 1, 2, 3, 4],
+            &[0x2F, 0xFF, 0xFB, 0x90, 0x44, 0, 0, 0, 0],
+        ] {
+            c.send_audio(mic, t, bad).unwrap();
+            t += 20;
+        }
+    }
+    c.pump(Duration::from_millis(500)).unwrap();
+    let notices = undecodable_notices(&c, mic);
+    for codec in ["aac:", "other:", "mp3:"] {
+        let n = notices.iter().filter(|d| d.starts_with(codec)).count();
+        assert_eq!(n, 1, "{codec} told {n} times: {notices:?}\n{}", sono.log());
+    }
+    assert!(
+        notices.iter().any(|d| d.contains("sequence header")),
+        "{notices:?}"
+    );
+    assert!(
+        notices.iter().any(|d| d.contains("sound format 9")),
+        "{notices:?}"
+    );
+    let m = sono.metrics();
+    for (codec, at_least) in [("aac", 5.0), ("other", 5.0), ("mp3", 5.0)] {
+        let n = m
+            .get(&format!(
+                "sono_audio_undecodable_total{{codec=\"{codec}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0);
+        assert!(n >= at_least, "{n} undecodable {codec} messages counted");
+    }
+
+    // Then 3 s of linear PCM at 44.1 kHz, 20 ms a message, with 130 kB of
+    // video after each (52 Mbit/s).
+    c.set_chunk_size(65_536).unwrap();
+    let video: Vec<u8> = std::iter::once(0x17)
+        .chain((0..65_535u32).map(|i| (i * 31 % 251) as u8))
+        .collect();
+    let start = Instant::now();
+    let mut video_bytes = 0usize;
+    for i in 0..150u32 {
+        let mut pcm = vec![0x3E];
+        for n in 0..882u32 {
+            let s = ((f64::from(i * 882 + n) * 0.06).sin() * 8000.0) as i16;
+            pcm.extend_from_slice(&s.to_le_bytes());
+        }
+        c.send_audio(mic, 1000 + 20 * i, &pcm).unwrap();
+        for _ in 0..2 {
+            c.send_message(6, 1000 + 20 * i, 9, mic, &video).unwrap();
+            video_bytes += video.len();
+        }
+        let due = start + Duration::from_millis(20 * u64::from(i + 1));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let sent_for = start.elapsed();
+    let mbits = video_bytes as f64 * 8.0 / sent_for.as_secs_f64() / 1e6;
+    c.pump(Duration::from_millis(800)).unwrap();
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
+    sipp.assert_success(WAIT);
+    let received = rtp.join().unwrap();
+    let arrivals: Vec<Instant> = received
+        .iter()
+        .filter(|(at, pt, _)| *pt == 0 && *at >= start)
+        .map(|(at, _, _)| *at)
+        .collect();
+    let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "video at {mbits:.0} Mbit/s for {sent_for:?}: {} RTP packets up, longest gap {longest:?}",
+        arrivals.len()
+    );
+    assert!(mbits >= 40.0, "the flood was only {mbits:.0} Mbit/s");
+    assert!(
+        (140..=152).contains(&arrivals.len()),
+        "{} packets up for 3 s of audio\n{}",
+        arrivals.len(),
+        sono.log()
+    );
+    assert!(
+        longest < Duration::from_millis(120),
+        "a gap of {longest:?} in the audio up"
+    );
+    assert!(sono.metric("sono_rtmp_video_messages_dropped_total") >= 300.0);
+    assert_eq!(
+        sono.metric("sono_audio_undecodable_total{codec=\"pcm\"}"),
+        0.0
+    );
+    // One notice per codec still, and sono is serving.
+    assert_eq!(undecodable_notices(&c, mic).len(), notices.len());
+    assert!(sono.get("/healthz").is_some());
+}

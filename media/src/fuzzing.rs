@@ -177,11 +177,24 @@ pub fn uplink(data: &[u8]) {
         if delay == 0xFF {
             let _ = up.send_dtmf(&String::from_utf8_lossy(bytes));
         } else {
-            // Odd delays carry Opus from a browser, even ones Flash's Speex.
-            let codec = if delay % 2 == 1 {
-                ClientCodec::Opus
-            } else {
-                ClientCodec::SpeexWb
+            // The delay also picks what the client publishes: Flash's
+            // Speex, Opus from a browser, or any of the RTMP tools' codecs.
+            let codec = match delay % 8 {
+                0 => ClientCodec::SpeexWb,
+                1 => ClientCodec::Opus,
+                2 => ClientCodec::G711(crate::g711::Law::Mu),
+                3 => ClientCodec::Aac,
+                4 => ClientCodec::Mp3,
+                5 => ClientCodec::Adpcm {
+                    rate: 22_050,
+                    stereo: delay & 8 != 0,
+                },
+                6 => ClientCodec::Pcm {
+                    rate: 44_100,
+                    stereo: delay & 8 != 0,
+                    sixteen_bit: delay & 16 != 0,
+                },
+                _ => ClientCodec::Nellymoser { rate: 8_000 },
             };
             let _ = up.client_audio(codec, clock, bytes, &mut out);
         }
@@ -189,6 +202,87 @@ pub fn uplink(data: &[u8]) {
         for datagram in out.drain(..) {
             let p = RtpPacket::parse(&datagram).expect("we send RTP");
             assert!(p.payload_type == pt || p.payload_type == 101);
+        }
+    }
+}
+
+/// Any bytes as a run of FLV AAC messages (two bytes of length, big
+/// endian, before each): the AudioSpecificConfig parser and the decoder never panic, a
+/// config is only taken when it parses, and each frame decodes to at most
+/// one 1024-sample frame of mono.
+pub fn aac(data: &[u8]) {
+    use crate::aac::{AacDecoder, AacOutput, AudioSpecificConfig};
+    let _ = AudioSpecificConfig::parse(data);
+    let mut decoder = AacDecoder::new();
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let [a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        let (message, tail) = tail.split_at(len);
+        rest = tail;
+        let before = out.len();
+        match decoder.decode(message, &mut out) {
+            Ok(AacOutput::Configured(c)) => {
+                assert_eq!(Some(c), decoder.config());
+                assert_eq!(out.len(), before);
+            }
+            Ok(AacOutput::Audio { rate }) => {
+                assert!((7_350..=96_000).contains(&rate));
+                assert!(out.len() - before <= 1024, "{}", out.len() - before);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Any bytes as an FLV MP3 message, twice (the second time the decoder
+/// has the first's state): frames are found or refused, never read past
+/// the message, and each decodes to at most one frame's samples (1152).
+pub fn mp3(data: &[u8]) {
+    use crate::mp3::{FrameHeader, Mp3Decoder};
+    if let Ok(h) = FrameHeader::parse(data) {
+        assert!(h.length >= 24 && h.length <= 2_881, "{h:?}");
+    }
+    let mut decoder = Mp3Decoder::new();
+    let mut out = Vec::new();
+    for message in [data, data] {
+        let before = out.len();
+        let frames = message.len() / 24 + 1;
+        if let Ok(rate) = decoder.decode(message, &mut out) {
+            // (An empty message decodes nothing, at no rate yet.)
+            assert!(out.len() == before || (8_000..=48_000).contains(&rate));
+        }
+        assert!(out.len() - before <= frames * 1152);
+    }
+}
+
+/// Any bytes as Flash ADPCM, mono and stereo: never more samples than the
+/// bits allow (2-bit codes, plus one initial sample a packet).
+pub fn adpcm(data: &[u8]) {
+    for stereo in [false, true] {
+        let mut out = Vec::new();
+        match crate::adpcm::decode(data, stereo, &mut out) {
+            Ok(n) => {
+                assert_eq!(n, out.len());
+                assert!(n <= data.len() * 8 / 2 + 1);
+            }
+            Err(_) => assert!(out.is_empty()),
+        }
+    }
+}
+
+/// Any bytes as linear PCM in each layout: whole sample frames decode to
+/// exactly one mono sample each, anything else is refused whole.
+pub fn pcm(data: &[u8]) {
+    for (stereo, sixteen_bit) in [(false, false), (false, true), (true, false), (true, true)] {
+        let width = (usize::from(stereo) + 1) * (usize::from(sixteen_bit) + 1);
+        let mut out = Vec::new();
+        match crate::pcm::decode(data, stereo, sixteen_bit, &mut out) {
+            Ok(n) => assert_eq!((n, out.len()), (data.len() / width, data.len() / width)),
+            Err(_) => {
+                assert!(!data.len().is_multiple_of(width));
+                assert!(out.is_empty());
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The media fuzz targets' seeds (`fuzz/seeds/{rtcp,speex,media_downlink,
-//! media_uplink}`), replayed on every test run, each also cut at every few
+//! media_uplink,nellymoser,aac,mp3,adpcm,pcm}`), replayed on every test run, each also cut at every few
 //! bytes and with bits flipped: a corpus of malformed input that must never
 //! panic any of the drivers in `sono_media::fuzzing`.
 
@@ -28,4 +28,24 @@ fn uplink_corpus() {
 #[test]
 fn nellymoser_corpus() {
     replay("nellymoser", sono_media::fuzzing::nellymoser);
+}
+
+#[test]
+fn aac_corpus() {
+    replay("aac", sono_media::fuzzing::aac);
+}
+
+#[test]
+fn mp3_corpus() {
+    replay("mp3", sono_media::fuzzing::mp3);
+}
+
+#[test]
+fn adpcm_corpus() {
+    replay("adpcm", sono_media::fuzzing::adpcm);
+}
+
+#[test]
+fn pcm_corpus() {
+    replay("pcm", sono_media::fuzzing::pcm);
 }

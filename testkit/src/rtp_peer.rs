@@ -55,6 +55,30 @@ pub fn spawn(
     all_sent: Arc<AtomicBool>,
 ) -> JoinHandle<Vec<(u8, Vec<u8>)>> {
     std::thread::spawn(move || {
+        run(socket, schedule, run_for, all_sent)
+            .into_iter()
+            .map(|(_, pt, payload)| (pt, payload))
+            .collect()
+    })
+}
+
+/// As [`spawn`], with when each packet arrived.
+pub fn spawn_timed(
+    socket: UdpSocket,
+    schedule: Vec<(Duration, Vec<u8>)>,
+    run_for: Duration,
+    all_sent: Arc<AtomicBool>,
+) -> JoinHandle<Vec<(Instant, u8, Vec<u8>)>> {
+    std::thread::spawn(move || run(socket, schedule, run_for, all_sent))
+}
+
+fn run(
+    socket: UdpSocket,
+    schedule: Vec<(Duration, Vec<u8>)>,
+    run_for: Duration,
+    all_sent: Arc<AtomicBool>,
+) -> Vec<(Instant, u8, Vec<u8>)> {
+    {
         let mut received = Vec::new();
         let mut buf = [0u8; 2048];
         let start = Instant::now();
@@ -69,7 +93,7 @@ pub fn spawn(
             if let Ok((n, from)) = socket.recv_from(&mut buf) {
                 last_rx = Instant::now();
                 if let Some((pt, payload)) = parse(&buf[..n]) {
-                    received.push((pt, payload.to_vec()));
+                    received.push((Instant::now(), pt, payload.to_vec()));
                     sono.get_or_insert((from, Instant::now()));
                 }
             }
@@ -87,5 +111,5 @@ pub fn spawn(
             }
         }
         received
-    })
+    }
 }
