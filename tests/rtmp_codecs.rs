@@ -298,19 +298,20 @@ fn obs_style_aac_reaches_a_g722_peer_and_the_caller_comes_back_to_an_ffmpeg_read
     let key = "obs-reader-0123456789abcdefXYZ";
     let up = ffmpeg_publishes(&sono, &OBS, &padded, key);
     let id = connection_of(&sono, key);
-    // The show plays the caller back from the same key.
+    // The show plays the caller back from the same key, asking for G.711
+    // (its player has no Speex decoder).
     let heard = dir.file("reader-heard.wav");
     let reader = Command::new("ffmpeg")
         .args([
             "-hide_banner",
             "-loglevel",
-            "error",
+            "info",
             "-y",
             "-rw_timeout",
             "20000000",
         ])
         .args(["-rtmp_live", "live", "-i"])
-        .arg(format!("rtmp://{}/phone/{key}", sono.rtmp))
+        .arg(format!("rtmp://{}/phone/{key}?codec=pcmu", sono.rtmp))
         .args(["-t", "8", "-ar", "16000", "-ac", "1"])
         .arg(&heard)
         .stdin(Stdio::null())
@@ -333,6 +334,11 @@ fn obs_style_aac_reaches_a_g722_peer_and_the_caller_comes_back_to_an_ffmpeg_read
         "the reader failed: {}\n{}",
         read.stderr,
         sono.log()
+    );
+    assert!(
+        read.stderr.contains("pcm_mulaw"),
+        "the reader did not get G.711: {}",
+        read.stderr
     );
     let _ = wait_with_output_or_kill(up, Duration::from_secs(40));
     // The reader decoded speech, not silence: the peer's sentence.

@@ -130,6 +130,8 @@ pub enum FromClient {
     Listen {
         listener: Recipient<RelayedAudio>,
         stream_id: u32,
+        /// The codec it asked for, if any.
+        codec: Option<ClientCodec>,
     },
     /// The client publishes audio in this codec (sent when it changes):
     /// its calls offer the codec's SIP twin first, to pass it through.
@@ -209,6 +211,7 @@ impl ClientSession {
         let media_out = ClientMedia {
             out: media_out,
             codec: who.client_codec,
+            passthrough_only: false,
         };
         ClientSession::create(|ctx| {
             // At once, not when the actor first runs: the client may use its
@@ -380,10 +383,15 @@ impl ClientSession {
     /// decides, once the codec is negotiated).
     fn call_media(&self) -> ClientMedia {
         match (&self.attached, self.publishes) {
-            (None, Some(codec @ ClientCodec::G711(_))) => ClientMedia {
-                out: self.media_out.out.clone(),
-                codec,
-            },
+            (None, Some(codec @ ClientCodec::G711(_)))
+                if self.media_out.codec == ClientCodec::SpeexWb =>
+            {
+                ClientMedia {
+                    out: self.media_out.out.clone(),
+                    codec,
+                    passthrough_only: true,
+                }
+            }
             _ => self.media_out.clone(),
         }
     }
@@ -735,10 +743,28 @@ impl Handler<FromClient> for ClientSession {
             FromClient::Listen {
                 listener,
                 stream_id,
-            } => self.to_client.do_send(ToClient::Listen {
-                listener,
-                stream_id,
-            }),
+                codec,
+            } => {
+                // A player that asked for a codec (`KEY?codec=pcmu`) gets
+                // the call's audio in it, from this call on.
+                if let (Some(codec), None) = (codec, &self.attached) {
+                    if codec != self.media_out.codec {
+                        info!(
+                            conn = self.id,
+                            codec = codec.name(),
+                            "audio down in the codec a player asked for"
+                        );
+                        self.media_out.codec = codec;
+                        if let Some(bridge) = &self.media {
+                            bridge.do_send(SwitchClient(self.media_out.clone()));
+                        }
+                    }
+                }
+                self.to_client.do_send(ToClient::Listen {
+                    listener,
+                    stream_id,
+                })
+            }
             FromClient::Publishes(codec) => self.publishes = Some(codec),
             FromClient::Closing => self.closing = true,
             FromClient::Gone => {

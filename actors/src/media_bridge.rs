@@ -76,6 +76,9 @@ pub struct StopMedia;
 pub struct ClientMedia {
     pub out: Recipient<MediaNotice>,
     pub codec: ClientCodec,
+    /// Use `codec` only if the peer's codec passes it through (a G.711
+    /// client gets its own law back untouched), Speex wideband otherwise.
+    pub passthrough_only: bool,
 }
 
 /// Audio down goes elsewhere from now on (WebRTC media attached to a
@@ -186,11 +189,12 @@ impl MediaBridge {
             speex_complexity: m.speex_complexity,
             silence_dbov: m.skip_silence.then_some(m.silence_dbov),
         });
-        // G.711 goes down only to pass the peer's through; otherwise Speex
-        // wideband sounds better.
-        let down = match client.codec {
-            ClientCodec::G711(_) if !codec.passes_through(client.codec) => ClientCodec::SpeexWb,
-            other => other,
+        // A G.711 client's own law goes down only to pass the peer's
+        // through; otherwise Speex wideband sounds better.
+        let down = if client.passthrough_only && !codec.passes_through(client.codec) {
+            ClientCodec::SpeexWb
+        } else {
+            client.codec
         };
         downlink.set_client_codec(down);
         let to_client = client.out;

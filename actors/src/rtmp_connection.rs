@@ -393,8 +393,17 @@ impl RtmpConnection {
                 }
                 SessionEvent::Playing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client plays");
-                    let holder = is_stream_key(&name)
-                        .then(|| self.shared.directory.stream_key(&name))
+                    // `KEY?codec=pcmu`: a player that wants G.711 rather than Speex.
+                    let (key, query) = name.split_once('?').unwrap_or((name.as_str(), ""));
+                    let codec = match player_codec(query) {
+                        Ok(codec) => codec,
+                        Err(asked) => {
+                            warn!(conn = self.id, %asked, "a player asked for a codec sono does not send down; it gets Speex");
+                            None
+                        }
+                    };
+                    let holder = is_stream_key(key)
+                        .then(|| self.shared.directory.stream_key(key))
                         .flatten()
                         .filter(|holder| *holder != self.id)
                         .and_then(|holder| self.shared.directory.connection(holder));
@@ -406,6 +415,7 @@ impl RtmpConnection {
                             publisher.do_send(FromClient::Listen {
                                 listener: ctx.address().recipient(),
                                 stream_id,
+                                codec,
                             })
                         }
                         None => self.play_stream = Some(stream_id),
@@ -508,6 +518,23 @@ fn client_codec(codec: AudioCodec) -> Option<ClientCodec> {
         AudioCodec::Aac => ClientCodec::Aac,
         AudioCodec::Other { .. } => return None,
     })
+}
+
+/// The codec a player's query (`codec=pcmu`) asks for: `Ok(None)` when it
+/// asks for none, `Err` with what it asked for when sono cannot send that.
+fn player_codec(query: &str) -> Result<Option<ClientCodec>, String> {
+    let Some(asked) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("codec="))
+    else {
+        return Ok(None);
+    };
+    match asked.to_ascii_lowercase().as_str() {
+        "speex" => Ok(Some(ClientCodec::SpeexWb)),
+        "pcmu" => Ok(Some(ClientCodec::G711(Law::Mu))),
+        "pcma" => Ok(Some(ClientCodec::G711(Law::A))),
+        _ => Err(asked.to_owned()),
+    }
 }
 
 /// The FLV sound format audio down goes in; `None` for a codec no FLV

@@ -206,6 +206,7 @@ impl WebRtcConnection {
                 media: ClientMedia {
                     out: transport.clone().recipient(),
                     codec: ClientCodec::Opus,
+                    passthrough_only: false,
                 },
             });
             if !matches!(attach.await, Ok(true)) {
