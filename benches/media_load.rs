@@ -25,8 +25,15 @@
 //! from offer to answer (the page's POST), memory per idle WebRTC session,
 //! and what the browsers received and lost, with their jitter estimate.
 //!
+//! With `--client aac`, the RTMP clients publish what OBS does instead of
+//! Speex (AAC-LC, 48 kHz stereo, 128 kbit/s, one 21.3 ms frame a message,
+//! its sequence header first); with `--client pcmu`, G.711 µ-law as Flash
+//! Player 11 does (160 bytes a message), which a PCMU peer gets untouched
+//! both ways.
+//!
 //! `cargo bench --bench media_load -- CALLS SECONDS [--codec pcmu|g722]
-//! [--against-sems] [--webrtc] [--runs N]` (default 20 calls, 20 s, PCMU, 1 run).
+//! [--client speex|aac|pcmu] [--against-sems] [--webrtc] [--runs N]`
+//! (default 20 calls, 20 s, PCMU, Speex clients, 1 run).
 //! `MEDIA_LOAD_BINARY=path` runs another build of sono instead of this one (to
 //! compare two builds in alternating runs).
 //! SEMS is found at /usr/local/sbin/sems (`../shared/anchors/build-sems.sh`
@@ -56,6 +63,8 @@ const LATE: Duration = Duration::from_millis(5);
 #[derive(Clone, Copy, PartialEq)]
 enum Gateway {
     Sono,
+    /// sono, its RTMP clients publishing another codec (`--client`).
+    SonoClient(&'static str),
     Sems,
     /// sono, its clients browsers over WebRTC.
     SonoWebRtc,
@@ -65,6 +74,8 @@ impl Gateway {
     fn name(self) -> &'static str {
         match self {
             Gateway::Sono => "sono",
+            Gateway::SonoClient("aac") => "sono-aac",
+            Gateway::SonoClient(_) => "sono-pcmu",
             Gateway::Sems => "SEMS",
             Gateway::SonoWebRtc => "sono-webrtc",
         }
@@ -75,6 +86,8 @@ struct Options {
     calls: usize,
     seconds: u64,
     codec: &'static str,
+    /// What the RTMP clients publish: speex, aac or pcmu.
+    client: &'static str,
     against_sems: bool,
     webrtc: bool,
     runs: usize,
@@ -95,10 +108,16 @@ fn options() -> Options {
         Some("g722") => "g722",
         _ => "pcmu",
     };
+    let client = match value("--client").as_deref() {
+        Some("aac") => "aac",
+        Some("pcmu") => "pcmu",
+        _ => "speex",
+    };
     Options {
         calls,
         seconds,
         codec,
+        client,
         against_sems: args.iter().any(|a| a == "--against-sems"),
         webrtc: args.iter().any(|a| a == "--webrtc"),
         runs: value("--runs").and_then(|r| r.parse().ok()).unwrap_or(1),
@@ -108,8 +127,12 @@ fn options() -> Options {
 fn main() {
     let o = options();
     let runs = o.runs;
-    let speech = speech_frames();
+    let speech = speech_frames("speex");
+    let other_mic = (o.client != "speex").then(|| speech_frames(o.client));
     let mut gateways = vec![Gateway::Sono];
+    if o.client != "speex" {
+        gateways.push(Gateway::SonoClient(o.client));
+    }
     if o.against_sems {
         let g722 = Path::new(SEMS_PLUGINS).join("g722.so");
         if o.codec == "g722" && !g722.exists() {
@@ -129,8 +152,10 @@ fn main() {
         gateways.push(Gateway::SonoWebRtc);
     }
     println!(
-        "media_load: {} calls of Speex WB (Opus from browsers) ⇄ {} for {} s (+{} s warm-up), {} run(s) of {}",
+        "media_load: {} calls of Speex WB (and {} from the sono-{} clients, Opus from browsers) ⇄ {} for {} s (+{} s warm-up), {} run(s) of {}",
         o.calls,
+        o.client,
+        o.client,
         o.codec.to_uppercase(),
         o.seconds,
         WARM_UP.as_secs(),
@@ -144,7 +169,11 @@ fn main() {
     let mut results: HashMap<&str, Vec<RunResult>> = HashMap::new();
     for run in 0..runs {
         for &gateway in &gateways {
-            let r = run_once(gateway, &o, &speech);
+            let mic = match (gateway, &other_mic) {
+                (Gateway::SonoClient(_), Some(m)) => m,
+                _ => &speech,
+            };
+            let r = run_once(gateway, &o, mic);
             println!(
                 "media_load: run {} {}: {}",
                 run + 1,
@@ -185,6 +214,20 @@ fn main() {
     if let (Some(s), Some(e)) = (median_cpu("sono"), median_cpu("SEMS")) {
         println!("media_load: sono / SEMS CPU per call-second = {:.2}", s / e);
     }
+    for other in ["sono-aac", "sono-pcmu"] {
+        if let (Some(c), Some(s)) = (median_cpu(other), median_cpu("sono")) {
+            println!(
+                "media_load: {other} / sono (Speex clients) CPU per call-second = {:.2}",
+                c / s
+            );
+        }
+        if let (Some(c), Some(e)) = (median_cpu(other), median_cpu("SEMS")) {
+            println!(
+                "media_load: {other} / SEMS (Speex clients) CPU per call-second = {:.2}",
+                c / e
+            );
+        }
+    }
     if let (Some(w), Some(s)) = (median_cpu("sono-webrtc"), median_cpu("sono")) {
         println!(
             "media_load: sono WebRTC / sono RTMP CPU per call-second = {:.2}",
@@ -199,9 +242,15 @@ fn main() {
     }
 }
 
-/// The client's microphone: Speex WB frames (FLV header byte first), about
-/// half speech and half silence.
-fn speech_frames() -> Vec<Vec<u8>> {
+/// The client's microphone: FLV audio messages (header byte first) of
+/// `client`'s codec, about half speech and half silence, and how long each
+/// lasts.
+struct Microphone {
+    messages: Vec<Vec<u8>>,
+    period: Duration,
+}
+
+fn speech_frames(client: &str) -> Microphone {
     let dir = AudioDir::new("media-load");
     let said = dir.file("said.wav");
     audio::speech_wav(
@@ -219,11 +268,48 @@ fn speech_frames() -> Vec<Vec<u8>> {
         "apad=pad_dur=6",
         &talk.display().to_string(),
     ]);
-    flash_speex_tags(&talk)
-        .expect("ffmpeg's Speex encoding of the speech")
-        .into_iter()
-        .map(|t| t.data)
-        .collect()
+    let tags = |args: &[&str]| -> Vec<Vec<u8>> {
+        let flv = dir.file("talk.flv");
+        let mut all = vec!["-i".to_owned(), talk.display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.push(flv.display().to_string());
+        audio::ffmpeg(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        sono_testkit::read_flv_audio(&flv)
+            .expect("ffmpeg's FLV")
+            .into_iter()
+            .map(|t| t.data)
+            .collect()
+    };
+    match client {
+        // The sequence header comes first; sent again each time the speech
+        // loops, which costs a decoder reset every 12 s.
+        "aac" => Microphone {
+            messages: tags(&["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]),
+            period: Duration::from_micros(21_333),
+        },
+        // One 20 ms message each, whatever size ffmpeg's FLV messages are.
+        "pcmu" => {
+            let bytes: Vec<u8> = tags(&["-c:a", "pcm_mulaw", "-ar", "8000"])
+                .into_iter()
+                .flat_map(|m| m[1..].to_vec())
+                .collect();
+            Microphone {
+                messages: bytes
+                    .chunks_exact(160)
+                    .map(|c| [&[0x82u8][..], c].concat())
+                    .collect(),
+                period: Duration::from_millis(20),
+            }
+        }
+        _ => Microphone {
+            messages: flash_speex_tags(&talk)
+                .expect("ffmpeg's Speex encoding of the speech")
+                .into_iter()
+                .map(|t| t.data)
+                .collect(),
+            period: Duration::from_millis(20),
+        },
+    }
 }
 
 struct RunResult {
@@ -288,7 +374,7 @@ fn echo_peer(o: &Options) -> Sipp {
     )
 }
 
-fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
+fn run_once(gateway: Gateway, o: &Options, speech: &Microphone) -> RunResult {
     if gateway == Gateway::SonoWebRtc {
         return run_webrtc(o);
     }
@@ -316,7 +402,8 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
     let calls = legs.len();
     let window = Duration::from_secs(o.seconds);
     let stats: Vec<Arc<Mutex<LegStats>>> = (0..calls).map(|_| Default::default()).collect();
-    let speech: Arc<Vec<Vec<u8>>> = Arc::new(speech.to_vec());
+    let period = speech.period;
+    let speech: Arc<Vec<Vec<u8>>> = Arc::new(speech.messages.clone());
     let measure = {
         let pid = process.pid();
         let sipp_pid = sipp.pid();
@@ -358,6 +445,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &[Vec<u8>]) -> RunResult {
                 tokio::spawn(drive_leg(
                     leg,
                     speech,
+                    period,
                     stats,
                     phase,
                     opened,
@@ -626,6 +714,7 @@ fn set_up_call(rtmp: SocketAddr, target: &str) -> std::io::Result<Leg> {
 async fn drive_leg(
     leg: Leg,
     speech: Arc<Vec<Vec<u8>>>,
+    period: Duration,
     stats: Arc<Mutex<LegStats>>,
     phase: Duration,
     opened: Instant,
@@ -646,7 +735,7 @@ async fn drive_leg(
     let (mut read, mut write) = stream.into_split();
     let start = tokio::time::Instant::now() + phase;
     let end = start + until;
-    let mut ticker = tokio::time::interval_at(start, Duration::from_millis(20));
+    let mut ticker = tokio::time::interval_at(start, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent = 0usize;
     let mut buf = vec![0u8; 16 * 1024];
@@ -659,7 +748,8 @@ async fn drive_leg(
                 }
                 let frame = &speech[sent % speech.len().max(1)];
                 out.clear();
-                encoder.encode(4, (sent as u32).wrapping_mul(20), type_id::AUDIO, publish, frame, &mut out);
+                let at = (sent as u128 * period.as_micros() / 1000) as u32;
+                encoder.encode(4, at, type_id::AUDIO, publish, frame, &mut out);
                 sent += 1;
                 if write.write_all(&out).await.is_err() {
                     break;

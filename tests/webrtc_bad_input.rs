@@ -126,11 +126,11 @@ fn offers_that_cannot_be_answered_get_clear_errors() {
             "invalid_offer",
         ),
         (
-            "audio without Opus",
+            "audio in a codec sono does not speak (G.729)",
             "application/sdp",
             browser_offer(
-                "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n",
-                "a=rtpmap:0 PCMU/8000\r\n",
+                "m=audio 9 UDP/TLS/RTP/SAVPF 18\r\n",
+                "a=rtpmap:18 G729/8000\r\n",
             )
             .into_bytes(),
             400,

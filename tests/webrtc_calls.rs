@@ -61,7 +61,9 @@ impl PageRun {
         seconds: u32,
         ending: &str,
     ) -> PageRun {
-        Self::start_with(sono, capture, recording, mode, uri, seconds, ending, None)
+        Self::start_with(
+            sono, capture, recording, mode, uri, seconds, ending, None, None,
+        )
     }
 
     /// As [`PageRun::start`]; with `attach`, the page attaches its audio to
@@ -76,10 +78,14 @@ impl PageRun {
         seconds: u32,
         ending: &str,
         attach: Option<&str>,
+        codec: Option<&str>,
     ) -> PageRun {
         let mut command = Command::new("node");
         if let Some(token) = attach {
             command.env("ATTACH_TOKEN", token);
+        }
+        if let Some(codec) = codec {
+            command.env("PAGE_CODEC", codec);
         }
         let mut child = command
             .current_dir(browser_dir())
@@ -215,6 +221,9 @@ struct SipSide {
     /// The SIP codec's link of the offline chain (ffmpeg's encoder arguments
     /// and container); `None` when the browser's Opus passes through.
     encode: Option<(&'static [&'static str], &'static str)>,
+    /// The page prefers this codec to Opus (`codec` of sono.js): the
+    /// browser's G.711 then passes through to the peer, both ways.
+    page_codec: Option<&'static str>,
 }
 
 const PCMU: SipSide = SipSide {
@@ -224,6 +233,12 @@ const PCMU: SipSide = SipSide {
     mode: "nb",
     rate: 8000,
     encode: Some((&["-ar", "8000", "-c:a", "pcm_mulaw"], "au")),
+    page_codec: None,
+};
+
+const PCMU_FROM_THE_PAGE: SipSide = SipSide {
+    page_codec: Some("pcmu"),
+    ..PCMU
 };
 
 const G722: SipSide = SipSide {
@@ -233,6 +248,7 @@ const G722: SipSide = SipSide {
     mode: "wb",
     rate: 16_000,
     encode: Some((&["-ar", "16000", "-c:a", "g722"], "g722")),
+    page_codec: None,
 };
 
 const OPUS: SipSide = SipSide {
@@ -242,13 +258,16 @@ const OPUS: SipSide = SipSide {
     mode: "wb",
     rate: 16_000,
     encode: None,
+    page_codec: None,
 };
 
 /// The page dials baresip; both talk; PESQ each way against the offline chain.
 fn page_calls_baresip(sip: SipSide) {
     let name = format!(
-        "webrtc-{}",
-        sip.baresip_codec.split('/').next().unwrap_or("codec")
+        "webrtc-{}{}",
+        sip.baresip_codec.split('/').next().unwrap_or("codec"),
+        sip.page_codec
+            .map_or(String::new(), |c| format!("-page-{c}"))
     );
     let dir = AudioDir::new(&name);
     let page_src = dir.file("page-src.wav");
@@ -290,6 +309,11 @@ fn page_calls_baresip(sip: SipSide) {
     let up_offline_wav = dir.file("up-offline.wav");
     let down_offline_wav = dir.file("down-offline.wav");
     match sip.encode {
+        // G.711 from the browser to the peer and back: one G.711 link.
+        Some((args, container)) if sip.page_codec.is_some() => {
+            audio::round_trip(&page_src, args, container, sip.rate, &up_offline_wav);
+            audio::round_trip(&peer_src, args, container, sip.rate, &down_offline_wav);
+        }
         Some((args, container)) => {
             let up_opus = dir.file("up-opus.wav");
             opus_round_trip(&page_src, 48_000, &up_opus);
@@ -359,7 +383,7 @@ fn one_call(
     );
     let sono = start_sono("[log]\nlevel = \"info,sono_actors::media_bridge=debug\"\n");
     let recording = dir.file(&format!("page-heard-{call}.s16"));
-    let run = PageRun::start(
+    let run = PageRun::start_with(
         &sono,
         capture,
         &recording,
@@ -367,6 +391,8 @@ fn one_call(
         &peer.uri(),
         9,
         "page-hangs-up",
+        None,
+        sip.page_codec,
     );
     // On failure, baresip's side of the story too.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.finish(&sono)))
@@ -399,7 +425,7 @@ fn one_call(
     let up = audio::pesq(sip.mode, page_ref, &peer_heard);
     let page_heard = page_heard(&recording, sip.rate);
     let down = audio::pesq(sip.mode, peer_ref, &page_heard);
-    if sip.encode.is_none() {
+    if sip.encode.is_none() || sip.page_codec.is_some() {
         assert!(sono.log().contains("passthrough=true"), "{}", sono.log());
     }
     for line in sono
@@ -416,6 +442,12 @@ fn one_call(
 fn a_page_calls_a_pcmu_peer_over_webrtc_and_each_hears_the_other() {
     let _one = one_at_a_time();
     page_calls_baresip(PCMU);
+}
+
+#[test]
+fn a_page_that_prefers_pcmu_reaches_a_pcmu_peer_untouched_both_ways() {
+    let _one = one_at_a_time();
+    page_calls_baresip(PCMU_FROM_THE_PAGE);
 }
 
 #[test]
@@ -767,6 +799,7 @@ fn a_page_attaches_its_webrtc_audio_to_a_stream_key_connection() {
         3,
         "page-hangs-up",
         Some(key),
+        None,
     );
     let result = run.finish(&sono);
     assert!(

@@ -133,9 +133,11 @@ pub struct MediaBridge {
     call: Recipient<MediaTimeout>,
     started: Instant,
     last_heard: Option<Instant>,
-    /// Samples sent down so far, at the client codec's rate (the RTMP
-    /// timestamps follow from it).
+    /// Samples sent down so far in the current client codec, at its rate,
+    /// and the milliseconds sent before it took over: the RTMP timestamps
+    /// follow from both, and keep rising when audio down changes codec.
     client_samples: u64,
+    client_base_ms: u64,
     /// The peer's last SR: the middle of its NTP time, and when it came.
     peer_sr: Option<(u32, Instant)>,
     packets_sent_at_last_report: u32,
@@ -214,6 +216,7 @@ impl MediaBridge {
             started: Instant::now(),
             last_heard: None,
             client_samples: 0,
+            client_base_ms: 0,
             peer_sr: None,
             packets_sent_at_last_report: 0,
             datagrams: Vec::new(),
@@ -283,7 +286,8 @@ impl MediaBridge {
         for data in frames {
             let samples = codec.samples_in(&data) as u64;
             self.to_client.do_send(MediaNotice::AudioDown {
-                timestamp: (self.client_samples * 1000 / u64::from(rate)) as u32,
+                timestamp: (self.client_base_ms + self.client_samples * 1000 / u64::from(rate))
+                    as u32,
                 codec,
                 data,
                 taken: now,
@@ -298,6 +302,19 @@ impl MediaBridge {
             warn!(conn = self.conn, %reason, "media timeout");
             self.call.do_send(MediaTimeout { reason });
         }
+    }
+
+    /// Audio down in `codec` from now on; its timestamps carry on from the
+    /// old codec's.
+    fn switch_down_codec(&mut self, codec: ClientCodec) {
+        let old_rate = self
+            .downlink
+            .client_codec()
+            .rate_and_frame()
+            .map_or(16_000, |(rate, _)| rate);
+        self.client_base_ms += self.client_samples * 1000 / u64::from(old_rate);
+        self.client_samples = 0;
+        self.downlink.set_client_codec(codec);
     }
 
     fn send_report(&mut self, bye: bool) {
@@ -495,8 +512,7 @@ impl Handler<ClientAudio> for MediaBridge {
                 codec = msg.codec.name(),
                 "audio down follows the client's codec"
             );
-            self.downlink.set_client_codec(msg.codec);
-            self.client_samples = 0;
+            self.switch_down_codec(msg.codec);
         }
         let mut packets = Vec::new();
         let started = Instant::now();
@@ -574,8 +590,7 @@ impl Handler<SwitchClient> for MediaBridge {
         info!(conn = self.conn, codec = ?client.codec, "audio down goes to another transport");
         self.to_client = client.out;
         if self.downlink.client_codec() != client.codec {
-            self.downlink.set_client_codec(client.codec);
-            self.client_samples = 0;
+            self.switch_down_codec(client.codec);
         }
     }
 }

@@ -2,12 +2,13 @@
 //! [`ClientSession`]. The browser's SDP offer (WHIP-like, RFC 9725's shape,
 //! over REST) is answered by str0m, the sans-I/O WebRTC stack: ICE-lite
 //! (RFC 8445 §2.5) with one host candidate on a UDP port of the session's
-//! own, DTLS-SRTP (RFC 5763, RFC 5764), RTCP, and Opus (RFC 7587) as the
-//! only audio codec. This actor does str0m's I/O and time: datagrams in,
-//! datagrams out, a timer at the deadline str0m asks for.
+//! own, DTLS-SRTP (RFC 5763, RFC 5764), RTCP, and one audio codec: Opus
+//! (RFC 7587), or PCMU or PCMA when the page prefers them. This actor does
+//! str0m's I/O and time: datagrams in, datagrams out, a timer at the
+//! deadline str0m asks for.
 //!
 //! Audio goes straight between this actor and the call's media bridge, as
-//! Opus packets: up as [`ClientAudio`], down as [`MediaNotice::AudioDown`].
+//! RTP payloads: up as [`ClientAudio`], down as [`MediaNotice::AudioDown`].
 //! The phone (calls, registration, events) is the session's; events reach
 //! the page over the REST API's live stream.
 //!
@@ -24,6 +25,7 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use sono_media::codec::ClientCodec;
 use sono_media::dtmf::DtmfReceiver;
+use sono_media::g711::Law;
 use sono_media::opus::OPUS_CLOCK;
 use sono_rtmp::PhoneEvent;
 use str0m::format::Codec;
@@ -100,7 +102,9 @@ pub struct WebRtcConnection {
     local: SocketAddr,
     phone: Option<Addr<ClientSession>>,
     media: Option<Addr<MediaBridge>>,
-    /// The audio m-line, and the payload type Opus goes down with.
+    /// The session's codec (the browser's first of Opus, PCMU, PCMA).
+    codec: ClientCodec,
+    /// The audio m-line, and the payload type audio goes down with.
     audio: Option<(Mid, Pt)>,
     /// DTMF the page sends (RFC 4733), one digit per event.
     dtmf: DtmfReceiver,
@@ -140,10 +144,11 @@ impl WebRtcConnection {
             .and_then(|socket| {
                 let local = socket.local_addr().map_err(OfferRefused::NoPort)?;
                 let announced = SocketAddr::new(advertised, local.port());
-                let (rtc, sdp) = answer_offer(offer, announced, w.media_timeout, Instant::now())?;
-                Ok((socket, local, rtc, sdp))
+                let (rtc, sdp, codec) =
+                    answer_offer(offer, announced, w.media_timeout, Instant::now())?;
+                Ok((socket, local, rtc, sdp, codec))
             });
-        let (socket, local, rtc, sdp) = match started {
+        let (socket, local, rtc, sdp, codec) = match started {
             Ok(s) => s,
             Err(e) => {
                 shared.webrtc.release(shared, peer.ip());
@@ -164,7 +169,8 @@ impl WebRtcConnection {
         let attaching = attach_to.is_some();
         let attached = attach_to.map(|(_, _, session)| session);
         let transport = WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
-            let mut connection = WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local);
+            let mut connection =
+                WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local, codec);
             let phone = match attached {
                 Some(session) => {
                     connection.attached = true;
@@ -176,7 +182,7 @@ impl WebRtcConnection {
                         token: session_token,
                         peer,
                         transport: ClientTransport::Webrtc,
-                        client_codec: ClientCodec::Opus,
+                        client_codec: codec,
                     },
                     shared2,
                     ctx.address().recipient(),
@@ -205,7 +211,7 @@ impl WebRtcConnection {
                 transport: transport.clone().recipient(),
                 media: ClientMedia {
                     out: transport.clone().recipient(),
-                    codec: ClientCodec::Opus,
+                    codec,
                     passthrough_only: false,
                 },
             });
@@ -233,8 +239,10 @@ impl WebRtcConnection {
         shared: Arc<Shared>,
         rtc: Rtc,
         local: SocketAddr,
+        codec: ClientCodec,
     ) -> WebRtcConnection {
         WebRtcConnection {
+            codec,
             id,
             peer,
             shared,
@@ -354,9 +362,10 @@ impl WebRtcConnection {
                 self.close(ctx, "ICE disconnected: the browser is gone", false);
             }
             Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                let wanted = str0m_codec(self.codec);
                 let pt = self.rtc.writer(added.mid).and_then(|w| {
                     w.payload_params()
-                        .find(|p| p.spec().codec == Codec::Opus)
+                        .find(|p| p.spec().codec == wanted)
                         .map(|p| p.pt())
                 });
                 debug!(conn = self.id, mid = %added.mid, ?pt, "browser audio added");
@@ -381,10 +390,16 @@ impl WebRtcConnection {
                     }
                     return;
                 }
+                let codec = match data.params.spec().codec {
+                    Codec::Opus => ClientCodec::Opus,
+                    Codec::PCMU => ClientCodec::G711(Law::Mu),
+                    Codec::PCMA => ClientCodec::G711(Law::A),
+                    _ => return,
+                };
                 if let Some(media) = &self.media {
                     let ms = data.time.rebase(Frequency::MILLIS).numer() as u32;
                     media.do_send(ClientAudio {
-                        codec: ClientCodec::Opus,
+                        codec,
                         timestamp: ms,
                         data: bytes::Bytes::copy_from_slice(&data.data),
                         received: Instant::now(),
@@ -481,6 +496,15 @@ impl StreamHandler<Result<(bytes::BytesMut, SocketAddr), std::io::Error>> for We
     }
 }
 
+/// str0m's name for a session codec.
+fn str0m_codec(codec: ClientCodec) -> Codec {
+    match codec {
+        ClientCodec::G711(Law::Mu) => Codec::PCMU,
+        ClientCodec::G711(Law::A) => Codec::PCMA,
+        _ => Codec::Opus,
+    }
+}
+
 impl Handler<MediaNotice> for WebRtcConnection {
     type Result = ();
 
@@ -491,26 +515,30 @@ impl Handler<MediaNotice> for WebRtcConnection {
         match notice {
             MediaNotice::AudioDown {
                 timestamp,
-                codec: ClientCodec::Opus,
+                codec,
                 data,
                 ..
-            } => {
+            } if codec == self.codec => {
                 let Some((mid, pt)) = self.audio else {
                     return;
                 };
                 let Some(writer) = self.rtc.writer(mid) else {
                     return;
                 };
-                let time = MediaTime::new(
-                    u64::from(timestamp) * u64::from(OPUS_CLOCK / 1000),
-                    Frequency::FORTY_EIGHT_KHZ,
-                );
+                let time = if codec == ClientCodec::Opus {
+                    MediaTime::new(
+                        u64::from(timestamp) * u64::from(OPUS_CLOCK / 1000),
+                        Frequency::FORTY_EIGHT_KHZ,
+                    )
+                } else {
+                    MediaTime::new(u64::from(timestamp) * 8, Frequency::EIGHT_KHZ)
+                };
                 if writer.write(pt, Instant::now(), time, data).is_ok() {
                     self.packets_down += 1;
                 }
                 self.drive(ctx);
             }
-            // The bridge encodes for this client in Opus only.
+            // The bridge encodes for this client in its codec only.
             MediaNotice::AudioDown { .. } => {}
             MediaNotice::Dtmf(digit) => {
                 self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))

@@ -30,7 +30,9 @@ try {
   // the file Chromium plays.
   // ATTACH_TOKEN: the page's audio is attached to that connection.
   const attach = process.env.ATTACH_TOKEN ? `&token=${encodeURIComponent(process.env.ATTACH_TOKEN)}` : "";
-  await page.goto(base + "/?processing=off" + attach, { timeout });
+  // PAGE_CODEC (pcmu, pcma): the page prefers G.711 to Opus.
+  const codec = process.env.PAGE_CODEC ? `&codec=${process.env.PAGE_CODEC}` : "";
+  await page.goto(base + "/?processing=off" + attach + codec, { timeout });
   await page.selectOption("#transport", "webrtc");
   const t0 = Date.now();
   await page.click("#connect");

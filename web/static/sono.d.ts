@@ -86,6 +86,8 @@ export interface SonoPhoneOptions {
   stream?: MediaStream;
   /** WebRTC: where the call is played (default: a new Audio()). */
   audioElement?: HTMLAudioElement;
+  /** WebRTC: G.711 instead of Opus (offered first; sono answers with it). */
+  codec?: "pcmu" | "pcma";
   /** Flash: rtmp://, rtmpt:// or rtmps:// URL of sono's application. */
   rtmpUrl?: string;
   swfUrl?: string;

@@ -185,10 +185,24 @@ class WebRtcTransport extends RestTransport {
     // the transport then leaves its tracks alone when it closes.
     this.givenStream = options.stream ?? null;
     this.audioElement = options.audioElement ?? null;
+    // "pcmu" or "pcma": offer G.711 first (a G.711 trunk then gets the
+    // page's audio untouched); Opus otherwise.
+    this.codec = options.codec ?? null;
     this.pc = null;
     this.microphone = null;
     this.remoteStream = null;
     this.location = null;
+  }
+
+  /** Puts `codec` ("pcmu", "pcma") first in the offer; sono answers with the first it speaks. */
+  #prefer(transceiver, codec) {
+    const mime = `audio/${codec}`.toLowerCase();
+    const codecs = RTCRtpReceiver.getCapabilities?.("audio")?.codecs ?? [];
+    const first = codecs.filter((c) => c.mimeType.toLowerCase() === mime);
+    if (!first.length || !transceiver.setCodecPreferences) {
+      throw new SonoError("invalid_request", `this browser cannot prefer ${codec}`);
+    }
+    transceiver.setCodecPreferences([...first, ...codecs.filter((c) => c.mimeType.toLowerCase() !== mime)]);
   }
 
   async connect() {
@@ -200,7 +214,8 @@ class WebRtcTransport extends RestTransport {
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
     for (const track of this.microphone.getAudioTracks()) {
-      pc.addTransceiver(track, { direction: "sendrecv", streams: [this.microphone] });
+      const transceiver = pc.addTransceiver(track, { direction: "sendrecv", streams: [this.microphone] });
+      if (this.codec) this.#prefer(transceiver, this.codec);
     }
     pc.ontrack = (e) => {
       this.remoteStream = e.streams[0] ?? new MediaStream([e.track]);
@@ -378,7 +393,9 @@ export class SonoPhone extends EventTarget {
    *     page's audio is attached to that connection), audio (getUserMedia
    *     constraints) or stream (a
    *     MediaStream of the page's, e.g. one microphone for several phones),
-   *     and audioElement (where the call is played; a new Audio() otherwise);
+   *     audioElement (where the call is played; a new Audio() otherwise),
+   *     and codec ("pcmu" or "pcma": G.711 rather than Opus, for a G.711
+   *     trunk that then gets the page's audio untouched);
    *   REST: connectionId and token (or a stream key as token);
    *   Flash: rtmpUrl (rtmp:// or rtmpt://), optionally swfUrl and container.
    */
