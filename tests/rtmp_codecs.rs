@@ -437,7 +437,29 @@ fn g711_tags(dir: &AudioDir, text: &str, name: &str, alaw: bool) -> Vec<FlvAudio
         .collect()
 }
 
-/// SIPp answering with one G.711 law, its media the test's own RTP peer.
+/// SIPp answering with one G.711 law (`pt`, `law`), its media the test's
+/// own RTP peer at `rtp_port`.
+fn g711_uas(rtp_port: &str, pt: u8, law: &str) -> sono_testkit::Sipp {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_g711.xml");
+    sono_testkit::Sipp::uas(
+        &scenario,
+        1,
+        Duration::from_secs(30),
+        &[
+            "-key",
+            "rtp_port",
+            rtp_port,
+            "-key",
+            "pt",
+            &pt.to_string(),
+            "-key",
+            "law",
+            law,
+        ],
+    )
+}
+
+/// A G.711 client calls a peer of the same law.
 fn g711_passes_through(alaw: bool) {
     let (pt, law) = if alaw { (8u8, "PCMA") } else { (0u8, "PCMU") };
     let dir = AudioDir::new(&format!("g711-{law}"));
@@ -466,23 +488,7 @@ fn g711_passes_through(alaw: bool) {
         SONO,
         &format!("{MEDIA}codecs = [\"g722\", \"pcmu\", \"pcma\"]\n"),
     );
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_g711.xml");
-    let mut sipp = sono_testkit::Sipp::uas(
-        &scenario,
-        1,
-        Duration::from_secs(30),
-        &[
-            "-key",
-            "rtp_port",
-            &rtp_port,
-            "-key",
-            "pt",
-            &pt.to_string(),
-            "-key",
-            "law",
-            law,
-        ],
-    );
+    let mut sipp = g711_uas(&rtp_port, pt, law);
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     let mic = c.create_stream().unwrap();
     c.publish(mic, "mic").unwrap();
@@ -635,15 +641,7 @@ fn undecodable_audio_is_refused_once_per_codec_and_a_video_flood_leaves_the_audi
         all_sent,
     );
     let sono = Sono::start(SONO, MEDIA);
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_g711.xml");
-    let mut sipp = sono_testkit::Sipp::uas(
-        &scenario,
-        1,
-        Duration::from_secs(30),
-        &[
-            "-key", "rtp_port", &rtp_port, "-key", "pt", "0", "-key", "law", "PCMU",
-        ],
-    );
+    let mut sipp = g711_uas(&rtp_port, 0, "PCMU");
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
     assert!(

@@ -7,27 +7,21 @@ use std::time::Duration;
 
 use sono_rtmp::AudioCodec;
 
-/// The `codec` label of the per-codec client audio counters: the names
-/// of `sono_rtmp::AudioCodec` and `sono_media::codec::ClientCodec`.
-pub const CODEC_LABELS: [&str; 10] = [
-    "speex",
-    "nellymoser",
-    "pcmu",
-    "pcma",
-    "pcm",
-    "adpcm",
-    "mp3",
-    "aac",
-    "opus",
-    "other",
-];
+/// The `codec` labels of the per-codec client audio counters: the FLV
+/// formats' names (`sono_rtmp::AudioCodec::NAMES`, "other" last), then
+/// WebRTC's Opus.
+const CODEC_LABELS: usize = AudioCodec::NAMES.len() + 1;
 
-/// The index of `name` in [`CODEC_LABELS`] ("other" for any other name).
+fn codec_labels() -> impl Iterator<Item = &'static str> {
+    AudioCodec::NAMES.iter().copied().chain(["opus"])
+}
+
+/// The index of `name` among the codec labels ("other" for any other name).
 pub fn codec_label(name: &str) -> usize {
-    CODEC_LABELS
-        .iter()
-        .position(|l| *l == name)
-        .unwrap_or(CODEC_LABELS.len() - 1)
+    codec_labels()
+        .position(|l| l == name)
+        .or_else(|| codec_labels().position(|l| l == "other"))
+        .unwrap_or(0)
 }
 
 fn per_codec(v: &[(String, u64)]) -> Vec<(&str, u64)> {
@@ -46,10 +40,10 @@ pub struct Metrics {
     pub rtmp_connections_refused: AtomicU64,
     pub rtmp_connections_active: AtomicU64,
     pub rtmp_connections_closed_on_error: AtomicU64,
-    /// Audio messages from RTMP clients, by [`CODEC_LABELS`].
-    pub rtmp_audio: [AtomicU64; CODEC_LABELS.len()],
-    /// Client audio messages that could not be decoded, by [`CODEC_LABELS`].
-    pub audio_undecodable: [AtomicU64; CODEC_LABELS.len()],
+    /// Audio messages from RTMP clients, by [`codec_label`].
+    pub rtmp_audio: [AtomicU64; CODEC_LABELS],
+    /// Client audio messages that could not be decoded, by [`codec_label`].
+    pub audio_undecodable: [AtomicU64; CODEC_LABELS],
     /// Video on publishing streams, counted and dropped.
     pub rtmp_video_messages: AtomicU64,
     pub rtmp_video_bytes: AtomicU64,
@@ -238,7 +232,7 @@ impl Metrics {
         Self::add(&self.rtmp_audio[codec_label(codec.name())], 1);
     }
 
-    /// A client audio message of `codec` (a [`CODEC_LABELS`] name) that
+    /// A client audio message of `codec` (a [`codec_label`] name) that
     /// could not be decoded.
     pub fn undecodable(&self, codec: &str) {
         Self::add(&self.audio_undecodable[codec_label(codec)], 1);
@@ -248,10 +242,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let labelled = |counters: &[AtomicU64], skip: &str| -> Vec<(String, u64)> {
-            CODEC_LABELS
-                .iter()
+            codec_labels()
                 .zip(counters)
-                .filter(|(l, _)| **l != skip)
+                .filter(|(l, _)| *l != skip)
                 .map(|(l, c)| (format!("{{codec=\"{l}\"}}"), get(c)))
                 .collect()
         };
