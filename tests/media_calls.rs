@@ -733,32 +733,53 @@ fn five_percent_loss_and_40_ms_jitter_cost_at_most_half_a_mos_and_the_call_survi
 #[test]
 fn a_spoofed_ssrc_on_the_latched_address_does_not_disturb_the_call() {
     let dir = AudioDir::new("spoofed");
-    let (clean, _, clean_summary) = pcmu_downlink_pesq(&dir, "clean", |s| s.to_vec());
     let spoofed_count = std::cell::Cell::new(0usize);
-    let (spoofed, statuses, summary) = pcmu_downlink_pesq(&dir, "spoofed", |s| {
-        let noise = vec![0u8; 160];
-        let mut out = Vec::new();
-        for (i, (at, d)) in s.iter().enumerate() {
-            out.push((*at, d.clone()));
-            for k in 0..2u16 {
-                let mut p = Vec::new();
-                sono_media::rtp::RtpPacket {
-                    marker: false,
-                    payload_type: 0,
-                    sequence: 40_000u16.wrapping_add(i as u16 * 2 + k),
-                    timestamp: 7_000_000 + 80 * (i as u32 * 2 + u32::from(k)),
-                    ssrc: 0xBAD_5EED,
-                    csrc_count: 0,
-                    payload: &noise,
+    // Clean and spoofed calls alternate, three of each, and the medians are
+    // compared: on this shared machine (the other media tests run beside
+    // this one) a single call now and then gets one more underrun, which
+    // moves its score by 0.1 whatever the spoofer does.
+    let (mut cleans, mut spoofeds) = (Vec::new(), Vec::new());
+    let (mut clean_summary, mut summary, mut statuses) = (String::new(), String::new(), Vec::new());
+    for round in 0..3 {
+        let (clean, _, clean_log) =
+            pcmu_downlink_pesq(&dir, &format!("clean-{round}"), |s| s.to_vec());
+        let (spoofed, spoofed_statuses, spoofed_log) =
+            pcmu_downlink_pesq(&dir, &format!("spoofed-{round}"), |s| {
+                let noise = vec![0u8; 160];
+                let mut out = Vec::new();
+                for (i, (at, d)) in s.iter().enumerate() {
+                    out.push((*at, d.clone()));
+                    for k in 0..2u16 {
+                        let mut p = Vec::new();
+                        sono_media::rtp::RtpPacket {
+                            marker: false,
+                            payload_type: 0,
+                            sequence: 40_000u16.wrapping_add(i as u16 * 2 + k),
+                            timestamp: 7_000_000 + 80 * (i as u32 * 2 + u32::from(k)),
+                            ssrc: 0xBAD_5EED,
+                            csrc_count: 0,
+                            payload: &noise,
+                        }
+                        .write(&mut p);
+                        out.push((*at + Duration::from_millis(5 + 7 * u64::from(k)), p));
+                    }
                 }
-                .write(&mut p);
-                out.push((*at + Duration::from_millis(5 + 7 * u64::from(k)), p));
-            }
-        }
-        out.sort_by_key(|(at, _)| *at);
-        spoofed_count.set(s.len() * 2);
-        out
-    });
+                out.sort_by_key(|(at, _)| *at);
+                spoofed_count.set(s.len() * 2);
+                out
+            });
+        cleans.push(clean);
+        spoofeds.push(spoofed);
+        clean_summary = clean_log;
+        summary = spoofed_log;
+        statuses = spoofed_statuses;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (clean, spoofed) = (median(&mut cleans), median(&mut spoofeds));
+
     let field = |summary: &str, name: &str| -> u64 {
         summary
             .split_whitespace()
@@ -767,7 +788,7 @@ fn a_spoofed_ssrc_on_the_latched_address_does_not_disturb_the_call() {
             .unwrap_or_else(|| panic!("no {name} in {summary}"))
     };
     eprintln!(
-        "PCMU downlink PESQ-NB: clean {clean:.2}, with a spoofer {spoofed:.2}\nclean: {clean_summary}\nspoofed: {summary}"
+        "PCMU downlink PESQ-NB: clean {clean:.2} (median of {cleans:.2?}), with a spoofer {spoofed:.2} (median of {spoofeds:.2?})\nclean: {clean_summary}\nspoofed: {summary}"
     );
     assert_eq!(statuses.last().map(|s| s.0), Some(4), "{statuses:?}");
     assert!(
