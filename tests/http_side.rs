@@ -534,27 +534,6 @@ fn a_call_placed_and_ended_over_rest_is_followed_by_its_events() {
     );
 }
 
-/// 16-bit mono samples of a WAV at `rate`, through ffmpeg.
-fn samples(wav: &Path, rate: u32) -> Vec<i16> {
-    let raw = wav.with_extension("raw");
-    audio::ffmpeg(&[
-        "-i",
-        &wav.display().to_string(),
-        "-ar",
-        &rate.to_string(),
-        "-ac",
-        "1",
-        "-f",
-        "s16le",
-        &raw.display().to_string(),
-    ]);
-    std::fs::read(&raw)
-        .unwrap_or_default()
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
-}
-
 /// The tones' share of one window, in dB: each tone's sine and cosine are
 /// projected out in turn (a 100 ms window holds whole periods of each, so the
 /// projections are orthogonal) and what is left is the noise.
@@ -677,7 +656,7 @@ fn an_ffmpeg_publisher_takes_a_call_placed_over_rest() {
     }
 
     // The caller's tone reached the show, and the show's tone the caller.
-    let show_heard = samples(&heard, 16_000);
+    let show_heard = audio::samples(&heard, 16_000);
     assert!(
         show_heard.len() > 16_000 * 3,
         "{} samples",
@@ -689,7 +668,7 @@ fn an_ffmpeg_publisher_takes_a_call_placed_over_rest() {
         .unwrap_or_else(|| panic!("no recording\n{}", peer.log()));
     let kept = dir.file("caller-heard.wav");
     std::fs::copy(&peer_heard, &kept).expect("keeping the caller's recording");
-    let caller_heard = samples(&kept, 16_000);
+    let caller_heard = audio::samples(&kept, 16_000);
     let (snr_up, tone_up) = tone_windows(&caller_heard, &[440.0, 660.0]);
     eprintln!(
         "ffmpeg show: tone SNR down {snr_down:.1} dB over {tone_down:.1} s, up {snr_up:.1} dB over {tone_up:.1} s"

@@ -204,3 +204,31 @@ pub fn tone_wav(path: &Path, rate: u32, seconds: u32, hz: u32) {
         &s(path),
     ]);
 }
+
+/// 16-bit mono samples of a WAV at `rate`, through ffmpeg.
+pub fn samples(wav: &Path, rate: u32) -> Vec<i16> {
+    let raw = wav.with_extension("raw");
+    ffmpeg(&[
+        "-i",
+        &wav.display().to_string(),
+        "-ar",
+        &rate.to_string(),
+        "-ac",
+        "1",
+        "-f",
+        "s16le",
+        &raw.display().to_string(),
+    ]);
+    std::fs::read(&raw)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// Root-mean-square level of `samples` in dB below 16-bit full scale.
+pub fn rms_dbfs(samples: &[i16]) -> f64 {
+    let n = samples.len().max(1) as f64;
+    let power = samples.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n;
+    10.0 * (power.max(1e-9) / f64::from(i16::MAX).powi(2)).log10()
+}
