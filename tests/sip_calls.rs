@@ -479,6 +479,8 @@ fn hold_by_reinvite_and_options_inside_the_call_are_answered() {
         "{:?}",
         c.call_statuses()
     );
+    // The peer's a=sendonly reached the client as its hold.
+    assert_eq!(holds(&c), [(true, "peer".to_owned())]);
     sipp.assert_success(WAIT);
 }
 
@@ -551,4 +553,87 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         "{}",
         sono.log()
     );
+}
+
+/// The `Sono.Call.Held` events the client got so far: (held, by).
+fn holds(c: &FlashClient) -> Vec<(bool, String)> {
+    c.events
+        .iter()
+        .filter(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_HELD))
+        .map(|e| {
+            (
+                matches!(e.get("held"), Some(AmfValue::Boolean(true))),
+                e.get("by")
+                    .and_then(AmfValue::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_client_holds_and_resumes_and_hears_the_peers_own_hold() {
+    let sono = Sono::start(SONO, MEDIA);
+    let mut sipp = Sipp::uas(&scenario("uas_hold_both_ways"), 1, WAIT, &[]);
+    let mut c = client(&sono);
+    // Nothing to hold yet.
+    let early = c.call("hold", vec![]).unwrap();
+    assert_eq!(early.error_code(), Some(code::CALL_NO_CALL), "{early:?}");
+    c.send_call("dial", vec![sipp.uri("bob").into()]).unwrap();
+    assert!(
+        c.wait_call_status(4, WAIT),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+
+    let held = c.call("hold", vec![]).unwrap();
+    assert!(held.error_code().is_none(), "{held:?}");
+    assert!(
+        c.wait_for(WAIT, |c| holds(c) == [(true, "client".into())]),
+        "{:?}\n{}",
+        holds(&c),
+        sono.log()
+    );
+    let twice = c.call("hold", vec![]).unwrap();
+    assert_eq!(
+        twice.error_code(),
+        Some(code::CALL_HOLD_FAILED),
+        "{twice:?}"
+    );
+
+    let resumed = c.call("unhold", vec![]).unwrap();
+    assert!(resumed.error_code().is_none(), "{resumed:?}");
+    // Then the peer holds with c=0.0.0.0 and resumes.
+    let expected: Vec<(bool, String)> = vec![
+        (true, "client".into()),
+        (false, "client".into()),
+        (true, "peer".into()),
+        (false, "peer".into()),
+    ];
+    assert!(
+        c.wait_for(WAIT, |c| holds(c) == expected),
+        "{:?}\n{}",
+        holds(&c),
+        sono.log()
+    );
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
+    sipp.assert_success(WAIT);
+    let reinvites: Vec<String> = sipp
+        .received()
+        .into_iter()
+        .filter(|m| m.starts_with("INVITE") && !m.contains("CSeq: 1 INVITE"))
+        .collect();
+    assert_eq!(reinvites.len(), 2, "{reinvites:?}");
+    assert!(reinvites[0].contains("CSeq: 2 INVITE"), "{}", reinvites[0]);
+    assert!(reinvites[1].contains("CSeq: 3 INVITE"), "{}", reinvites[1]);
+    // A re-offer keeps to the codec in use (PCMU here) and telephone-event.
+    for r in &reinvites {
+        assert!(
+            r.contains("m=audio ") && r.contains(" RTP/AVP 0 101\r\n"),
+            "{r}"
+        );
+    }
 }

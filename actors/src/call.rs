@@ -18,12 +18,15 @@ use sono_rtmp::phone::{CallStatus, PhoneEvent};
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
 use sono_sip::message::Received;
 use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
+use sono_sip::reoffer::ReofferOutcome;
 use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
 use crate::call_leg::CallLeg;
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientMedia, MediaBridge, MediaChanged, MediaTimeout, StopMedia};
+use crate::media_bridge::{
+    ClientMedia, HoldMedia, MediaBridge, MediaChanged, MediaTimeout, StopMedia,
+};
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
 use crate::sip_transport::SipInbound;
@@ -81,6 +84,12 @@ pub struct Call {
     /// An inbound call not yet accepted nor rejected.
     ringing: bool,
     no_answer: Option<SpawnHandle>,
+    /// The client holds the call (its re-INVITE was accepted).
+    held: bool,
+    /// What the client last asked for.
+    wants_held: bool,
+    /// The peer holds the call (its last SDP said so).
+    peer_holds: bool,
 }
 
 impl Call {
@@ -156,6 +165,9 @@ impl Call {
             incoming: None,
             ringing: false,
             no_answer: None,
+            held: false,
+            wants_held: false,
+            peer_holds: false,
         }
     }
 
@@ -377,10 +389,43 @@ impl Call {
                     ?media,
                     "media changed by re-INVITE"
                 );
+                self.peer_hold(media.peer_holds);
                 if let Some(bridge) = &self.media {
                     bridge.do_send(MediaChanged(media));
                 }
             }
+            CallEvent::Reoffer(ReofferOutcome::Settled(media)) => {
+                let held = !media.direction.receives();
+                info!(
+                    conn = self.conn,
+                    call_id, held, "hold changed by our re-INVITE"
+                );
+                self.peer_hold(media.peer_holds);
+                if let Some(bridge) = &self.media {
+                    bridge.do_send(MediaChanged(media));
+                }
+                if held != self.held {
+                    self.held = held;
+                    self.notify(CallNotice::Status(PhoneEvent::Held {
+                        held,
+                        by_peer: false,
+                    }));
+                }
+            }
+            CallEvent::Reoffer(ReofferOutcome::Refused { code, reason }) => {
+                warn!(conn = self.conn, call_id, code, %reason, "re-INVITE to hold or resume refused");
+                // The bridge follows the SDP in force, which did not change.
+                self.wants_held = self.held;
+                if let Some(bridge) = &self.media {
+                    bridge.do_send(HoldMedia(self.held));
+                }
+                self.notify(CallNotice::Status(PhoneEvent::HoldFailed {
+                    held: !self.held,
+                    sip_code: code,
+                    reason,
+                }));
+            }
+            CallEvent::Reoffer(_) => {}
             CallEvent::TargetRefused { target, reason } => {
                 warn!(conn = self.conn, call_id, %target, %reason,
                       "the peer's target is outside the dial plan: nothing sent there");
@@ -403,6 +448,20 @@ impl Call {
                 info!(conn = self.conn, call_id, ?code, %reason, answered, "call ended");
                 self.finish(code, reason, answered);
             }
+        }
+    }
+}
+
+impl Call {
+    /// The peer's SDP says it holds (or no longer holds) the call.
+    fn peer_hold(&mut self, holds: bool) {
+        if holds != self.peer_holds {
+            self.peer_holds = holds;
+            info!(conn = self.conn, holds, "the peer's hold changed");
+            self.notify(CallNotice::Status(PhoneEvent::Held {
+                held: holds,
+                by_peer: true,
+            }));
         }
     }
 }
@@ -500,6 +559,45 @@ impl Handler<MediaTimeout> for Call {
             core.hangup(Instant::now());
         }
         self.pump(ctx);
+    }
+}
+
+/// The client holds (`true`) or resumes the call. The outcome follows as
+/// `Sono.Call.Held` or `Sono.Call.HoldFailed`; refused at once (the
+/// reason) if the call is not answered, or already held or not.
+#[derive(Message)]
+#[rtype(result = "Result<(), &'static str>")]
+pub struct HoldCall(pub bool);
+
+impl Handler<HoldCall> for Call {
+    type Result = Result<(), &'static str>;
+
+    fn handle(&mut self, HoldCall(held): HoldCall, ctx: &mut Context<Self>) -> Self::Result {
+        let not_up = "the call is not answered";
+        if self.hangup_requested || self.media.is_none() {
+            return Err(not_up);
+        }
+        if held == self.wants_held {
+            return Err(if held {
+                "the call is already on hold"
+            } else {
+                "the call is not on hold"
+            });
+        }
+        let Some(core) = &mut self.core else {
+            return Err(not_up);
+        };
+        if !core.hold(held, Instant::now()) {
+            return Err(not_up);
+        }
+        self.wants_held = held;
+        // The client's audio stops (or resumes) at once, not when the
+        // peer agrees: a held line must not hear or be heard meanwhile.
+        if let Some(bridge) = &self.media {
+            bridge.do_send(HoldMedia(held));
+        }
+        self.pump(ctx);
+        Ok(())
     }
 }
 

@@ -51,6 +51,7 @@ impl CallLeg {
                     media,
                 },
                 InboundEvent::MediaChanged(m) => CallEvent::MediaChanged(m),
+                InboundEvent::Reoffer(o) => CallEvent::Reoffer(o),
                 InboundEvent::TargetRefused { target, reason } => {
                     CallEvent::TargetRefused { target, reason }
                 }
@@ -106,6 +107,14 @@ impl CallLeg {
         match self {
             CallLeg::Outbound(c) => c.handle_message(message, source, now),
             CallLeg::Inbound(c) => c.handle_message(message, source, now),
+        }
+    }
+
+    /// Holds or resumes an answered call; false if it is not up.
+    pub fn hold(&mut self, held: bool, now: Instant) -> bool {
+        match self {
+            CallLeg::Outbound(c) => c.hold(held, now),
+            CallLeg::Inbound(c) => c.hold(held, now),
         }
     }
 

@@ -30,6 +30,7 @@ use sono_sip::transmit::Transport;
 
 use crate::call::{
     inbound_config, outbound_config, prefer_client_codec, AnswerIncoming, Call, CallNotice, Hangup,
+    HoldCall,
 };
 use crate::control::{
     CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
@@ -317,6 +318,7 @@ impl ClientSession {
             PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
             PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
             PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
+            PhoneRequest::Hold { held } => self.hold(ctx, txn, held),
             PhoneRequest::Register(r) => self.register(ctx, txn, r),
             PhoneRequest::Unregister => match self.registration.take() {
                 Some(registration) => {
@@ -365,6 +367,24 @@ impl ClientSession {
                     Ok(Err(why)) => session.fail(txn, code::DTMF_INVALID, &why),
                     Err(_) => session.fail(txn, code::CALL_NO_CALL, "the call has ended"),
                 }),
+        );
+    }
+
+    /// `hold()` / `unhold()`: answered once the re-INVITE is on its way;
+    /// `Sono.Call.Held` (or `HoldFailed`) follows with the peer's answer.
+    fn hold(&mut self, ctx: &mut Context<Self>, txn: Responder, held: bool) {
+        let Some(call) = &self.call else {
+            self.fail(txn, code::CALL_NO_CALL, "there is no call to hold");
+            return;
+        };
+        ctx.spawn(
+            call.send(HoldCall(held)).into_actor(self).map(
+                move |result, session, _| match result {
+                    Ok(Ok(())) => session.respond(txn, Ok(AmfValue::Null)),
+                    Ok(Err(why)) => session.fail(txn, code::CALL_HOLD_FAILED, why),
+                    Err(_) => session.fail(txn, code::CALL_NO_CALL, "the call has ended"),
+                },
+            ),
         );
     }
 

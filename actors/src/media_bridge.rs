@@ -64,6 +64,12 @@ pub struct SendDtmf(pub String);
 #[rtype(result = "()")]
 pub struct MediaChanged(pub Negotiated);
 
+/// The client put this call on hold (`true`) or took it back: a held
+/// call neither takes the client's audio nor sends the peer's down.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HoldMedia(pub bool);
+
 /// The call ended: send RTCP BYE and stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -147,6 +153,10 @@ pub struct MediaBridge {
     /// Audio up waits here for its RTP time (clients send in bursts).
     pacer: RtpPacer,
     timed_out: bool,
+    /// Held by the client ([`HoldMedia`]).
+    held: bool,
+    /// The peer holds the call (its SDP said so): it need not send.
+    peer_holds: bool,
     /// Codecs whose undecodable audio the client was told about.
     refused: Vec<&'static str>,
 }
@@ -223,6 +233,8 @@ impl MediaBridge {
             paced: Vec::new(),
             pacer: RtpPacer::new(codec.rtp_clock_rate(), PACER_MAX_QUEUE),
             timed_out: false,
+            held: false,
+            peer_holds: media.peer_holds,
             refused: Vec::new(),
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
@@ -285,6 +297,11 @@ impl MediaBridge {
         Metrics::add(&self.shared.metrics.audio_paths[path], frames.len() as u64);
         for data in frames {
             let samples = codec.samples_in(&data) as u64;
+            if self.held {
+                // The jitter buffer keeps draining; the client hears nothing.
+                self.client_samples += samples;
+                continue;
+            }
             self.to_client.do_send(MediaNotice::AudioDown {
                 timestamp: (self.client_base_ms + self.client_samples * 1000 / u64::from(rate))
                     as u32,
@@ -293,6 +310,10 @@ impl MediaBridge {
                 taken: now,
             });
             self.client_samples += samples;
+        }
+        if self.peer_holds || !self.direction.receives() {
+            // On hold, either way, the peer need not send (RFC 3264 §8.4).
+            self.last_heard = Some(now);
         }
         let timeout = self.shared.settings.media.rtp_timeout;
         let silent = now.duration_since(self.last_heard.unwrap_or(self.started));
@@ -498,6 +519,9 @@ impl Handler<ClientAudio> for MediaBridge {
     type Result = ();
 
     fn handle(&mut self, msg: ClientAudio, _: &mut Context<Self>) {
+        if self.held {
+            return;
+        }
         // Audio down follows a Nellymoser client when the settings ask for
         // it, and a G.711 client whose law the peer speaks (both ways
         // untouched then).
@@ -577,9 +601,18 @@ impl Handler<MediaChanged> for MediaBridge {
                 .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
         }
         self.direction = media.direction;
+        self.peer_holds = media.peer_holds;
         if sip_codec(media.codec) != self.codec {
             warn!(conn = self.conn, codec = ?media.codec, "a re-INVITE changed the codec; keeping the first one");
         }
+    }
+}
+
+impl Handler<HoldMedia> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, HoldMedia(held): HoldMedia, _: &mut Context<Self>) {
+        self.held = held;
     }
 }
 

@@ -51,6 +51,8 @@ class FlashPhone {
 		ExternalInterface.addCallback("register", register);
 		ExternalInterface.addCallback("unregister", unregister);
 		ExternalInterface.addCallback("accept", accept);
+		ExternalInterface.addCallback("hold", hold);
+		ExternalInterface.addCallback("unhold", unhold);
 		ExternalInterface.addCallback("reject", reject);
 		ExternalInterface.addCallback("sendDTMF", sendDTMF);
 		emit({type: "ready"});
@@ -162,6 +164,12 @@ class FlashPhone {
 
 	static function accept():Int
 		return request("accept", []);
+
+	static function hold():Int
+		return request("hold", []);
+
+	static function unhold():Int
+		return request("unhold", []);
 
 	static function reject(code:Int):Int
 		return request("reject", code > 0 ? [code] : []);

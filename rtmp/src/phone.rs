@@ -24,6 +24,10 @@ pub mod code {
     pub const CALL_STATUS: &str = "Sono.Call.Status";
     pub const CALL_INCOMING: &str = "Sono.Call.Incoming";
     pub const CALL_DTMF: &str = "Sono.Call.DTMF";
+    /// The call was put on hold or taken off it, by the client or the peer.
+    pub const CALL_HELD: &str = "Sono.Call.Held";
+    /// The peer refused the client's hold or resume: nothing changed.
+    pub const CALL_HOLD_FAILED: &str = "Sono.Call.HoldFailed";
     pub const REGISTRATION_STATUS: &str = "Sono.Registration.Status";
     /// A connection closed (to REST event subscribers), or a request reached
     /// a connection that was closing.
@@ -62,6 +66,11 @@ pub enum PhoneRequest {
     },
     SendDtmf {
         digits: String,
+    },
+    /// `hold()` (true) or `unhold()` (false): the answered call is held
+    /// with a re-INVITE (`a=sendonly`) or resumed.
+    Hold {
+        held: bool,
     },
 }
 
@@ -125,6 +134,8 @@ pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneReques
         "sendDTMF" => parse_dtmf(args),
         "register" => parse_register(args),
         "unregister" => Ok(PhoneRequest::Unregister),
+        "hold" => Ok(PhoneRequest::Hold { held: true }),
+        "unhold" => Ok(PhoneRequest::Hold { held: false }),
         _ => return None,
     })
 }
@@ -361,6 +372,17 @@ pub enum PhoneEvent {
     Dtmf {
         digit: char,
     },
+    /// `by_peer`: the peer's re-INVITE said so; else the client's own hold.
+    Held {
+        held: bool,
+        by_peer: bool,
+    },
+    /// The peer refused the re-INVITE that would have made `held` true.
+    HoldFailed {
+        held: bool,
+        sip_code: u16,
+        reason: String,
+    },
     ServerShutdown,
 }
 
@@ -415,6 +437,21 @@ impl PhoneEvent {
             PhoneEvent::Dtmf { digit } => {
                 put("code", code::CALL_DTMF.into());
                 put("digit", digit.to_string().into());
+            }
+            PhoneEvent::Held { held, by_peer } => {
+                put("code", code::CALL_HELD.into());
+                put("held", AmfValue::Boolean(*held));
+                put("by", if *by_peer { "peer" } else { "client" }.into());
+            }
+            PhoneEvent::HoldFailed {
+                held,
+                sip_code,
+                reason,
+            } => {
+                put("code", code::CALL_HOLD_FAILED.into());
+                put("held", AmfValue::Boolean(*held));
+                put("sip_code", AmfValue::Number(f64::from(*sip_code)));
+                put("reason", reason.as_str().into());
             }
             PhoneEvent::ServerShutdown => {
                 put("code", code::SERVER_SHUTDOWN.into());

@@ -16,7 +16,7 @@ use crate::dialog::Dialog;
 use crate::message::{refusal, Received};
 use crate::outbound_call::Transmit;
 use crate::response::{response, ALLOW};
-use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{Direction, LocalMedia, Negotiated, SdpError, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
 use crate::transmit::Transport;
 
@@ -59,6 +59,11 @@ pub struct DialogServer {
     contact: String,
     local_tag: String,
     media: LocalMedia,
+    /// What we want of the media: sendrecv, or sendonly while we hold the
+    /// call. Answers to the peer's offers keep to it.
+    wish: Direction,
+    /// What the last offer and answer settled: our re-offers keep to it.
+    current: Option<Negotiated>,
     reliable: bool,
     servers: Vec<Server>,
     pending_2xx: Option<Pending2xx>,
@@ -77,6 +82,8 @@ impl DialogServer {
             contact,
             local_tag,
             media,
+            wish: Direction::SendRecv,
+            current: None,
             reliable: transport.is_reliable(),
             servers: Vec::new(),
             pending_2xx: None,
@@ -85,6 +92,31 @@ impl DialogServer {
 
     pub fn local_tag(&self) -> &str {
         &self.local_tag
+    }
+
+    /// A new offer of ours in `direction` (a re-INVITE to hold or resume,
+    /// RFC 3264 §8.4), its version one higher than the last (§8); answers
+    /// to the peer's offers keep to `direction` from now on.
+    pub fn our_offer(&mut self, direction: Direction) -> String {
+        self.wish = direction;
+        self.media.session_version += 1;
+        match &self.current {
+            Some(current) => self.media.reoffer(current, direction).to_text(),
+            None => self.media.offer_in(direction).to_text(),
+        }
+    }
+
+    /// The call's first offer and answer settled `media`.
+    pub fn settled(&mut self, media: &Negotiated) {
+        self.current = Some(media.clone());
+    }
+
+    /// What the peer's answer to our offer in `offered` settles.
+    pub fn settle(&mut self, answer: &str, offered: Direction) -> Result<Negotiated, SdpError> {
+        let sdp = SessionDescription::parse(answer)?;
+        let media = self.media.settle_offered(&sdp, offered)?;
+        self.current = Some(media.clone());
+        Ok(media)
     }
 
     pub fn is_idle(&self) -> bool {
@@ -347,12 +379,17 @@ impl DialogServer {
         let mut outcome = DialogOutcome::Nothing;
         let sdp = if body.trim().is_empty() {
             // An offerless re-INVITE (a refresh): our 2xx offers, the ACK answers.
-            Ok(self.media.offer().to_text())
+            Ok(self.media.offer_in(self.wish).to_text())
         } else {
             SessionDescription::parse(&body)
                 .map_err(|e| e.to_string())
-                .and_then(|offer| self.media.answer(&offer).map_err(|e| e.to_string()))
+                .and_then(|offer| {
+                    self.media
+                        .answer_within(&offer, self.wish)
+                        .map_err(|e| e.to_string())
+                })
                 .map(|(answer, negotiated)| {
+                    self.current = Some(negotiated.clone());
                     outcome = DialogOutcome::MediaChanged(negotiated);
                     answer.to_text()
                 })

@@ -19,8 +19,9 @@ use crate::dialog::{Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::ids::random_token;
 use crate::message::Received;
+use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{response, response_text, ALLOW};
-use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
 use crate::transmit::{Transmit, Transport};
 
@@ -45,6 +46,8 @@ pub enum InboundEvent {
     /// The ACK for our 2xx arrived: media may flow.
     Confirmed(Negotiated),
     MediaChanged(Negotiated),
+    /// What our re-INVITE to hold or resume came to.
+    Reoffer(ReofferOutcome),
     /// The caller's Contact or Record-Route is outside the dial plan: the
     /// call was refused (403) before it rang.
     TargetRefused {
@@ -82,6 +85,8 @@ pub struct InboundCall {
     phase: Phase,
     dialog: Option<Dialog>,
     server: DialogServer,
+    /// Our re-INVITEs to hold and resume.
+    reoffers: Reoffers,
     bye: Option<Bye>,
     answered: bool,
     transmit: VecDeque<Transmit>,
@@ -127,6 +132,8 @@ impl InboundCall {
             phase: Phase::Offered,
             dialog: None,
             server,
+            // The caller owns the Call-ID (§14.1's longer glare wait is theirs).
+            reoffers: Reoffers::new(config.timers, false),
             bye: None,
             answered: false,
             transmit: VecDeque::new(),
@@ -251,6 +258,7 @@ impl InboundCall {
             && self.transaction.is_terminated()
             && self.bye.as_ref().is_none_or(Bye::is_terminated)
             && self.server.is_idle()
+            && self.reoffers.is_idle()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -258,6 +266,7 @@ impl InboundCall {
             self.transaction.poll_timeout(),
             self.bye.as_ref().and_then(Bye::poll_timeout),
             self.server.poll_timeout(),
+            self.reoffers.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -357,12 +366,82 @@ impl InboundCall {
             self.send_bye(now);
             self.end(None, "no ACK for our 2xx".into());
         }
+        let ctx = request_context(&self.config, self.reply_to);
+        let dialog = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed);
+        self.reoffers.handle_timeout(
+            dialog,
+            &ctx,
+            &self.config.contact,
+            &mut self.server,
+            now,
+            &mut self.transmit,
+        );
+        self.reoffer_outcomes(now);
         self.drain();
+    }
+
+    /// Holds the confirmed call (`a=sendonly`, RFC 3264 §8.4) or resumes
+    /// it; false if the call is not up (or already over).
+    pub fn hold(&mut self, held: bool, now: Instant) -> bool {
+        let ctx = request_context(&self.config, self.reply_to);
+        let Some(dialog) = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed)
+        else {
+            return false;
+        };
+        let direction = if held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        self.reoffers.want(
+            direction,
+            dialog,
+            &ctx,
+            &self.config.contact,
+            &mut self.server,
+            now,
+            &mut self.transmit,
+        );
+        self.reoffer_outcomes(now);
+        self.drain();
+        true
+    }
+
+    fn reoffer_outcomes(&mut self, now: Instant) {
+        while let Some(outcome) = self.reoffers.poll_outcome() {
+            match outcome.ending() {
+                Some((code, reason)) => {
+                    self.send_bye(now);
+                    self.end(code, reason);
+                }
+                None => self.events.push_back(InboundEvent::Reoffer(outcome)),
+            }
+        }
     }
 
     pub fn handle_message(&mut self, rx: Received, source: SocketAddr, now: Instant) {
         if let Some(request) = rx.request().cloned() {
             self.handle_request(rx, &request, source, now);
+        } else if self.reoffers.owns(&rx) {
+            let ctx = request_context(&self.config, self.reply_to);
+            if let Some(dialog) = &mut self.dialog {
+                self.reoffers.handle_response(
+                    &rx,
+                    dialog,
+                    &ctx,
+                    &self.config.contact,
+                    &mut self.server,
+                    now,
+                    &mut self.transmit,
+                );
+            }
+            self.reoffer_outcomes(now);
         } else if rx.cseq_method == "BYE" {
             if let Some(b) = &mut self.bye {
                 if let Some(r) = rx.response() {
@@ -420,7 +499,8 @@ impl InboundCall {
             }
             _ => {}
         }
-        let confirmed = self.phase == Phase::Confirmed;
+        // While our own offer is out, the peer's gets 491 (§14.2).
+        let confirmed = self.phase == Phase::Confirmed && !self.reoffers.is_pending();
         let outcome = self.server.handle_request(
             &rx,
             source,
@@ -440,7 +520,10 @@ impl InboundCall {
                         .and_then(|sdp| self.config.media.settle(&sdp).ok())
                 });
                 match media {
-                    Some(m) => self.events.push_back(InboundEvent::Confirmed(m)),
+                    Some(m) => {
+                        self.server.settled(&m);
+                        self.events.push_back(InboundEvent::Confirmed(m))
+                    }
                     None => {
                         self.send_bye(now);
                         self.end(Some(488), "the ACK carried no usable SDP answer".into());

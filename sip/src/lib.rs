@@ -37,6 +37,7 @@ pub mod inbound_call;
 pub mod message;
 pub mod outbound_call;
 pub mod registration;
+pub mod reoffer;
 pub mod response;
 pub mod sdp;
 pub mod stream_framer;

@@ -22,8 +22,9 @@ use crate::dialog::{strip_uri_headers, with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
 use crate::message::Received;
+use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{header_values, ALLOW};
-use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
 
 pub use crate::ids::{random_token, BRANCH_COOKIE};
@@ -88,6 +89,9 @@ pub enum CallEvent {
     },
     /// The peer changed the media with a re-INVITE.
     MediaChanged(Negotiated),
+    /// What our re-INVITE to hold or resume came to (settled or refused;
+    /// one that ends the call ends it with [`CallEvent::Ended`]).
+    Reoffer(ReofferOutcome),
     /// The peer named a target (Contact, Record-Route) outside the dial
     /// plan; nothing was sent there.
     TargetRefused { target: String, reason: String },
@@ -140,6 +144,8 @@ pub struct OutboundCall {
     stray_byes: Vec<Bye>,
     /// Answers the peer's requests inside the dialog.
     server: DialogServer,
+    /// Our re-INVITEs to hold and resume.
+    reoffers: Reoffers,
     /// The 2xx named a target outside the dial plan: it is never ACKed.
     target_refused: bool,
     answered: bool,
@@ -162,6 +168,7 @@ impl OutboundCall {
         let request = invite_request(&config, &call_id, &local_tag, &invite_branch, 1, None)?;
         let reliable = config.transport.is_reliable();
         let invite = ClientTransaction::new(request, reliable, config.timers, now);
+        let config_timers = config.timers;
         let server = DialogServer::new(
             config.timers,
             config.contact.clone(),
@@ -187,6 +194,7 @@ impl OutboundCall {
             challenged: Vec::new(),
             stray_byes: Vec::new(),
             server,
+            reoffers: Reoffers::new(config_timers, true),
             target_refused: false,
             answered: false,
             transmit: VecDeque::new(),
@@ -221,6 +229,7 @@ impl OutboundCall {
             && self.challenged.is_empty()
             && self.stray_byes.is_empty()
             && self.server.is_idle()
+            && self.reoffers.is_idle()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -248,6 +257,7 @@ impl OutboundCall {
         all.extend(self.challenged.iter().map(ClientTransaction::poll_timeout));
         all.extend(self.stray_byes.iter().map(Bye::poll_timeout));
         all.push(self.server.poll_timeout());
+        all.push(self.reoffers.poll_timeout());
         all.into_iter().flatten().min()
     }
 
@@ -269,7 +279,62 @@ impl OutboundCall {
             self.send_bye(now);
             self.end(None, "no ACK for our 2xx to the re-INVITE".into());
         }
+        let dialog = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed);
+        self.reoffers.handle_timeout(
+            dialog,
+            &request_context(&self.config),
+            &self.config.contact,
+            &mut self.server,
+            now,
+            &mut self.transmit,
+        );
+        self.reoffer_outcomes(now);
         self.drain();
+    }
+
+    /// Holds the answered call (`a=sendonly`, RFC 3264 §8.4) or resumes
+    /// it; false if the call is not answered (or already over).
+    pub fn hold(&mut self, held: bool, now: Instant) -> bool {
+        let Some(dialog) = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed)
+        else {
+            return false;
+        };
+        let direction = if held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        self.reoffers.want(
+            direction,
+            dialog,
+            &request_context(&self.config),
+            &self.config.contact,
+            &mut self.server,
+            now,
+            &mut self.transmit,
+        );
+        self.reoffer_outcomes(now);
+        self.drain();
+        true
+    }
+
+    /// What our re-INVITEs came to, as events (or the call's end).
+    fn reoffer_outcomes(&mut self, now: Instant) {
+        while let Some(outcome) = self.reoffers.poll_outcome() {
+            match outcome.ending() {
+                Some((code, reason)) => {
+                    self.send_bye(now);
+                    self.end(code, reason);
+                }
+                None => self.events.push_back(CallEvent::Reoffer(outcome)),
+            }
+        }
     }
 
     /// The client hung up: CANCEL before the answer (once a provisional
@@ -306,6 +371,21 @@ impl OutboundCall {
             return;
         };
         let branch = rx.branch().to_owned();
+        if self.reoffers.owns(&rx) {
+            if let Some(dialog) = &mut self.dialog {
+                self.reoffers.handle_response(
+                    &rx,
+                    dialog,
+                    &request_context(&self.config),
+                    &self.config.contact,
+                    &mut self.server,
+                    now,
+                    &mut self.transmit,
+                );
+            }
+            self.reoffer_outcomes(now);
+            return;
+        }
         match rx.cseq_method.as_str() {
             "INVITE" if branch == self.invite_branch => {
                 self.invite.handle_response(response, now);
@@ -455,6 +535,7 @@ impl OutboundCall {
         match settled {
             Ok(media) => {
                 self.phase = Phase::Confirmed;
+                self.server.settled(&media);
                 self.events.push_back(CallEvent::Answered {
                     code,
                     reason,
@@ -653,7 +734,8 @@ impl OutboundCall {
     }
 
     fn handle_request(&mut self, rx: Received, source: SocketAddr, now: Instant) {
-        let confirmed = self.phase == Phase::Confirmed;
+        // While our own offer is out, the peer's gets 491 (§14.2).
+        let confirmed = self.phase == Phase::Confirmed && !self.reoffers.is_pending();
         let outcome = self.server.handle_request(
             &rx,
             source,
@@ -716,7 +798,7 @@ impl OutboundCall {
     }
 }
 
-fn branch_of(request: &Request) -> String {
+pub(crate) fn branch_of(request: &Request) -> String {
     header_values(&request.headers, "Via")
         .first()
         .and_then(|v| crate::via::Via::parse(crate::message::first_element(v)).ok())

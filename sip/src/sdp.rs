@@ -65,6 +65,34 @@ impl Direction {
             other => other,
         }
     }
+
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// What both allow: an answer never sends or receives where our own
+    /// wish (on hold: sendonly) does not.
+    pub fn within(self, wish: Direction) -> Direction {
+        match (
+            self.sends() && wish.sends(),
+            self.receives() && wish.receives(),
+        ) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
+    /// Whether SDP in this direction from the peer puts us on hold (RFC
+    /// 3264 §8.4: sendonly, or inactive when it was already sendonly).
+    fn holds(self) -> bool {
+        matches!(self, Direction::SendOnly | Direction::Inactive)
+    }
 }
 
 /// `a=rtpmap:<pt> <name>/<rate>[/<channels>]`.
@@ -450,6 +478,9 @@ pub struct Negotiated {
     /// Our direction.
     pub direction: Direction,
     pub ptime: u32,
+    /// The peer holds the call: its SDP is sendonly or inactive, or names
+    /// 0.0.0.0 as RFC 2543 had it (RFC 3264 §8.4).
+    pub peer_holds: bool,
 }
 
 impl LocalMedia {
@@ -498,6 +529,11 @@ impl LocalMedia {
 
     /// Our offer: every configured codec in order, then telephone-event.
     pub fn offer(&self) -> SessionDescription {
+        self.offer_in(Direction::SendRecv)
+    }
+
+    /// Our offer in `direction` (sendonly to hold, RFC 3264 §8.4).
+    pub fn offer_in(&self, direction: Direction) -> SessionDescription {
         let mut formats = Vec::new();
         let mut fmtps = Vec::new();
         for c in &self.codecs {
@@ -516,7 +552,26 @@ impl LocalMedia {
             ));
             fmtps.push((TELEPHONE_EVENT_PT, "0-16".to_owned()));
         }
-        let media = self.audio_media(self.port, formats, fmtps, Direction::SendRecv);
+        let media = self.audio_media(self.port, formats, fmtps, direction);
+        self.description(vec![media])
+    }
+
+    /// A new offer inside a running session (RFC 3264 §8.3.2): the codec
+    /// and payload types in use only (the bridge keeps its codec for the
+    /// call's life), in `direction`.
+    pub fn reoffer(&self, current: &Negotiated, direction: Direction) -> SessionDescription {
+        let (name, rate) = current.codec.rtpmap();
+        let pt = current.payload_type;
+        let mut formats = vec![(pt, Some((name.to_owned(), rate, current.codec.channels())))];
+        let mut fmtps = Vec::new();
+        if current.codec == Codec::Opus {
+            fmtps.push((pt, "useinbandfec=1;stereo=0;sprop-stereo=0".to_owned()));
+        }
+        if let Some(te) = current.telephone_event {
+            formats.push((te, Some(("telephone-event".to_owned(), 8000, None))));
+            fmtps.push((te, "0-16".to_owned()));
+        }
+        let media = self.audio_media(self.port, formats, fmtps, direction);
         self.description(vec![media])
     }
 
@@ -525,6 +580,16 @@ impl LocalMedia {
     pub fn answer(
         &self,
         offer: &SessionDescription,
+    ) -> Result<(SessionDescription, Negotiated), SdpError> {
+        self.answer_within(offer, Direction::SendRecv)
+    }
+
+    /// Our answer while we wish `wish` (sendonly while we hold the call):
+    /// the offer's direction answered, never beyond our wish.
+    pub fn answer_within(
+        &self,
+        offer: &SessionDescription,
+        wish: Direction,
     ) -> Result<(SessionDescription, Negotiated), SdpError> {
         let mut chosen = None;
         let mut media = Vec::with_capacity(offer.media.len());
@@ -569,15 +634,17 @@ impl LocalMedia {
                 .direction
                 .or(offer.direction)
                 .unwrap_or(Direction::SendRecv);
-            let direction = offered.answer();
+            let direction = offered.answer().within(wish);
             media.push(self.audio_media(self.port, formats, fmtps, direction));
+            let remote = remote_address(offer, m);
             chosen = Some(Negotiated {
                 codec,
                 payload_type: pt,
                 telephone_event: te,
-                remote: remote_address(offer, m),
+                remote,
                 direction,
                 ptime: m.ptime.unwrap_or(self.ptime),
+                peer_holds: offered.holds() || remote.is_none(),
             });
         }
         let negotiated = chosen.ok_or(SdpError::NoCommonCodec)?;
@@ -586,6 +653,17 @@ impl LocalMedia {
 
     /// What an answer to our offer settles: its first codec that we offered.
     pub fn settle(&self, answer: &SessionDescription) -> Result<Negotiated, SdpError> {
+        self.settle_offered(answer, Direction::SendRecv)
+    }
+
+    /// What an answer to our offer in `offered` settles. An answer that
+    /// receives nothing from us is the peer's hold only if we offered to
+    /// receive: to our sendonly it must answer recvonly or inactive (§8.4).
+    pub fn settle_offered(
+        &self,
+        answer: &SessionDescription,
+        offered: Direction,
+    ) -> Result<Negotiated, SdpError> {
         let m = answer
             .media
             .iter()
@@ -608,13 +686,15 @@ impl LocalMedia {
             .direction
             .or(answer.direction)
             .unwrap_or(Direction::SendRecv);
+        let remote = remote_address(answer, m);
         Ok(Negotiated {
             codec,
             payload_type: pt,
             telephone_event: te,
-            remote: remote_address(answer, m),
-            direction: theirs.answer(),
+            remote,
+            direction: theirs.answer().within(offered),
             ptime: m.ptime.unwrap_or(self.ptime),
+            peer_holds: offered.receives() && (theirs.holds() || remote.is_none()),
         })
     }
 }

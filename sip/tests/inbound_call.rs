@@ -312,3 +312,62 @@ fn a_caller_whose_target_is_outside_the_dial_plan_is_refused_with_403() {
     );
     assert_eq!(codes(&sent(&mut call)), [100]);
 }
+
+#[test]
+fn the_callee_holds_with_a_reinvite_to_the_callers_contact_and_resumes() {
+    use sono_sip::reoffer::ReofferOutcome;
+    use sono_sip::response::response_text;
+    use sono_sip::sdp::Direction;
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    assert!(!call.hold(true, now), "nothing to hold before the answer");
+    call.accept(now);
+    let tag = sent(&mut call).pop().unwrap().to_tag.unwrap();
+    call.handle_message(
+        request("ACK", "z9hG4bKack", 1, Some(&tag), ""),
+        caller(),
+        now,
+    );
+    let _ = events(&mut call);
+
+    assert!(call.hold(true, now));
+    let reinvite = sent(&mut call).remove(0);
+    let text = reinvite
+        .request()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .unwrap();
+    assert_eq!(
+        reinvite.cseq, 1,
+        "our own CSeq space starts at 1 (RFC 3261 §12.1.1)"
+    );
+    assert!(
+        text.contains("RTP/AVP 0 101\r\n"),
+        "the codec in use only: {text}"
+    );
+    assert!(text.contains("a=sendonly"), "{text}");
+    let held = OFFER
+        .replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n")
+        .replace(" 0 8 101", " 0 101");
+    let ok = response_text(
+        &reinvite,
+        "127.0.0.1:5060".parse().unwrap(),
+        200,
+        "OK",
+        None,
+        &[],
+        Some(("application/sdp", &held)),
+    );
+    call.handle_message(parse(ok.as_bytes()).unwrap(), caller(), now);
+    let acks = sent(&mut call);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].cseq_method, "ACK");
+    match events(&mut call).as_slice() {
+        [InboundEvent::Reoffer(ReofferOutcome::Settled(m))] => {
+            assert_eq!(m.direction, Direction::SendOnly)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(call.hold(false, now));
+    let resume = sent(&mut call).remove(0);
+    assert_eq!(resume.cseq, 2);
+}

@@ -578,3 +578,198 @@ fn a_2xx_naming_a_target_outside_the_dial_plan_is_never_acked() {
         assert!(sent(&mut call).is_empty());
     }
 }
+
+fn body_of(r: &Received) -> String {
+    r.request()
+        .map(|q| String::from_utf8_lossy(&q.body).into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn hold_sends_a_sendonly_reinvite_acks_its_2xx_and_resume_goes_back_to_sendrecv() {
+    use sono_sip::reoffer::ReofferOutcome;
+    use sono_sip::sdp::Direction;
+    let now = Instant::now();
+    let (mut call, _, _) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+
+    assert!(call.hold(true, now));
+    let out = sent(&mut call);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let reinvite = &out[0];
+    assert_eq!(method(reinvite), "INVITE");
+    assert_eq!(reinvite.cseq, 2, "the dialog's next CSeq");
+    assert_eq!(
+        reinvite.to_tag.as_deref(),
+        Some("bobtag"),
+        "inside the dialog"
+    );
+    let sdp = body_of(reinvite);
+    assert!(sdp.contains("a=sendonly\r\n"), "{sdp}");
+    assert!(
+        sdp.contains("o=sono 7 2 IN IP4"),
+        "the version goes up: {sdp}"
+    );
+
+    let held = ANSWER.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n");
+    call.handle_message(
+        reply(reinvite, 200, "OK", &contact(), Some(&held)),
+        peer(),
+        now,
+    );
+    let ack = sent(&mut call);
+    assert_eq!(ack.len(), 1);
+    assert_eq!(method(&ack[0]), "ACK");
+    assert_eq!(ack[0].cseq, 2);
+    match events(&mut call).as_slice() {
+        [CallEvent::Reoffer(ReofferOutcome::Settled(m))] => {
+            assert_eq!(m.direction, Direction::SendOnly);
+            assert!(
+                !m.peer_holds,
+                "recvonly to our sendonly is not the peer's hold"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The 2xx again: ACKed again, nothing new for the user.
+    call.handle_message(
+        reply(reinvite, 200, "OK", &contact(), Some(&held)),
+        peer(),
+        now,
+    );
+    assert_eq!(method(&sent(&mut call)[0]), "ACK");
+    assert!(events(&mut call).is_empty());
+
+    // While held, the peer's own refresh is answered without undoing our hold.
+    let refresh = peer_request(
+        call.call_id(),
+        &ack[0].from_tag.clone().unwrap(),
+        "INVITE",
+        5,
+        Some(ANSWER),
+    );
+    call.handle_message(refresh, peer(), now);
+    let answer = sent(&mut call);
+    let text = String::from_utf8_lossy(&answer[0].response().unwrap().body).into_owned();
+    assert!(text.contains("a=sendonly\r\n"), "{text}");
+
+    assert!(call.hold(false, now));
+    let resume = sent(&mut call).remove(0);
+    assert_eq!(resume.cseq, 3);
+    assert!(body_of(&resume).contains("a=sendrecv\r\n"));
+}
+
+#[test]
+fn glare_gets_491_both_ways_and_our_offer_is_retried_after_2_1_to_4_seconds() {
+    use sono_sip::reoffer::ReofferOutcome;
+    let now = Instant::now();
+    let (mut call, invite, tag) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    assert!(call.hold(true, now));
+    let ours = sent(&mut call).remove(0);
+    // The peer offers at the same moment: 491 (RFC 3261 §14.2).
+    call.handle_message(
+        peer_request(&invite.call_id, &tag, "INVITE", 9, Some(ANSWER)),
+        peer(),
+        now,
+    );
+    let refused = sent(&mut call).remove(0);
+    assert_eq!(refused.status_code(), Some(491));
+    // And the peer refuses ours with 491: it is tried again later.
+    call.handle_message(reply(&ours, 491, "Request Pending", &[], None), peer(), now);
+    let acked: Vec<String> = sent(&mut call).iter().map(method).collect();
+    assert_eq!(acked, ["ACK"], "the transaction ACKs the failure");
+    assert!(events(&mut call).is_empty());
+    // Not before 2.1 s (we own the Call-ID), and by 4 s.
+    let invites = |call: &mut OutboundCall| -> Vec<Received> {
+        sent(call)
+            .into_iter()
+            .filter(|r| method(r) == "INVITE")
+            .collect()
+    };
+    call.handle_timeout(now + Duration::from_millis(2099));
+    assert!(invites(&mut call).is_empty());
+    assert!(call
+        .poll_timeout()
+        .is_some_and(|at| at <= now + Duration::from_millis(4000)));
+    call.handle_timeout(now + Duration::from_millis(4000));
+    let again = invites(&mut call);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].cseq > ours.cseq);
+    // A refusal that is not glare changes nothing and is reported.
+    call.handle_message(
+        reply(&again[0], 488, "Not Acceptable Here", &[], None),
+        peer(),
+        now + Duration::from_millis(4000),
+    );
+    let outcomes = events(&mut call);
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [CallEvent::Reoffer(ReofferOutcome::Refused {
+                code: 488,
+                ..
+            })]
+        ),
+        "{outcomes:?}"
+    );
+    assert!(!call.is_ended());
+}
+
+#[test]
+fn a_481_to_our_reinvite_ends_the_call() {
+    let now = Instant::now();
+    let (mut call, _, _) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    assert!(call.hold(true, now));
+    let ours = sent(&mut call).remove(0);
+    call.handle_message(
+        reply(&ours, 481, "Call/Transaction Does Not Exist", &[], None),
+        peer(),
+        now,
+    );
+    let out: Vec<String> = sent(&mut call).iter().map(method).collect();
+    assert!(out.contains(&"BYE".to_owned()), "{out:?}");
+    assert!(call.is_ended());
+    assert!(matches!(
+        events(&mut call).as_slice(),
+        [CallEvent::Ended {
+            code: Some(481),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn the_peers_hold_is_seen_with_sendonly_and_with_the_old_0_0_0_0() {
+    let now = Instant::now();
+    let (mut call, invite, tag) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    let sendonly = ANSWER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    let zeroes = ANSWER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    for (cseq, sdp, holds) in [
+        (5, sendonly.as_str(), true),
+        (6, ANSWER, false),
+        (7, zeroes.as_str(), true),
+    ] {
+        call.handle_message(
+            peer_request(&invite.call_id, &tag, "INVITE", cseq, Some(sdp)),
+            peer(),
+            now,
+        );
+        let _ = sent(&mut call);
+        call.handle_message(
+            peer_request(&invite.call_id, &tag, "ACK", cseq, None),
+            peer(),
+            now,
+        );
+        match events(&mut call).as_slice() {
+            [CallEvent::MediaChanged(m)] => assert_eq!(m.peer_holds, holds, "{sdp}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

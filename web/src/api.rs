@@ -203,6 +203,25 @@ pub async fn hangup(
     control(entry, PhoneRequest::Hangup).await
 }
 
+/// `POST /connections/{id}/hold` and `/unhold`.
+pub async fn hold(
+    req: HttpRequest,
+    shared: Data,
+    id: web::Path<ConnectionId>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = auth::connection(&req, &shared, *id)?;
+    control(entry, PhoneRequest::Hold { held: true }).await
+}
+
+pub async fn unhold(
+    req: HttpRequest,
+    shared: Data,
+    id: web::Path<ConnectionId>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = auth::connection(&req, &shared, *id)?;
+    control(entry, PhoneRequest::Hold { held: false }).await
+}
+
 pub async fn accept(
     req: HttpRequest,
     shared: Data,
@@ -373,6 +392,8 @@ pub fn scope() -> actix_web::Scope {
         .service(resource("/connections/{id}/dial", false, dial))
         .service(resource("/connections/{id}/hangup", false, hangup))
         .service(resource("/connections/{id}/accept", false, accept))
+        .service(resource("/connections/{id}/hold", false, hold))
+        .service(resource("/connections/{id}/unhold", false, unhold))
         .service(resource("/connections/{id}/reject", false, reject))
         .service(resource("/connections/{id}/dtmf", false, dtmf))
         .service(resource("/connections/{id}/register", false, register))

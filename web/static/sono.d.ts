@@ -41,6 +41,15 @@ export interface DtmfInfo extends StatusInfo {
   digit: string;
 }
 
+export interface HoldInfo extends StatusInfo {
+  /** Sono.Call.Held: the call's state now; Sono.Call.HoldFailed: what was asked. */
+  held: boolean;
+  /** Sono.Call.Held: whose hold it is. */
+  by?: "client" | "peer";
+  sip_code?: number;
+  reason?: string;
+}
+
 export interface ConnectionState {
   id: number;
   transport: "rtmp" | "rtmps" | "rtmpt" | "webrtc";
@@ -107,6 +116,7 @@ export interface SonoPhoneEventMap {
   incoming: CustomEvent<IncomingCallInfo>;
   registration: CustomEvent<RegistrationInfo>;
   dtmf: CustomEvent<DtmfInfo>;
+  hold: CustomEvent<HoldInfo>;
   state: CustomEvent<ConnectionState>;
   closed: CustomEvent<StatusInfo>;
 }
@@ -126,6 +136,9 @@ export declare class SonoPhone extends EventTarget {
   dial(uri: string): Promise<unknown>;
   hangup(): Promise<unknown>;
   accept(): Promise<unknown>;
+  /** Holds the answered call (re-INVITE, a=sendonly). */
+  hold(): Promise<unknown>;
+  unhold(): Promise<unknown>;
   reject(code?: number): Promise<unknown>;
   sendDTMF(digits: string): Promise<unknown>;
   register(options?: RegisterOptions): Promise<{ uri: string; expires?: number; token: string }>;

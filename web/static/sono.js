@@ -25,6 +25,8 @@
 //   "incoming"      Sono.Call.Incoming {uri, display_name}
 //   "registration"  Sono.Registration.Status {registered, uri, expires, ...}
 //   "dtmf"          Sono.Call.DTMF {digit}
+//   "hold"          Sono.Call.Held {held, by: "client"|"peer"} and
+//                   Sono.Call.HoldFailed {held, sip_code, reason}
 //   "state"         Sono.Connection.State (the REST transport's first event)
 //   "closed"        the connection has closed
 // Methods return promises; a refused request rejects with a SonoError whose
@@ -54,6 +56,8 @@ const EVENT_NAMES = {
   "Sono.Call.Incoming": "incoming",
   "Sono.Registration.Status": "registration",
   "Sono.Call.DTMF": "dtmf",
+  "Sono.Call.Held": "hold",
+  "Sono.Call.HoldFailed": "hold",
   "Sono.Connection.State": "state",
   "Sono.Connection.Closed": "closed",
   "Sono.Server.Shutdown": "status",
@@ -144,6 +148,8 @@ class RestTransport {
         return post("dial", { uri: args[0] });
       case "hangup":
       case "accept":
+      case "hold":
+      case "unhold":
       case "unregister":
         return post(method, {});
       case "reject":
@@ -456,6 +462,14 @@ export class SonoPhone extends EventTarget {
   }
   accept() {
     return this.transport.call("accept", []);
+  }
+  /** Holds the answered call (re-INVITE, a=sendonly); Sono.Call.Held follows. */
+  hold() {
+    return this.transport.call("hold", []);
+  }
+  /** Takes the call off hold; Sono.Call.Held (held: false) follows. */
+  unhold() {
+    return this.transport.call("unhold", []);
   }
   reject(code) {
     return this.transport.call("reject", [code]);
