@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use sono_rtmp::phone::{CallStatus, PhoneEvent};
+use sono_rtmp::phone::{CallId, CallStatus, PhoneEvent};
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
 use sono_sip::message::Received;
 use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
@@ -33,8 +33,7 @@ use crate::sip_transport::SipInbound;
 use crate::Shared;
 
 /// What a call tells its connection.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub enum CallNotice {
     Status(PhoneEvent),
     /// The answer to the pending `dial`: `Ok` once the call started, else the
@@ -46,6 +45,14 @@ pub enum CallNotice {
     Ended,
 }
 
+/// A [`CallNotice`] from the call with this id (its line) in the client session.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LineNotice {
+    pub line: CallId,
+    pub notice: CallNotice,
+}
+
 /// The client hung up, or went away (`client_gone`: no more notices).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -55,7 +62,9 @@ pub struct Hangup {
 
 pub struct Call {
     conn: ConnectionId,
-    connection: Recipient<CallNotice>,
+    /// Its id among the client's calls.
+    line: CallId,
+    connection: Recipient<LineNotice>,
     /// Where the media bridge sends audio down and DTMF.
     media_out: ClientMedia,
     media: Option<Addr<MediaBridge>>,
@@ -96,8 +105,8 @@ impl Call {
     /// Starts the call on the current arbiter. `resolve` names a host whose
     /// address becomes the next hop (port included) before the INVITE is sent.
     pub fn start(
-        conn: ConnectionId,
-        connection: Recipient<CallNotice>,
+        (conn, line): (ConnectionId, CallId),
+        connection: Recipient<LineNotice>,
         media_out: ClientMedia,
         shared: Arc<Shared>,
         config: OutboundCallConfig,
@@ -107,7 +116,7 @@ impl Call {
         Call {
             config: Some(config),
             resolve,
-            ..Call::idle(conn, connection, media_out, shared, rtp)
+            ..Call::idle((conn, line), connection, media_out, shared, rtp)
         }
         .start()
     }
@@ -118,8 +127,8 @@ impl Call {
     /// `sip.no_answer_timeout` (480) decide.
     #[allow(clippy::too_many_arguments)]
     pub fn start_inbound(
-        conn: ConnectionId,
-        connection: Recipient<CallNotice>,
+        (conn, line): (ConnectionId, CallId),
+        connection: Recipient<LineNotice>,
         media_out: ClientMedia,
         shared: Arc<Shared>,
         invite: Received,
@@ -131,21 +140,22 @@ impl Call {
             // Nobody dialled: there is no dial to answer.
             dial_answered: true,
             incoming: Some((invite, source, config)),
-            ..Call::idle(conn, connection, media_out, shared, rtp)
+            ..Call::idle((conn, line), connection, media_out, shared, rtp)
         }
         .start()
     }
 
     /// A call leg not yet started: what both kinds begin with.
     fn idle(
-        conn: ConnectionId,
-        connection: Recipient<CallNotice>,
+        (conn, line): (ConnectionId, CallId),
+        connection: Recipient<LineNotice>,
         media_out: ClientMedia,
         shared: Arc<Shared>,
         rtp: RtpPorts,
     ) -> Call {
         Call {
             conn,
+            line,
             connection,
             media_out,
             media: None,
@@ -223,7 +233,10 @@ impl Call {
 
     fn notify(&self, notice: CallNotice) {
         if !self.client_gone {
-            self.connection.do_send(notice);
+            self.connection.do_send(LineNotice {
+                line: self.line,
+                notice,
+            });
         }
     }
 

@@ -1,6 +1,7 @@
 //! `ClientSession`: one client's phone, whatever carries it. Registration
-//! (implicit and at registrars), the call, the events and the phone rules
-//! (the dial plan, `sip.max_calls`, one call at a time) live here; the
+//! (implicit and at registrars), the calls (its lines, in [`calls`]), the
+//! events and the phone rules (the dial plan, `sip.max_calls`, `sip.lines`)
+//! live here; the
 //! transports (`RtmpConnection` for RTMP, RTMPS, RTMPT and stream-key tools;
 //! the WebRTC endpoint) only move bytes and media and hand the client's phone
 //! requests in. The REST API, the SIP side and shutdown talk to the session.
@@ -11,37 +12,29 @@
 //! it about ([`ToClient::Media`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use sono_media::codec::ClientCodec;
-use sono_media::g711::Law;
-use sono_rtmp::phone::code;
+use sono_rtmp::phone::{code, CallId};
 use sono_rtmp::{AmfValue, PhoneEvent, PhoneRequest, RegisterRequest};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use sono_sip::dial_plan::Verdict;
 use sono_sip::message::Received;
 use sono_sip::registration::{RegistrationConfig, RegistrationEvent};
 use sono_sip::transmit::Transport;
 
-use crate::call::{
-    inbound_config, outbound_config, prefer_client_codec, AnswerIncoming, Call, CallNotice, Hangup,
-    HoldCall,
-};
 use crate::control::{
-    CallDirection, CallState, ClientTransport, ConnectionState, Control, GetState, PhoneFailure,
-    PhoneOutcome, RegistrationState, Responder,
+    ClientTransport, ConnectionState, Control, GetState, PhoneFailure, PhoneOutcome,
+    RegistrationState, Responder,
 };
 use crate::directory::ConnectionId;
-use crate::media_bridge::{ClientMedia, MediaBridge, MediaNotice, SendDtmf, SwitchClient};
-use crate::metrics::{CallPhase, Metrics};
+use crate::lines::Lines;
+use crate::media_bridge::{ClientMedia, MediaBridge, MediaNotice, SwitchClient};
+use crate::metrics::Metrics;
 use crate::registration::{Registration, RegistrationNotice, Unregister};
-use crate::rtp_ports::RtpPorts;
-use crate::sip_transport::answer_stateless;
 use crate::Shared;
 
 /// How long a client waits for its call to end before hearing goodbye when
@@ -90,8 +83,11 @@ pub struct DetachMedia;
 pub enum ToClient {
     /// The answer to the client's phone request `txn` (`_result` or `_error`).
     Answer(f64, PhoneOutcome),
-    /// An event for the client (`onStatus` on RTMP).
-    Event(PhoneEvent),
+    /// An event for the client (`onStatus` on RTMP), about call `call`.
+    Event {
+        event: PhoneEvent,
+        call: Option<CallId>,
+    },
     /// The answered call's media bridge, where the client's audio goes;
     /// `None` once the call ended.
     Media(Option<Addr<MediaBridge>>),
@@ -143,14 +139,6 @@ pub enum FromClient {
     Gone,
 }
 
-/// A call as the session tracks it for the REST API.
-struct CallTrack {
-    direction: CallDirection,
-    remote_uri: String,
-    status: Option<u8>,
-    started: Instant,
-}
-
 /// Who the session is and what carries it.
 pub struct SessionIdentity {
     pub id: ConnectionId,
@@ -160,6 +148,8 @@ pub struct SessionIdentity {
     /// What the transport carries audio in (what audio down is encoded as).
     pub client_codec: sono_media::codec::ClientCodec,
 }
+
+mod calls;
 
 pub struct ClientSession {
     id: ConnectionId,
@@ -184,19 +174,12 @@ pub struct ClientSession {
     shutting_down: bool,
     /// The implicit user and its URI, once `register` attributed them.
     implicit: Option<(String, String)>,
-    /// The call in progress, if any, and the `dial` it still has to answer.
-    call: Option<Addr<Call>>,
-    call_track: Option<CallTrack>,
-    /// The SIP Call-ID of an inbound call (its INVITE's retransmissions
-    /// come here until the call's actor owns the Call-ID).
-    inbound_call_id: Option<String>,
-    pending_dial: Option<Responder>,
+    /// The client's calls.
+    lines: Lines,
     /// The binding at a registrar, and the `register` it still has to answer.
     registration: Option<Addr<Registration>>,
     registration_state: Option<RegistrationState>,
     pending_register: Option<Responder>,
-    /// The answered call's media bridge.
-    media: Option<Addr<MediaBridge>>,
     /// What the client last published (RTMP), if anything.
     publishes: Option<sono_media::codec::ClientCodec>,
 }
@@ -246,14 +229,10 @@ impl ClientSession {
             closing: false,
             shutting_down: false,
             implicit: None,
-            call: None,
-            call_track: None,
-            inbound_call_id: None,
-            pending_dial: None,
+            lines: Lines::new(),
             registration: None,
             registration_state: None,
             pending_register: None,
-            media: None,
             publishes: None,
         }
     }
@@ -266,7 +245,8 @@ impl ClientSession {
     /// Sends an event to the client and to the live-event subscribers.
     fn emit(&mut self, event: PhoneEvent) {
         self.shared.events.publish(self.id, event.info());
-        self.to_client.do_send(ToClient::Event(event));
+        self.to_client
+            .do_send(ToClient::Event { event, call: None });
     }
 
     /// Answers a phone request, to the client or to the REST caller.
@@ -295,30 +275,12 @@ impl ClientSession {
     fn phone_request(&mut self, ctx: &mut Context<Self>, txn: Responder, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
-            PhoneRequest::Dial { uri, codec } => {
-                // The law a Flash Player 11 client says it will publish.
-                match codec {
-                    Some(sono_rtmp::AudioCodec::Pcmu) => {
-                        self.publishes = Some(ClientCodec::G711(Law::Mu))
-                    }
-                    Some(sono_rtmp::AudioCodec::Pcma) => {
-                        self.publishes = Some(ClientCodec::G711(Law::A))
-                    }
-                    _ => {}
-                }
-                self.dial(ctx, txn, &uri)
-            }
-            PhoneRequest::Hangup => match &self.call {
-                Some(call) => {
-                    call.do_send(Hangup { client_gone: false });
-                    self.respond(txn, Ok(AmfValue::Null));
-                }
-                None => self.fail(txn, code::CALL_NO_CALL, "there is no call to hang up"),
-            },
-            PhoneRequest::Accept => self.answer_incoming(ctx, txn, None),
-            PhoneRequest::Reject { code } => self.answer_incoming(ctx, txn, Some(code)),
-            PhoneRequest::SendDtmf { digits } => self.send_dtmf(ctx, txn, digits),
-            PhoneRequest::Hold { held } => self.hold(ctx, txn, held),
+            PhoneRequest::Dial { uri, codec } => self.dial(ctx, txn, &uri, codec),
+            PhoneRequest::Hangup { call } => self.hangup(txn, call),
+            PhoneRequest::Accept { call } => self.answer_incoming(ctx, txn, call, None),
+            PhoneRequest::Reject { code, call } => self.answer_incoming(ctx, txn, call, Some(code)),
+            PhoneRequest::SendDtmf { digits, call } => self.send_dtmf(ctx, txn, call, digits),
+            PhoneRequest::Hold { held, call } => self.hold(ctx, txn, call, held),
             PhoneRequest::Register(r) => self.register(ctx, txn, r),
             PhoneRequest::Unregister => match self.registration.take() {
                 Some(registration) => {
@@ -332,179 +294,6 @@ impl ClientSession {
                     "there is no registration at a registrar to remove",
                 ),
             },
-        }
-    }
-
-    /// `accept` (no code) or `reject(code)` for the ringing inbound call.
-    fn answer_incoming(&mut self, ctx: &mut Context<Self>, txn: Responder, reject: Option<u16>) {
-        let Some(call) = self.call.clone().filter(|_| self.inbound_call_id.is_some()) else {
-            self.fail(txn, code::CALL_NO_CALL, "there is no incoming call");
-            return;
-        };
-        ctx.spawn(call.send(AnswerIncoming { reject }).into_actor(self).map(
-            move |result, session, _| match result {
-                Ok(true) => session.respond(txn, Ok(AmfValue::Null)),
-                _ => session.fail(txn, code::CALL_NO_CALL, "there is no incoming call ringing"),
-            },
-        ));
-    }
-
-    fn send_dtmf(&mut self, ctx: &mut Context<Self>, txn: Responder, digits: String) {
-        let Some(media) = &self.media else {
-            let why = if self.call.is_some() {
-                "the call is not answered yet"
-            } else {
-                "there is no call to send DTMF to"
-            };
-            self.fail(txn, code::CALL_NO_CALL, why);
-            return;
-        };
-        let sent = media.send(SendDtmf(digits));
-        ctx.spawn(
-            sent.into_actor(self)
-                .map(move |result, session, _| match result {
-                    Ok(Ok(())) => session.respond(txn, Ok(AmfValue::Null)),
-                    Ok(Err(why)) => session.fail(txn, code::DTMF_INVALID, &why),
-                    Err(_) => session.fail(txn, code::CALL_NO_CALL, "the call has ended"),
-                }),
-        );
-    }
-
-    /// `hold()` / `unhold()`: answered once the re-INVITE is on its way;
-    /// `Sono.Call.Held` (or `HoldFailed`) follows with the peer's answer.
-    fn hold(&mut self, ctx: &mut Context<Self>, txn: Responder, held: bool) {
-        let Some(call) = &self.call else {
-            self.fail(txn, code::CALL_NO_CALL, "there is no call to hold");
-            return;
-        };
-        ctx.spawn(
-            call.send(HoldCall(held)).into_actor(self).map(
-                move |result, session, _| match result {
-                    Ok(Ok(())) => session.respond(txn, Ok(AmfValue::Null)),
-                    Ok(Err(why)) => session.fail(txn, code::CALL_HOLD_FAILED, why),
-                    Err(_) => session.fail(txn, code::CALL_NO_CALL, "the call has ended"),
-                },
-            ),
-        );
-    }
-
-    /// The client codec a new call should pass through if it can: a
-    /// browser's attached for the audio, else what the client publishes
-    /// (or said it will), else its transport's.
-    fn preferred_codec(&self) -> ClientCodec {
-        match (&self.attached, self.publishes) {
-            (None, Some(codec)) => codec,
-            _ => self.media_out.codec,
-        }
-    }
-
-    /// Where a new call's audio down goes, and in what codec: a G.711
-    /// client gets its law back when the peer speaks it (the bridge
-    /// decides, once the codec is negotiated).
-    fn call_media(&self) -> ClientMedia {
-        match (&self.attached, self.publishes) {
-            (None, Some(codec @ ClientCodec::G711(_)))
-                if self.media_out.codec == ClientCodec::SpeexWb =>
-            {
-                ClientMedia {
-                    out: self.media_out.out.clone(),
-                    codec,
-                    passthrough_only: true,
-                }
-            }
-            _ => self.media_out.clone(),
-        }
-    }
-
-    fn dial(&mut self, ctx: &mut Context<Self>, txn: Responder, uri: &str) {
-        match self.shared.dial_plan.check(uri) {
-            Verdict::Invalid(e) => self.fail(
-                txn,
-                code::CALL_FAILED,
-                &format!("{uri:?} cannot be called: {e}"),
-            ),
-            Verdict::Forbidden(reason) => {
-                warn!(conn = self.id, %reason, "dial refused by the dial plan");
-                self.fail(txn, code::CALL_FORBIDDEN, &reason);
-            }
-            Verdict::Allowed(target) => self.place_call(ctx, txn, &target),
-        }
-    }
-
-    fn place_call(
-        &mut self,
-        ctx: &mut Context<Self>,
-        txn: Responder,
-        target: &sono_sip::uri::SipUri,
-    ) {
-        if self.call.is_some() {
-            self.fail(
-                txn,
-                code::CALL_EXISTING,
-                "this connection already has a call; hang up first",
-            );
-            return;
-        }
-        let shared = &self.shared;
-        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
-        if active >= shared.settings.sip.max_calls as u64 {
-            warn!(
-                conn = self.id,
-                active, "dial refused: sip.max_calls reached"
-            );
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "too many calls in progress (sip.max_calls)",
-            );
-            return;
-        }
-        let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
-            Ok(rtp) => rtp,
-            Err(e) => {
-                warn!(conn = self.id, error = %e, "dial refused: no RTP port");
-                self.fail(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
-                return;
-            }
-        };
-        let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
-        let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
-        prefer_client_codec(&mut config.media, self.preferred_codec());
-        if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "the target asks for TCP and SIP over TCP is off (sip.tcp)",
-            );
-            return;
-        }
-        let call = Call::start(
-            self.id,
-            ctx.address().recipient(),
-            self.call_media(),
-            shared.clone(),
-            config,
-            resolve,
-            rtp,
-        );
-        self.call = Some(call);
-        self.set_call_track(|track| {
-            *track = Some(CallTrack {
-                direction: CallDirection::Outbound,
-                remote_uri: target.to_string(),
-                status: None,
-                started: Instant::now(),
-            })
-        });
-        match txn {
-            // REST does not hold a request open while the phone rings: it is
-            // told the call started, and follows it with events.
-            Responder::Rest(_) => self.respond(
-                txn,
-                Ok(AmfValue::object([("status", AmfValue::from("trying"))])),
-            ),
-            Responder::Amf(_) => self.pending_dial = Some(txn),
         }
     }
 
@@ -673,29 +462,13 @@ impl ClientSession {
         if self.closing {
             return;
         }
-        if self.call.is_some() {
-            // The call did not end in time (a dial not yet answered, whose
-            // CANCEL must wait for a provisional): the client hears it here.
-            self.emit(PhoneEvent::CallStatus {
-                status: sono_rtmp::phone::CallStatus::NotConnected,
-                sip_code: None,
-                reason: Some("sono is shutting down".into()),
-            });
-        }
+        self.end_lines_for_shutdown();
         self.emit(PhoneEvent::ServerShutdown);
         self.closing = true;
         self.to_client.do_send(ToClient::Close {
             reason: "sono is shutting down".into(),
             is_error: false,
         });
-    }
-
-    /// Changes the tracked call, keeping `sono_calls{state}` in step.
-    fn set_call_track(&mut self, change: impl FnOnce(&mut Option<CallTrack>)) {
-        let before = self.call_track.as_ref().and_then(CallTrack::phase);
-        change(&mut self.call_track);
-        let after = self.call_track.as_ref().and_then(CallTrack::phase);
-        self.shared.metrics.call_phase(before, after);
     }
 
     fn set_registered(&mut self, aor: &str, registered: bool) {
@@ -710,10 +483,10 @@ impl Actor for ClientSession {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.set_call_track(|track| *track = None);
-        // The SIP side of a call ends with its client (CANCEL or BYE at once).
-        if let Some(call) = self.call.take() {
-            call.do_send(Hangup { client_gone: true });
+        // The SIP side of the calls ends with their client (CANCEL or BYE at once).
+        self.hang_up_all(true);
+        for line in self.lines.drain() {
+            self.shared.metrics.call_phase(line.phase(), None);
         }
         if let Some((transport, _)) = self.attached.take() {
             transport.do_send(ToClient::Close {
@@ -775,7 +548,7 @@ impl Handler<FromClient> for ClientSession {
                             "audio down in the codec a player asked for"
                         );
                         self.media_out.codec = codec;
-                        if let Some(bridge) = &self.media {
+                        if let Some(bridge) = &self.active_media() {
                             bridge.do_send(SwitchClient(self.media_out.clone()));
                         }
                     }
@@ -807,7 +580,7 @@ impl Handler<AttachMedia> for ClientSession {
             "WebRTC media attached: the call's audio goes to the browser"
         );
         let own = std::mem::replace(&mut self.media_out, msg.media.clone());
-        if let Some(bridge) = &self.media {
+        if let Some(bridge) = &self.active_media() {
             // A call in progress: its audio moves now.
             self.to_client.do_send(ToClient::Media(None));
             bridge.do_send(SwitchClient(msg.media));
@@ -850,7 +623,7 @@ impl Handler<DetachMedia> for ClientSession {
             "WebRTC media detached: the audio is the connection's own again"
         );
         self.media_out = own.clone();
-        if let Some(bridge) = &self.media {
+        if let Some(bridge) = &self.active_media() {
             bridge.do_send(SwitchClient(own));
             self.to_client
                 .do_send(ToClient::Media(Some(bridge.clone())));
@@ -966,149 +739,12 @@ impl Handler<Shutdown> for ClientSession {
             return;
         }
         self.shutting_down = true;
-        match &self.call {
-            Some(call) => {
-                call.do_send(Hangup { client_gone: false });
-                ctx.run_later(SHUTDOWN_CALL_WAIT, |session, _| session.say_goodbye());
-            }
-            None => self.say_goodbye(),
+        if self.lines.is_empty() {
+            self.say_goodbye();
+        } else {
+            self.hang_up_all(false);
+            ctx.run_later(SHUTDOWN_CALL_WAIT, |session, _| session.say_goodbye());
         }
-    }
-}
-
-impl Handler<CallNotice> for ClientSession {
-    type Result = ();
-
-    fn handle(&mut self, notice: CallNotice, _: &mut Self::Context) {
-        if self.closing {
-            return;
-        }
-        match notice {
-            CallNotice::Status(event) => {
-                self.set_call_track(|track| match (&event, track.as_mut()) {
-                    (PhoneEvent::CallStatus { status, .. }, Some(track)) => {
-                        track.status = Some(*status as u8)
-                    }
-                    (PhoneEvent::CallIncoming { uri, .. }, Some(track)) => {
-                        track.remote_uri.clone_from(uri)
-                    }
-                    _ => {}
-                });
-                self.emit(event);
-            }
-            CallNotice::DialAnswer(answer) => {
-                let Some(txn) = self.pending_dial.take() else {
-                    return;
-                };
-                match answer {
-                    Ok(()) => self.respond(
-                        txn,
-                        Ok(AmfValue::object([("level", AmfValue::from("status"))])),
-                    ),
-                    Err((sip_code, reason)) => {
-                        let description = match sip_code {
-                            Some(c) => format!("the call failed: {c} {reason}"),
-                            None => format!("the call failed: {reason}"),
-                        };
-                        self.respond(
-                            txn,
-                            Err(PhoneFailure {
-                                code: code::CALL_FAILED,
-                                description,
-                                sip_code,
-                                reason: Some(reason),
-                            }),
-                        );
-                    }
-                }
-            }
-            CallNotice::Media(bridge) => {
-                self.media = Some(bridge.clone());
-                self.media_transport()
-                    .do_send(ToClient::Media(Some(bridge)));
-            }
-            CallNotice::Ended => {
-                self.call = None;
-                self.set_call_track(|track| *track = None);
-                self.inbound_call_id = None;
-                self.pending_dial = None;
-                if self.media.take().is_some() {
-                    self.media_transport().do_send(ToClient::Media(None));
-                }
-                if self.shutting_down {
-                    self.say_goodbye();
-                }
-            }
-        }
-    }
-}
-
-impl Handler<IncomingInvite> for ClientSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: IncomingInvite, ctx: &mut Self::Context) {
-        let IncomingInvite {
-            message,
-            source,
-            transport,
-        } = msg;
-        let shared = self.shared.clone();
-        let refuse = |code: u16, reason: &str| {
-            answer_stateless(&shared, &message, source, transport, code, reason, &[]);
-        };
-        if self.inbound_call_id.as_deref() == Some(message.call_id.as_str()) {
-            return; // a retransmission, before the call's actor took over
-        }
-        if self.closing || !self.connected {
-            refuse(480, "Temporarily Unavailable");
-            return;
-        }
-        if self.call.is_some() {
-            info!(conn = self.id, call_id = %message.call_id, "incoming call refused: busy");
-            refuse(486, "Busy Here");
-            return;
-        }
-        let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
-        if active >= shared.settings.sip.max_calls as u64 {
-            warn!(
-                conn = self.id,
-                active, "incoming call refused: sip.max_calls reached"
-            );
-            refuse(503, "Service Unavailable");
-            return;
-        }
-        let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
-            Ok(rtp) => rtp,
-            Err(e) => {
-                warn!(conn = self.id, error = %e, "incoming call refused: no RTP port");
-                refuse(503, "Service Unavailable");
-                return;
-            }
-        };
-        let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
-        let mut config = inbound_config(&shared, user, rtp.port(), transport);
-        prefer_client_codec(&mut config.media, self.preferred_codec());
-        self.inbound_call_id = Some(message.call_id.clone());
-        self.set_call_track(|track| {
-            *track = Some(CallTrack {
-                direction: CallDirection::Inbound,
-                // Filled from the call's `Sono.Call.Incoming`, which names the caller.
-                remote_uri: String::new(),
-                status: None,
-                started: Instant::now(),
-            })
-        });
-        self.call = Some(Call::start_inbound(
-            self.id,
-            ctx.address().recipient(),
-            self.call_media(),
-            shared.clone(),
-            message,
-            source,
-            config,
-            rtp,
-        ));
     }
 }
 
@@ -1151,28 +787,18 @@ impl Handler<GetState> for ClientSession {
             app: self.app.clone(),
             implicit_uri: self.implicit.as_ref().map(|(_, uri)| uri.clone()),
             registration: self.registration_state.clone(),
-            call: self.call_track.as_ref().map(|c| CallState {
-                direction: c.direction,
-                remote_uri: c.remote_uri.clone(),
-                status: c.status,
-                age_seconds: c.started.elapsed().as_secs(),
-            }),
+            call: self
+                .lines
+                .active()
+                .or_else(|| self.lines.iter().last())
+                .map(|l| l.state(self.lines.active_id() == Some(l.id))),
+            calls: self
+                .lines
+                .iter()
+                .map(|l| l.state(self.lines.active_id() == Some(l.id)))
+                .collect(),
             stream_key: self.has_stream_key.then(|| "(set)".to_owned()),
             age_seconds: self.opened.elapsed().as_secs(),
         })
-    }
-}
-
-impl CallTrack {
-    /// The phase `sono_calls{state}` counts this call in (`None`: ended).
-    fn phase(&self) -> Option<CallPhase> {
-        match (self.status, self.direction) {
-            (None, CallDirection::Inbound) => Some(CallPhase::Ringing),
-            (None, CallDirection::Outbound) | (Some(1), _) => Some(CallPhase::InProgress),
-            (Some(2), _) => Some(CallPhase::Connected),
-            (Some(3), _) => Some(CallPhase::Disconnecting),
-            (Some(4), _) => Some(CallPhase::Media),
-            _ => None,
-        }
     }
 }

@@ -69,6 +69,8 @@ pub enum CallDirection {
 /// A connection's call, as the API shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CallState {
+    /// Its id within the connection (what events carry as `call`).
+    pub id: u32,
     pub direction: CallDirection,
     /// The URI dialled, or the caller's.
     pub remote_uri: String,
@@ -77,6 +79,10 @@ pub struct CallState {
     pub status: Option<u8>,
     /// Seconds since the call began.
     pub age_seconds: u64,
+    /// The client holds it.
+    pub held: bool,
+    /// It carries the client's audio.
+    pub active: bool,
 }
 
 /// A connection's registration at a registrar, as the API shows it.
@@ -98,7 +104,10 @@ pub struct ConnectionState {
     /// Its implicit URI at sono, once attributed.
     pub implicit_uri: Option<String>,
     pub registration: Option<RegistrationState>,
+    /// The active call, else the only one, else the newest.
     pub call: Option<CallState>,
+    /// Every call of the connection, oldest first.
+    pub calls: Vec<CallState>,
     /// The stream key it publishes under, for RTMP tools that cannot call
     /// methods (the key is also its token).
     pub stream_key: Option<String>,

@@ -11,6 +11,7 @@ pub mod client_session;
 pub mod client_writer;
 pub mod control;
 pub mod directory;
+pub mod lines;
 pub mod media_bridge;
 pub mod metrics;
 pub mod registration;

@@ -741,9 +741,9 @@ impl Handler<ToClient> for RtmpConnection {
                 f.sip_code,
                 f.reason.as_deref(),
             ),
-            ToClient::Event(event) => {
+            ToClient::Event { event, call } => {
                 if self.session.is_connected() {
-                    self.session.send_event(&event);
+                    self.session.send_event(&event, call);
                 }
             }
             ToClient::Media(bridge) => {

@@ -325,6 +325,9 @@ pub struct SipSettings {
     pub t4: Duration,
     /// Most calls in progress at once; more are refused with Sono.Call.Failed.
     pub max_calls: usize,
+    /// Most calls one connection holds at once (its lines: one active, the
+    /// others held or ringing as call waiting); 1 makes a one-call phone.
+    pub lines: usize,
     /// Also listen for SIP over TCP on `listen`, and call `transport=tcp` targets.
     pub tcp: bool,
     /// A TCP connection idle this long is closed.
@@ -372,6 +375,7 @@ impl Default for SipSettings {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             max_calls: 10_000,
+            lines: 4,
             tcp: true,
             tcp_idle_timeout: Duration::from_secs(300),
             no_answer_timeout: Duration::from_secs(60),
@@ -605,8 +609,10 @@ impl Settings {
                 "sip.t1 and sip.t4 must be longer than zero and sip.t2 at least sip.t1".into(),
             );
         }
-        if sip.max_calls == 0 || sip.max_tcp_connections == 0 {
-            return Err("sip.max_calls and sip.max_tcp_connections must be at least 1".into());
+        if sip.max_calls == 0 || sip.max_tcp_connections == 0 || sip.lines == 0 {
+            return Err(
+                "sip.max_calls, sip.lines and sip.max_tcp_connections must be at least 1".into(),
+            );
         }
         if sip.register_expires < 10
             || sip.register_retry_min.is_zero()

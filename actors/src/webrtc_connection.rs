@@ -560,7 +560,7 @@ impl Handler<ToClient> for WebRtcConnection {
             ToClient::Close { reason, is_error } => self.close(ctx, &reason, is_error),
             // Answers and events reach a browser over REST and its live
             // event stream; other clients do not listen to a browser.
-            ToClient::Answer(..) | ToClient::Event(_) | ToClient::Listen { .. } => {}
+            ToClient::Answer(..) | ToClient::Event { .. } | ToClient::Listen { .. } => {}
         }
     }
 }

@@ -150,8 +150,12 @@ class FlashPhone {
 	static function dial(uri:String):Int
 		return request("dial", [uri]);
 
-	static function hangup():Int
-		return request("hangup", []);
+	/** The call's id (as dial's answer and events give it), when the page names one. */
+	static function onCall(call:Dynamic, args:Array<Dynamic>):Array<Dynamic>
+		return call == null ? args : args.concat([call]);
+
+	static function hangup(?call:Dynamic):Int
+		return request("hangup", onCall(call, []));
 
 	static function register(user:String, domain:String, authUser:String, password:String, displayName:String):Int {
 		if (user == null && domain == null)
@@ -162,18 +166,18 @@ class FlashPhone {
 	static function unregister():Int
 		return request("unregister", []);
 
-	static function accept():Int
-		return request("accept", []);
+	static function accept(?call:Dynamic):Int
+		return request("accept", onCall(call, []));
 
-	static function hold():Int
-		return request("hold", []);
+	static function hold(?call:Dynamic):Int
+		return request("hold", onCall(call, []));
 
-	static function unhold():Int
-		return request("unhold", []);
+	static function unhold(?call:Dynamic):Int
+		return request("unhold", onCall(call, []));
 
-	static function reject(code:Int):Int
-		return request("reject", code > 0 ? [code] : []);
+	static function reject(code:Int, ?call:Dynamic):Int
+		return request("reject", onCall(call, [code > 0 ? code : null]));
 
-	static function sendDTMF(digits:String):Int
-		return request("sendDTMF", [digits]);
+	static function sendDTMF(digits:String, ?call:Dynamic):Int
+		return request("sendDTMF", onCall(call, [digits]));
 }

@@ -56,22 +56,69 @@ pub enum PhoneRequest {
         /// through (`Pcmu` or `Pcma`).
         codec: Option<crate::audio::AudioCodec>,
     },
-    Hangup,
+    /// `call`, in every request about one call: which of the connection's
+    /// calls (its id, as `dial`'s answer and every event name it); `None`:
+    /// the one the method means by default (the active call, the ringing one).
+    Hangup {
+        call: Option<CallId>,
+    },
     Register(RegisterRequest),
     /// Removes the binding `register` made at a registrar.
     Unregister,
-    Accept,
+    Accept {
+        call: Option<CallId>,
+    },
     Reject {
         code: u16,
+        call: Option<CallId>,
     },
     SendDtmf {
         digits: String,
+        call: Option<CallId>,
     },
     /// `hold()` (true) or `unhold()` (false): the answered call is held
     /// with a re-INVITE (`a=sendonly`) or resumed.
     Hold {
         held: bool,
+        call: Option<CallId>,
     },
+}
+
+/// A call's id within its connection: 1, 2, 3… in the order calls began.
+pub type CallId = u32;
+
+/// The optional call id at `args[at]`: a whole number from 1, or one
+/// written as a string (Flash text fields); null or absent is `None`.
+fn call_arg(args: &[AmfValue], at: usize) -> Result<Option<CallId>, PhoneError> {
+    let id = match args.get(at) {
+        None => return Ok(None),
+        Some(v) if v.is_nullish() => return Ok(None),
+        Some(AmfValue::Number(n)) if n.fract() == 0.0 && *n >= 1.0 && *n <= f64::from(u32::MAX) => {
+            Some(*n as CallId)
+        }
+        Some(AmfValue::String(s)) => s.trim().parse::<CallId>().ok().filter(|id| *id >= 1),
+        Some(_) => None,
+    };
+    id.map(Some).ok_or_else(|| {
+        PhoneError::new(
+            code::CALL_NO_CALL,
+            "a call id is a whole number from 1 (as dial's answer and the events give it)",
+        )
+    })
+}
+
+/// Refuses arguments beyond the `most` a method takes.
+fn at_most(name: &str, args: &[AmfValue], most: usize) -> Result<(), PhoneError> {
+    if args.len() > most {
+        return Err(PhoneError::new(
+            code::CALL_NO_CALL,
+            format!(
+                "{name} takes at most {most} argument(s), not {}",
+                args.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The arguments of `register`, each optional. Its `Debug` hides the password,
@@ -128,14 +175,22 @@ impl PhoneError {
 pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneRequest, PhoneError>> {
     Some(match name {
         "dial" => parse_dial(args),
-        "hangup" => Ok(PhoneRequest::Hangup),
-        "accept" => Ok(PhoneRequest::Accept),
+        "hangup" => at_most(name, args, 1)
+            .and_then(|()| call_arg(args, 0))
+            .map(|call| PhoneRequest::Hangup { call }),
+        "accept" => at_most(name, args, 1)
+            .and_then(|()| call_arg(args, 0))
+            .map(|call| PhoneRequest::Accept { call }),
         "reject" => parse_reject(args),
         "sendDTMF" => parse_dtmf(args),
         "register" => parse_register(args),
         "unregister" => Ok(PhoneRequest::Unregister),
-        "hold" => Ok(PhoneRequest::Hold { held: true }),
-        "unhold" => Ok(PhoneRequest::Hold { held: false }),
+        "hold" | "unhold" => at_most(name, args, 1)
+            .and_then(|()| call_arg(args, 0))
+            .map(|call| PhoneRequest::Hold {
+                held: name == "hold",
+                call,
+            }),
         _ => return None,
     })
 }
@@ -229,7 +284,11 @@ fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
             ))
         }
     };
-    Ok(PhoneRequest::Reject { code })
+    at_most("reject", args, 2)?;
+    Ok(PhoneRequest::Reject {
+        code,
+        call: call_arg(args, 1)?,
+    })
 }
 
 fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
@@ -256,8 +315,10 @@ fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
             format!("{bad:?} is not a DTMF digit (0-9, *, #, A-D)"),
         ));
     }
+    at_most("sendDTMF", args, 2)?;
     Ok(PhoneRequest::SendDtmf {
         digits: digits.to_ascii_uppercase(),
+        call: call_arg(args, 1)?,
     })
 }
 
@@ -387,6 +448,16 @@ pub enum PhoneEvent {
 }
 
 impl PhoneEvent {
+    /// The info object of an event about call `call`: `call` is one of its
+    /// fields (Flash clients that know one call only may ignore it).
+    pub fn info_on(&self, call: Option<CallId>) -> AmfValue {
+        let mut info = self.info();
+        if let (Some(id), AmfValue::Object(fields)) = (call, &mut info) {
+            fields.push(("call".into(), AmfValue::Number(f64::from(id))));
+        }
+        info
+    }
+
     /// The info object of the event: `{level: "status", code, …}`.
     pub fn info(&self) -> AmfValue {
         let mut p: Vec<(String, AmfValue)> = vec![("level".into(), "status".into())];
@@ -520,15 +591,24 @@ mod tests {
     fn reject_takes_an_optional_error_code() {
         assert_eq!(
             parse("reject", vec![]),
-            Ok(PhoneRequest::Reject { code: 603 })
+            Ok(PhoneRequest::Reject {
+                code: 603,
+                call: None
+            })
         );
         assert_eq!(
             parse("reject", vec![AmfValue::Number(486.0)]),
-            Ok(PhoneRequest::Reject { code: 486 })
+            Ok(PhoneRequest::Reject {
+                code: 486,
+                call: None
+            })
         );
         assert_eq!(
             parse("reject", vec!["480".into()]),
-            Ok(PhoneRequest::Reject { code: 480 })
+            Ok(PhoneRequest::Reject {
+                code: 480,
+                call: None
+            })
         );
         assert_eq!(
             err("reject", vec![AmfValue::Number(200.0)]),
@@ -545,11 +625,71 @@ mod tests {
     }
 
     #[test]
+    fn call_ids_are_whole_numbers_from_one_and_optional() {
+        assert_eq!(
+            parse("hangup", vec![]),
+            Ok(PhoneRequest::Hangup { call: None })
+        );
+        assert_eq!(
+            parse("hold", vec![AmfValue::Number(3.0)]),
+            Ok(PhoneRequest::Hold {
+                held: true,
+                call: Some(3)
+            })
+        );
+        assert_eq!(
+            parse("unhold", vec![" 2 ".into()]),
+            Ok(PhoneRequest::Hold {
+                held: false,
+                call: Some(2)
+            })
+        );
+        assert_eq!(
+            parse("reject", vec![AmfValue::Null, AmfValue::Number(4.0)]),
+            Ok(PhoneRequest::Reject {
+                code: 603,
+                call: Some(4)
+            })
+        );
+        for bad in [
+            AmfValue::Number(0.0),
+            AmfValue::Number(1.5),
+            AmfValue::Number(-1.0),
+            AmfValue::Number(1e12),
+            "x".into(),
+            AmfValue::Boolean(true),
+        ] {
+            assert_eq!(
+                err("hangup", vec![bad.clone()]),
+                code::CALL_NO_CALL,
+                "{bad:?}"
+            );
+            assert_eq!(
+                err("accept", vec![bad.clone()]),
+                code::CALL_NO_CALL,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            err("hold", vec![AmfValue::Number(1.0), AmfValue::Number(2.0)]),
+            code::CALL_NO_CALL
+        );
+    }
+
+    #[test]
     fn dtmf_digits_are_checked() {
         assert_eq!(
             parse("sendDTMF", vec!["12#*ad".into()]),
             Ok(PhoneRequest::SendDtmf {
-                digits: "12#*AD".into()
+                digits: "12#*AD".into(),
+                call: None
+            })
+        );
+        assert_eq!(
+            parse("sendDTMF", vec!["5".into(), AmfValue::Number(2.0)]),
+            Ok(PhoneRequest::SendDtmf {
+                digits: "5".into(),
+                call: Some(2)
             })
         );
         assert_eq!(err("sendDTMF", vec![]), code::DTMF_INVALID);

@@ -621,9 +621,9 @@ impl ServerSession {
         }
     }
 
-    /// `onStatus(0, null, info)` on stream 0.
-    pub fn send_event(&mut self, event: &PhoneEvent) {
-        self.command(0, "onStatus", 0.0, AmfValue::Null, event.info());
+    /// `onStatus(0, null, info)` on stream 0; `call` names the call it is about.
+    pub fn send_event(&mut self, event: &PhoneEvent, call: Option<crate::phone::CallId>) {
+        self.command(0, "onStatus", 0.0, AmfValue::Null, event.info_on(call));
     }
 
     /// Sends audio on a stream the client plays; false if it plays nothing there.

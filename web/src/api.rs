@@ -194,41 +194,59 @@ pub async fn dial(
     control(entry, parse("dial", vec![body.uri.into()])?).await
 }
 
+/// `/connections/{id}/…` or `/connections/{id}/calls/{call}/…`: a
+/// connection, and the call of it a method is about (none: the one the
+/// method means by default, as for Flash clients).
+#[derive(Deserialize)]
+pub struct CallPath {
+    id: ConnectionId,
+    call: Option<sono_rtmp::phone::CallId>,
+}
+
+impl CallPath {
+    /// The call id as the phone API's optional argument.
+    fn arg(&self) -> sono_rtmp::AmfValue {
+        self.call.map_or(sono_rtmp::AmfValue::Null, |c| {
+            sono_rtmp::AmfValue::Number(c.into())
+        })
+    }
+}
+
 pub async fn hangup(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
-    control(entry, PhoneRequest::Hangup).await
+    let entry = auth::connection(&req, &shared, path.id)?;
+    control(entry, parse("hangup", vec![path.arg()])?).await
 }
 
-/// `POST /connections/{id}/hold` and `/unhold`.
+/// `POST …/hold` and `…/unhold`.
 pub async fn hold(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
-    control(entry, PhoneRequest::Hold { held: true }).await
+    let entry = auth::connection(&req, &shared, path.id)?;
+    control(entry, parse("hold", vec![path.arg()])?).await
 }
 
 pub async fn unhold(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
-    control(entry, PhoneRequest::Hold { held: false }).await
+    let entry = auth::connection(&req, &shared, path.id)?;
+    control(entry, parse("unhold", vec![path.arg()])?).await
 }
 
 pub async fn accept(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
-    control(entry, PhoneRequest::Accept).await
+    let entry = auth::connection(&req, &shared, path.id)?;
+    control(entry, parse("accept", vec![path.arg()])?).await
 }
 
 #[derive(Deserialize, Default)]
@@ -240,15 +258,15 @@ pub struct RejectBody {
 pub async fn reject(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
+    let entry = auth::connection(&req, &shared, path.id)?;
     let body: RejectBody = json_body(&body, false)?;
-    let args = body
-        .code
-        .map_or_else(Vec::new, |c| vec![sono_rtmp::AmfValue::Number(c.into())]);
-    control(entry, parse("reject", args)?).await
+    let code = body.code.map_or(sono_rtmp::AmfValue::Null, |c| {
+        sono_rtmp::AmfValue::Number(c.into())
+    });
+    control(entry, parse("reject", vec![code, path.arg()])?).await
 }
 
 #[derive(Deserialize, Default)]
@@ -260,12 +278,16 @@ pub struct DtmfBody {
 pub async fn dtmf(
     req: HttpRequest,
     shared: Data,
-    id: web::Path<ConnectionId>,
+    path: web::Path<CallPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = auth::connection(&req, &shared, *id)?;
+    let entry = auth::connection(&req, &shared, path.id)?;
     let body: DtmfBody = json_body(&body, true)?;
-    control(entry, parse("sendDTMF", vec![body.digits.into()])?).await
+    control(
+        entry,
+        parse("sendDTMF", vec![body.digits.into(), path.arg()])?,
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -396,6 +418,30 @@ pub fn scope() -> actix_web::Scope {
         .service(resource("/connections/{id}/unhold", false, unhold))
         .service(resource("/connections/{id}/reject", false, reject))
         .service(resource("/connections/{id}/dtmf", false, dtmf))
+        // The same, about one call of the connection (its id from `dial`'s
+        // answer or the events' `call`).
+        .service(resource(
+            "/connections/{id}/calls/{call}/hangup",
+            false,
+            hangup,
+        ))
+        .service(resource(
+            "/connections/{id}/calls/{call}/accept",
+            false,
+            accept,
+        ))
+        .service(resource("/connections/{id}/calls/{call}/hold", false, hold))
+        .service(resource(
+            "/connections/{id}/calls/{call}/unhold",
+            false,
+            unhold,
+        ))
+        .service(resource(
+            "/connections/{id}/calls/{call}/reject",
+            false,
+            reject,
+        ))
+        .service(resource("/connections/{id}/calls/{call}/dtmf", false, dtmf))
         .service(resource("/connections/{id}/register", false, register))
         .service(resource("/connections/{id}/unregister", false, unregister))
         .service(

@@ -15,6 +15,8 @@ export interface StatusInfo {
   level: "status";
   code: string;
   connection?: number;
+  /** The call an event is about (its id within the connection). */
+  call?: number;
   [key: string]: unknown;
 }
 
@@ -134,13 +136,16 @@ export declare class SonoPhone extends EventTarget {
   incoming: IncomingCallInfo | null;
   connect(): Promise<number>;
   dial(uri: string): Promise<unknown>;
-  hangup(): Promise<unknown>;
-  accept(): Promise<unknown>;
+  /** `call`: the call's id (dial's answer and events carry it); default: the active call. */
+  hangup(call?: number): Promise<unknown>;
+  /** Default: the ringing call; the active call is held first. */
+  accept(call?: number): Promise<unknown>;
   /** Holds the answered call (re-INVITE, a=sendonly). */
-  hold(): Promise<unknown>;
-  unhold(): Promise<unknown>;
-  reject(code?: number): Promise<unknown>;
-  sendDTMF(digits: string): Promise<unknown>;
+  hold(call?: number): Promise<unknown>;
+  /** Resumes a held call (default: the one held last) and makes it active. */
+  unhold(call?: number): Promise<unknown>;
+  reject(code?: number, call?: number): Promise<unknown>;
+  sendDTMF(digits: string, call?: number): Promise<unknown>;
   register(options?: RegisterOptions): Promise<{ uri: string; expires?: number; token: string }>;
   unregister(): Promise<unknown>;
   state(): Promise<ConnectionState>;

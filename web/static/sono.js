@@ -143,6 +143,8 @@ class RestTransport {
     const id = this.connectionId;
     const post = (path, body) =>
       this.request("POST", `/connections/${id}/${path}`, body).then((r) => r.result);
+    // A method about one call names it in the path: /connections/ID/calls/CALL/…
+    const on = (call, path) => (call == null ? path : `calls/${call}/${path}`);
     switch (method) {
       case "dial":
         return post("dial", { uri: args[0] });
@@ -150,12 +152,13 @@ class RestTransport {
       case "accept":
       case "hold":
       case "unhold":
+        return post(on(args[0], method), {});
       case "unregister":
         return post(method, {});
       case "reject":
-        return post("reject", args[0] ? { code: args[0] } : {});
+        return post(on(args[1], "reject"), args[0] ? { code: args[0] } : {});
       case "sendDTMF":
-        return post("dtmf", { digits: args[0] });
+        return post(on(args[1], "dtmf"), { digits: args[0] });
       case "register":
         return post("register", args[0] ?? {});
       default:
@@ -457,25 +460,28 @@ export class SonoPhone extends EventTarget {
   dial(uri) {
     return this.transport.call("dial", [uri]);
   }
-  hangup() {
-    return this.transport.call("hangup", []);
+  /** Every call method takes the call's id last (dial's answer and every
+   *  event carry it as `call`); without it: the active call (accept and
+   *  reject: the ringing one; unhold: the one held last). */
+  hangup(call) {
+    return this.transport.call("hangup", call == null ? [] : [call]);
   }
-  accept() {
-    return this.transport.call("accept", []);
+  accept(call) {
+    return this.transport.call("accept", call == null ? [] : [call]);
   }
   /** Holds the answered call (re-INVITE, a=sendonly); Sono.Call.Held follows. */
-  hold() {
-    return this.transport.call("hold", []);
+  hold(call) {
+    return this.transport.call("hold", call == null ? [] : [call]);
   }
-  /** Takes the call off hold; Sono.Call.Held (held: false) follows. */
-  unhold() {
-    return this.transport.call("unhold", []);
+  /** Takes the call off hold, and makes it the active one (the active call is held). */
+  unhold(call) {
+    return this.transport.call("unhold", call == null ? [] : [call]);
   }
-  reject(code) {
-    return this.transport.call("reject", [code]);
+  reject(code, call) {
+    return this.transport.call("reject", call == null ? [code] : [code ?? null, call]);
   }
-  sendDTMF(digits) {
-    return this.transport.call("sendDTMF", [digits]);
+  sendDTMF(digits, call) {
+    return this.transport.call("sendDTMF", call == null ? [digits] : [digits, call]);
   }
   /** register() for the implicit URI; register({user, domain, auth_user, password, display_name}). */
   register(options) {
