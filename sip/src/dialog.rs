@@ -181,6 +181,24 @@ impl Dialog {
         extra: &[(&str, &str)],
         body: Option<&str>,
     ) -> Transmit {
+        self.request_typed(
+            ctx,
+            method,
+            seq,
+            extra,
+            body.map(|b| ("application/sdp", b)),
+        )
+    }
+
+    /// [`Dialog::request`] with a body of any type: (content type, text).
+    pub fn request_typed(
+        &self,
+        ctx: &RequestContext<'_>,
+        method: &str,
+        seq: u32,
+        extra: &[(&str, &str)],
+        body: Option<(&str, &str)>,
+    ) -> Transmit {
         let (route, to) = self.next_hop(ctx);
         let branch = format!("{BRANCH_COOKIE}{}", random_token());
         let mut text = format!("{method} {} SIP/2.0\r\n", route.request_uri);
@@ -207,8 +225,8 @@ impl Dialog {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
         match body {
-            Some(b) => text.push_str(&format!(
-                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            Some((content_type, b)) => text.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{b}",
                 b.len()
             )),
             None => text.push_str("Content-Length: 0\r\n\r\n"),

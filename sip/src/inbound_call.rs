@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use rsip::Request;
 
-use crate::bye::Bye;
 use crate::dial_plan::{DialPlan, TargetGuard};
 use crate::dialog::{Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::ids::random_token;
+use crate::in_dialog::Bye;
 use crate::message::Received;
 use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{response, response_text, ALLOW};

@@ -25,7 +25,6 @@
 //! Messages are parsed and generated with rsip. Like `sono-rtmp`, this crate performs no I/O and reads
 //! no clock: bytes and time in; bytes, events and deadlines out.
 
-pub mod bye;
 pub mod dial_plan;
 pub mod dialog;
 pub mod dialog_server;
@@ -33,6 +32,7 @@ pub mod digest;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod in_dialog;
 pub mod inbound_call;
 pub mod message;
 pub mod outbound_call;
@@ -42,6 +42,7 @@ pub mod response;
 pub mod sdp;
 pub mod stream_framer;
 pub mod transaction;
+pub mod transfer;
 pub mod transmit;
 pub mod uri;
 pub mod via;

@@ -16,11 +16,11 @@ use std::time::Instant;
 
 use rsip::Request;
 
-use crate::bye::Bye;
 use crate::dial_plan::{DialPlan, TargetGuard};
 use crate::dialog::{strip_uri_headers, with_lr, Dialog, RequestContext};
 use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
+use crate::in_dialog::Bye;
 use crate::message::Received;
 use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{header_values, ALLOW};

@@ -111,6 +111,11 @@ pub fn response(
 /// for codes it does not list), for responses whose code a user chose.
 pub fn reason_phrase(code: u16) -> &'static str {
     match code {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -135,7 +140,12 @@ pub fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
+        416 => "Unsupported URI Scheme",
+        489 => "Bad Event",
+        491 => "Request Pending",
         _ => match code / 100 {
+            1 => "Provisional",
+            2 => "Success",
             3 => "Redirection",
             4 => "Request Failure",
             5 => "Server Failure",
