@@ -21,7 +21,7 @@ use crate::in_dialog::Bye;
 use crate::message::Received;
 use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{response, response_text, ALLOW};
-use crate::sdp::{Direction, LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
 use crate::transmit::{Transmit, Transport};
 
@@ -394,13 +394,8 @@ impl InboundCall {
         else {
             return false;
         };
-        let direction = if held {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        self.reoffers.want(
-            direction,
+        self.reoffers.hold(
+            held,
             dialog,
             &ctx,
             &self.config.contact,

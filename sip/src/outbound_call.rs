@@ -24,7 +24,7 @@ use crate::in_dialog::Bye;
 use crate::message::Received;
 use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{header_values, ALLOW};
-use crate::sdp::{Direction, LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
 
 pub use crate::ids::{random_token, BRANCH_COOKIE};
@@ -305,13 +305,8 @@ impl OutboundCall {
         else {
             return false;
         };
-        let direction = if held {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        self.reoffers.want(
-            direction,
+        self.reoffers.hold(
+            held,
             dialog,
             &request_context(&self.config),
             &self.config.contact,

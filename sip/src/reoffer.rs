@@ -119,12 +119,12 @@ impl Reoffers {
                 .is_some_and(|o| o.branch == rx.branch() && o.seq == rx.cseq)
     }
 
-    /// The user wants `direction`: an offer goes now, or once the one
-    /// outstanding is done.
+    /// The user holds the call (`a=sendonly`) or resumes it (`sendrecv`):
+    /// an offer goes now, or once the one outstanding is done.
     #[allow(clippy::too_many_arguments)]
-    pub fn want(
+    pub fn hold(
         &mut self,
-        direction: Direction,
+        held: bool,
         dialog: &mut Dialog,
         ctx: &RequestContext<'_>,
         contact: &str,
@@ -132,7 +132,11 @@ impl Reoffers {
         now: Instant,
         out: &mut VecDeque<Transmit>,
     ) {
-        self.wish = direction;
+        self.wish = if held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
         self.send_if_due(dialog, ctx, contact, server, now, out);
     }
 
