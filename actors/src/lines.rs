@@ -36,10 +36,9 @@ pub struct Line {
     pub pending_dial: Option<Responder>,
     /// The answered call's media bridge.
     pub media: Option<Addr<MediaBridge>>,
-    /// The client holds this call (asked for; `Sono.Call.Held` confirms).
-    pub held: bool,
-    /// When the client last held it (the default of `unhold`).
-    pub held_at: Option<Instant>,
+    /// Since when the client holds this call (asked for; `Sono.Call.Held`
+    /// confirms); the latest is what `unhold` means by default.
+    held_since: Option<Instant>,
 }
 
 impl Line {
@@ -55,8 +54,7 @@ impl Line {
             ringing: direction == CallDirection::Inbound,
             pending_dial: None,
             media: None,
-            held: false,
-            held_at: None,
+            held_since: None,
         }
     }
 
@@ -72,6 +70,18 @@ impl Line {
         }
     }
 
+    /// The client holds this call.
+    pub fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
+    /// The client holds the call from now on, or no longer.
+    pub fn set_held(&mut self, held: bool) {
+        if held != self.is_held() {
+            self.held_since = held.then(Instant::now);
+        }
+    }
+
     /// Answered and not ended: it can be held, resumed, sent DTMF.
     pub fn is_up(&self) -> bool {
         self.media.is_some()
@@ -84,7 +94,7 @@ impl Line {
             remote_uri: self.remote_uri.clone(),
             status: self.status,
             age_seconds: self.started.elapsed().as_secs(),
-            held: self.held,
+            held: self.is_held(),
             active,
         }
     }
@@ -205,8 +215,8 @@ impl Lines {
             DefaultCall::LastHeld => self
                 .lines
                 .iter()
-                .filter(|l| l.held)
-                .max_by_key(|l| l.held_at),
+                .filter(|l| l.is_held())
+                .max_by_key(|l| l.held_since),
         };
         found.map(|l| l.id).ok_or_else(|| {
             match (default, self.lines.len()) {

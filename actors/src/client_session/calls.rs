@@ -88,11 +88,10 @@ impl ClientSession {
         let Some(line) = self.lines.get_mut(id) else {
             return;
         };
-        if !line.is_up() || line.held {
+        if !line.is_up() || line.is_held() {
             return;
         }
-        line.held = true;
-        line.held_at = Some(std::time::Instant::now());
+        line.set_held(true);
         let call = line.call.clone();
         ctx.spawn(
             call.send(HoldCall(true))
@@ -100,7 +99,7 @@ impl ClientSession {
                 .map(move |result, session, _| {
                     if !matches!(result, Ok(Ok(()))) {
                         if let Some(line) = session.lines.get_mut(id) {
-                            line.held = false;
+                            line.set_held(false);
                         }
                     }
                 }),
@@ -229,8 +228,7 @@ impl ClientSession {
                 .map(move |result, session, ctx| match result {
                     Ok(Ok(())) => {
                         session.update_line(id, |l| {
-                            l.held = held;
-                            l.held_at = held.then(std::time::Instant::now);
+                            l.set_held(held);
                         });
                         if held {
                             if session.lines.active_id() == Some(id) {
@@ -306,7 +304,7 @@ impl ClientSession {
     /// be held first (a one-call client hears `Sono.Call.Existing` as it
     /// always did), and every line may be taken.
     fn line_refusal(&self) -> Option<(&'static str, &'static str)> {
-        if self.lines.active().is_some_and(|l| !l.held) || self.lines.ringing().is_some() {
+        if self.lines.active().is_some_and(|l| !l.is_held()) || self.lines.ringing().is_some() {
             return Some((
                 code::CALL_EXISTING,
                 "this connection already has a call; hold it or hang up first",
@@ -428,7 +426,7 @@ impl Handler<LineNotice> for ClientSession {
                 self.update_line(id, |line| match &event {
                     PhoneEvent::CallStatus { status, .. } => line.status = Some(*status as u8),
                     PhoneEvent::CallIncoming { uri, .. } => line.remote_uri.clone_from(uri),
-                    PhoneEvent::HoldFailed { held, .. } => line.held = !held,
+                    PhoneEvent::HoldFailed { held, .. } => line.set_held(!held),
                     _ => {}
                 });
                 self.emit_on(id, event);
