@@ -28,6 +28,7 @@ use crate::rtp::RtpPacket;
 use crate::rtp_source::{SourceFilter, SourceStats, SourceVerdict};
 use crate::silence::SilenceGate;
 use crate::speex::{frames_in_packet, SpeexWbEncoder, SPEEX_WB_FRAME};
+use crate::three_way::{MIX_FRAME, MIX_RATE};
 
 /// Opus down to a browser: what browsers themselves send for speech.
 const OPUS_BITRATE: u32 = 32_000;
@@ -79,9 +80,7 @@ pub struct Downlink {
     decoder: SipDecoder,
     concealment: Concealment,
     resampler: Resampler,
-    encoder: Option<SpeexWbEncoder>,
-    nellymoser: Option<NellymoserEncoder>,
-    opus: Option<OpusEncoder>,
+    encoders: ClientEncoders,
     silence: Option<SilenceGate>,
     /// The client codec's silent frame, made once when first needed.
     silent_frame: Option<Vec<u8>>,
@@ -95,6 +94,12 @@ pub struct Downlink {
     /// Milliseconds of audio owed to the client in passthrough (ticks
     /// minus what was sent).
     owed_ms: i64,
+    /// Three-way calls: the peer at 16 kHz for the mix, and the mix back
+    /// at the client's rate, each with its resampler.
+    to_mix: Option<Resampler>,
+    mix_in: Vec<i16>,
+    from_mix: Option<(u32, Resampler)>,
+    mix_out: Vec<i16>,
     stats: DownlinkStats,
 }
 
@@ -116,9 +121,7 @@ impl Downlink {
             concealment: Concealment::new(rate),
             // 16 kHz to 16 kHz cannot fail; neither can 8 kHz to 16 kHz.
             resampler: Resampler::new(rate, 16_000).unwrap_or_else(|_| unreachable_resampler()),
-            encoder: None,
-            nellymoser: None,
-            opus: None,
+            encoders: ClientEncoders::default(),
             silence: config.silence_dbov.map(SilenceGate::new),
             silent_frame: None,
             client: ClientCodec::SpeexWb,
@@ -126,6 +129,10 @@ impl Downlink {
             decoded: Vec::new(),
             pcm: Vec::new(),
             owed_ms: 0,
+            to_mix: None,
+            mix_in: Vec::new(),
+            from_mix: None,
+            mix_out: Vec::new(),
             stats: DownlinkStats::default(),
             config,
         }
@@ -297,33 +304,9 @@ impl Downlink {
                 data.extend_from_slice(canned);
                 self.stats.silent += 1;
             } else {
-                match self.client {
-                    ClientCodec::SpeexWb => {
-                        self.encoder
-                            .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity))
-                            .encode(&self.pcm[..frame], &mut data);
-                    }
-                    ClientCodec::Nellymoser { .. } => {
-                        self.nellymoser
-                            .get_or_insert_with(NellymoserEncoder::new)
-                            .encode(&self.pcm[..frame], &mut data);
-                    }
-                    ClientCodec::G711(law) => g711::encode(law, &self.pcm[..frame], &mut data),
-                    ClientCodec::Opus => {
-                        if self.opus.is_none() {
-                            self.opus = OpusEncoder::new(OPUS_BITRATE).ok();
-                        }
-                        if let Some(encoder) = &mut self.opus {
-                            // 960 samples always make a packet.
-                            let _ = encoder.encode(&self.pcm[..frame], &mut data);
-                        }
-                    }
-                    // Not codecs audio down is in (`rate_and_frame` is None).
-                    ClientCodec::Pcm { .. }
-                    | ClientCodec::Adpcm { .. }
-                    | ClientCodec::Mp3
-                    | ClientCodec::Aac => {}
-                }
+                let client = self.client;
+                self.encoders
+                    .encode(client, quality, complexity, &self.pcm[..frame], &mut data);
             }
             self.pcm.drain(..frame);
             self.due_milli -= (frame * 1000) as i64;
@@ -334,6 +317,74 @@ impl Downlink {
             // Nothing to play: time passing in silence is not owed later.
             self.due_milli = self.due_milli.min((frame * 1000) as i64);
         }
+    }
+
+    /// Three-way calls: the peer's next 20 ms at 16 kHz (decoded, losses
+    /// concealed; silence when it sends nothing), appended to `out` for
+    /// the mix. Nothing goes to the client.
+    pub fn tick_pcm(&mut self, now: Instant, out: &mut Vec<i16>) {
+        let rate = self.config.codec.sample_rate();
+        let packet_samples = (rate * self.config.ptime_ms.max(10) / 1000) as usize;
+        if self.to_mix.is_none() {
+            self.to_mix = Resampler::new(rate, MIX_RATE).ok();
+        }
+        let Some(to_mix) = &mut self.to_mix else {
+            return;
+        };
+        while self.mix_in.len() < MIX_FRAME {
+            self.decoded.clear();
+            match self.jitter.pop(now) {
+                Playout::Packet { payload, .. } => {
+                    self.decoder.decode(&payload, &mut self.decoded);
+                    self.concealment.received(&mut self.decoded);
+                }
+                Playout::Lost | Playout::Waiting => {
+                    self.concealment.conceal(packet_samples, &mut self.decoded);
+                    self.stats.concealed += 1;
+                }
+                Playout::Idle => break,
+            }
+            to_mix.process(&self.decoded, &mut self.mix_in);
+        }
+        let n = self.mix_in.len().min(MIX_FRAME);
+        out.extend(self.mix_in.drain(..n));
+        out.resize(out.len() + MIX_FRAME - n, 0);
+    }
+
+    /// What the client hears in a three-way call (16 kHz PCM): encoded in
+    /// the client's codec, one message per whole frame appended to `out`.
+    pub fn mixed_for_client(&mut self, pcm: &[i16], out: &mut Vec<Vec<u8>>) {
+        let Some((client_rate, frame)) = self.client.rate_and_frame() else {
+            return;
+        };
+        if client_rate == MIX_RATE {
+            self.mix_out.extend_from_slice(pcm);
+        } else {
+            let resampler = match &mut self.from_mix {
+                Some((to, r)) if *to == client_rate => r,
+                slot => match Resampler::new(MIX_RATE, client_rate) {
+                    Ok(r) => &mut slot.insert((client_rate, r)).1,
+                    Err(_) => return,
+                },
+            };
+            resampler.process(pcm, &mut self.mix_out);
+        }
+        let (quality, complexity) = (self.config.speex_quality, self.config.speex_complexity);
+        let mut at = 0;
+        while self.mix_out.len() - at >= frame {
+            let mut data = Vec::with_capacity(80);
+            self.encoders.encode(
+                self.client,
+                quality,
+                complexity,
+                &self.mix_out[at..at + frame],
+                &mut data,
+            );
+            at += frame;
+            self.stats.frames_to_client += 1;
+            out.push(data);
+        }
+        self.mix_out.drain(..at);
     }
 
     /// The codec audio down is in (Speex wideband unless switched).
@@ -360,6 +411,54 @@ impl Downlink {
         self.resampler = resampler;
         self.pcm.clear();
         self.due_milli = 0;
+    }
+}
+
+/// The client codecs' encoders, each made when first needed.
+#[derive(Default)]
+struct ClientEncoders {
+    speex: Option<SpeexWbEncoder>,
+    nellymoser: Option<NellymoserEncoder>,
+    opus: Option<OpusEncoder>,
+}
+
+impl ClientEncoders {
+    /// One frame of `pcm` (at the codec's rate) in `client`'s codec.
+    fn encode(
+        &mut self,
+        client: ClientCodec,
+        quality: u8,
+        complexity: u8,
+        pcm: &[i16],
+        data: &mut Vec<u8>,
+    ) {
+        match client {
+            ClientCodec::SpeexWb => {
+                self.speex
+                    .get_or_insert_with(|| SpeexWbEncoder::new(quality, complexity))
+                    .encode(pcm, data);
+            }
+            ClientCodec::Nellymoser { .. } => {
+                self.nellymoser
+                    .get_or_insert_with(NellymoserEncoder::new)
+                    .encode(pcm, data);
+            }
+            ClientCodec::G711(law) => g711::encode(law, pcm, data),
+            ClientCodec::Opus => {
+                if self.opus.is_none() {
+                    self.opus = OpusEncoder::new(OPUS_BITRATE).ok();
+                }
+                if let Some(encoder) = &mut self.opus {
+                    // 960 samples always make a packet.
+                    let _ = encoder.encode(pcm, data);
+                }
+            }
+            // Not codecs audio down is in (`rate_and_frame` is None).
+            ClientCodec::Pcm { .. }
+            | ClientCodec::Adpcm { .. }
+            | ClientCodec::Mp3
+            | ClientCodec::Aac => {}
+        }
     }
 }
 

@@ -43,4 +43,5 @@ pub mod rtp_source;
 pub mod silence;
 pub mod speex;
 pub mod symphonia_pcm;
+pub mod three_way;
 pub mod uplink;

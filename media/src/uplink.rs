@@ -30,6 +30,7 @@ use crate::opus::{clock_ticks, OpusDecoder, OPUS_CLOCK, OPUS_PCM_RATE};
 use crate::resampler::Resampler;
 use crate::rtp_sender::RtpSender;
 use crate::speex::{frames_in_packet, SpeexWbDecoder, SPEEX_WB_FRAME};
+use crate::three_way::MIX_RATE;
 use crate::{adpcm, g711, pcm};
 
 /// The longest run of lost Opus packets concealed rather than treated as
@@ -98,6 +99,11 @@ pub struct Uplink {
     aac: Option<AacDecoder>,
     mp3: Option<Mp3Decoder>,
     resampler: Option<(u32, Resampler)>,
+    /// Three-way calls: the client's audio is decoded (never passed
+    /// through) to 16 kHz for the mix, and the mix comes back to be sent.
+    decode_only: bool,
+    to_mix: Option<(u32, Resampler)>,
+    from_mix: Option<Resampler>,
     /// G.711 bytes passed through, not yet a whole packet.
     g711: Vec<u8>,
     /// PCM at the SIP codec's rate not yet sent.
@@ -123,6 +129,9 @@ impl Uplink {
             aac: None,
             mp3: None,
             resampler: None,
+            decode_only: false,
+            to_mix: None,
+            from_mix: None,
             g711: Vec::new(),
             pcm: Vec::new(),
             decoded: Vec::new(),
@@ -170,18 +179,93 @@ impl Uplink {
         data: &[u8],
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), UplinkError> {
+        self.decode_only = false;
+        match self.decode(codec, rtmp_ms, data, out)? {
+            Some(client_rate) => self.send_decoded(client_rate, out),
+            None => Ok(()),
+        }
+    }
+
+    /// One audio message from the client of a three-way call: decoded
+    /// (never passed through) and appended to `pcm` at 16 kHz, for the
+    /// mix; nothing is sent.
+    pub fn client_audio_to_pcm(
+        &mut self,
+        codec: ClientCodec,
+        rtmp_ms: u32,
+        data: &[u8],
+        pcm: &mut Vec<i16>,
+    ) -> Result<(), UplinkError> {
+        self.stats.messages += 1;
+        self.decode_only = true;
+        let mut unused = Vec::new();
+        let decoded = self.decode(codec, rtmp_ms, data, &mut unused);
+        self.decode_only = false;
+        let client_rate = match decoded {
+            Ok(Some(rate)) => rate,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.stats.dropped += 1;
+                return Err(e);
+            }
+        };
+        if client_rate == MIX_RATE {
+            pcm.extend_from_slice(&self.decoded);
+            return Ok(());
+        }
+        let resampler = match &mut self.to_mix {
+            Some((from, r)) if *from == client_rate => r,
+            slot => {
+                let r = Resampler::new(client_rate, MIX_RATE)
+                    .map_err(|_| UplinkError::UnsupportedCodec("a rate"))?;
+                &mut slot.insert((client_rate, r)).1
+            }
+        };
+        resampler.process(&self.decoded, pcm);
+        Ok(())
+    }
+
+    /// What the peer hears in a three-way call (the mix, 16 kHz PCM):
+    /// encoded in the call's codec and sent as the peer's ptime fills.
+    pub fn mixed_pcm(&mut self, pcm: &[i16], out: &mut Vec<Vec<u8>>) {
+        let rate = self.config.codec.sample_rate();
+        if rate == MIX_RATE {
+            self.pcm.extend_from_slice(pcm);
+        } else {
+            if self.from_mix.is_none() {
+                self.from_mix = Resampler::new(MIX_RATE, rate).ok();
+            }
+            match &mut self.from_mix {
+                Some(r) => r.process(pcm, &mut self.pcm),
+                None => return,
+            }
+        }
+        self.packetize(out);
+    }
+
+    /// Decodes one client message to PCM at the client's rate in
+    /// `decoded`: `Some(rate)`, or `None` when there was nothing to decode
+    /// or it went through untouched (to `out`).
+    fn decode(
+        &mut self,
+        codec: ClientCodec,
+        rtmp_ms: u32,
+        data: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Option<u32>, UplinkError> {
         // Decode to PCM at the client's rate; Speex to Speex goes through.
         self.decoded.clear();
+        let through = !self.decode_only;
         let client_rate = match codec {
             ClientCodec::SpeexWb => {
                 let frames = frames_in_packet(data).ok_or(UplinkError::CorruptSpeex)?;
                 if frames == 0 {
-                    return Ok(());
+                    return Ok(None);
                 }
                 self.follow_client_clock(rtmp_ms, frames as u32 * 20);
-                if self.config.codec == SipCodec::SpeexWb {
+                if through && self.config.codec == SipCodec::SpeexWb {
                     self.pass_through(data, (frames * SPEEX_WB_FRAME) as u32, out);
-                    return Ok(());
+                    return Ok(None);
                 }
                 self.speex
                     .get_or_insert_with(SpeexWbDecoder::new)
@@ -200,12 +284,12 @@ impl Uplink {
                 self.follow_client_clock(rtmp_ms, ms as u32);
                 rate
             }
-            ClientCodec::Opus if self.config.codec == SipCodec::Opus => {
+            ClientCodec::Opus if through && self.config.codec == SipCodec::Opus => {
                 // Opus to Opus: the browser's packets go on untouched.
                 let ticks = clock_ticks(data).ok_or(UplinkError::CorruptOpus)?;
                 self.follow_client_clock(rtmp_ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32);
                 self.pass_through(data, ticks as u32, out);
-                return Ok(());
+                return Ok(None);
             }
             ClientCodec::Opus => {
                 self.opus_packet(rtmp_ms, data)?;
@@ -213,12 +297,12 @@ impl Uplink {
             }
             ClientCodec::G711(law) => {
                 if data.is_empty() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32);
-                if self.config.codec.passes_through(codec) {
+                if through && self.config.codec.passes_through(codec) {
                     self.g711_through(data, out);
-                    return Ok(());
+                    return Ok(None);
                 }
                 g711::decode(law, data, &mut self.decoded);
                 8_000
@@ -249,7 +333,7 @@ impl Uplink {
                     .decode(data, &mut self.decoded)
                     .map_err(|e| undecodable(codec, e))?
                 {
-                    AacOutput::Configured(_) => return Ok(()),
+                    AacOutput::Configured(_) => return Ok(None),
                     AacOutput::Audio { rate } => rate,
                 }
             }
@@ -262,11 +346,21 @@ impl Uplink {
                 | ClientCodec::Aac
         ) {
             if self.decoded.is_empty() || client_rate == 0 {
-                return Ok(());
+                return Ok(None);
             }
             let ms = self.decoded.len() as u64 * 1000 / u64::from(client_rate);
             self.follow_client_clock(rtmp_ms, ms as u32);
         }
+        Ok(Some(client_rate))
+    }
+
+    /// The decoded client audio, resampled to the call's rate, encoded and
+    /// sent as the peer's ptime fills.
+    fn send_decoded(
+        &mut self,
+        client_rate: u32,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), UplinkError> {
         let rate = self.config.codec.sample_rate();
         if rate == client_rate {
             self.pcm.extend_from_slice(&self.decoded);
@@ -281,6 +375,12 @@ impl Uplink {
             };
             resampler.process(&self.decoded, &mut self.pcm);
         }
+        self.packetize(out);
+        Ok(())
+    }
+
+    /// Encodes and sends every whole packet of `pcm`.
+    fn packetize(&mut self, out: &mut Vec<Vec<u8>>) {
         let n = self.packet_samples();
         let mut at = 0;
         while self.pcm.len() - at >= n {
@@ -304,7 +404,6 @@ impl Uplink {
             self.stats.packets += 1;
         }
         self.pcm.drain(..at);
-        Ok(())
     }
 
     /// G.711 bytes from the client, unchanged, in packets of the peer's
@@ -381,7 +480,8 @@ impl Uplink {
     fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32) {
         if let Some(expected) = self.expected_ms {
             let gap = rtmp_ms.wrapping_sub(expected);
-            if gap > 2 * self.config.ptime_ms.max(20) && gap < 60_000 {
+            // In a three-way call the mix keeps the RTP clock, not the client.
+            if !self.decode_only && gap > 2 * self.config.ptime_ms.max(20) && gap < 60_000 {
                 let ticks =
                     (u64::from(gap) * u64::from(self.config.codec.rtp_clock_rate()) / 1000) as u32;
                 self.sender.skip(ticks);
