@@ -19,6 +19,7 @@ use sono_sip::inbound_call::{InboundCall, InboundCallConfig};
 use sono_sip::message::Received;
 use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
 use sono_sip::reoffer::ReofferOutcome;
+use sono_sip::transfer::{DialogId, TransferEvent};
 use sono_sip::transmit::Transport;
 use tracing::{debug, info, warn};
 
@@ -41,6 +42,14 @@ pub enum CallNotice {
     DialAnswer(Result<(), (Option<u16>, String)>),
     /// The answered call's media: client audio and DTMF go there.
     Media(Addr<MediaBridge>),
+    /// The peer asks that we call `target` instead (its REFER got 202; the
+    /// dial plan allows the target): the session places that call and
+    /// reports it back with [`NotifyTransfer`].
+    Referred {
+        target: String,
+        replaces: Option<String>,
+        referred_by: Option<String>,
+    },
     /// The call is over; the connection may dial again.
     Ended,
 }
@@ -439,6 +448,27 @@ impl Call {
                 }));
             }
             CallEvent::Reoffer(_) => {}
+            CallEvent::Transfer(TransferEvent::Progress { code, reason, done }) => {
+                info!(conn = self.conn, call_id, code, %reason, done, "transfer progress");
+                self.notify(CallNotice::Status(PhoneEvent::Transfer {
+                    sip_code: code,
+                    reason,
+                    done,
+                }));
+            }
+            CallEvent::Transfer(TransferEvent::Referred {
+                target,
+                replaces,
+                referred_by,
+            }) => {
+                info!(conn = self.conn, call_id, %target, replaces = replaces.is_some(),
+                      "the peer transfers the call (REFER accepted)");
+                self.notify(CallNotice::Referred {
+                    target,
+                    replaces,
+                    referred_by,
+                });
+            }
             CallEvent::TargetRefused { target, reason } => {
                 warn!(conn = self.conn, call_id, %target, %reason,
                       "the peer's target is outside the dial plan: nothing sent there");
@@ -611,6 +641,73 @@ impl Handler<HoldCall> for Call {
         }
         self.pump(ctx);
         Ok(())
+    }
+}
+
+/// The client transfers the call's peer to a target the dial plan
+/// allowed (REFER); the progress follows as `Sono.Call.Transfer`.
+/// Refused at once (the reason) if the call is not up or a transfer of
+/// it is under way.
+#[derive(Message)]
+#[rtype(result = "Result<(), &'static str>")]
+pub struct TransferCall(pub String);
+
+impl Handler<TransferCall> for Call {
+    type Result = Result<(), &'static str>;
+
+    fn handle(
+        &mut self,
+        TransferCall(target): TransferCall,
+        ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        if self.hangup_requested || self.media.is_none() {
+            return Err("the call is not answered");
+        }
+        let Some(core) = &mut self.core else {
+            return Err("the call is not answered");
+        };
+        if !core.transfer(&target, Instant::now()) {
+            return Err("a transfer of this call is already under way");
+        }
+        info!(conn = self.conn, call_id = core.call_id(), %target, "transferring (REFER)");
+        self.pump(ctx);
+        Ok(())
+    }
+}
+
+/// How our call to the target of the peer's REFER goes: told to the peer
+/// that asked for it (NOTIFY, RFC 3515 §2.4.4).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyTransfer {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Handler<NotifyTransfer> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyTransfer, ctx: &mut Context<Self>) {
+        if let Some(core) = &mut self.core {
+            core.notify_transfer(msg.code, &msg.reason, Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+/// The answered call's dialog, for an attended transfer naming it.
+#[derive(Message)]
+#[rtype(result = "Option<DialogId>")]
+pub struct GetDialogId;
+
+impl Handler<GetDialogId> for Call {
+    type Result = Option<DialogId>;
+
+    fn handle(&mut self, _: GetDialogId, _: &mut Context<Self>) -> Option<DialogId> {
+        self.core
+            .as_ref()
+            .filter(|_| !self.hangup_requested)
+            .and_then(CallLeg::dialog_id)
     }
 }
 
@@ -809,6 +906,7 @@ pub fn outbound_config(
         auth,
         dial_plan: Some(shared.dial_plan.clone()),
         call_id: String::new(),
+        extra_headers: Vec::new(),
     };
     (config, resolve)
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use sono_sip::inbound_call::{InboundCall, InboundEvent};
 use sono_sip::message::Received;
 use sono_sip::outbound_call::{CallEvent, OutboundCall};
+use sono_sip::transfer::DialogId;
 use sono_sip::transmit::{Transmit, Transport};
 
 pub enum CallLeg {
@@ -52,6 +53,7 @@ impl CallLeg {
                 },
                 InboundEvent::MediaChanged(m) => CallEvent::MediaChanged(m),
                 InboundEvent::Reoffer(o) => CallEvent::Reoffer(o),
+                InboundEvent::Transfer(t) => CallEvent::Transfer(t),
                 InboundEvent::TargetRefused { target, reason } => {
                     CallEvent::TargetRefused { target, reason }
                 }
@@ -115,6 +117,30 @@ impl CallLeg {
         match self {
             CallLeg::Outbound(c) => c.hold(held, now),
             CallLeg::Inbound(c) => c.hold(held, now),
+        }
+    }
+
+    /// Transfers the peer to `target` (REFER); false if the call is not
+    /// up or a transfer is already under way.
+    pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
+        match self {
+            CallLeg::Outbound(c) => c.transfer(target, now),
+            CallLeg::Inbound(c) => c.transfer(target, now),
+        }
+    }
+
+    /// Reports our call to the target of the peer's REFER (NOTIFY).
+    pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
+        match self {
+            CallLeg::Outbound(c) => c.notify_transfer(code, reason, now),
+            CallLeg::Inbound(c) => c.notify_transfer(code, reason, now),
+        }
+    }
+
+    pub fn dialog_id(&self) -> Option<DialogId> {
+        match self {
+            CallLeg::Outbound(c) => c.dialog_id(),
+            CallLeg::Inbound(c) => c.dialog_id(),
         }
     }
 

@@ -150,6 +150,8 @@ pub struct SessionIdentity {
 }
 
 mod calls;
+mod three_way;
+mod transfers;
 
 pub struct ClientSession {
     id: ConnectionId,
@@ -281,6 +283,9 @@ impl ClientSession {
             PhoneRequest::Reject { code, call } => self.answer_incoming(ctx, txn, call, Some(code)),
             PhoneRequest::SendDtmf { digits, call } => self.send_dtmf(ctx, txn, call, digits),
             PhoneRequest::Hold { held, call } => self.hold(ctx, txn, call, held),
+            PhoneRequest::Transfer { uri, call } => self.transfer(ctx, txn, call, &uri),
+            PhoneRequest::Join { a, b } => self.join(ctx, txn, a, b),
+            PhoneRequest::ThreeWay { a, b } => self.three_way(txn, a, b),
             PhoneRequest::Register(r) => self.register(ctx, txn, r),
             PhoneRequest::Unregister => match self.registration.take() {
                 Some(registration) => {

@@ -39,6 +39,9 @@ pub struct Line {
     /// Since when the client holds this call (asked for; `Sono.Call.Held`
     /// confirms); the latest is what `unhold` means by default.
     held_since: Option<Instant>,
+    /// The line whose peer asked for this call (its REFER): told how this
+    /// call goes until a final status, and replaced by it once answered.
+    pub referred_from: Option<CallId>,
 }
 
 impl Line {
@@ -55,6 +58,7 @@ impl Line {
             pending_dial: None,
             media: None,
             held_since: None,
+            referred_from: None,
         }
     }
 
@@ -116,6 +120,8 @@ pub struct Lines {
     lines: Vec<Line>,
     active: Option<CallId>,
     next_id: CallId,
+    /// The two calls of a three-way call (the host, the active one, first).
+    pub three_way: Option<(CallId, CallId)>,
 }
 
 impl Lines {
@@ -124,6 +130,7 @@ impl Lines {
             lines: Vec::new(),
             active: None,
             next_id: 1,
+            three_way: None,
         }
     }
 
@@ -192,6 +199,35 @@ impl Lines {
         self.lines
             .iter()
             .find(|l| l.inbound_call_id.as_deref() == Some(call_id))
+    }
+
+    /// Two different calls for a method about a pair (`join`,
+    /// `three_way`): `a` or the active call, `b` or the one other answered
+    /// call; the reason (for the client) if there are not two.
+    pub fn pick_pair(
+        &self,
+        a: Option<CallId>,
+        b: Option<CallId>,
+    ) -> Result<(CallId, CallId), String> {
+        let a = self.pick(a, DefaultCall::Active)?;
+        let b =
+            match b {
+                Some(b) => self.pick(Some(b), DefaultCall::Active)?,
+                None => {
+                    let mut others = self.lines.iter().filter(|l| l.id != a && l.is_up());
+                    match (others.next(), others.next()) {
+                        (Some(only), None) => only.id,
+                        _ => return Err(
+                            "name the second call: there is not exactly one other answered call"
+                                .into(),
+                        ),
+                    }
+                }
+            };
+        if a == b {
+            return Err("two different calls are needed".into());
+        }
+        Ok((a, b))
     }
 
     /// The call `asked` names, or the one `default` means; the reason

@@ -10,7 +10,8 @@
 //! - symmetric RTP (RFC 4961's practice): we send where the peer's RTP
 //!   really comes from once it has come, not only where its SDP said;
 //! - RTCP reports every `media.rtcp_interval` (RFC 3550 §6), a BYE at the end;
-//! - a peer silent for `media.rtp_timeout` ends the call through the `Call`.
+//! - a peer silent for `media.rtp_timeout` ends the call through the `Call`;
+//! - in a three-way call, two bridges mix (see [`three_way`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ use crate::directory::ConnectionId;
 use crate::metrics::{Metrics, DOWN_PASSTHROUGH, DOWN_TRANSCODED, UP_PASSTHROUGH, UP_TRANSCODED};
 use crate::rtp_ports::RtpPorts;
 use crate::Shared;
+
+mod three_way;
+pub use three_way::ThreeWay;
+use three_way::ThreeWayRole;
 
 /// The client's play stream ticks at this pace: one Speex frame.
 const CLIENT_FRAME: Duration = Duration::from_millis(20);
@@ -159,6 +164,8 @@ pub struct MediaBridge {
     peer_holds: bool,
     /// Codecs whose undecodable audio the client was told about.
     refused: Vec<&'static str>,
+    /// This bridge's part in a three-way call, while there is one.
+    three_way: Option<ThreeWayRole>,
 }
 
 impl MediaBridge {
@@ -236,6 +243,7 @@ impl MediaBridge {
             held: false,
             peer_holds: media.peer_holds,
             refused: Vec::new(),
+            three_way: None,
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
             shared,
@@ -279,38 +287,23 @@ impl MediaBridge {
         let now = Instant::now();
         self.pacer.pop_due(now, CLIENT_FRAME / 2, &mut self.paced);
         self.uplink.tick(&mut self.datagrams);
-        self.send_datagrams();
-        let mut frames = Vec::new();
-        let started = Instant::now();
-        self.downlink.tick(now, &mut frames);
-        self.shared
-            .metrics
-            .transcode_down
-            .observe(started.elapsed());
-        let codec = self.downlink.client_codec();
-        let rate = codec.rate_and_frame().map_or(16_000, |(rate, _)| rate);
-        let path = if self.downlink.is_passthrough() {
-            DOWN_PASSTHROUGH
-        } else {
-            DOWN_TRANSCODED
-        };
-        Metrics::add(&self.shared.metrics.audio_paths[path], frames.len() as u64);
-        for data in frames {
-            let samples = codec.samples_in(&data) as u64;
-            if self.held {
-                // The jitter buffer keeps draining; the client hears nothing.
-                self.client_samples += samples;
-                continue;
-            }
-            self.to_client.do_send(MediaNotice::AudioDown {
-                timestamp: (self.client_base_ms + self.client_samples * 1000 / u64::from(rate))
-                    as u32,
-                codec,
-                data,
-                taken: now,
-            });
-            self.client_samples += samples;
+        if !self.three_way_tick(now) {
+            let mut frames = Vec::new();
+            let started = Instant::now();
+            self.downlink.tick(now, &mut frames);
+            self.shared
+                .metrics
+                .transcode_down
+                .observe(started.elapsed());
+            let path = if self.downlink.is_passthrough() {
+                DOWN_PASSTHROUGH
+            } else {
+                DOWN_TRANSCODED
+            };
+            Metrics::add(&self.shared.metrics.audio_paths[path], frames.len() as u64);
+            self.send_down(frames, now);
         }
+        self.send_datagrams();
         if self.peer_holds || !self.direction.receives() {
             // On hold, either way, the peer need not send (RFC 3264 §8.4).
             self.last_heard = Some(now);
@@ -401,6 +394,7 @@ impl Actor for MediaBridge {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.leave_three_way();
         let up = self.uplink.stats();
         let down = self.downlink.stats();
         let jitter = self.downlink.jitter_stats();
@@ -519,7 +513,7 @@ impl Handler<ClientAudio> for MediaBridge {
     type Result = ();
 
     fn handle(&mut self, msg: ClientAudio, _: &mut Context<Self>) {
-        if self.held {
+        if self.held || self.three_way_client_audio(&msg) {
             return;
         }
         // Audio down follows a Nellymoser client when the settings ask for

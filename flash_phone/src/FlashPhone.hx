@@ -53,6 +53,9 @@ class FlashPhone {
 		ExternalInterface.addCallback("accept", accept);
 		ExternalInterface.addCallback("hold", hold);
 		ExternalInterface.addCallback("unhold", unhold);
+		ExternalInterface.addCallback("transfer", transfer);
+		ExternalInterface.addCallback("join", join);
+		ExternalInterface.addCallback("three_way", threeWay);
 		ExternalInterface.addCallback("reject", reject);
 		ExternalInterface.addCallback("sendDTMF", sendDTMF);
 		emit({type: "ready"});
@@ -180,4 +183,13 @@ class FlashPhone {
 
 	static function sendDTMF(digits:String, ?call:Dynamic):Int
 		return request("sendDTMF", onCall(call, [digits]));
+
+	static function transfer(uri:String, ?call:Dynamic):Int
+		return request("transfer", onCall(call, [uri]));
+
+	static function join(?a:Dynamic, ?b:Dynamic):Int
+		return request("join", [a, b]);
+
+	static function threeWay(?a:Dynamic, ?b:Dynamic):Int
+		return request("three_way", [a, b]);
 }

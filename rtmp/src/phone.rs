@@ -28,6 +28,13 @@ pub mod code {
     pub const CALL_HELD: &str = "Sono.Call.Held";
     /// The peer refused the client's hold or resume: nothing changed.
     pub const CALL_HOLD_FAILED: &str = "Sono.Call.HoldFailed";
+    /// How the client's transfer of a call goes (the peer's REFER answer
+    /// and NOTIFYs), or why `transfer`/`join` was refused.
+    pub const CALL_TRANSFER: &str = "Sono.Call.Transfer";
+    /// The peer asked sono to call someone else (its REFER): the new call.
+    pub const CALL_REFERRED: &str = "Sono.Call.Referred";
+    /// A three-way call began or ended.
+    pub const CALL_THREE_WAY: &str = "Sono.Call.ThreeWay";
     pub const REGISTRATION_STATUS: &str = "Sono.Registration.Status";
     /// A connection closed (to REST event subscribers), or a request reached
     /// a connection that was closing.
@@ -81,6 +88,26 @@ pub enum PhoneRequest {
     Hold {
         held: bool,
         call: Option<CallId>,
+    },
+    /// `transfer(uri, [call])` (or `transfer(call, uri)`): a blind
+    /// transfer of the call's peer to `uri` (REFER, RFC 3515).
+    Transfer {
+        uri: String,
+        call: Option<CallId>,
+    },
+    /// `join([a], [b])`: an attended transfer, a's peer is asked to call
+    /// b's in b's place (REFER with Replaces, RFC 3891); both calls end
+    /// when it succeeds. Without ids: the active call and the other one.
+    Join {
+        a: Option<CallId>,
+        b: Option<CallId>,
+    },
+    /// `three_way([a], [b])`: the client and both calls' peers hear each
+    /// other (mixed at 16 kHz); either peer leaving returns to a normal
+    /// call. Without ids: the active call and the other one.
+    ThreeWay {
+        a: Option<CallId>,
+        b: Option<CallId>,
     },
 }
 
@@ -185,6 +212,19 @@ pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneReques
         "sendDTMF" => parse_dtmf(args),
         "register" => parse_register(args),
         "unregister" => Ok(PhoneRequest::Unregister),
+        "transfer" => parse_transfer(args),
+        "join" => at_most(name, args, 2).and_then(|()| {
+            Ok(PhoneRequest::Join {
+                a: call_arg(args, 0)?,
+                b: call_arg(args, 1)?,
+            })
+        }),
+        "three_way" => at_most(name, args, 2).and_then(|()| {
+            Ok(PhoneRequest::ThreeWay {
+                a: call_arg(args, 0)?,
+                b: call_arg(args, 1)?,
+            })
+        }),
         "hold" | "unhold" => at_most(name, args, 1)
             .and_then(|()| call_arg(args, 0))
             .map(|call| PhoneRequest::Hold {
@@ -193,6 +233,56 @@ pub fn parse_request(name: &str, args: &[AmfValue]) -> Option<Result<PhoneReques
             }),
         _ => return None,
     })
+}
+
+/// `transfer(uri, [call])`, or mod_rtmp's order `transfer(call, uri)`
+/// (a call id first, as a number or a numeric string).
+fn parse_transfer(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+    at_most("transfer", args, 2)?;
+    let id_first = match args.first() {
+        Some(AmfValue::Number(_)) => true,
+        Some(AmfValue::String(s)) => s.trim().parse::<CallId>().is_ok() && args.len() == 2,
+        _ => false,
+    };
+    let (uri_at, call_at) = if id_first { (1, 0) } else { (0, 1) };
+    let uri = target_uri("transfer", args.get(uri_at))?;
+    Ok(PhoneRequest::Transfer {
+        uri,
+        call: call_arg(args, call_at)?,
+    })
+}
+
+/// A URI argument (`dial`'s, `transfer`'s): a non-empty string without
+/// control characters, at most `MAX_ARGUMENT_LEN` bytes.
+fn target_uri(method: &str, arg: Option<&AmfValue>) -> Result<String, PhoneError> {
+    let uri = match arg {
+        Some(AmfValue::String(s)) if !s.trim().is_empty() => s.trim(),
+        Some(AmfValue::String(_)) | None => {
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                format!("{method} needs a URI to call"),
+            ))
+        }
+        Some(v) if v.is_nullish() => {
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                format!("{method} needs a URI to call"),
+            ))
+        }
+        Some(_) => {
+            return Err(PhoneError::new(
+                code::CALL_NO_URI,
+                format!("the URI {method} calls must be a string"),
+            ))
+        }
+    };
+    if uri.len() > MAX_ARGUMENT_LEN || uri.chars().any(char::is_control) {
+        return Err(PhoneError::new(
+            code::CALL_FAILED,
+            format!("the URI {method} calls is not a valid URI"),
+        ));
+    }
+    Ok(uri.to_owned())
 }
 
 fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
@@ -444,6 +534,28 @@ pub enum PhoneEvent {
         sip_code: u16,
         reason: String,
     },
+    /// How the client's transfer goes: the REFER's answer, then each
+    /// status of the peer's call to the target; `done` once final (a 2xx
+    /// then means the call was transferred and ends).
+    Transfer {
+        sip_code: u16,
+        reason: String,
+        done: bool,
+    },
+    /// The peer asked sono to call `target` (its REFER, allowed by the dial
+    /// plan): `new_call` is that call's id; it replaces this one when
+    /// answered.
+    Referred {
+        target: String,
+        referred_by: Option<String>,
+        new_call: CallId,
+    },
+    /// The client's calls `calls` are (`on`) or are no longer a three-way
+    /// call.
+    ThreeWay {
+        calls: [CallId; 2],
+        on: bool,
+    },
     ServerShutdown,
 }
 
@@ -524,6 +636,44 @@ impl PhoneEvent {
                 put("sip_code", AmfValue::Number(f64::from(*sip_code)));
                 put("reason", reason.as_str().into());
             }
+            PhoneEvent::Transfer {
+                sip_code,
+                reason,
+                done,
+            } => {
+                put("code", code::CALL_TRANSFER.into());
+                put("sip_code", AmfValue::Number(f64::from(*sip_code)));
+                put("reason", reason.as_str().into());
+                put("done", AmfValue::Boolean(*done));
+            }
+            PhoneEvent::Referred {
+                target,
+                referred_by,
+                new_call,
+            } => {
+                put("code", code::CALL_REFERRED.into());
+                put("target", target.as_str().into());
+                put(
+                    "referred_by",
+                    referred_by
+                        .as_deref()
+                        .map_or(AmfValue::Null, AmfValue::from),
+                );
+                put("new_call", AmfValue::Number(f64::from(*new_call)));
+            }
+            PhoneEvent::ThreeWay { calls, on } => {
+                put("code", code::CALL_THREE_WAY.into());
+                put(
+                    "calls",
+                    AmfValue::StrictArray(
+                        calls
+                            .iter()
+                            .map(|c| AmfValue::Number(f64::from(*c)))
+                            .collect(),
+                    ),
+                );
+                put("on", AmfValue::Boolean(*on));
+            }
             PhoneEvent::ServerShutdown => {
                 put("code", code::SERVER_SHUTDOWN.into());
                 put("description", "sono is shutting down".into());
@@ -585,6 +735,71 @@ mod tests {
         assert_eq!(err("dial", vec!["  ".into()]), code::CALL_NO_URI);
         assert_eq!(err("dial", vec![AmfValue::Number(5.0)]), code::CALL_NO_URI);
         assert_eq!(err("dial", vec!["sip:a\r\nb".into()]), code::CALL_FAILED);
+    }
+
+    #[test]
+    fn transfer_takes_a_uri_and_an_optional_call_in_either_order() {
+        let want = |call| {
+            Ok(PhoneRequest::Transfer {
+                uri: "sip:carol@127.0.0.1".into(),
+                call,
+            })
+        };
+        assert_eq!(
+            parse("transfer", vec!["sip:carol@127.0.0.1".into()]),
+            want(None)
+        );
+        assert_eq!(
+            parse(
+                "transfer",
+                vec!["sip:carol@127.0.0.1".into(), AmfValue::Number(2.0)]
+            ),
+            want(Some(2))
+        );
+        assert_eq!(
+            parse(
+                "transfer",
+                vec![AmfValue::Number(2.0), "sip:carol@127.0.0.1".into()]
+            ),
+            want(Some(2))
+        );
+        assert_eq!(
+            parse("transfer", vec!["2".into(), "sip:carol@127.0.0.1".into()]),
+            want(Some(2))
+        );
+        assert_eq!(err("transfer", vec![]), code::CALL_NO_URI);
+        assert_eq!(
+            err("transfer", vec![AmfValue::Number(2.0)]),
+            code::CALL_NO_URI
+        );
+        assert_eq!(err("transfer", vec!["sip:a\nb".into()]), code::CALL_FAILED);
+        assert_eq!(
+            err("transfer", vec!["sip:a@b".into(), AmfValue::Number(0.5)]),
+            code::CALL_NO_CALL
+        );
+        assert_eq!(
+            parse("join", vec![]),
+            Ok(PhoneRequest::Join { a: None, b: None })
+        );
+        assert_eq!(
+            parse("join", vec![AmfValue::Number(1.0), AmfValue::Number(2.0)]),
+            Ok(PhoneRequest::Join {
+                a: Some(1),
+                b: Some(2)
+            })
+        );
+        assert_eq!(
+            err("join", vec![1.0.into(), 2.0.into(), 3.0.into()]),
+            code::CALL_NO_CALL
+        );
+        assert_eq!(
+            parse("three_way", vec![AmfValue::Null, AmfValue::Number(2.0)]),
+            Ok(PhoneRequest::ThreeWay {
+                a: None,
+                b: Some(2)
+            })
+        );
+        assert_eq!(err("three_way", vec!["x".into()]), code::CALL_NO_CALL);
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn config() -> OutboundCallConfig {
         auth: sono_sip::outbound_call::Auth::None,
         dial_plan: None,
         call_id: String::new(),
+        extra_headers: Vec::new(),
     }
 }
 

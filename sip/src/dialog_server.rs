@@ -3,7 +3,8 @@
 //! server transaction (§17.2) so retransmissions are answered again; BYE ends
 //! the call (§15.1.2), a re-INVITE is answered with our SDP (§14.2, RFC 3264
 //! §8: hold, refresh) and its 2xx retransmitted until the ACK (§13.3.1.4),
-//! OPTIONS and INFO get 200, anything else 501; out-of-order CSeq 500,
+//! OPTIONS and INFO get 200, REFER and NOTIFY are left to the call core's
+//! transfers (RFC 3515), anything else 501; out-of-order CSeq 500,
 //! unknown Require 420, non-SDP bodies 415, strangers 481.
 
 use std::collections::VecDeque;
@@ -50,6 +51,9 @@ pub enum DialogOutcome {
     MediaChanged(Negotiated),
     /// Our 2xx was never ACKed: the dialog is dead (§13.3.1.4).
     AckTimeout,
+    /// A REFER or NOTIFY inside the dialog, checked but not answered: the
+    /// core's [`Transfers`](crate::transfer::Transfers) answers it.
+    Unanswered,
 }
 
 #[derive(Debug)]
@@ -349,6 +353,7 @@ impl DialogServer {
                 self.respond(rx, request, reply_to, 200, "OK", &[], None, now);
                 DialogOutcome::Nothing
             }
+            "REFER" | "NOTIFY" => DialogOutcome::Unanswered,
             _ => {
                 let extra = [("Allow", ALLOW)];
                 self.respond(

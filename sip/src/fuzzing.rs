@@ -108,6 +108,7 @@ fn config() -> OutboundCallConfig {
         )
         .ok(),
         call_id: "fuzz-call@sono".into(),
+        extra_headers: Vec::new(),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{response, response_text, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
+use crate::transfer::{DialogId, TransferEvent, Transfers};
 use crate::transmit::{Transmit, Transport};
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub enum InboundEvent {
     MediaChanged(Negotiated),
     /// What our re-INVITE to hold or resume came to.
     Reoffer(ReofferOutcome),
+    /// A transfer, either way (see `CallEvent::Transfer`).
+    Transfer(TransferEvent),
     /// The caller's Contact or Record-Route is outside the dial plan: the
     /// call was refused (403) before it rang.
     TargetRefused {
@@ -87,6 +90,8 @@ pub struct InboundCall {
     server: DialogServer,
     /// Our re-INVITEs to hold and resume.
     reoffers: Reoffers,
+    /// Transfers both ways (REFER, NOTIFY).
+    transfers: Transfers,
     bye: Option<Bye>,
     answered: bool,
     transmit: VecDeque<Transmit>,
@@ -134,6 +139,7 @@ impl InboundCall {
             server,
             // The caller owns the Call-ID (§14.1's longer glare wait is theirs).
             reoffers: Reoffers::new(config.timers, false),
+            transfers: Transfers::new(config.timers),
             bye: None,
             answered: false,
             transmit: VecDeque::new(),
@@ -259,6 +265,7 @@ impl InboundCall {
             && self.bye.as_ref().is_none_or(Bye::is_terminated)
             && self.server.is_idle()
             && self.reoffers.is_idle()
+            && self.transfers.is_idle()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -267,6 +274,7 @@ impl InboundCall {
             self.bye.as_ref().and_then(Bye::poll_timeout),
             self.server.poll_timeout(),
             self.reoffers.poll_timeout(),
+            self.transfers.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -380,7 +388,65 @@ impl InboundCall {
             &mut self.transmit,
         );
         self.reoffer_outcomes(now);
+        self.transfers.handle_timeout(now, &mut self.transmit);
+        self.transfer_events(now);
         self.drain();
+    }
+
+    /// Transfers the peer to `target` (REFER, RFC 3515; the caller has
+    /// applied the dial plan); false if the call is not up or a transfer
+    /// of ours is already under way.
+    pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
+        let ctx = request_context(&self.config, self.reply_to);
+        let Some(dialog) = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed)
+        else {
+            return false;
+        };
+        let sent = self.transfers.refer(
+            dialog,
+            &ctx,
+            target,
+            &self.config.contact,
+            now,
+            &mut self.transmit,
+        );
+        self.transfer_events(now);
+        self.drain();
+        sent
+    }
+
+    /// Tells the peer that transferred us how our call to its target goes.
+    pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
+        let ctx = request_context(&self.config, self.reply_to);
+        if let Some(dialog) = self.dialog.as_mut().filter(|_| self.phase != Phase::Ended) {
+            self.transfers
+                .notify(dialog, &ctx, code, reason, now, &mut self.transmit);
+        }
+        self.drain();
+    }
+
+    /// The confirmed dialog's identity, for a Replaces header naming it.
+    pub fn dialog_id(&self) -> Option<DialogId> {
+        self.dialog
+            .as_ref()
+            .filter(|_| self.phase == Phase::Confirmed)
+            .map(DialogId::of)
+    }
+
+    /// What the transfers came to; a transfer of ours that succeeded ends
+    /// the call (RFC 5589 §6.1).
+    fn transfer_events(&mut self, now: Instant) {
+        while let Some(event) = self.transfers.poll_event() {
+            let succeeded = event.transferred_away();
+            self.events.push_back(InboundEvent::Transfer(event));
+            if succeeded {
+                self.send_bye(now);
+                self.end(None, "transferred".into());
+            }
+        }
     }
 
     /// Holds the confirmed call (`a=sendonly`, RFC 3264 §8.4) or resumes
@@ -423,6 +489,8 @@ impl InboundCall {
     pub fn handle_message(&mut self, rx: Received, source: SocketAddr, now: Instant) {
         if let Some(request) = rx.request().cloned() {
             self.handle_request(rx, &request, source, now);
+        } else if self.transfers.handle_response(&rx, now, &mut self.transmit) {
+            self.transfer_events(now);
         } else if self.reoffers.owns(&rx) {
             let ctx = request_context(&self.config, self.reply_to);
             if let Some(dialog) = &mut self.dialog {
@@ -527,6 +595,24 @@ impl InboundCall {
             }
             DialogOutcome::RemoteBye => self.end(None, "the other party hung up (BYE)".into()),
             DialogOutcome::MediaChanged(m) => self.events.push_back(InboundEvent::MediaChanged(m)),
+            DialogOutcome::Unanswered => {
+                let ctx = request_context(&self.config, self.reply_to);
+                let dialog = self
+                    .dialog
+                    .as_mut()
+                    .filter(|_| self.phase == Phase::Confirmed);
+                self.transfers.answer(
+                    &rx,
+                    source,
+                    self.config.dial_plan.as_ref(),
+                    &mut self.server,
+                    dialog,
+                    &ctx,
+                    now,
+                    &mut self.transmit,
+                );
+                self.transfer_events(now);
+            }
             _ => {}
         }
     }

@@ -4,7 +4,8 @@
 //! re-sent for retransmitted 2xx, CANCEL before the answer (§9.1: only after a
 //! provisional), BYE after it (§15), and the requests the peer sends inside the
 //! dialog: BYE, re-INVITE (answered with our SDP, 2xx retransmitted until ACK,
-//! §13.3.1.4), OPTIONS, INFO; anything else 501 (§8.2.1).
+//! §13.3.1.4), OPTIONS, INFO, and transfers both ways (REFER and NOTIFY,
+//! RFC 3515, through [`Transfers`]); anything else 501 (§8.2.1).
 //!
 //! Bytes and time go in ([`OutboundCall::handle_message`],
 //! [`OutboundCall::hangup`], [`OutboundCall::handle_timeout`]); datagrams,
@@ -26,6 +27,7 @@ use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::response::{header_values, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
+use crate::transfer::{DialogId, TransferEvent, Transfers};
 
 pub use crate::ids::{random_token, BRANCH_COOKIE};
 pub use crate::transmit::{Transmit, Transport};
@@ -57,6 +59,10 @@ pub struct OutboundCallConfig {
     pub dial_plan: Option<DialPlan>,
     /// Call-ID; random when empty.
     pub call_id: String,
+    /// Header fields the INVITE carries besides ours: `Referred-By` and
+    /// `Replaces` when a peer's REFER asked for the call (RFC 3515 §2.4.2,
+    /// RFC 3891).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 /// Whom our credentials answer. A challenge is a request for them: answered
@@ -92,6 +98,11 @@ pub enum CallEvent {
     /// What our re-INVITE to hold or resume came to (settled or refused;
     /// one that ends the call ends it with [`CallEvent::Ended`]).
     Reoffer(ReofferOutcome),
+    /// How our transfer of the peer goes, or the peer's wish that we call
+    /// someone else (its REFER, accepted: the dial plan allows the target).
+    /// A transfer of ours that succeeded ends the call with
+    /// [`CallEvent::Ended`] (reason "transferred") after its last progress.
+    Transfer(TransferEvent),
     /// The peer named a target (Contact, Record-Route) outside the dial
     /// plan; nothing was sent there.
     TargetRefused { target: String, reason: String },
@@ -146,6 +157,8 @@ pub struct OutboundCall {
     server: DialogServer,
     /// Our re-INVITEs to hold and resume.
     reoffers: Reoffers,
+    /// Transfers both ways (REFER, NOTIFY).
+    transfers: Transfers,
     /// The 2xx named a target outside the dial plan: it is never ACKed.
     target_refused: bool,
     answered: bool,
@@ -195,6 +208,7 @@ impl OutboundCall {
             stray_byes: Vec::new(),
             server,
             reoffers: Reoffers::new(config_timers, true),
+            transfers: Transfers::new(config_timers),
             target_refused: false,
             answered: false,
             transmit: VecDeque::new(),
@@ -230,6 +244,7 @@ impl OutboundCall {
             && self.stray_byes.is_empty()
             && self.server.is_idle()
             && self.reoffers.is_idle()
+            && self.transfers.is_idle()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -258,6 +273,7 @@ impl OutboundCall {
         all.extend(self.stray_byes.iter().map(Bye::poll_timeout));
         all.push(self.server.poll_timeout());
         all.push(self.reoffers.poll_timeout());
+        all.push(self.transfers.poll_timeout());
         all.into_iter().flatten().min()
     }
 
@@ -292,6 +308,8 @@ impl OutboundCall {
             &mut self.transmit,
         );
         self.reoffer_outcomes(now);
+        self.transfers.handle_timeout(now, &mut self.transmit);
+        self.transfer_events(now);
         self.drain();
     }
 
@@ -332,6 +350,59 @@ impl OutboundCall {
         }
     }
 
+    /// Transfers the peer to `target` (REFER, RFC 3515; the caller has
+    /// applied the dial plan); false if the call is not up or a transfer
+    /// of ours is already under way.
+    pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
+        let Some(dialog) = self
+            .dialog
+            .as_mut()
+            .filter(|_| self.phase == Phase::Confirmed)
+        else {
+            return false;
+        };
+        let by = crate::dialog::uri_of(&self.config.from).to_owned();
+        let ctx = request_context(&self.config);
+        let sent = self
+            .transfers
+            .refer(dialog, &ctx, target, &by, now, &mut self.transmit);
+        self.transfer_events(now);
+        self.drain();
+        sent
+    }
+
+    /// Tells the peer that transferred us how our call to its target goes
+    /// (NOTIFY with a sipfrag; a final `code` ends the subscription).
+    pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
+        if let Some(dialog) = self.dialog.as_mut().filter(|_| self.phase != Phase::Ended) {
+            let ctx = request_context(&self.config);
+            self.transfers
+                .notify(dialog, &ctx, code, reason, now, &mut self.transmit);
+        }
+        self.drain();
+    }
+
+    /// The confirmed dialog's identity, for a Replaces header naming it.
+    pub fn dialog_id(&self) -> Option<DialogId> {
+        self.dialog
+            .as_ref()
+            .filter(|_| self.phase == Phase::Confirmed)
+            .map(DialogId::of)
+    }
+
+    /// What the transfers came to, as events; a transfer of ours that
+    /// succeeded ends the call (RFC 5589 §6.1: the transferor hangs up).
+    fn transfer_events(&mut self, now: Instant) {
+        while let Some(event) = self.transfers.poll_event() {
+            let succeeded = event.transferred_away();
+            self.events.push_back(CallEvent::Transfer(event));
+            if succeeded {
+                self.send_bye(now);
+                self.end(None, "transferred".into());
+            }
+        }
+    }
+
     /// The client hung up: CANCEL before the answer (once a provisional
     /// arrived), BYE after it.
     pub fn hangup(&mut self, now: Instant) {
@@ -366,6 +437,10 @@ impl OutboundCall {
             return;
         };
         let branch = rx.branch().to_owned();
+        if self.transfers.handle_response(&rx, now, &mut self.transmit) {
+            self.transfer_events(now);
+            return;
+        }
         if self.reoffers.owns(&rx) {
             if let Some(dialog) = &mut self.dialog {
                 self.reoffers.handle_response(
@@ -744,6 +819,24 @@ impl OutboundCall {
             DialogOutcome::MediaChanged(media) => {
                 self.events.push_back(CallEvent::MediaChanged(media))
             }
+            DialogOutcome::Unanswered => {
+                let ctx = request_context(&self.config);
+                let dialog = self
+                    .dialog
+                    .as_mut()
+                    .filter(|_| self.phase == Phase::Confirmed);
+                self.transfers.answer(
+                    &rx,
+                    source,
+                    self.config.dial_plan.as_ref(),
+                    &mut self.server,
+                    dialog,
+                    &ctx,
+                    now,
+                    &mut self.transmit,
+                );
+                self.transfer_events(now);
+            }
             DialogOutcome::Nothing | DialogOutcome::Acknowledged | DialogOutcome::AckTimeout => {}
         }
     }
@@ -838,6 +931,12 @@ fn invite_request(
     text.push_str(&format!("User-Agent: {}\r\n", config.user_agent));
     if let Some((name, value)) = authorization {
         text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for (name, value) in &config.extra_headers {
+        // A header field must not carry a line break into the request.
+        if !value.contains(['\r', '\n']) && !name.contains(['\r', '\n', ':']) {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     text.push_str(&format!(
         "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",

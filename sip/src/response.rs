@@ -32,7 +32,7 @@ pub fn header_value(headers: &rsip::Headers, name: &str) -> Option<String> {
 }
 
 /// The methods sono's UA understands, for Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 
 /// A response to `request` as text. `to_tag` is added to To when it has none.
 #[allow(clippy::too_many_arguments)]

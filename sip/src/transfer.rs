@@ -50,6 +50,51 @@ pub enum TransferEvent {
     },
 }
 
+impl TransferEvent {
+    /// Our transfer reached its target: the peer's final NOTIFY said 2xx.
+    pub fn transferred_away(&self) -> bool {
+        matches!(self, TransferEvent::Progress { code, done: true, .. } if (200..300).contains(code))
+    }
+}
+
+/// A confirmed dialog's identity as another party would name it in a
+/// Replaces header (RFC 3891 §3), and where it can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialogId {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+    /// The peer's Contact.
+    pub remote_target: String,
+}
+
+impl DialogId {
+    pub fn of(dialog: &Dialog) -> DialogId {
+        DialogId {
+            call_id: dialog.call_id.clone(),
+            local_tag: dialog.local_tag.clone(),
+            remote_tag: dialog.remote_tag.clone(),
+            remote_target: dialog.remote_target.clone(),
+        }
+    }
+
+    /// The Refer-To URI of an attended transfer to this dialog's peer: its
+    /// Contact with a Replaces header, so that the peer we REFER calls it
+    /// and takes our place. The tags are the recipient's view (RFC 3891
+    /// §3: to-tag is its local tag, our remote one).
+    pub fn replacing_uri(&self) -> String {
+        let replaces = format!(
+            "{};to-tag={};from-tag={}",
+            self.call_id, self.remote_tag, self.local_tag
+        );
+        let target = self
+            .remote_target
+            .split_once('?')
+            .map_or(self.remote_target.as_str(), |(t, _)| t);
+        format!("{target}?Replaces={}", escape_header_value(&replaces))
+    }
+}
+
 /// The answer the core owes a REFER or NOTIFY the peer sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -264,6 +309,13 @@ impl Transfers {
         let Some(request) = rx.request() else {
             return;
         };
+        if dialog.is_none() && rx.cseq_method == "REFER" {
+            let reply_to = rx.top_via.response_address(source);
+            let reason = "Forbidden (the call is not up)";
+            server.respond(rx, request, reply_to, 403, reason, &[], None, now);
+            server.drain(out);
+            return;
+        }
         let judge = |target: &str| match plan.map(|p| p.check(target)) {
             None | Some(Verdict::Allowed(_)) => Ok(()),
             Some(Verdict::Forbidden(reason)) => Err(reason),

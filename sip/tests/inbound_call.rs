@@ -371,3 +371,102 @@ fn the_callee_holds_with_a_reinvite_to_the_callers_contact_and_resumes() {
     let resume = sent(&mut call).remove(0);
     assert_eq!(resume.cseq, 2);
 }
+
+/// A request from the caller inside the dialog with extra header lines and
+/// a body of its own type.
+fn request_with(
+    method: &str,
+    cseq: u32,
+    to_tag: &str,
+    headers: &str,
+    body: Option<(&str, &str)>,
+) -> Received {
+    let (ct, body) = match body {
+        Some((ctype, text)) => (format!("Content-Type: {ctype}\r\n"), text),
+        None => (String::new(), ""),
+    };
+    let text = format!(
+        "{method} sip:sono-1@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK{method}{cseq};rport\r\n\
+From: \"Alice\" <sip:alice@127.0.0.1:5090>;tag=alicetag\r\n\
+To: <sip:sono-1@127.0.0.1>;tag={to_tag}\r\nCall-ID: in-1@alice\r\nCSeq: {cseq} {method}\r\n\
+Contact: <sip:alice@127.0.0.1:5090>\r\nMax-Forwards: 70\r\n{headers}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    parse(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn transfers_work_both_ways_on_an_inbound_call() {
+    use sono_sip::response::{header_value, response_text};
+    use sono_sip::transfer::TransferEvent;
+    let now = Instant::now();
+    let mut call = InboundCall::new(invite(OFFER), caller(), config(), now);
+    // Before the answer there is nothing to transfer.
+    assert!(!call.transfer("sip:carol@127.0.0.1:5090", now));
+    call.accept(now);
+    let tag = sent(&mut call).pop().unwrap().to_tag.unwrap();
+    call.handle_message(
+        request("ACK", "z9hG4bKack", 1, Some(&tag), ""),
+        caller(),
+        now,
+    );
+    let _ = events(&mut call);
+
+    // The caller transfers us: judged (a target outside the plan: 403).
+    let outside = "Refer-To: <sip:carol@192.0.2.7>\r\n";
+    call.handle_message(request_with("REFER", 2, &tag, outside, None), caller(), now);
+    assert_eq!(codes(&sent(&mut call)), [403]);
+    let inside = "Refer-To: <sip:carol@127.0.0.1:5090>\r\n";
+    call.handle_message(request_with("REFER", 3, &tag, inside, None), caller(), now);
+    let out = sent(&mut call);
+    assert_eq!(codes(&out), [202]);
+    assert_eq!(out[1].cseq_method, "NOTIFY");
+    assert!(matches!(
+        events(&mut call).as_slice(),
+        [InboundEvent::Transfer(TransferEvent::Referred { target, replaces: None, .. })]
+            if target == "sip:carol@127.0.0.1:5090"
+    ));
+    call.notify_transfer(486, "Busy Here", now);
+    let last = sent(&mut call).remove(0);
+    let state = header_value(&last.request().unwrap().headers, "Subscription-State");
+    assert!(state.unwrap_or_default().starts_with("terminated"));
+
+    // We transfer the caller: REFER to its Contact, Referred-By is us.
+    assert!(call.transfer("sip:dave@127.0.0.1:5090", now));
+    let refer = sent(&mut call).remove(0);
+    let headers = &refer.request().unwrap().headers;
+    assert_eq!(
+        header_value(headers, "Refer-To").as_deref(),
+        Some("<sip:dave@127.0.0.1:5090>")
+    );
+    assert_eq!(
+        header_value(headers, "Referred-By").as_deref(),
+        Some("<sip:sono-1@127.0.0.1:5060>")
+    );
+    let accepted = response_text(
+        &refer,
+        "127.0.0.1:5060".parse().unwrap(),
+        202,
+        "Accepted",
+        None,
+        &[],
+        None,
+    );
+    call.handle_message(parse(accepted.as_bytes()).unwrap(), caller(), now);
+    let notify = request_with(
+        "NOTIFY",
+        4,
+        &tag,
+        "Event: refer\r\nSubscription-State: terminated\r\n",
+        Some(("message/sipfrag", "SIP/2.0 200 OK\r\n")),
+    );
+    call.handle_message(notify, caller(), now);
+    let out = sent(&mut call);
+    assert_eq!(codes(&out), [200]);
+    assert_eq!(out[1].cseq_method, "BYE", "{out:?}");
+    assert!(matches!(
+        events(&mut call).last(),
+        Some(InboundEvent::Ended { reason, .. }) if reason == "transferred"
+    ));
+}

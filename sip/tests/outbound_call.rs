@@ -43,6 +43,7 @@ fn config() -> OutboundCallConfig {
         auth: Auth::None,
         dial_plan: Some(DialPlan::new(false, &[r"sip:.*@127\.0\.0\.1:5080".into()], &[]).unwrap()),
         call_id: String::new(),
+        extra_headers: Vec::new(),
     }
 }
 
@@ -772,4 +773,238 @@ fn the_peers_hold_is_seen_with_sendonly_and_with_the_old_0_0_0_0() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A request from the peer inside the dialog with extra header lines and
+/// a body of `ctype`.
+fn peer_request_with(
+    call_id: &str,
+    tag: &str,
+    method: &str,
+    cseq: u32,
+    headers: &str,
+    body: Option<(&str, &str)>,
+) -> Received {
+    let (ct, body) = match body {
+        Some((ctype, text)) => (format!("Content-Type: {ctype}\r\n"), text),
+        None => (String::new(), ""),
+    };
+    let text = format!(
+        "{method} sip:alice@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKpeer{cseq}{method}\r\n\
+From: <sip:bob@127.0.0.1:5080>;tag=bobtag\r\n\
+To: \"Sono\" <sip:alice@127.0.0.1>;tag={tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+Contact: <sip:bob@127.0.0.1:5080>\r\n{headers}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    parse(text.as_bytes()).unwrap()
+}
+
+fn header(r: &Received, name: &str) -> String {
+    let headers = match (r.request(), r.response()) {
+        (Some(q), _) => &q.headers,
+        (_, Some(p)) => &p.headers,
+        _ => return String::new(),
+    };
+    sono_sip::response::header_value(headers, name).unwrap_or_default()
+}
+
+#[test]
+fn the_peers_refer_is_judged_by_the_dial_plan_and_our_call_to_its_target_is_notified() {
+    use sono_sip::transfer::TransferEvent;
+    let now = Instant::now();
+    let (mut call, _, tag) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    let id = call.call_id().to_owned();
+
+    // A target the dial plan refuses: 403, nothing else sent, no event.
+    let outside = "Refer-To: <sip:mallory@192.0.2.7>\r\n";
+    call.handle_message(
+        peer_request_with(&id, &tag, "REFER", 2, outside, None),
+        peer(),
+        now,
+    );
+    let out = sent(&mut call);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].status_code(), Some(403));
+    assert!(events(&mut call).is_empty());
+
+    // An allowed one (attended: with Replaces): 202, then NOTIFY 100 Trying.
+    let refer =
+        "Refer-To: <sip:carol@127.0.0.1:5080?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n\
+Referred-By: <sip:bob@127.0.0.1:5080>\r\n";
+    call.handle_message(
+        peer_request_with(&id, &tag, "REFER", 3, refer, None),
+        peer(),
+        now,
+    );
+    let out = sent(&mut call);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].status_code(), Some(202));
+    assert_eq!(method(&out[1]), "NOTIFY");
+    assert_eq!(header(&out[1], "Event"), "refer");
+    assert!(header(&out[1], "Subscription-State").starts_with("active"));
+    assert_eq!(body_of(&out[1]), "SIP/2.0 100 Trying\r\n");
+    assert_eq!(
+        events(&mut call),
+        [CallEvent::Transfer(TransferEvent::Referred {
+            target: "sip:carol@127.0.0.1:5080".into(),
+            replaces: Some("abc@h;to-tag=1;from-tag=2".into()),
+            referred_by: Some("<sip:bob@127.0.0.1:5080>".into()),
+        })]
+    );
+    call.handle_message(reply(&out[1], 200, "OK", &[], None), peer(), now);
+
+    // One transfer at a time.
+    call.handle_message(
+        peer_request_with(&id, &tag, "REFER", 4, refer, None),
+        peer(),
+        now,
+    );
+    assert_eq!(sent(&mut call)[0].status_code(), Some(403));
+
+    // Our call to the target rings, then is answered: the last NOTIFY
+    // ends the subscription; our call with the referrer stays up.
+    call.notify_transfer(180, "Ringing", now);
+    let ringing = sent(&mut call).remove(0);
+    assert_eq!(body_of(&ringing), "SIP/2.0 180 Ringing\r\n");
+    call.notify_transfer(200, "OK", now);
+    let done = sent(&mut call).remove(0);
+    assert_eq!(body_of(&done), "SIP/2.0 200 OK\r\n");
+    assert!(header(&done, "Subscription-State").starts_with("terminated"));
+    assert!(done.cseq > ringing.cseq);
+    assert!(!call.is_ended());
+    // Nothing more is told once the subscription ended.
+    call.notify_transfer(200, "OK", now);
+    assert!(sent(&mut call).is_empty());
+}
+
+#[test]
+fn our_transfer_sends_refer_follows_the_notifies_and_a_final_2xx_ends_the_call_with_bye() {
+    use sono_sip::transfer::TransferEvent;
+    let now = Instant::now();
+    let (mut call, _, tag) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    let id = call.call_id().to_owned();
+
+    assert!(call.transfer("sip:carol@127.0.0.1:5090", now));
+    let refer = sent(&mut call).remove(0);
+    assert_eq!(method(&refer), "REFER");
+    assert_eq!(refer.cseq, 2);
+    assert_eq!(header(&refer, "Refer-To"), "<sip:carol@127.0.0.1:5090>");
+    assert_eq!(header(&refer, "Referred-By"), "<sip:alice@127.0.0.1>");
+    assert!(
+        !call.transfer("sip:dave@127.0.0.1:5090", now),
+        "one at a time"
+    );
+
+    call.handle_message(reply(&refer, 202, "Accepted", &[], None), peer(), now);
+    let progress = |code: u16, done: bool| {
+        CallEvent::Transfer(TransferEvent::Progress {
+            code,
+            reason: sono_sip::response::reason_phrase(code).into(),
+            done,
+        })
+    };
+    assert_eq!(events(&mut call), [progress(202, false)]);
+
+    let notify = |cseq: u32, frag: &str, state: &str| {
+        let headers = format!("Event: refer\r\nSubscription-State: {state}\r\n");
+        peer_request_with(
+            &id,
+            &tag,
+            "NOTIFY",
+            cseq,
+            &headers,
+            Some(("message/sipfrag;version=2.0", frag)),
+        )
+    };
+    call.handle_message(notify(2, "SIP/2.0 180 Ringing\r\n", "active"), peer(), now);
+    assert_eq!(sent(&mut call)[0].status_code(), Some(200));
+    assert_eq!(events(&mut call), [progress(180, false)]);
+
+    // A NOTIFY of another event package is not ours to take.
+    let other = peer_request_with(
+        &id,
+        &tag,
+        "NOTIFY",
+        3,
+        "Event: presence\r\nSubscription-State: active\r\n",
+        Some(("message/sipfrag;version=2.0", "SIP/2.0 180 Ringing\r\n")),
+    );
+    call.handle_message(other, peer(), now);
+    assert_eq!(sent(&mut call)[0].status_code(), Some(489));
+
+    call.handle_message(
+        notify(4, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource"),
+        peer(),
+        now,
+    );
+    let out = sent(&mut call);
+    assert_eq!(out[0].status_code(), Some(200));
+    assert_eq!(method(&out[1]), "BYE", "the transferor hangs up: {out:?}");
+    match events(&mut call).as_slice() {
+        [first, CallEvent::Ended { reason, .. }] => {
+            assert_eq!(*first, progress(200, true));
+            assert_eq!(reason, "transferred");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(call.is_ended());
+}
+
+#[test]
+fn a_failed_transfer_leaves_the_call_up_and_another_may_follow() {
+    use sono_sip::transfer::TransferEvent;
+    let now = Instant::now();
+    let (mut call, _, tag) = answered_call(now);
+    let _ = sent(&mut call);
+    let _ = events(&mut call);
+    let id = call.call_id().to_owned();
+
+    // Refused outright.
+    assert!(call.transfer("sip:carol@127.0.0.1:5090", now));
+    let refer = sent(&mut call).remove(0);
+    call.handle_message(reply(&refer, 603, "Decline", &[], None), peer(), now);
+    assert!(matches!(
+        events(&mut call).as_slice(),
+        [CallEvent::Transfer(TransferEvent::Progress {
+            code: 603,
+            done: true,
+            ..
+        })]
+    ));
+    assert!(!call.is_ended());
+
+    // Accepted, then the target is busy.
+    assert!(call.transfer("sip:carol@127.0.0.1:5090", now));
+    let refer = sent(&mut call).remove(0);
+    call.handle_message(reply(&refer, 202, "Accepted", &[], None), peer(), now);
+    let busy = peer_request_with(
+        &id,
+        &tag,
+        "NOTIFY",
+        2,
+        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\n",
+        Some(("message/sipfrag;version=2.0", "SIP/2.0 486 Busy Here\r\n")),
+    );
+    call.handle_message(busy, peer(), now);
+    assert_eq!(sent(&mut call).len(), 1, "only the 200 to the NOTIFY");
+    let evs = events(&mut call);
+    assert!(
+        matches!(
+            evs.last(),
+            Some(CallEvent::Transfer(TransferEvent::Progress {
+                code: 486,
+                done: true,
+                ..
+            }))
+        ),
+        "{evs:?}"
+    );
+    assert!(!call.is_ended());
+    assert!(call.transfer("sip:dave@127.0.0.1:5090", now), "free again");
 }

@@ -292,6 +292,69 @@ pub async fn dtmf(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    uri: String,
+}
+
+/// `POST …/transfer {uri}`: a blind transfer of the call's peer (REFER).
+pub async fn transfer(
+    req: HttpRequest,
+    shared: Data,
+    path: web::Path<CallPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let entry = auth::connection(&req, &shared, path.id)?;
+    let body: TransferBody = json_body(&body, true)?;
+    control(entry, parse("transfer", vec![body.uri.into(), path.arg()])?).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JoinBody {
+    a: Option<sono_rtmp::phone::CallId>,
+    b: Option<sono_rtmp::phone::CallId>,
+}
+
+/// `POST …/join {a?, b?}`: an attended transfer, a's peer to b's.
+pub async fn join(
+    req: HttpRequest,
+    shared: Data,
+    id: web::Path<ConnectionId>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    pair_request("join", req, shared, *id, body).await
+}
+
+/// `POST …/three_way {a?, b?}`: the client and both calls' peers together.
+pub async fn three_way(
+    req: HttpRequest,
+    shared: Data,
+    id: web::Path<ConnectionId>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    pair_request("three_way", req, shared, *id, body).await
+}
+
+/// A phone method about two calls, `{a?, b?}` in the body.
+async fn pair_request(
+    method: &str,
+    req: HttpRequest,
+    shared: Data,
+    id: ConnectionId,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let entry = auth::connection(&req, &shared, id)?;
+    let body: JoinBody = json_body(&body, false)?;
+    let arg = |c: Option<sono_rtmp::phone::CallId>| {
+        c.map_or(sono_rtmp::AmfValue::Null, |c| {
+            sono_rtmp::AmfValue::Number(c.into())
+        })
+    };
+    control(entry, parse(method, vec![arg(body.a), arg(body.b)])?).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     user: Option<String>,
     domain: Option<String>,
@@ -418,6 +481,9 @@ pub fn scope() -> actix_web::Scope {
         .service(resource("/connections/{id}/unhold", false, unhold))
         .service(resource("/connections/{id}/reject", false, reject))
         .service(resource("/connections/{id}/dtmf", false, dtmf))
+        .service(resource("/connections/{id}/transfer", false, transfer))
+        .service(resource("/connections/{id}/join", false, join))
+        .service(resource("/connections/{id}/three_way", false, three_way))
         // The same, about one call of the connection (its id from `dial`'s
         // answer or the events' `call`).
         .service(resource(
@@ -442,6 +508,11 @@ pub fn scope() -> actix_web::Scope {
             reject,
         ))
         .service(resource("/connections/{id}/calls/{call}/dtmf", false, dtmf))
+        .service(resource(
+            "/connections/{id}/calls/{call}/transfer",
+            false,
+            transfer,
+        ))
         .service(resource("/connections/{id}/register", false, register))
         .service(resource("/connections/{id}/unregister", false, unregister))
         .service(

@@ -112,6 +112,22 @@ export declare class SonoError extends Error {
   readonly status: number | null;
 }
 
+/** Sono.Call.Transfer (our transfer's progress) or Sono.Call.Referred (the peer transfers us). */
+export interface TransferInfo extends StatusInfo {
+  sip_code?: number;
+  reason?: string;
+  done?: boolean;
+  target?: string;
+  referred_by?: string | null;
+  new_call?: number;
+}
+
+/** Sono.Call.ThreeWay: calls a and b are (on) or are no longer a three-way call. */
+export interface ThreeWayInfo extends StatusInfo {
+  calls: [number, number];
+  on: boolean;
+}
+
 export interface SonoPhoneEventMap {
   status: CustomEvent<StatusInfo>;
   call: CustomEvent<CallStatusInfo>;
@@ -119,6 +135,8 @@ export interface SonoPhoneEventMap {
   registration: CustomEvent<RegistrationInfo>;
   dtmf: CustomEvent<DtmfInfo>;
   hold: CustomEvent<HoldInfo>;
+  transfer: CustomEvent<TransferInfo>;
+  threeway: CustomEvent<ThreeWayInfo>;
   state: CustomEvent<ConnectionState>;
   closed: CustomEvent<StatusInfo>;
 }
@@ -146,6 +164,12 @@ export declare class SonoPhone extends EventTarget {
   unhold(call?: number): Promise<unknown>;
   reject(code?: number, call?: number): Promise<unknown>;
   sendDTMF(digits: string, call?: number): Promise<unknown>;
+  /** Blind transfer of the call's peer to `uri` (REFER); the call ends when it succeeds. */
+  transfer(uri: string, call?: number): Promise<unknown>;
+  /** Attended transfer: a's peer is put through to b's (REFER with Replaces). */
+  join(a?: number, b?: number): Promise<unknown>;
+  /** Three-way call: the client and both calls' peers hear each other. */
+  threeWay(a?: number, b?: number): Promise<unknown>;
   register(options?: RegisterOptions): Promise<{ uri: string; expires?: number; token: string }>;
   unregister(): Promise<unknown>;
   state(): Promise<ConnectionState>;

@@ -27,6 +27,10 @@
 //   "dtmf"          Sono.Call.DTMF {digit}
 //   "hold"          Sono.Call.Held {held, by: "client"|"peer"} and
 //                   Sono.Call.HoldFailed {held, sip_code, reason}
+//   "transfer"      Sono.Call.Transfer {sip_code, reason, done} (our transfer
+//                   of the call) and Sono.Call.Referred {target, referred_by,
+//                   new_call} (the peer transfers us to new_call)
+//   "threeway"      Sono.Call.ThreeWay {calls: [a, b], on}
 //   "state"         Sono.Connection.State (the REST transport's first event)
 //   "closed"        the connection has closed
 // Methods return promises; a refused request rejects with a SonoError whose
@@ -58,6 +62,9 @@ const EVENT_NAMES = {
   "Sono.Call.DTMF": "dtmf",
   "Sono.Call.Held": "hold",
   "Sono.Call.HoldFailed": "hold",
+  "Sono.Call.Transfer": "transfer",
+  "Sono.Call.Referred": "transfer",
+  "Sono.Call.ThreeWay": "threeway",
   "Sono.Connection.State": "state",
   "Sono.Connection.Closed": "closed",
   "Sono.Server.Shutdown": "status",
@@ -159,6 +166,11 @@ class RestTransport {
         return post(on(args[1], "reject"), args[0] ? { code: args[0] } : {});
       case "sendDTMF":
         return post(on(args[1], "dtmf"), { digits: args[0] });
+      case "transfer":
+        return post(on(args[1], "transfer"), { uri: args[0] });
+      case "join":
+      case "three_way":
+        return post(method, { a: args[0] ?? undefined, b: args[1] ?? undefined });
       case "register":
         return post("register", args[0] ?? {});
       default:
@@ -482,6 +494,21 @@ export class SonoPhone extends EventTarget {
   }
   sendDTMF(digits, call) {
     return this.transport.call("sendDTMF", call == null ? [digits] : [digits, call]);
+  }
+  /** Blind transfer: the call's peer is asked (REFER) to call `uri`; the
+   *  call ends once it has. "transfer" events tell how it goes. */
+  transfer(uri, call) {
+    return this.transport.call("transfer", call == null ? [uri] : [uri, call]);
+  }
+  /** Attended transfer: call a's peer is put through to call b's (REFER
+   *  with Replaces); both calls end. Default: the active call and the other. */
+  join(a, b) {
+    return this.transport.call("join", [a ?? null, b ?? null]);
+  }
+  /** Three-way call: the client and the peers of calls a and b hear each
+   *  other (a becomes active). Default: the active call and the other. */
+  threeWay(a, b) {
+    return this.transport.call("three_way", [a ?? null, b ?? null]);
   }
   /** register() for the implicit URI; register({user, domain, auth_user, password, display_name}). */
   register(options) {

@@ -42,7 +42,7 @@ impl ClientSession {
     }
 
     /// Changes line `id`, keeping `sono_calls{state}` in step.
-    fn update_line(&mut self, id: CallId, change: impl FnOnce(&mut Line)) {
+    pub(super) fn update_line(&mut self, id: CallId, change: impl FnOnce(&mut Line)) {
         let Some(line) = self.lines.get_mut(id) else {
             return;
         };
@@ -54,7 +54,7 @@ impl ClientSession {
 
     /// Forgets line `id` (its call ended); the transport loses its media
     /// if it was the active one.
-    fn remove_line(&mut self, id: CallId) {
+    pub(super) fn remove_line(&mut self, id: CallId) {
         let was_active = self.lines.active_id() == Some(id);
         if let Some(line) = self.lines.remove(id) {
             self.shared.metrics.call_phase(line.phase(), None);
@@ -71,7 +71,8 @@ impl ClientSession {
 
     /// Makes `id` the active line: the one before it is held (if it is up
     /// and not yet held), and the client's audio goes to `id`'s bridge.
-    fn make_active(&mut self, ctx: &mut Context<Self>, id: CallId) {
+    pub(super) fn make_active(&mut self, ctx: &mut Context<Self>, id: CallId) {
+        self.end_three_way();
         if let Some(previous) = self.lines.active_id().filter(|p| *p != id) {
             self.hold_quietly(ctx, previous);
         }
@@ -84,7 +85,7 @@ impl ClientSession {
 
     /// Holds line `id` because another becomes active (no request to
     /// answer; `Sono.Call.Held` tells the client).
-    fn hold_quietly(&mut self, ctx: &mut Context<Self>, id: CallId) {
+    pub(super) fn hold_quietly(&mut self, ctx: &mut Context<Self>, id: CallId) {
         let Some(line) = self.lines.get_mut(id) else {
             return;
         };
@@ -215,6 +216,7 @@ impl ClientSession {
             return;
         };
         let target = line.call.clone();
+        self.end_three_way();
         if !held {
             // The active line goes on hold before this one comes back.
             if let Some(previous) = self.lines.active_id().filter(|p| *p != id) {
@@ -329,39 +331,62 @@ impl ClientSession {
             self.fail(txn, code, why);
             return;
         }
+        let id = match self.start_outbound(ctx, target, Vec::new()) {
+            Ok(id) => id,
+            Err(why) => {
+                self.fail(txn, code::CALL_FAILED, &why);
+                return;
+            }
+        };
+        let started = AmfValue::object([
+            ("status", AmfValue::from("trying")),
+            ("call", AmfValue::Number(f64::from(id))),
+        ]);
+        match txn {
+            // REST does not hold a request open while the phone rings: it is
+            // told the call started, and follows it with events.
+            Responder::Rest(_) => self.respond(txn, Ok(started)),
+            Responder::Amf(_) => {
+                if let Some(line) = self.lines.get_mut(id) {
+                    line.pending_dial = Some(txn);
+                }
+            }
+        }
+        self.make_active(ctx, id);
+    }
+
+    /// Starts an outbound call to `target` (the dial plan allowed it) on a
+    /// new line, its INVITE carrying `extra_headers`; the line's id, or
+    /// why it could not start (sip.max_calls, no RTP port, TCP off).
+    pub(super) fn start_outbound(
+        &mut self,
+        ctx: &mut Context<Self>,
+        target: &sono_sip::uri::SipUri,
+        extra_headers: Vec<(String, String)>,
+    ) -> Result<CallId, String> {
         let shared = &self.shared;
         let active = shared.metrics.sip_calls_active.load(Ordering::Acquire);
         if active >= shared.settings.sip.max_calls as u64 {
             warn!(
                 conn = self.id,
-                active, "dial refused: sip.max_calls reached"
+                active, "call refused: sip.max_calls reached"
             );
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "too many calls in progress (sip.max_calls)",
-            );
-            return;
+            return Err("too many calls in progress (sip.max_calls)".into());
         }
         let m = &shared.settings.media;
         let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
             Ok(rtp) => rtp,
             Err(e) => {
-                warn!(conn = self.id, error = %e, "dial refused: no RTP port");
-                self.fail(txn, code::CALL_FAILED, &format!("no RTP port: {e}"));
-                return;
+                warn!(conn = self.id, error = %e, "call refused: no RTP port");
+                return Err(format!("no RTP port: {e}"));
             }
         };
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
+        config.extra_headers = extra_headers;
         prefer_client_codec(&mut config.media, self.preferred_codec());
         if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
-            self.fail(
-                txn,
-                code::CALL_FAILED,
-                "the target asks for TCP and SIP over TCP is off (sip.tcp)",
-            );
-            return;
+            return Err("the target asks for TCP and SIP over TCP is off (sip.tcp)".into());
         }
         let id = self.lines.next_id();
         let call = Call::start(
@@ -373,20 +398,10 @@ impl ClientSession {
             resolve,
             rtp,
         );
-        let mut line = Line::new(id, call, CallDirection::Outbound, target.to_string());
+        let line = Line::new(id, call, CallDirection::Outbound, target.to_string());
         self.shared.metrics.call_phase(None, line.phase());
-        let started = AmfValue::object([
-            ("status", AmfValue::from("trying")),
-            ("call", AmfValue::Number(f64::from(id))),
-        ]);
-        match txn {
-            // REST does not hold a request open while the phone rings: it is
-            // told the call started, and follows it with events.
-            Responder::Rest(_) => self.respond(txn, Ok(started)),
-            Responder::Amf(_) => line.pending_dial = Some(txn),
-        }
         self.lines.add(line);
-        self.make_active(ctx, id);
+        Ok(id)
     }
 
     /// Says goodbye on every line still there (sono is shutting down).
@@ -417,12 +432,18 @@ impl ClientSession {
 impl Handler<LineNotice> for ClientSession {
     type Result = ();
 
-    fn handle(&mut self, LineNotice { line: id, notice }: LineNotice, _: &mut Self::Context) {
+    fn handle(&mut self, LineNotice { line: id, notice }: LineNotice, ctx: &mut Self::Context) {
         if self.closing {
             return;
         }
         match notice {
+            CallNotice::Referred {
+                target,
+                replaces,
+                referred_by,
+            } => self.follow_referral(ctx, id, &target, replaces, referred_by),
             CallNotice::Status(event) => {
+                self.report_to_referrer(ctx, id, &event);
                 self.update_line(id, |line| match &event {
                     PhoneEvent::CallStatus { status, .. } => line.status = Some(*status as u8),
                     PhoneEvent::CallIncoming { uri, .. } => line.remote_uri.clone_from(uri),
@@ -470,6 +491,7 @@ impl Handler<LineNotice> for ClientSession {
             }
             CallNotice::Ended => {
                 self.remove_line(id);
+                self.three_way_call_ended(ctx, id);
                 if self.shutting_down && self.lines.is_empty() {
                     self.say_goodbye();
                 }
