@@ -60,6 +60,10 @@ audio = b"".join(message(4, 8, 1, b"\xb2" + bytes(70), ts=20 * i) for i in range
 seeds = {
     "phone_amf0": call("register", 2) + call("dial", 3, s("sip:bob@127.0.0.1"))
     + call("sendDTMF", 4, s("12#")) + call("reject", 5, n(486)) + call("hangup", 6),
+    "phone_lines": call("dial", 2, s("sip:bob@127.0.0.1")) + call("hold", 3) + call("unhold", 4, n(1))
+    + call("transfer", 5, s("sip:carol@127.0.0.1")) + call("transfer", 6, n(1), s("sip:carol@127.0.0.1"))
+    + call("transfer", 7, n(0.5)) + call("join", 8, n(1), n(2)) + call("join", 9, s("x"))
+    + call("three_way", 10, NULL, n(2)) + call("three_way", 11, n(1), n(2), n(3)) + call("hangup", 12, n(2)),
     "phone_amf3": call("register", 2, amf3=True) + call("dial", 3, amf3_string("sip:a@b"), amf3=True),
     "publish_audio": publish + audio,
     "play": call("createStream", 2) + call("play", 0, s("spk"), stream=1)

@@ -310,9 +310,10 @@ fn a_blind_transfer_refers_the_peer_within_the_dial_plan_and_ends_the_call_when_
     assert_eq!(response.status, 200, "{}", response.json());
     assert!(
         c.wait_for(WAIT, |c| call_reached(c, 1, 0)),
-        "{:?}\n{}",
+        "{:?}\n{}\n{}",
         c.events,
-        sono.log()
+        sono.log(),
+        peer.messages()
     );
     assert_eq!(
         transfer_progress(&c, 1),
@@ -735,4 +736,122 @@ fn a_three_way_call_lets_each_peer_hear_the_other_and_ends_when_one_leaves() {
         b_live >= b_offline - 0.5,
         "B hears A: {b_live:.2} vs offline {b_offline:.2}"
     );
+}
+
+#[test]
+fn baresip_transferred_blindly_calls_the_target_itself_and_the_call_ends_transferred() {
+    let dir = AudioDir::new("blind-baresip");
+    let tone = dir.file("tone.wav");
+    audio::tone_wav(&tone, 16_000, 10, 440);
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, _) = registered_client(&sono);
+    let peer = sono_testkit::Baresip::start(&tone, (36000, 36999), Duration::from_secs(40));
+    let mut target = Sipp::uas(
+        &scenario("uas_transfer_answer"),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    c.call("dial", vec![peer.uri().into()]).unwrap();
+    assert!(
+        c.wait_for(WAIT, |c| call_reached(c, 1, 4)),
+        "{:?}\n{}\n{}",
+        c.events,
+        sono.log(),
+        peer.log()
+    );
+    let transfer = c
+        .call("transfer", vec![target.uri("carol").into()])
+        .unwrap();
+    assert!(matches!(transfer, Reply::Result(_)), "{transfer:?}");
+    assert!(
+        c.wait_for(Duration::from_secs(15), |c| call_reached(c, 1, 0)),
+        "{:?}\n{}\n{}",
+        c.events,
+        sono.log(),
+        peer.log()
+    );
+    assert_eq!(
+        end_reason(&c, 1).as_deref(),
+        Some("transferred"),
+        "{:?}\n{}",
+        c.events,
+        peer.log()
+    );
+    let progress = transfer_progress(&c, 1);
+    assert_eq!(progress.first(), Some(&(202, false)), "{progress:?}");
+    assert_eq!(progress.last(), Some(&(200, true)), "{progress:?}");
+    target.assert_success(WAIT);
+    // The target's INVITE came from baresip, not from sono.
+    let invite = received_starting(&target, "INVITE ");
+    assert!(
+        !invite.contains(&format!("{}", sono.sip)),
+        "sono must not call the target itself:\n{invite}"
+    );
+}
+
+#[test]
+fn a_refer_storm_is_answered_one_by_one_and_nothing_is_dialled() {
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, _) = registered_client(&sono);
+    let mut storm = Sipp::uas(
+        &scenario("uas_refer_storm"),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    c.call("dial", vec![storm.uri("bob").into()]).unwrap();
+    // The peer hangs up once every REFER got its answer (403, 400, 416)
+    // and an OPTIONS showed the call alive.
+    assert!(
+        c.wait_for(Duration::from_secs(15), |c| call_reached(c, 1, 0)),
+        "{:?}\n{}",
+        c.events,
+        sono.log()
+    );
+    storm.assert_success(WAIT);
+    assert!(events_with(&c, code::CALL_REFERRED).is_empty());
+    assert_eq!(
+        end_reason(&c, 1).as_deref(),
+        Some("the other party hung up (BYE)")
+    );
+    // Only one call was ever placed: nothing was dialled for the storm.
+    assert_eq!(sono.metric("sono_sip_calls_started_total"), 1.0);
+    assert!(!sono.log().contains("panicked"));
+
+    // Bad arguments for the new methods get clear errors.
+    for (method, args, expected) in [
+        ("transfer", vec![], code::CALL_NO_URI),
+        ("transfer", vec![AmfValue::Boolean(true)], code::CALL_NO_URI),
+        (
+            "transfer",
+            vec!["sip:a@b".into(), "one".into()],
+            code::CALL_NO_CALL,
+        ),
+        (
+            "transfer",
+            vec!["sip:a@b".into(), 1.0.into(), 2.0.into()],
+            code::CALL_NO_CALL,
+        ),
+        ("join", vec![AmfValue::Boolean(true)], code::CALL_NO_CALL),
+        ("join", vec![], code::CALL_NO_CALL),
+        (
+            "three_way",
+            vec![1.0.into(), 2.0.into(), 3.0.into()],
+            code::CALL_NO_CALL,
+        ),
+        ("three_way", vec![], code::CALL_NO_CALL),
+        (
+            "transfer",
+            vec!["sip:carol@127.0.0.1".into()],
+            code::CALL_NO_CALL,
+        ),
+    ] {
+        let reply = c.call(method, args.clone()).unwrap();
+        assert_eq!(
+            reply.error_code(),
+            Some(expected),
+            "{method}{args:?}: {reply:?}"
+        );
+    }
 }

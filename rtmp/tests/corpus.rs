@@ -32,6 +32,7 @@ fn session_corpus_in_every_read_size() {
     let expectations = [
         ("phone_amf0", None),
         ("phone_amf3", None),
+        ("phone_lines", None),
         ("publish_audio", None),
         ("play", None),
         ("chunk_size_then_big", None),

@@ -114,7 +114,8 @@ fn config() -> OutboundCallConfig {
 
 /// An outbound call fed a script of peer messages built from `data`: chunks
 /// separated by `\n--\n`, whose first byte picks a response to the INVITE,
-/// a request inside the dialog, raw bytes, a hangup or the passing of time.
+/// a request inside the dialog (REFER and NOTIFY among them), raw bytes, a
+/// hangup, a transfer step of ours, or the passing of time.
 /// The peer's messages carry the call's real identifiers so the fuzzer
 /// reaches the call's states. Everything the call sends must parse.
 pub fn call(data: &[u8]) {
@@ -143,7 +144,7 @@ pub fn call(data: &[u8]) {
             continue;
         };
         let last_request = sent.iter().rev().find(|m| m.is_request()).cloned();
-        let bytes: Vec<u8> = match kind % 5 {
+        let bytes: Vec<u8> = match kind % 6 {
             0 => {
                 let Some(req) = &last_request else { continue };
                 let code = 100 + u16::from(rest.first().copied().unwrap_or(0)) * 2 % 600;
@@ -156,7 +157,8 @@ pub fn call(data: &[u8]) {
             }
             1 => {
                 let methods = [
-                    "BYE", "INVITE", "OPTIONS", "INFO", "ACK", "CANCEL", "UPDATE",
+                    "BYE", "INVITE", "OPTIONS", "INFO", "ACK", "CANCEL", "UPDATE", "REFER",
+                    "NOTIFY",
                 ];
                 let m = methods[usize::from(rest.first().copied().unwrap_or(0)) % methods.len()];
                 let local_tag = sent
@@ -177,6 +179,16 @@ Call-ID: fuzz-call@sono\r\nCSeq: {} {m}\r\n",
             2 => rest.to_vec(),
             3 => {
                 call.hangup(now);
+                drain(&mut call, &mut sent);
+                continue;
+            }
+            4 => {
+                match transfer_step(rest) {
+                    Ok(target) => {
+                        let _ = call.transfer(target, now);
+                    }
+                    Err(code) => call.notify_transfer(code, "Fuzz", now),
+                }
                 drain(&mut call, &mut sent);
                 continue;
             }
@@ -204,6 +216,18 @@ Call-ID: fuzz-call@sono\r\nCSeq: {} {m}\r\n",
             }
             _ => break,
         }
+    }
+}
+
+/// The user's side of a transfer, as a script step: `Ok(target)` for our
+/// REFER (an even first byte), `Err(code)` for a NOTIFY of our call to the
+/// target of the peer's REFER, with the code the byte picks.
+fn transfer_step(rest: &[u8]) -> Result<&'static str, u16> {
+    let arg = rest.first().copied().unwrap_or(0);
+    if arg % 2 == 0 {
+        Ok("sip:carol@192.0.2.7:5060")
+    } else {
+        Err(100 + u16::from(arg) * 2)
     }
 }
 
@@ -258,13 +282,15 @@ Contact: <sip:a@192.0.2.7>\r\nContent-Type: application/sdp\r\nContent-Length: {
             continue;
         };
         let arg = rest.first().copied().unwrap_or(0);
-        match kind % 7 {
+        match kind % 8 {
             0 => call.ring(now),
             1 => call.accept(now),
             2 => call.reject(300 + u16::from(arg) * 2, "Fuzz", now),
             3 => call.hangup(now),
             4 => {
-                let methods = ["ACK", "BYE", "CANCEL", "INVITE", "OPTIONS", "INFO", "PRACK"];
+                let methods = [
+                    "ACK", "BYE", "CANCEL", "INVITE", "OPTIONS", "INFO", "PRACK", "REFER", "NOTIFY",
+                ];
                 let m = methods[usize::from(arg) % methods.len()];
                 let branch = if arg & 0x80 != 0 {
                     "z9hG4bKinv".to_owned()
@@ -292,6 +318,12 @@ Call-ID: fuzz-in@a\r\nCSeq: {cseq} {m}\r\n"
                     call.handle_message(m, caller, now);
                 }
             }
+            6 => match transfer_step(rest) {
+                Ok(target) => {
+                    let _ = call.transfer(target, now);
+                }
+                Err(code) => call.notify_transfer(code, "Fuzz", now),
+            },
             _ => {
                 now += Duration::from_millis(u64::from(arg) * 250);
                 call.handle_timeout(now);
