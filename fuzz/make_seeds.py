@@ -95,6 +95,20 @@ for name, data in seeds.items():
     # First byte: how the session's input is split into reads (see fuzzing.rs).
     write("rtmp_session", name, bytes([len(name) % 64]) + data)
 
+# Foreign client APIs: the first byte's top bits pick mod_rtmp (1) or siprtmp (2).
+foreign = {
+    "mod_rtmp_phone": (1, call("login", 2, s("alice@example.com"), s("0" * 32)) + call("makeCall", 3, s("1000"), s("alice@example.com"), obj([("wantVideo", b"\x01\x00")]))
+    + call("attach", 4) + call("attach", 5, s("1")) + call("answer", 6, s("2")) + call("hangup", 7, s("2"), s("USER_BUSY"))
+    + call("transfer", 8, s("1"), s("2000")) + call("three_way", 9, s("1"), s("2")) + call("join", 10, s("1"), s("2"))
+    + call("sendDTMF", 11, s("1"), n(250)) + call("register", 12, s("alice@example.com"), s("desk")) + call("unregister", 13)
+    + call("sendevent", 14, obj([("a", s("b"))])) + call("log", 15, s("hello")) + call("logout", 16) + call("login", 17)),
+    "siprtmp_phone": (2, call("invite", 2, s("bob@example.com"), s("speex")) + call("accept", 3, s("speex")) + call("reject", 4, s("486"))
+    + call("sendDTMF", 5, s("5")) + call("sendDTMF", 6, n(7)) + call("hold", 7, b"\x01\x01") + call("hold", 8, b"\x01\x00")
+    + call("bye", 9) + call("invite", 10)),
+}
+for name, (api, data) in foreign.items():
+    write("rtmp_session", name, bytes([(api << 6) | (len(name) % 64)]) + data)
+
 amf = {
     "connect_object": s("connect") + n(1) + obj([("app", s("phone")), ("objectEncoding", n(3))]),
     "amf3_args": amf3_string("sip:bob@127.0.0.1") + b"\x11\x04\x7f" + b"\x11\x0a\x0b\x01\x03a\x06\x03b\x01",
@@ -110,4 +124,4 @@ amf = {
 }
 for name, data in amf.items():
     write("amf", name, data)
-print(f"{len(seeds)} session seeds, {len(amf)} AMF seeds")
+print(f"{len(seeds) + len(foreign)} session seeds, {len(amf)} AMF seeds")

@@ -29,6 +29,8 @@ use crate::media_bridge::{ClientAudio, MediaBridge, MediaNotice};
 use crate::metrics::Metrics;
 use crate::tunnel::{TunnelExchange, TunnelRefusal, TunnelReply};
 use crate::Shared;
+
+mod foreign_api;
 use sono_media::codec::ClientCodec;
 use sono_media::g711::Law;
 
@@ -106,6 +108,8 @@ pub struct RtmpConnection {
     /// The client's last AAC sequence header (AudioSpecificConfig), and
     /// its timestamp.
     aac_config: Option<(u32, bytes::Bytes)>,
+    /// mod_rtmp's session id, the challenge of its login.
+    api_session: String,
 }
 
 impl RtmpConnection {
@@ -198,6 +202,7 @@ impl RtmpConnection {
             refused: Vec::new(),
             video_messages: 0,
             aac_config: None,
+            api_session: crate::directory::new_secret(),
             shared,
         }
     }
@@ -347,7 +352,9 @@ impl RtmpConnection {
             match event {
                 SessionEvent::ConnectRequested(req) => {
                     let apps = &self.shared.settings.rtmp.apps;
-                    if !apps.is_empty() && !apps.iter().any(|a| a == &req.app) {
+                    // siprtmp's `sip/<aor>` is application `sip`.
+                    let first = req.app.split('/').next().unwrap_or_default();
+                    if !apps.is_empty() && !apps.iter().any(|a| *a == req.app || a == first) {
                         self.session.reject_connect("unknown application");
                         self.close(
                             ctx,
@@ -363,11 +370,15 @@ impl RtmpConnection {
                         ("connection_id".to_owned(), AmfValue::Number(self.id as f64)),
                         ("token".to_owned(), AmfValue::from(self.token.as_str())),
                     ];
+                    self.choose_api(&req);
                     if let Err(e) = self.session.accept_connect(extra) {
                         self.close(ctx, &e.to_string(), true);
                         return;
                     }
-                    self.tell_phone(FromClient::Connected { app: req.app });
+                    self.tell_phone(FromClient::Connected {
+                        app: req.app.clone(),
+                    });
+                    self.api_connected(ctx, &req);
                 }
                 SessionEvent::Phone {
                     transaction_id,
@@ -376,6 +387,10 @@ impl RtmpConnection {
                     txn: transaction_id,
                     request,
                 }),
+                SessionEvent::Api {
+                    transaction_id,
+                    request,
+                } => self.api_request(transaction_id, request),
                 SessionEvent::Publishing { stream_id, name } => {
                     debug!(conn = self.id, stream_id, %name, "client publishes");
                     self.publish_stream = Some(stream_id);

@@ -128,6 +128,22 @@ pub struct RtmpSettings {
     /// the system's default, which grows to megabytes: seconds of audio
     /// delay before a slow reader is noticed).
     pub send_buffer: usize,
+    /// The client API of each application (its first path segment):
+    /// `sono`, `mod_rtmp` or `siprtmp`; any other application speaks sono's.
+    pub app_apis: std::collections::BTreeMap<String, String>,
+    /// mod_rtmp `login` accounts: `user@domain` and its password.
+    pub accounts: std::collections::BTreeMap<String, Secret>,
+}
+
+impl RtmpSettings {
+    /// The client API of application `app` (`sip/alice@host` is `sip`'s).
+    pub fn api_of(&self, app: &str) -> sono_rtmp::api::ClientApi {
+        let first = app.split('/').next().unwrap_or(app);
+        self.app_apis
+            .get(first)
+            .and_then(|name| sono_rtmp::api::ClientApi::parse(name))
+            .unwrap_or_default()
+    }
 }
 
 impl Default for RtmpSettings {
@@ -146,6 +162,8 @@ impl Default for RtmpSettings {
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             send_buffer: 65536,
+            app_apis: Default::default(),
+            accounts: Default::default(),
         }
     }
 }
@@ -561,6 +579,13 @@ impl Settings {
         }
         if r.ping_interval >= r.idle_timeout {
             return Err("rtmp.ping_interval must be shorter than rtmp.idle_timeout".into());
+        }
+        for (app, api) in &r.app_apis {
+            if sono_rtmp::api::ClientApi::parse(api).is_none() {
+                return Err(format!(
+                    "rtmp.app_apis.{app} = {api:?}: the API is \"sono\", \"mod_rtmp\" or \"siprtmp\""
+                ));
+            }
         }
         if self.rtmps.address()?.is_some()
             && (self.rtmps.certificate.is_empty() || self.rtmps.private_key.is_empty())

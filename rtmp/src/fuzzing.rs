@@ -47,7 +47,23 @@ pub fn connected_preamble() -> Vec<u8> {
 /// Runs `input` through a connected session in reads of `split` bytes, answering
 /// every event the way the connection actor does; the error that closed it, if any.
 pub fn drive_session(input: &[u8], split: Split) -> Result<(), SessionError> {
+    drive_session_in(input, split, crate::api::ClientApi::Sono)
+}
+
+/// As [`drive_session`], the client speaking `api`: its methods parsed, and
+/// sono's events (one of each kind, after every read) rendered as its
+/// callbacks.
+pub fn drive_session_in(
+    input: &[u8],
+    split: Split,
+    api: crate::api::ClientApi,
+) -> Result<(), SessionError> {
     let mut session = ServerSession::new(SessionConfig::default());
+    session.set_api(crate::api::ApiAdapter::new(
+        api,
+        "example.com",
+        "sip/alice@example.com",
+    ));
     let preamble = connected_preamble();
     let feed = |session: &mut ServerSession, bytes: &[u8]| -> Result<(), SessionError> {
         let result = session.handle_input(bytes);
@@ -58,7 +74,15 @@ pub fn drive_session(input: &[u8], split: Split) -> Result<(), SessionError> {
                 }
                 SessionEvent::Phone { transaction_id, .. } => {
                     session.answer_error(transaction_id, "Sono.Call.Failed", "fuzzing");
+                    for (id, event) in sample_events().into_iter().enumerate() {
+                        session.send_event(&event, Some(id as u32 % 3 + 1));
+                    }
                 }
+                SessionEvent::Api {
+                    request: crate::api::ApiRequest::Login { user, domain, .. },
+                    ..
+                } => session.login_result(&user, &domain, user.len() % 2 == 0),
+                SessionEvent::Api { .. } => session.logout_result(),
                 SessionEvent::Playing { stream_id, .. } => {
                     session.send_audio(stream_id, 0, AudioCodec::Speex, &[0; 70]);
                 }
@@ -75,6 +99,32 @@ pub fn drive_session(input: &[u8], split: Split) -> Result<(), SessionError> {
         feed(&mut session, piece)?;
     }
     Ok(())
+}
+
+/// One event of each kind sono sends a client, for the foreign APIs' renderers.
+fn sample_events() -> Vec<crate::PhoneEvent> {
+    use crate::phone::CallStatus;
+    use crate::PhoneEvent;
+    let status = |status, sip_code| PhoneEvent::CallStatus {
+        status,
+        sip_code,
+        reason: Some("fuzz".into()),
+    };
+    vec![
+        PhoneEvent::CallIncoming {
+            uri: "sip:bob@example.com".into(),
+            display_name: Some("Bob".into()),
+        },
+        status(CallStatus::InProgress, Some(180)),
+        status(CallStatus::Connected, Some(200)),
+        status(CallStatus::ConnectStreams, Some(200)),
+        PhoneEvent::Held {
+            held: true,
+            by_peer: true,
+        },
+        PhoneEvent::Dtmf { digit: '5' },
+        status(CallStatus::NotConnected, Some(486)),
+    ]
 }
 
 /// Decodes `data` as AMF0; if it decodes, its encoding must be a fixed point.

@@ -14,6 +14,7 @@
 //! - [`tunnel`]: RTMPT, the same bytes carried in HTTP POSTs.
 
 pub mod amf;
+pub mod api;
 pub mod audio;
 pub mod chunk;
 pub mod fuzzing;

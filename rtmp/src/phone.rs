@@ -116,7 +116,7 @@ pub type CallId = u32;
 
 /// The optional call id at `args[at]`: a whole number from 1, or one
 /// written as a string (Flash text fields); null or absent is `None`.
-fn call_arg(args: &[AmfValue], at: usize) -> Result<Option<CallId>, PhoneError> {
+pub(crate) fn call_arg(args: &[AmfValue], at: usize) -> Result<Option<CallId>, PhoneError> {
     let id = match args.get(at) {
         None => return Ok(None),
         Some(v) if v.is_nullish() => return Ok(None),

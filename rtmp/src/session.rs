@@ -88,6 +88,12 @@ pub enum SessionEvent {
         transaction_id: f64,
         request: PhoneRequest,
     },
+    /// A request of a foreign client API ([`crate::api`]) that is not a
+    /// phone request (mod_rtmp's login, logout, log).
+    Api {
+        transaction_id: f64,
+        request: crate::api::ApiRequest,
+    },
     Publishing {
         stream_id: u32,
         name: String,
@@ -160,6 +166,8 @@ pub struct ServerSession {
     bytes_received: u64,
     bytes_acknowledged: u64,
     peer_window: Option<u32>,
+    /// The client API this connection speaks (sono's unless set).
+    api: crate::api::ApiAdapter,
 }
 
 impl ServerSession {
@@ -177,6 +185,7 @@ impl ServerSession {
             bytes_received: 0,
             bytes_acknowledged: 0,
             peer_window: None,
+            api: crate::api::ApiAdapter::default(),
         }
     }
 
@@ -436,8 +445,14 @@ impl ServerSession {
             | "_checkbw" => self.answer_result(txn, AmfValue::Undefined),
             // Answers to calls we never make, and bandwidth-check callbacks.
             "_result" | "_error" | "onStatus" | "onBWDone" | "onBWCheck" => {}
-            _ => match phone::parse_request(name, &args) {
-                Some(Ok(request)) => self.events.push_back(SessionEvent::Phone {
+            _ => match self.api.parse(name, &args) {
+                Some(Ok(crate::api::ApiRequest::Phone(request))) => {
+                    self.events.push_back(SessionEvent::Phone {
+                        transaction_id: txn,
+                        request,
+                    })
+                }
+                Some(Ok(request)) => self.events.push_back(SessionEvent::Api {
                     transaction_id: txn,
                     request,
                 }),
@@ -621,9 +636,61 @@ impl ServerSession {
         }
     }
 
-    /// `onStatus(0, null, info)` on stream 0; `call` names the call it is about.
+    /// Speaks `api` from now on (set before accepting the connect).
+    pub fn set_api(&mut self, api: crate::api::ApiAdapter) {
+        self.api = api;
+    }
+
+    pub fn api(&self) -> &crate::api::ApiAdapter {
+        &self.api
+    }
+
+    /// What a foreign API's client is told once connected (mod_rtmp's
+    /// `connected(session)`).
+    pub fn api_connected(&mut self, session_id: &str) {
+        let invokes = self.api.connected(session_id);
+        self.send_invokes(invokes);
+    }
+
+    /// The answer to mod_rtmp's `login` (`onLogin`).
+    pub fn login_result(&mut self, user: &str, domain: &str, ok: bool) {
+        let invokes = self.api.login_result(user, domain, ok);
+        self.send_invokes(invokes);
+    }
+
+    /// The answer to mod_rtmp's `logout` (`onLogout`).
+    pub fn logout_result(&mut self) {
+        let invokes = self.api.logout_result();
+        self.send_invokes(invokes);
+    }
+
+    /// An event about call `call`: `onStatus(0, null, info)` on stream 0
+    /// in sono's API, the API's own callbacks in a foreign one.
     pub fn send_event(&mut self, event: &PhoneEvent, call: Option<crate::phone::CallId>) {
-        self.command(0, "onStatus", 0.0, AmfValue::Null, event.info_on(call));
+        if self.api.api() == crate::api::ClientApi::Sono {
+            self.command(0, "onStatus", 0.0, AmfValue::Null, event.info_on(call));
+            return;
+        }
+        let invokes = self.api.render(event, call);
+        self.send_invokes(invokes);
+    }
+
+    /// Calls methods of the client (`name(args…)` on its NetConnection).
+    fn send_invokes(&mut self, invokes: Vec<crate::api::Invoke>) {
+        for invoke in invokes {
+            let mut values = vec![
+                AmfValue::from(invoke.name),
+                AmfValue::Number(0.0),
+                AmfValue::Null,
+            ];
+            values.extend(invoke.args);
+            let payload = command_payload(self.encoding, &values);
+            let t = match self.encoding {
+                ObjectEncoding::Amf0 => type_id::COMMAND_AMF0,
+                ObjectEncoding::Amf3 => type_id::COMMAND_AMF3,
+            };
+            self.write(CSID_COMMAND, 0, t, 0, &payload);
+        }
     }
 
     /// Sends audio on a stream the client plays; false if it plays nothing there.

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use sono_rtmp::fuzzing::{amf_round_trip, drive_session, Split};
+use sono_rtmp::api::ClientApi;
+use sono_rtmp::fuzzing::{amf_round_trip, drive_session_in, Split};
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,6 +34,8 @@ fn session_corpus_in_every_read_size() {
         ("phone_amf0", None),
         ("phone_amf3", None),
         ("phone_lines", None),
+        ("mod_rtmp_phone", None),
+        ("siprtmp_phone", None),
         ("publish_audio", None),
         ("play", None),
         ("chunk_size_then_big", None),
@@ -65,8 +68,13 @@ fn session_corpus_in_every_read_size() {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("seed {name} is missing: run fuzz/make_seeds.py"));
         let input = &data[1..];
+        let api = match data[0] >> 6 {
+            1 => ClientApi::ModRtmp,
+            2 => ClientApi::Siprtmp,
+            _ => ClientApi::Sono,
+        };
         for size in 1..=64u8 {
-            let result = drive_session(input, Split::from_byte(size - 1));
+            let result = drive_session_in(input, Split::from_byte(size - 1), api);
             match (expected, result) {
                 (None, Ok(())) => {}
                 (Some(reason), Err(e)) => {
@@ -81,7 +89,7 @@ fn session_corpus_in_every_read_size() {
             }
         }
         assert_eq!(
-            drive_session(input, Split::whole()).is_ok(),
+            drive_session_in(input, Split::whole(), api).is_ok(),
             expected.is_none(),
             "{name} whole"
         );

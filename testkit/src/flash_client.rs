@@ -92,6 +92,9 @@ pub struct FlashClient {
     pub audio: Vec<(u32, u32, Vec<u8>)>,
     /// The info object of the `connect` result.
     pub connect_info: AmfValue,
+    /// Other methods the server called on the client (mod_rtmp's and
+    /// siprtmp's callbacks): name and arguments, in order.
+    pub invokes: Vec<(String, Vec<AmfValue>)>,
     closed: bool,
     started: Instant,
 }
@@ -185,6 +188,7 @@ impl FlashClient {
             stream_events: Vec::new(),
             audio: Vec::new(),
             connect_info: AmfValue::Null,
+            invokes: Vec::new(),
             closed: false,
             started: Instant::now(),
         })
@@ -261,6 +265,15 @@ impl FlashClient {
 
     /// Sends `connect` (always AMF0, like Flash) and waits for its answer.
     pub fn send_connect(&mut self, app: &str, encoding: ObjectEncoding) -> io::Result<Reply> {
+        self.send_connect_args(app, encoding, Vec::new())
+    }
+
+    fn send_connect_args(
+        &mut self,
+        app: &str,
+        encoding: ObjectEncoding,
+        args: Vec<AmfValue>,
+    ) -> io::Result<Reply> {
         let object = AmfValue::object([
             ("app", AmfValue::from(app)),
             ("flashVer", "WIN 11,2,202,235".into()),
@@ -271,10 +284,9 @@ impl FlashClient {
             ("videoCodecs", AmfValue::Number(252.0)),
             ("objectEncoding", AmfValue::Number(encoding.number())),
         ]);
-        let payload = command_payload(
-            ObjectEncoding::Amf0,
-            &["connect".into(), 1.0.into(), object],
-        );
+        let mut values = vec!["connect".into(), 1.0.into(), object];
+        values.extend(args);
+        let payload = command_payload(ObjectEncoding::Amf0, &values);
         self.send_message(3, 0, type_id::COMMAND_AMF0, 0, &payload)?;
         self.wait_reply(1.0)
     }
@@ -674,7 +686,52 @@ impl FlashClient {
                     self.stream_events.push((stream, info));
                 }
             }
-            _ => {}
+            _ => {
+                // name, 0, null, args…
+                self.invokes
+                    .push((name, rest.into_iter().skip(1).collect()));
+            }
+        }
+    }
+
+    /// The arguments of the first call of `name` the server made on the
+    /// client, waiting up to `timeout` for it.
+    pub fn wait_invoke(&mut self, name: &str, timeout: Duration) -> Option<Vec<AmfValue>> {
+        let find = |c: &Self| {
+            c.invokes
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| a.clone())
+        };
+        self.wait_for(timeout, |c| find(c).is_some());
+        find(self)
+    }
+
+    /// The arguments of every call of `name` the server made so far.
+    pub fn invoked(&self, name: &str) -> Vec<Vec<AmfValue>> {
+        self.invokes
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// Handshake and `connect` to `app` with arguments after the command
+    /// object (`NetConnection.connect(url, args…)`, siprtmp's login).
+    pub fn connect_with_args(
+        addr: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+        args: Vec<AmfValue>,
+    ) -> io::Result<FlashClient> {
+        let mut c = FlashClient::handshake(addr)?;
+        match c.send_connect_args(app, encoding, args)? {
+            Reply::Result(v) => {
+                c.connect_info = v.get(1).cloned().unwrap_or(AmfValue::Null);
+                c.encoding = encoding;
+                Ok(c)
+            }
+            Reply::Error(info) => Err(io::Error::other(format!("connect refused: {info:?}"))),
         }
     }
 
