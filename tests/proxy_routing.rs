@@ -2,7 +2,9 @@
 //! Kamailio (`record_route()`, tests/peers/kamailio/) relays baresip's INVITE
 //! to a client's implicit URI; sono's 180 and 200 copy the INVITE's
 //! Record-Route, so the caller's ACK and BYE, and sono's own BYE, all pass
-//! the proxy. Kamailio logs each in-dialog request it relays, with its source.
+//! the proxy; so do our hold re-INVITEs, our REFER and our BYE after a
+//! transfer, and the transferee's NOTIFYs come back through it. Kamailio
+//! logs each in-dialog request it relays, with its source.
 
 use std::time::Duration;
 
@@ -114,4 +116,110 @@ fn ack_and_bye_both_ways_pass_a_record_routing_proxy() {
     );
     let ack_from_caller = format!("in-dialog ACK from {}", caller.addr);
     assert!(kamailio.log().contains(&ack_from_caller));
+}
+
+/// Whether call `id`'s `Sono.Call.Held` by the client says `held`.
+fn held(c: &FlashClient, held: bool) -> bool {
+    c.events.iter().any(|e| {
+        e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_HELD)
+            && e.get("by").and_then(AmfValue::as_str) == Some("client")
+            && e.get("held") == Some(&AmfValue::Boolean(held))
+    })
+}
+
+#[test]
+fn hold_and_a_blind_transfer_follow_the_route_set_through_the_proxy() {
+    let kamailio = Kamailio::start();
+    let domain = kamailio.addr.to_string();
+    let sono = Sono::start(
+        SONO,
+        &format!("[sip]\nimplicit_registrar = \"{domain}\"\nregister_expires = 30\n"),
+    );
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let target = implicit_uri_at(&mut c, &domain);
+    let tone = std::env::temp_dir().join(format!("sono-rr-transfer-{}.wav", std::process::id()));
+    sono_testkit::audio::tone_wav(&tone, 16_000, 20, 300);
+    // baresip plays its file at 16 kHz: G.722 with sono, and with the target.
+    let caller = Baresip::call(
+        &tone,
+        (31000, 31999),
+        Duration::from_secs(40),
+        "G722/16000/1",
+        16_000,
+        &target,
+    );
+    assert!(
+        c.wait_for(WAIT, |c| c
+            .events
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+            )),
+        "no incoming call\n{}",
+        caller.log()
+    );
+    assert!(matches!(
+        c.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(c.wait_call_status(4, WAIT), "{:?}", c.call_statuses());
+
+    // Hold and resume: our re-INVITEs take the route set.
+    assert!(matches!(c.call("hold", vec![]).unwrap(), Reply::Result(_)));
+    assert!(
+        c.wait_for(WAIT, |c| held(c, true)),
+        "{:?}\n{}",
+        c.events,
+        caller.log()
+    );
+    assert!(matches!(
+        c.call("unhold", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+    assert!(c.wait_for(WAIT, |c| held(c, false)), "{:?}", c.events);
+    let reinvite_from_sono = format!("in-dialog INVITE from {}", sono.sip);
+    assert!(
+        kamailio.wait_log(&reinvite_from_sono, WAIT),
+        "{}",
+        kamailio.log()
+    );
+
+    // Transfer: the REFER takes the route set, baresip's NOTIFYs come back
+    // through the proxy, baresip calls the target itself, and sono's BYE
+    // (the transfer done) takes the route set too.
+    let mut carol = sono_testkit::Sipp::uas(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sipp/uas_transfer_answer.xml"),
+        1,
+        Duration::from_secs(30),
+        &[],
+    );
+    let transfer = c.call("transfer", vec![carol.uri("carol").into()]).unwrap();
+    assert!(matches!(transfer, Reply::Result(_)), "{transfer:?}");
+    assert!(
+        c.wait_call_status(0, Duration::from_secs(15)),
+        "{:?}\n{}\n{}",
+        c.call_statuses(),
+        sono.log(),
+        caller.log()
+    );
+    let reason = c
+        .call_statuses()
+        .last()
+        .and_then(|(_, _, reason)| reason.clone());
+    assert_eq!(
+        reason.as_deref(),
+        Some("transferred"),
+        "{:?}",
+        c.call_statuses()
+    );
+    for (method, from) in [
+        ("REFER", sono.sip.to_string()),
+        ("NOTIFY", caller.addr.to_string()),
+        ("BYE", sono.sip.to_string()),
+    ] {
+        let line = format!("in-dialog {method} from {from}");
+        assert!(kamailio.wait_log(&line, WAIT), "{line}\n{}", kamailio.log());
+    }
+    carol.assert_success(WAIT);
 }
