@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use sono_sip::inbound_call::{InboundCall, InboundEvent};
 use sono_sip::message::Received;
+use sono_sip::mid_call::MidCallCore;
 use sono_sip::outbound_call::{CallEvent, OutboundCall};
 use sono_sip::transfer::DialogId;
 use sono_sip::transmit::{Transmit, Transport};
@@ -112,29 +113,28 @@ impl CallLeg {
         }
     }
 
+    /// Hold, resume and transfers: the same on either leg.
+    fn mid_call(&mut self) -> &mut dyn MidCallCore {
+        match self {
+            CallLeg::Outbound(c) => c.as_mut(),
+            CallLeg::Inbound(c) => c.as_mut(),
+        }
+    }
+
     /// Holds or resumes an answered call; false if it is not up.
     pub fn hold(&mut self, held: bool, now: Instant) -> bool {
-        match self {
-            CallLeg::Outbound(c) => c.hold(held, now),
-            CallLeg::Inbound(c) => c.hold(held, now),
-        }
+        self.mid_call().hold(held, now)
     }
 
     /// Transfers the peer to `target` (REFER); false if the call is not
     /// up or a transfer is already under way.
     pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
-        match self {
-            CallLeg::Outbound(c) => c.transfer(target, now),
-            CallLeg::Inbound(c) => c.transfer(target, now),
-        }
+        self.mid_call().transfer(target, now)
     }
 
     /// Reports our call to the target of the peer's REFER (NOTIFY).
     pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
-        match self {
-            CallLeg::Outbound(c) => c.notify_transfer(code, reason, now),
-            CallLeg::Inbound(c) => c.notify_transfer(code, reason, now),
-        }
+        self.mid_call().notify_transfer(code, reason, now)
     }
 
     pub fn dialog_id(&self) -> Option<DialogId> {

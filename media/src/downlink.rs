@@ -272,20 +272,9 @@ impl Downlink {
         let due = (self.due_milli / 1000) as usize;
         let mut idle = false;
         while self.pcm.len() < due {
-            self.decoded.clear();
-            match self.jitter.pop(now) {
-                Playout::Packet { payload, .. } => {
-                    self.decoder.decode(&payload, &mut self.decoded);
-                    self.concealment.received(&mut self.decoded);
-                }
-                Playout::Lost | Playout::Waiting => {
-                    self.concealment.conceal(packet_samples, &mut self.decoded);
-                    self.stats.concealed += 1;
-                }
-                Playout::Idle => {
-                    idle = true;
-                    break;
-                }
+            if !self.decode_next(now, packet_samples) {
+                idle = true;
+                break;
             }
             self.resampler.process(&self.decoded, &mut self.pcm);
         }
@@ -319,6 +308,24 @@ impl Downlink {
         }
     }
 
+    /// The peer's next packet from the jitter buffer, decoded into
+    /// `decoded` (a lost or late one concealed); false when nothing plays.
+    fn decode_next(&mut self, now: Instant, packet_samples: usize) -> bool {
+        self.decoded.clear();
+        match self.jitter.pop(now) {
+            Playout::Packet { payload, .. } => {
+                self.decoder.decode(&payload, &mut self.decoded);
+                self.concealment.received(&mut self.decoded);
+            }
+            Playout::Lost | Playout::Waiting => {
+                self.concealment.conceal(packet_samples, &mut self.decoded);
+                self.stats.concealed += 1;
+            }
+            Playout::Idle => return false,
+        }
+        true
+    }
+
     /// Three-way calls: the peer's next 20 ms at 16 kHz (decoded, losses
     /// concealed; silence when it sends nothing), appended to `out` for
     /// the mix. Nothing goes to the client.
@@ -328,23 +335,13 @@ impl Downlink {
         if self.to_mix.is_none() {
             self.to_mix = Resampler::new(rate, MIX_RATE).ok();
         }
-        let Some(to_mix) = &mut self.to_mix else {
+        if self.to_mix.is_none() {
             return;
-        };
-        while self.mix_in.len() < MIX_FRAME {
-            self.decoded.clear();
-            match self.jitter.pop(now) {
-                Playout::Packet { payload, .. } => {
-                    self.decoder.decode(&payload, &mut self.decoded);
-                    self.concealment.received(&mut self.decoded);
-                }
-                Playout::Lost | Playout::Waiting => {
-                    self.concealment.conceal(packet_samples, &mut self.decoded);
-                    self.stats.concealed += 1;
-                }
-                Playout::Idle => break,
+        }
+        while self.mix_in.len() < MIX_FRAME && self.decode_next(now, packet_samples) {
+            if let Some(to_mix) = &mut self.to_mix {
+                to_mix.process(&self.decoded, &mut self.mix_in);
             }
-            to_mix.process(&self.decoded, &mut self.mix_in);
         }
         let n = self.mix_in.len().min(MIX_FRAME);
         out.extend(self.mix_in.drain(..n));

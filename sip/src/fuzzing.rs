@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::message::{error_response, parse, refusal, Received};
+use crate::mid_call::MidCallCore;
 use crate::outbound_call::{OutboundCall, OutboundCallConfig};
 use crate::response::response_text;
 use crate::sdp::{Codec, LocalMedia};

@@ -19,11 +19,12 @@ use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::ids::random_token;
 use crate::in_dialog::Bye;
 use crate::message::Received;
-use crate::reoffer::{ReofferOutcome, Reoffers};
+use crate::mid_call::{MidCall, MidCallCore, MidCallEvent, MidCallParts};
+use crate::reoffer::ReofferOutcome;
 use crate::response::{response, response_text, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ServerTransaction, Timers};
-use crate::transfer::{DialogId, TransferEvent, Transfers};
+use crate::transfer::TransferEvent;
 use crate::transmit::{Transmit, Transport};
 
 #[derive(Debug, Clone)]
@@ -88,10 +89,8 @@ pub struct InboundCall {
     phase: Phase,
     dialog: Option<Dialog>,
     server: DialogServer,
-    /// Our re-INVITEs to hold and resume.
-    reoffers: Reoffers,
-    /// Transfers both ways (REFER, NOTIFY).
-    transfers: Transfers,
+    /// Hold, resume and transfers (see [`MidCallCore`]).
+    mid: MidCall,
     bye: Option<Bye>,
     answered: bool,
     transmit: VecDeque<Transmit>,
@@ -138,8 +137,7 @@ impl InboundCall {
             dialog: None,
             server,
             // The caller owns the Call-ID (§14.1's longer glare wait is theirs).
-            reoffers: Reoffers::new(config.timers, false),
-            transfers: Transfers::new(config.timers),
+            mid: MidCall::new(config.timers, false),
             bye: None,
             answered: false,
             transmit: VecDeque::new(),
@@ -264,8 +262,7 @@ impl InboundCall {
             && self.transaction.is_terminated()
             && self.bye.as_ref().is_none_or(Bye::is_terminated)
             && self.server.is_idle()
-            && self.reoffers.is_idle()
-            && self.transfers.is_idle()
+            && self.mid.is_idle()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -273,8 +270,7 @@ impl InboundCall {
             self.transaction.poll_timeout(),
             self.bye.as_ref().and_then(Bye::poll_timeout),
             self.server.poll_timeout(),
-            self.reoffers.poll_timeout(),
-            self.transfers.poll_timeout(),
+            self.mid.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -374,138 +370,14 @@ impl InboundCall {
             self.send_bye(now);
             self.end(None, "no ACK for our 2xx".into());
         }
-        let ctx = request_context(&self.config, self.reply_to);
-        let dialog = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed);
-        self.reoffers.handle_timeout(
-            dialog,
-            &ctx,
-            &self.config.contact,
-            &mut self.server,
-            now,
-            &mut self.transmit,
-        );
-        self.reoffer_outcomes(now);
-        self.transfers.handle_timeout(now, &mut self.transmit);
-        self.transfer_events(now);
+        self.mid_call_timeout(now);
         self.drain();
-    }
-
-    /// Transfers the peer to `target` (REFER, RFC 3515; the caller has
-    /// applied the dial plan); false if the call is not up or a transfer
-    /// of ours is already under way.
-    pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
-        let ctx = request_context(&self.config, self.reply_to);
-        let Some(dialog) = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed)
-        else {
-            return false;
-        };
-        let sent = self.transfers.refer(
-            dialog,
-            &ctx,
-            target,
-            &self.config.contact,
-            now,
-            &mut self.transmit,
-        );
-        self.transfer_events(now);
-        self.drain();
-        sent
-    }
-
-    /// Tells the peer that transferred us how our call to its target goes.
-    pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
-        let ctx = request_context(&self.config, self.reply_to);
-        if let Some(dialog) = self.dialog.as_mut().filter(|_| self.phase != Phase::Ended) {
-            self.transfers
-                .notify(dialog, &ctx, code, reason, now, &mut self.transmit);
-        }
-        self.drain();
-    }
-
-    /// The confirmed dialog's identity, for a Replaces header naming it.
-    pub fn dialog_id(&self) -> Option<DialogId> {
-        self.dialog
-            .as_ref()
-            .filter(|_| self.phase == Phase::Confirmed)
-            .map(DialogId::of)
-    }
-
-    /// What the transfers came to; a transfer of ours that succeeded ends
-    /// the call (RFC 5589 §6.1).
-    fn transfer_events(&mut self, now: Instant) {
-        while let Some(event) = self.transfers.poll_event() {
-            let succeeded = event.transferred_away();
-            self.events.push_back(InboundEvent::Transfer(event));
-            if succeeded {
-                self.send_bye(now);
-                self.end(None, "transferred".into());
-            }
-        }
-    }
-
-    /// Holds the confirmed call (`a=sendonly`, RFC 3264 §8.4) or resumes
-    /// it; false if the call is not up (or already over).
-    pub fn hold(&mut self, held: bool, now: Instant) -> bool {
-        let ctx = request_context(&self.config, self.reply_to);
-        let Some(dialog) = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed)
-        else {
-            return false;
-        };
-        self.reoffers.hold(
-            held,
-            dialog,
-            &ctx,
-            &self.config.contact,
-            &mut self.server,
-            now,
-            &mut self.transmit,
-        );
-        self.reoffer_outcomes(now);
-        self.drain();
-        true
-    }
-
-    fn reoffer_outcomes(&mut self, now: Instant) {
-        while let Some(outcome) = self.reoffers.poll_outcome() {
-            match outcome.ending() {
-                Some((code, reason)) => {
-                    self.send_bye(now);
-                    self.end(code, reason);
-                }
-                None => self.events.push_back(InboundEvent::Reoffer(outcome)),
-            }
-        }
     }
 
     pub fn handle_message(&mut self, rx: Received, source: SocketAddr, now: Instant) {
         if let Some(request) = rx.request().cloned() {
             self.handle_request(rx, &request, source, now);
-        } else if self.transfers.handle_response(&rx, now, &mut self.transmit) {
-            self.transfer_events(now);
-        } else if self.reoffers.owns(&rx) {
-            let ctx = request_context(&self.config, self.reply_to);
-            if let Some(dialog) = &mut self.dialog {
-                self.reoffers.handle_response(
-                    &rx,
-                    dialog,
-                    &ctx,
-                    &self.config.contact,
-                    &mut self.server,
-                    now,
-                    &mut self.transmit,
-                );
-            }
-            self.reoffer_outcomes(now);
-        } else if rx.cseq_method == "BYE" {
+        } else if !self.mid_call_response(&rx, now) && rx.cseq_method == "BYE" {
             if let Some(b) = &mut self.bye {
                 if let Some(r) = rx.response() {
                     b.handle_response(r.clone(), now);
@@ -563,7 +435,7 @@ impl InboundCall {
             _ => {}
         }
         // While our own offer is out, the peer's gets 491 (§14.2).
-        let confirmed = self.phase == Phase::Confirmed && !self.reoffers.is_pending();
+        let confirmed = self.phase == Phase::Confirmed && !self.mid.offer_pending();
         let outcome = self.server.handle_request(
             &rx,
             source,
@@ -595,24 +467,7 @@ impl InboundCall {
             }
             DialogOutcome::RemoteBye => self.end(None, "the other party hung up (BYE)".into()),
             DialogOutcome::MediaChanged(m) => self.events.push_back(InboundEvent::MediaChanged(m)),
-            DialogOutcome::Unanswered => {
-                let ctx = request_context(&self.config, self.reply_to);
-                let dialog = self
-                    .dialog
-                    .as_mut()
-                    .filter(|_| self.phase == Phase::Confirmed);
-                self.transfers.answer(
-                    &rx,
-                    source,
-                    self.config.dial_plan.as_ref(),
-                    &mut self.server,
-                    dialog,
-                    &ctx,
-                    now,
-                    &mut self.transmit,
-                );
-                self.transfer_events(now);
-            }
+            DialogOutcome::Unanswered => self.mid_call_request(&rx, source, now),
             _ => {}
         }
     }
@@ -652,6 +507,49 @@ impl InboundCall {
             b.drain(&mut self.transmit);
         }
         self.server.drain(&mut self.transmit);
+    }
+}
+
+impl MidCallCore for InboundCall {
+    fn parts(&mut self) -> MidCallParts<'_> {
+        MidCallParts {
+            dialog: self
+                .dialog
+                .as_mut()
+                .filter(|_| self.phase == Phase::Confirmed),
+            server: &mut self.server,
+            mid: &mut self.mid,
+            ctx: request_context(&self.config, self.reply_to),
+            contact: &self.config.contact,
+            plan: self.config.dial_plan.as_ref(),
+            out: &mut self.transmit,
+        }
+    }
+
+    fn confirmed_dialog(&self) -> Option<&Dialog> {
+        self.dialog
+            .as_ref()
+            .filter(|_| self.phase == Phase::Confirmed)
+    }
+
+    fn referred_by(&self) -> String {
+        self.config.contact.clone()
+    }
+
+    fn mid_call_event(&mut self, event: MidCallEvent) {
+        self.events.push_back(match event {
+            MidCallEvent::Reoffer(o) => InboundEvent::Reoffer(o),
+            MidCallEvent::Transfer(t) => InboundEvent::Transfer(t),
+        });
+    }
+
+    fn end_with_bye(&mut self, code: Option<u16>, reason: String, now: Instant) {
+        self.send_bye(now);
+        self.end(code, reason);
+    }
+
+    fn drain_all(&mut self) {
+        self.drain();
     }
 }
 

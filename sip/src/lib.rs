@@ -35,6 +35,7 @@ pub mod ids;
 pub mod in_dialog;
 pub mod inbound_call;
 pub mod message;
+pub mod mid_call;
 pub mod outbound_call;
 pub mod registration;
 pub mod reoffer;

@@ -23,11 +23,12 @@ use crate::dialog_server::{DialogOutcome, DialogServer};
 use crate::digest::{Challenge, Credentials, DigestSession};
 use crate::in_dialog::Bye;
 use crate::message::Received;
-use crate::reoffer::{ReofferOutcome, Reoffers};
+use crate::mid_call::{MidCall, MidCallCore, MidCallEvent, MidCallParts};
+use crate::reoffer::ReofferOutcome;
 use crate::response::{header_values, ALLOW};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientEvent, ClientTransaction, Timers};
-use crate::transfer::{DialogId, TransferEvent, Transfers};
+use crate::transfer::TransferEvent;
 
 pub use crate::ids::{random_token, BRANCH_COOKIE};
 pub use crate::transmit::{Transmit, Transport};
@@ -155,10 +156,8 @@ pub struct OutboundCall {
     stray_byes: Vec<Bye>,
     /// Answers the peer's requests inside the dialog.
     server: DialogServer,
-    /// Our re-INVITEs to hold and resume.
-    reoffers: Reoffers,
-    /// Transfers both ways (REFER, NOTIFY).
-    transfers: Transfers,
+    /// Hold, resume and transfers (see [`MidCallCore`]).
+    mid: MidCall,
     /// The 2xx named a target outside the dial plan: it is never ACKed.
     target_refused: bool,
     answered: bool,
@@ -207,8 +206,7 @@ impl OutboundCall {
             challenged: Vec::new(),
             stray_byes: Vec::new(),
             server,
-            reoffers: Reoffers::new(config_timers, true),
-            transfers: Transfers::new(config_timers),
+            mid: MidCall::new(config_timers, true),
             target_refused: false,
             answered: false,
             transmit: VecDeque::new(),
@@ -243,8 +241,7 @@ impl OutboundCall {
             && self.challenged.is_empty()
             && self.stray_byes.is_empty()
             && self.server.is_idle()
-            && self.reoffers.is_idle()
-            && self.transfers.is_idle()
+            && self.mid.is_idle()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -272,8 +269,7 @@ impl OutboundCall {
         all.extend(self.challenged.iter().map(ClientTransaction::poll_timeout));
         all.extend(self.stray_byes.iter().map(Bye::poll_timeout));
         all.push(self.server.poll_timeout());
-        all.push(self.reoffers.poll_timeout());
-        all.push(self.transfers.poll_timeout());
+        all.push(self.mid.poll_timeout());
         all.into_iter().flatten().min()
     }
 
@@ -295,112 +291,8 @@ impl OutboundCall {
             self.send_bye(now);
             self.end(None, "no ACK for our 2xx to the re-INVITE".into());
         }
-        let dialog = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed);
-        self.reoffers.handle_timeout(
-            dialog,
-            &request_context(&self.config),
-            &self.config.contact,
-            &mut self.server,
-            now,
-            &mut self.transmit,
-        );
-        self.reoffer_outcomes(now);
-        self.transfers.handle_timeout(now, &mut self.transmit);
-        self.transfer_events(now);
+        self.mid_call_timeout(now);
         self.drain();
-    }
-
-    /// Holds the answered call (`a=sendonly`, RFC 3264 §8.4) or resumes
-    /// it; false if the call is not answered (or already over).
-    pub fn hold(&mut self, held: bool, now: Instant) -> bool {
-        let Some(dialog) = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed)
-        else {
-            return false;
-        };
-        self.reoffers.hold(
-            held,
-            dialog,
-            &request_context(&self.config),
-            &self.config.contact,
-            &mut self.server,
-            now,
-            &mut self.transmit,
-        );
-        self.reoffer_outcomes(now);
-        self.drain();
-        true
-    }
-
-    /// What our re-INVITEs came to, as events (or the call's end).
-    fn reoffer_outcomes(&mut self, now: Instant) {
-        while let Some(outcome) = self.reoffers.poll_outcome() {
-            match outcome.ending() {
-                Some((code, reason)) => {
-                    self.send_bye(now);
-                    self.end(code, reason);
-                }
-                None => self.events.push_back(CallEvent::Reoffer(outcome)),
-            }
-        }
-    }
-
-    /// Transfers the peer to `target` (REFER, RFC 3515; the caller has
-    /// applied the dial plan); false if the call is not up or a transfer
-    /// of ours is already under way.
-    pub fn transfer(&mut self, target: &str, now: Instant) -> bool {
-        let Some(dialog) = self
-            .dialog
-            .as_mut()
-            .filter(|_| self.phase == Phase::Confirmed)
-        else {
-            return false;
-        };
-        let by = crate::dialog::uri_of(&self.config.from).to_owned();
-        let ctx = request_context(&self.config);
-        let sent = self
-            .transfers
-            .refer(dialog, &ctx, target, &by, now, &mut self.transmit);
-        self.transfer_events(now);
-        self.drain();
-        sent
-    }
-
-    /// Tells the peer that transferred us how our call to its target goes
-    /// (NOTIFY with a sipfrag; a final `code` ends the subscription).
-    pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
-        if let Some(dialog) = self.dialog.as_mut().filter(|_| self.phase != Phase::Ended) {
-            let ctx = request_context(&self.config);
-            self.transfers
-                .notify(dialog, &ctx, code, reason, now, &mut self.transmit);
-        }
-        self.drain();
-    }
-
-    /// The confirmed dialog's identity, for a Replaces header naming it.
-    pub fn dialog_id(&self) -> Option<DialogId> {
-        self.dialog
-            .as_ref()
-            .filter(|_| self.phase == Phase::Confirmed)
-            .map(DialogId::of)
-    }
-
-    /// What the transfers came to, as events; a transfer of ours that
-    /// succeeded ends the call (RFC 5589 §6.1: the transferor hangs up).
-    fn transfer_events(&mut self, now: Instant) {
-        while let Some(event) = self.transfers.poll_event() {
-            let succeeded = event.transferred_away();
-            self.events.push_back(CallEvent::Transfer(event));
-            if succeeded {
-                self.send_bye(now);
-                self.end(None, "transferred".into());
-            }
-        }
     }
 
     /// The client hung up: CANCEL before the answer (once a provisional
@@ -437,23 +329,7 @@ impl OutboundCall {
             return;
         };
         let branch = rx.branch().to_owned();
-        if self.transfers.handle_response(&rx, now, &mut self.transmit) {
-            self.transfer_events(now);
-            return;
-        }
-        if self.reoffers.owns(&rx) {
-            if let Some(dialog) = &mut self.dialog {
-                self.reoffers.handle_response(
-                    &rx,
-                    dialog,
-                    &request_context(&self.config),
-                    &self.config.contact,
-                    &mut self.server,
-                    now,
-                    &mut self.transmit,
-                );
-            }
-            self.reoffer_outcomes(now);
+        if self.mid_call_response(&rx, now) {
             return;
         }
         match rx.cseq_method.as_str() {
@@ -805,7 +681,7 @@ impl OutboundCall {
 
     fn handle_request(&mut self, rx: Received, source: SocketAddr, now: Instant) {
         // While our own offer is out, the peer's gets 491 (§14.2).
-        let confirmed = self.phase == Phase::Confirmed && !self.reoffers.is_pending();
+        let confirmed = self.phase == Phase::Confirmed && !self.mid.offer_pending();
         let outcome = self.server.handle_request(
             &rx,
             source,
@@ -819,24 +695,7 @@ impl OutboundCall {
             DialogOutcome::MediaChanged(media) => {
                 self.events.push_back(CallEvent::MediaChanged(media))
             }
-            DialogOutcome::Unanswered => {
-                let ctx = request_context(&self.config);
-                let dialog = self
-                    .dialog
-                    .as_mut()
-                    .filter(|_| self.phase == Phase::Confirmed);
-                self.transfers.answer(
-                    &rx,
-                    source,
-                    self.config.dial_plan.as_ref(),
-                    &mut self.server,
-                    dialog,
-                    &ctx,
-                    now,
-                    &mut self.transmit,
-                );
-                self.transfer_events(now);
-            }
+            DialogOutcome::Unanswered => self.mid_call_request(&rx, source, now),
             DialogOutcome::Nothing | DialogOutcome::Acknowledged | DialogOutcome::AckTimeout => {}
         }
     }
@@ -883,6 +742,49 @@ impl OutboundCall {
             b.drain(&mut self.transmit);
         }
         self.server.drain(&mut self.transmit);
+    }
+}
+
+impl MidCallCore for OutboundCall {
+    fn parts(&mut self) -> MidCallParts<'_> {
+        MidCallParts {
+            dialog: self
+                .dialog
+                .as_mut()
+                .filter(|_| self.phase == Phase::Confirmed),
+            server: &mut self.server,
+            mid: &mut self.mid,
+            ctx: request_context(&self.config),
+            contact: &self.config.contact,
+            plan: self.config.dial_plan.as_ref(),
+            out: &mut self.transmit,
+        }
+    }
+
+    fn confirmed_dialog(&self) -> Option<&Dialog> {
+        self.dialog
+            .as_ref()
+            .filter(|_| self.phase == Phase::Confirmed)
+    }
+
+    fn referred_by(&self) -> String {
+        crate::dialog::uri_of(&self.config.from).to_owned()
+    }
+
+    fn mid_call_event(&mut self, event: MidCallEvent) {
+        self.events.push_back(match event {
+            MidCallEvent::Reoffer(o) => CallEvent::Reoffer(o),
+            MidCallEvent::Transfer(t) => CallEvent::Transfer(t),
+        });
+    }
+
+    fn end_with_bye(&mut self, code: Option<u16>, reason: String, now: Instant) {
+        self.send_bye(now);
+        self.end(code, reason);
+    }
+
+    fn drain_all(&mut self) {
+        self.drain();
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use sono_sip::dial_plan::DialPlan;
 use sono_sip::inbound_call::{InboundCall, InboundCallConfig, InboundEvent};
 use sono_sip::message::{parse, Received};
+use sono_sip::mid_call::MidCallCore;
 use sono_sip::sdp::{Codec, LocalMedia};
 use sono_sip::transaction::Timers;
 

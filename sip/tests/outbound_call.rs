@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sono_sip::dial_plan::DialPlan;
 use sono_sip::digest::Credentials;
 use sono_sip::message::{parse, Received};
+use sono_sip::mid_call::MidCallCore;
 use sono_sip::outbound_call::{Auth, CallEvent, OutboundCall, OutboundCallConfig};
 use sono_sip::response::response_text;
 use sono_sip::sdp::{Codec, LocalMedia};
