@@ -14,6 +14,7 @@ pub mod directory;
 pub mod lines;
 pub mod media_bridge;
 pub mod metrics;
+pub mod rate_limit;
 pub mod registration;
 pub mod rtmp_connection;
 pub mod rtmp_listener;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub tunnels: tunnel::TunnelSessions,
     /// WebRTC sessions by client address.
     pub webrtc: webrtc_connection::WebRtcSessions,
+    /// Per-source rate limits (`[limits]`).
+    pub limits: rate_limit::Limits,
     /// The arbiters connections run on, one per core.
     arbiters: Vec<actix::dev::ArbiterHandle>,
     next_arbiter: std::sync::atomic::AtomicUsize,
@@ -65,6 +68,12 @@ impl Shared {
     /// together) for a client at `peer`; false, counted and logged, when none
     /// is left. The connection's actor gives the slot back when it stops.
     pub fn take_connection_slot(&self, peer: std::net::SocketAddr) -> bool {
+        if !self
+            .limits
+            .allow(rate_limit::Limit::Rtmp, peer.ip(), None, &self.metrics)
+        {
+            return false;
+        }
         use std::sync::atomic::Ordering;
         let m = &self.metrics;
         let limit = self.settings.rtmp.max_connections;
@@ -160,6 +169,7 @@ impl Gateway {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Arc<Vec<Arbiter>> = Arc::new((0..cores).map(|_| Arbiter::new()).collect());
+        let limits = rate_limit::Limits::new(&settings.limits);
         let shared = Arc::new(Shared {
             settings,
             directory: Directory::default(),
@@ -170,6 +180,7 @@ impl Gateway {
             events: control::EventBus::default(),
             tunnels: tunnel::TunnelSessions::default(),
             webrtc: webrtc_connection::WebRtcSessions::default(),
+            limits,
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             next_arbiter: Default::default(),
         });

@@ -61,6 +61,9 @@ pub struct Metrics {
     pub sip_calls_unsettled: AtomicU64,
     pub sip_targets_refused: AtomicU64,
     pub sip_challenges_refused: AtomicU64,
+    /// Requests, connects and REST calls over a per-source limit:
+    /// `[sip, rtmp, rest]`.
+    pub rate_limited: [AtomicU64; 3],
     pub rtp_packets_sent: AtomicU64,
     pub rtp_packets_received: AtomicU64,
     pub rtp_packets_malformed: AtomicU64,
@@ -324,6 +327,16 @@ impl Metrics {
             "counter",
             "Bytes of those video messages.",
             &[("", get(&self.rtmp_video_bytes))],
+        );
+        metric(
+            "sono_rate_limited_total",
+            "counter",
+            "SIP requests no dialog owns, RTMP connects and REST calls refused by a per-source limit ([limits]).",
+            &[
+                ("{limit=\"sip\"}", get(&self.rate_limited[0])),
+                ("{limit=\"rtmp\"}", get(&self.rate_limited[1])),
+                ("{limit=\"rest\"}", get(&self.rate_limited[2])),
+            ],
         );
         metric(
             "sono_audio_frames_total",

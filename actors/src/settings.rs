@@ -70,6 +70,7 @@ pub struct Settings {
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub webrtc: WebRtcSettings,
+    pub limits: LimitsSettings,
     pub shutdown: ShutdownSettings,
 }
 
@@ -530,6 +531,50 @@ impl DialPlanSettings {
     /// The compiled plan; an error names a bad pattern.
     pub fn compile(&self) -> Result<sono_sip::dial_plan::DialPlan, String> {
         sono_sip::dial_plan::DialPlan::new(self.allow_loopback, &self.allow, &self.deny)
+    }
+}
+
+/// What a SIP request over its limit gets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OverLimit {
+    /// 503 Service Unavailable with Retry-After (HTTP: 429).
+    Reject,
+    /// Nothing at all (a scanner learns nothing; HTTP still gets 429).
+    Drop,
+}
+
+/// Per-source rate limits: token buckets, `…_per_second` a second and
+/// `…_burst` at once; a rate of 0 turns that limit off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// SIP requests no dialog owns (INVITE, REGISTER, OPTIONS…), per source address.
+    pub sip_requests_per_second: u32,
+    pub sip_burst: u32,
+    /// RTMP, RTMPS and RTMPT connects, per client address.
+    pub rtmp_connects_per_second: u32,
+    pub rtmp_burst: u32,
+    /// REST calls, per token (or per address without one).
+    pub rest_calls_per_second: u32,
+    pub rest_burst: u32,
+    pub over_limit: OverLimit,
+    /// Loopback sources (local tools and monitors) are not limited.
+    pub exempt_loopback: bool,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            sip_requests_per_second: 50,
+            sip_burst: 100,
+            rtmp_connects_per_second: 20,
+            rtmp_burst: 40,
+            rest_calls_per_second: 50,
+            rest_burst: 100,
+            over_limit: OverLimit::Reject,
+            exempt_loopback: true,
+        }
     }
 }
 

@@ -26,6 +26,8 @@ use tracing::{debug, trace, warn};
 
 use crate::client_session::IncomingInvite;
 use crate::metrics::Metrics;
+use crate::rate_limit::Limit;
+use crate::settings::OverLimit;
 use crate::sip_tcp::TcpConnections;
 use crate::Shared;
 use sono_sip::transmit::Transport;
@@ -130,6 +132,9 @@ impl SipTransport {
             Err(e) => {
                 Metrics::add(&self.shared.metrics.sip_messages_rejected, 1);
                 debug!(%source, error = %e, "SIP message refused");
+                if !self.within_limit(source) {
+                    return;
+                }
                 if let Some(answer) = error_response(bytes, &e, source, &random_token()) {
                     self.shared.sip.send(transport, source, &answer);
                 }
@@ -143,10 +148,33 @@ impl SipTransport {
         self.unowned(message, source, transport);
     }
 
+    /// Whether `source` is within its limit of requests no dialog owns
+    /// (`limits.sip_requests_per_second`).
+    fn within_limit(&self, source: SocketAddr) -> bool {
+        let shared = &self.shared;
+        shared
+            .limits
+            .allow(Limit::Sip, source.ip(), None, &shared.metrics)
+    }
+
     /// A message no call owns.
     fn unowned(&mut self, message: Received, source: SocketAddr, transport: Transport) {
         if !message.is_request() {
             debug!(%source, call_id = %message.call_id, "SIP response for no call, dropped");
+            return;
+        }
+        if message.cseq_method != "ACK" && !self.within_limit(source) {
+            if self.shared.settings.limits.over_limit == OverLimit::Reject {
+                let retry = [("Retry-After", "5")];
+                self.answer(
+                    &message,
+                    source,
+                    transport,
+                    503,
+                    "Service Unavailable",
+                    &retry,
+                );
+            }
             return;
         }
         if let Some(r) = sono_sip::message::refusal(&message) {

@@ -456,12 +456,41 @@ where
         .default_service(web::to(move || async move { method_not_allowed(allow) }))
 }
 
+/// `limits.rest_calls_per_second`, per token (per address without one).
+fn within_rest_limit(req: &actix_web::dev::ServiceRequest, shared: &Shared) -> bool {
+    let ip = req
+        .peer_addr()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+    let token = auth::presented_token(req.request());
+    shared.limits.allow(
+        sono_actors::rate_limit::Limit::Rest,
+        ip,
+        token.as_deref(),
+        &shared.metrics,
+    )
+}
+
 /// Largest JSON body an API request may carry (413 beyond).
 const MAX_BODY: usize = 16 * 1024;
 
 /// Every route of the API, under `/api/v1`.
-pub fn scope() -> actix_web::Scope {
+pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
+    use actix_web::dev::Service;
+    use futures_util::future::{ready, Either};
     web::scope("/api/v1")
+        .wrap_fn(|req, srv| {
+            let limited = req
+                .app_data::<Data>()
+                .is_some_and(|shared| !within_rest_limit(&req, shared));
+            if limited {
+                let error = ApiError::unavailable(
+                    "too many calls with this token (limits.rest_calls_per_second); retry later",
+                );
+                let response = actix_web::ResponseError::error_response(&error);
+                return Either::Left(ready(Ok(req.into_response(response))));
+            }
+            Either::Right(srv.call(req))
+        })
         .app_data(web::PayloadConfig::new(MAX_BODY))
         .service(resource("/openapi.json", true, openapi))
         .service(resource("/token", true, token))

@@ -134,6 +134,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"sono\""));
         }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header(("Retry-After", "1"));
+        }
         response.json(json!({ "error": error }))
     }
 }
