@@ -855,3 +855,77 @@ fn a_refer_storm_is_answered_one_by_one_and_nothing_is_dialled() {
         );
     }
 }
+
+#[test]
+fn the_host_of_a_three_way_call_leaving_leaves_the_other_call_active_with_the_clients_audio() {
+    let dir = AudioDir::new("three-way-host");
+    let tone = dir.file("tone.wav");
+    audio::tone_wav(&tone, 16_000, 1, 500);
+    let sono = Sono::start(SONO, MEDIA);
+    let (mut c, _) = registered_client(&sono);
+    let (rtp_a, rtp_b) = (RtpCounter::new(), RtpCounter::new());
+    let mut a = Sipp::uas(
+        &scenario("uas_line"),
+        1,
+        Duration::from_secs(60),
+        &["-key", "rtp_port", &rtp_a.port()],
+    );
+    let mut b = Sipp::uas(
+        &scenario("uas_pcmu_at"),
+        1,
+        Duration::from_secs(60),
+        &["-key", "rtp_port", &rtp_b.port()],
+    );
+    c.call("dial", vec![a.uri("alice").into()]).unwrap();
+    assert!(
+        c.wait_for(WAIT, |c| call_reached(c, 1, 4)),
+        "{}",
+        sono.log()
+    );
+    c.call("hold", vec![]).unwrap();
+    assert!(c.wait_for(WAIT, |c| held_by_client(c, 1, true)));
+    c.call("dial", vec![b.uri("bob").into()]).unwrap();
+    assert!(
+        c.wait_for(WAIT, |c| call_reached(c, 2, 4)),
+        "{}",
+        sono.log()
+    );
+    let joined = c.call("three_way", vec![]).unwrap();
+    assert!(matches!(joined, Reply::Result(_)), "{joined:?}");
+    assert!(c.wait_for(WAIT, |c| held_by_client(c, 1, false)));
+    let on = events_with(&c, code::CALL_THREE_WAY);
+    // Without ids: the active call (2, dialled last) hosts, 1 joins.
+    assert_eq!(
+        on[0].1.get("calls"),
+        Some(&AmfValue::StrictArray(vec![
+            AmfValue::Number(2.0),
+            AmfValue::Number(1.0)
+        ])),
+        "{on:?}"
+    );
+
+    // The host (call 2) hangs up: call 1 goes on, active, and alone hears
+    // the client.
+    c.call("hangup", vec![AmfValue::Number(2.0)]).unwrap();
+    assert!(c.wait_for(WAIT, |c| call_reached(c, 2, 0)));
+    assert!(
+        c.wait_for(WAIT, |c| events_with(c, code::CALL_THREE_WAY).iter().any(
+            |(call, e)| *call == Some(1) && e.get("on") == Some(&AmfValue::Boolean(false))
+        ))
+    );
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    rtp_a.drain();
+    rtp_b.drain();
+    c.publish_wav_as_speex(mic, &tone).unwrap();
+    c.pump(Duration::from_millis(300)).unwrap();
+    let (to_a, to_b) = (rtp_a.drain(), rtp_b.drain());
+    assert!(
+        to_a >= 40 && to_b == 0,
+        "after the host left: {to_a} packets to A, {to_b} to B"
+    );
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_for(WAIT, |c| call_reached(c, 1, 0)));
+    a.assert_success(WAIT);
+    b.assert_success(WAIT);
+}
