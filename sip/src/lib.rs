@@ -40,6 +40,7 @@ pub mod outbound_call;
 pub mod registration;
 pub mod reoffer;
 pub mod response;
+pub mod sdes;
 pub mod sdp;
 pub mod stream_framer;
 pub mod transaction;

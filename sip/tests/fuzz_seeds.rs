@@ -72,3 +72,25 @@ fn dial_target_seeds_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn sdes_seeds_parse_as_expected_and_cut_short_never_panic() {
+    use sono_sip::sdes::CryptoAttribute;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sip_sdes");
+    let seeds = files(&dir);
+    assert_eq!(seeds.len(), 6);
+    let parsed: Vec<bool> = seeds
+        .iter()
+        .map(|s| CryptoAttribute::parse(&String::from_utf8_lossy(s)).is_ok())
+        .collect();
+    // Two good lines (the RFC's example, an _32 one), four refused.
+    assert_eq!(parsed.iter().filter(|ok| **ok).count(), 2, "{parsed:?}");
+    for seed in &seeds {
+        for cut in 0..=seed.len() {
+            let text = String::from_utf8_lossy(&seed[..cut]);
+            if let Ok(c) = CryptoAttribute::parse(&text) {
+                assert_eq!(CryptoAttribute::parse(&c.to_value()), Ok(c));
+            }
+        }
+    }
+}
