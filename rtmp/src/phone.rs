@@ -252,82 +252,42 @@ fn parse_transfer(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     })
 }
 
-/// A URI argument (`dial`'s, `transfer`'s): a non-empty string without
-/// control characters, at most `MAX_ARGUMENT_LEN` bytes.
-fn target_uri(method: &str, arg: Option<&AmfValue>) -> Result<String, PhoneError> {
+/// A URI argument (`dial`'s, `transfer`'s, and the foreign APIs' call
+/// targets): a non-empty string without control characters, at most
+/// `MAX_ARGUMENT_LEN` bytes.
+pub(crate) fn target_uri(method: &str, arg: Option<&AmfValue>) -> Result<String, PhoneError> {
+    let missing = || PhoneError::new(code::CALL_NO_URI, format!("{method} needs a URI to call"));
     let uri = match arg {
-        Some(AmfValue::String(s)) if !s.trim().is_empty() => s.trim(),
-        Some(AmfValue::String(_)) | None => {
-            return Err(PhoneError::new(
-                code::CALL_NO_URI,
-                format!("{method} needs a URI to call"),
-            ))
-        }
-        Some(v) if v.is_nullish() => {
-            return Err(PhoneError::new(
-                code::CALL_NO_URI,
-                format!("{method} needs a URI to call"),
-            ))
-        }
+        None => return Err(missing()),
+        Some(v) if v.is_nullish() => return Err(missing()),
+        Some(AmfValue::String(s)) => s.trim(),
         Some(_) => {
             return Err(PhoneError::new(
                 code::CALL_NO_URI,
-                format!("the URI {method} calls must be a string"),
+                format!("the URI to {method} must be a string"),
             ))
         }
     };
+    if uri.is_empty() {
+        return Err(missing());
+    }
     if uri.len() > MAX_ARGUMENT_LEN || uri.chars().any(char::is_control) {
         return Err(PhoneError::new(
             code::CALL_FAILED,
-            format!("the URI {method} calls is not a valid URI"),
+            format!("the URI to {method} is not a valid URI"),
         ));
     }
     Ok(uri.to_owned())
 }
 
 fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
-    let uri = match args.first() {
-        None => {
-            return Err(PhoneError::new(
-                code::CALL_NO_URI,
-                "dial needs a URI to call",
-            ))
-        }
-        Some(v) if v.is_nullish() => {
-            return Err(PhoneError::new(
-                code::CALL_NO_URI,
-                "dial needs a URI to call",
-            ))
-        }
-        Some(AmfValue::String(s)) => s.trim(),
-        Some(_) => {
-            return Err(PhoneError::new(
-                code::CALL_NO_URI,
-                "the URI to dial must be a string",
-            ))
-        }
-    };
-    if uri.is_empty() {
-        return Err(PhoneError::new(
-            code::CALL_NO_URI,
-            "dial needs a URI to call",
-        ));
-    }
-    if uri.len() > MAX_ARGUMENT_LEN || uri.chars().any(char::is_control) {
-        return Err(PhoneError::new(
-            code::CALL_FAILED,
-            "the URI to dial is not a valid URI",
-        ));
-    }
+    let uri = target_uri("dial", args.first())?;
     let codec = match args.get(1) {
         None => None,
         Some(v) if v.is_nullish() => None,
         Some(options) => dial_codec(options)?,
     };
-    Ok(PhoneRequest::Dial {
-        uri: uri.to_owned(),
-        codec,
-    })
+    Ok(PhoneRequest::Dial { uri, codec })
 }
 
 /// The `codec` of `dial`'s options object, if it names one.
@@ -381,7 +341,7 @@ fn parse_reject(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     })
 }
 
-fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
+pub(crate) fn parse_dtmf(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     let digits = match args.first() {
         Some(AmfValue::String(s)) => s.clone(),
         // A single digit typed as a number.

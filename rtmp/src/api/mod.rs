@@ -263,24 +263,6 @@ fn string_arg(args: &[AmfValue], at: usize) -> Option<String> {
     }
 }
 
-/// A target argument: a non-empty string without control characters.
-fn target_arg(method: &str, args: &[AmfValue], at: usize) -> Result<String, PhoneError> {
-    use crate::phone::code;
-    let Some(target) = string_arg(args, at) else {
-        return Err(PhoneError::new(
-            code::CALL_NO_URI,
-            format!("{method} needs a number or URI to call"),
-        ));
-    };
-    if target.len() > 1024 || target.chars().any(char::is_control) {
-        return Err(PhoneError::new(
-            code::CALL_FAILED,
-            format!("{method}: not a number or URI sono can call"),
-        ));
-    }
-    Ok(target)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

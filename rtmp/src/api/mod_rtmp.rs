@@ -19,9 +19,12 @@
 //! `onAttach(uuid)`, `onHangup(uuid, cause)` (Q.850 cause names from the
 //! SIP code, RFC 3398 §8.2.6.1), `event(object)` for the rest.
 
-use super::{string_arg, target_arg, uuid, ApiAdapter, ApiRequest, CallView, Invoke};
+use super::{string_arg, uuid, ApiAdapter, ApiRequest, CallView, Invoke};
 use crate::amf::AmfValue;
-use crate::phone::{call_arg, code, CallId, CallStatus, PhoneError, PhoneEvent, PhoneRequest};
+use crate::phone::{
+    call_arg, code, parse_dtmf, target_uri, CallId, CallStatus, PhoneError, PhoneEvent,
+    PhoneRequest,
+};
 
 pub(super) fn parse(
     adapter: &mut ApiAdapter,
@@ -36,17 +39,12 @@ pub(super) fn parse(
         "answer" => phone(call_arg(args, 0).map(|call| PhoneRequest::Accept { call })),
         "attach" => phone(attach(adapter, args)),
         "hangup" => phone(hangup(adapter, args)),
-        "sendDTMF" => phone(match string_arg(args, 0) {
-            Some(digits) => Ok(PhoneRequest::SendDtmf { digits, call: None }),
-            None => Err(PhoneError::new(
-                code::DTMF_INVALID,
-                "sendDTMF needs the digits as a string",
-            )),
-        }),
+        // sendDTMF(digits, duration): the duration is the peer's business.
+        "sendDTMF" => phone(parse_dtmf(&args[..args.len().min(1)])),
         "register" => phone(Ok(PhoneRequest::Register(Default::default()))),
         "unregister" => phone(Ok(PhoneRequest::Unregister)),
         "transfer" => phone(call_arg(args, 0).and_then(|call| {
-            let dest = target_arg("transfer", args, 1)?;
+            let dest = target_uri("transfer", args.get(1))?;
             Ok(PhoneRequest::Transfer {
                 uri: adapter.complete_uri(&dest, None),
                 call,
@@ -88,7 +86,7 @@ fn login(args: &[AmfValue]) -> Result<ApiRequest, PhoneError> {
 }
 
 fn make_call(adapter: &mut ApiAdapter, args: &[AmfValue]) -> Result<ApiRequest, PhoneError> {
-    let number = target_arg("makeCall", args, 0)?;
+    let number = target_uri("makeCall", args.first())?;
     if adapter.login_required && adapter.logged_in().is_none() {
         return Err(PhoneError::new(
             code::CALL_FORBIDDEN,

@@ -8,9 +8,9 @@
 //! videoCodec)`, `rejected(reason)`, `invited(dest, from)`,
 //! `cancelled()`, `byed()`, `holded(bool)` (the peer's hold).
 
-use super::{string_arg, target_arg, ApiAdapter, ApiRequest, CallView, Invoke};
+use super::{string_arg, ApiAdapter, ApiRequest, CallView, Invoke};
 use crate::amf::AmfValue;
-use crate::phone::{CallStatus, PhoneError, PhoneEvent, PhoneRequest};
+use crate::phone::{parse_dtmf, target_uri, CallStatus, PhoneError, PhoneEvent, PhoneRequest};
 
 pub(super) fn parse(
     adapter: &mut ApiAdapter,
@@ -18,7 +18,7 @@ pub(super) fn parse(
     args: &[AmfValue],
 ) -> Option<Result<ApiRequest, PhoneError>> {
     let request = match name {
-        "invite" => target_arg("invite", args, 0).map(|dest| PhoneRequest::Dial {
+        "invite" => target_uri("invite", args.first()).map(|dest| PhoneRequest::Dial {
             uri: adapter.complete_uri(&dest, None),
             codec: None,
         }),
@@ -32,22 +32,7 @@ pub(super) fn parse(
             call: None,
         }),
         "bye" => Ok(PhoneRequest::Hangup { call: None }),
-        "sendDTMF" => match args.first() {
-            Some(AmfValue::String(d)) => Ok(PhoneRequest::SendDtmf {
-                digits: d.clone(),
-                call: None,
-            }),
-            Some(AmfValue::Number(n)) if n.fract() == 0.0 && (0.0..=9.0).contains(n) => {
-                Ok(PhoneRequest::SendDtmf {
-                    digits: format!("{n}"),
-                    call: None,
-                })
-            }
-            _ => Err(PhoneError::new(
-                crate::phone::code::DTMF_INVALID,
-                "sendDTMF takes a digit",
-            )),
-        },
+        "sendDTMF" => parse_dtmf(&args[..args.len().min(1)]),
         "hold" => Ok(PhoneRequest::Hold {
             held: !matches!(args.first(), Some(AmfValue::Boolean(false))),
             call: None,
