@@ -89,6 +89,14 @@ struct DtmfInProgress {
     done: bool,
 }
 
+/// Where decoded client audio goes: encoded for the peer (passed through
+/// when the codecs allow), or to a three-way call's mix (always decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Peer,
+    Mix,
+}
+
 pub struct Uplink {
     config: UplinkConfig,
     sender: RtpSender,
@@ -99,9 +107,8 @@ pub struct Uplink {
     aac: Option<AacDecoder>,
     mp3: Option<Mp3Decoder>,
     resampler: Option<(u32, Resampler)>,
-    /// Three-way calls: the client's audio is decoded (never passed
-    /// through) to 16 kHz for the mix, and the mix comes back to be sent.
-    decode_only: bool,
+    /// Three-way calls: the client's audio decoded to 16 kHz for the mix,
+    /// and the mix back to the call's rate.
     to_mix: Option<(u32, Resampler)>,
     from_mix: Option<Resampler>,
     /// G.711 bytes passed through, not yet a whole packet.
@@ -129,7 +136,6 @@ impl Uplink {
             aac: None,
             mp3: None,
             resampler: None,
-            decode_only: false,
             to_mix: None,
             from_mix: None,
             g711: Vec::new(),
@@ -179,8 +185,7 @@ impl Uplink {
         data: &[u8],
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), UplinkError> {
-        self.decode_only = false;
-        match self.decode(codec, rtmp_ms, data, out)? {
+        match self.decode(codec, rtmp_ms, data, out, Destination::Peer)? {
             Some(client_rate) => self.send_decoded(client_rate, out),
             None => Ok(()),
         }
@@ -197,10 +202,8 @@ impl Uplink {
         pcm: &mut Vec<i16>,
     ) -> Result<(), UplinkError> {
         self.stats.messages += 1;
-        self.decode_only = true;
         let mut unused = Vec::new();
-        let decoded = self.decode(codec, rtmp_ms, data, &mut unused);
-        self.decode_only = false;
+        let decoded = self.decode(codec, rtmp_ms, data, &mut unused, Destination::Mix);
         let client_rate = match decoded {
             Ok(Some(rate)) => rate,
             Ok(None) => return Ok(()),
@@ -252,17 +255,18 @@ impl Uplink {
         rtmp_ms: u32,
         data: &[u8],
         out: &mut Vec<Vec<u8>>,
+        to: Destination,
     ) -> Result<Option<u32>, UplinkError> {
         // Decode to PCM at the client's rate; Speex to Speex goes through.
         self.decoded.clear();
-        let through = !self.decode_only;
+        let through = to == Destination::Peer;
         let client_rate = match codec {
             ClientCodec::SpeexWb => {
                 let frames = frames_in_packet(data).ok_or(UplinkError::CorruptSpeex)?;
                 if frames == 0 {
                     return Ok(None);
                 }
-                self.follow_client_clock(rtmp_ms, frames as u32 * 20);
+                self.follow_client_clock(rtmp_ms, frames as u32 * 20, to);
                 if through && self.config.codec == SipCodec::SpeexWb {
                     self.pass_through(data, (frames * SPEEX_WB_FRAME) as u32, out);
                     return Ok(None);
@@ -281,25 +285,25 @@ impl Uplink {
                     .get_or_insert_with(NellymoserDecoder::new)
                     .decode(data, &mut self.decoded);
                 let ms = (blocks * BLOCK_SAMPLES) as u64 * 1000 / u64::from(rate);
-                self.follow_client_clock(rtmp_ms, ms as u32);
+                self.follow_client_clock(rtmp_ms, ms as u32, to);
                 rate
             }
             ClientCodec::Opus if through && self.config.codec == SipCodec::Opus => {
                 // Opus to Opus: the browser's packets go on untouched.
                 let ticks = clock_ticks(data).ok_or(UplinkError::CorruptOpus)?;
-                self.follow_client_clock(rtmp_ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32);
+                self.follow_client_clock(rtmp_ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32, to);
                 self.pass_through(data, ticks as u32, out);
                 return Ok(None);
             }
             ClientCodec::Opus => {
-                self.opus_packet(rtmp_ms, data)?;
+                self.opus_packet(rtmp_ms, data, to)?;
                 OPUS_PCM_RATE
             }
             ClientCodec::G711(law) => {
                 if data.is_empty() {
                     return Ok(None);
                 }
-                self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32);
+                self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32, to);
                 if through && self.config.codec.passes_through(codec) {
                     self.g711_through(data, out);
                     return Ok(None);
@@ -349,7 +353,7 @@ impl Uplink {
                 return Ok(None);
             }
             let ms = self.decoded.len() as u64 * 1000 / u64::from(client_rate);
-            self.follow_client_clock(rtmp_ms, ms as u32);
+            self.follow_client_clock(rtmp_ms, ms as u32, to);
         }
         Ok(Some(client_rate))
     }
@@ -452,7 +456,7 @@ impl Uplink {
     /// packets: WebRTC is carried over UDP) is concealed by libopus, from
     /// the packet's in-band FEC where it has some, so the peer hears no
     /// hole and the RTP clock stays continuous; a long one is a pause.
-    fn opus_packet(&mut self, ms: u32, data: &[u8]) -> Result<(), UplinkError> {
+    fn opus_packet(&mut self, ms: u32, data: &[u8], to: Destination) -> Result<(), UplinkError> {
         let decoder = match &mut self.opus {
             Some(decoder) => decoder,
             slot => slot.insert(OpusDecoder::new().map_err(|_| UplinkError::CorruptOpus)?),
@@ -471,17 +475,17 @@ impl Uplink {
         decoder
             .decode(data, &mut self.decoded)
             .map_err(|_| UplinkError::CorruptOpus)?;
-        self.follow_client_clock(ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32);
+        self.follow_client_clock(ms, (ticks * 1000 / OPUS_CLOCK as usize) as u32, to);
         Ok(())
     }
 
     /// A jump in the client's timestamps beyond a packet's worth is a pause
     /// in its sending: the RTP clock jumps with it.
-    fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32) {
+    fn follow_client_clock(&mut self, rtmp_ms: u32, duration_ms: u32, to: Destination) {
         if let Some(expected) = self.expected_ms {
             let gap = rtmp_ms.wrapping_sub(expected);
             // In a three-way call the mix keeps the RTP clock, not the client.
-            if !self.decode_only && gap > 2 * self.config.ptime_ms.max(20) && gap < 60_000 {
+            if to == Destination::Peer && gap > 2 * self.config.ptime_ms.max(20) && gap < 60_000 {
                 let ticks =
                     (u64::from(gap) * u64::from(self.config.codec.rtp_clock_rate()) / 1000) as u32;
                 self.sender.skip(ticks);
