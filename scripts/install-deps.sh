@@ -15,6 +15,8 @@ peers=(
   baresip       # SIP user agent
   sip-tester    # SIPp
   kamailio      # SIP registrar with digest authentication
+  kamailio-tls-modules  # its tls module: sono registers over SIP over TLS
+  ca-certificates       # the system roots SIP over TLS verifies peers against
   sox espeak-ng # audio synthesis and conversion for audio-quality tests
   curl procps   # health checks and process control in scripts
   openssl       # a test certificate for RTMPS

@@ -30,7 +30,8 @@ use crate::media_bridge::{
 };
 use crate::metrics::Metrics;
 use crate::rtp_ports::RtpPorts;
-use crate::sip_transport::SipInbound;
+use crate::sip_stream::Sender;
+use crate::sip_transport::{SipInbound, SipUnreachable};
 use crate::Shared;
 
 /// What a call tells its connection.
@@ -108,6 +109,11 @@ pub struct Call {
     wants_held: bool,
     /// The peer holds the call (its last SDP said so).
     peer_holds: bool,
+    /// The first hop's host as the URI names it (the outbound proxy's, else
+    /// the target's) and its address once known: a TLS connection there
+    /// needs a certificate for that name (RFC 5922 §7); one to any other
+    /// address (a peer's Contact) for that address.
+    peer_name: Option<(String, Option<SocketAddr>)>,
 }
 
 impl Call {
@@ -122,9 +128,14 @@ impl Call {
         resolve: Option<(String, u16)>,
         rtp: RtpPorts,
     ) -> Addr<Call> {
+        let proxy = config.outbound_proxy.as_deref().unwrap_or(&config.target);
+        let peer_name = sono_sip::uri::SipUri::parse(proxy)
+            .ok()
+            .map(|u| (u.destination().unwrap_or(u).host, None));
         Call {
             config: Some(config),
             resolve,
+            peer_name,
             ..Call::idle((conn, line), connection, media_out, shared, rtp)
         }
         .start()
@@ -187,6 +198,7 @@ impl Call {
             held: false,
             wants_held: false,
             peer_holds: false,
+            peer_name: None,
         }
     }
 
@@ -269,6 +281,9 @@ impl Call {
         if let Some(hop) = next_hop {
             config.next_hop = hop;
         }
+        if let Some((_, address)) = &mut self.peer_name {
+            *address = Some(config.next_hop);
+        }
         let target = config.target.clone();
         match OutboundCall::new(config, Instant::now()) {
             Ok(core) => {
@@ -335,7 +350,15 @@ impl Call {
         };
         let transport = core.transport();
         while let Some(t) = core.poll_transmit() {
-            self.shared.sip.send(transport, t.to, &t.bytes);
+            let sender = Sender {
+                peer_name: self
+                    .peer_name
+                    .as_ref()
+                    .filter(|(_, at)| *at == Some(t.to))
+                    .map(|(name, _)| name.clone()),
+                report: Some(ctx.address().recipient()),
+            };
+            self.shared.sip.send_from(transport, t.to, &t.bytes, sender);
         }
         let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
@@ -747,6 +770,18 @@ impl Handler<AnswerIncoming> for Call {
     }
 }
 
+impl Handler<SipUnreachable> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipUnreachable, ctx: &mut Context<Self>) {
+        warn!(conn = self.conn, reason = %msg.reason, "SIP next hop unreachable");
+        if let Some(core) = &mut self.core {
+            core.transport_failed(&msg.reason);
+        }
+        self.pump(ctx);
+    }
+}
+
 impl Handler<Hangup> for Call {
     type Result = ();
 
@@ -768,23 +803,32 @@ impl Handler<Hangup> for Call {
     }
 }
 
+/// Our Contact for `user` on `transport`: a `sips:` URI when the dialog is
+/// secure (its Request-URI or target was `sips:`, RFC 5630 §3.1.2), else a
+/// `sip:` URI with the transport parameter for TCP and TLS.
+pub fn our_contact(shared: &Shared, user: &str, transport: Transport, secure: bool) -> String {
+    let advertised = shared.sip.advertised_for(transport);
+    if secure && transport == Transport::Tls {
+        format!("sips:{user}@{advertised}")
+    } else {
+        format!("sip:{user}@{advertised}{}", transport.uri_parameter())
+    }
+}
+
 /// An inbound call's configuration: our Contact for the client's user, the
-/// media we answer with, the transport the INVITE came on.
+/// media we answer with, the transport the INVITE came on, and whether its
+/// Request-URI was `sips:`.
 pub fn inbound_config(
     shared: &Shared,
     user: &str,
     rtp_port: u16,
     transport: Transport,
+    secure: bool,
 ) -> InboundCallConfig {
     let sip = &shared.settings.sip;
-    let advertised = shared.sip.advertised();
-    let contact = match transport {
-        Transport::Tcp => format!("sip:{user}@{advertised};transport=tcp"),
-        Transport::Udp => format!("sip:{user}@{advertised}"),
-    };
     InboundCallConfig {
-        contact,
-        via_sent_by: advertised.to_owned(),
+        contact: our_contact(shared, user, transport, secure),
+        via_sent_by: shared.sip.advertised_for(transport).to_owned(),
         user_agent: sip.user_agent.clone(),
         media: local_media(shared, rtp_port),
         timers: sip.timers(),
@@ -880,17 +924,14 @@ pub fn outbound_config(
             }
         },
     };
-    let advertised = shared.sip.advertised();
     let media = local_media(shared, rtp_port);
     // The proxy's transport parameter when there is a proxy, else the target's.
     let transport = match &proxy {
         Some(p) => Transport::of_uri(&p.to_string()),
         None => Transport::of_uri(&target.to_string()),
     };
-    let contact = match transport {
-        Transport::Tcp => format!("sip:{user}@{advertised};transport=tcp"),
-        Transport::Udp => format!("sip:{user}@{advertised}"),
-    };
+    let advertised = shared.sip.advertised_for(transport);
+    let contact = our_contact(shared, user, transport, target.secure);
     let auth = challenge_policy(shared, target, proxy.as_ref());
     let config = OutboundCallConfig {
         target: target.to_string(),

@@ -145,6 +145,14 @@ impl CallLeg {
     }
 
     /// CANCEL or BYE for an outbound leg; 603 or BYE for an inbound one.
+    /// The next hop could not be reached (see `OutboundCall::transport_failed`);
+    /// an inbound call answers on the connection its INVITE came on.
+    pub fn transport_failed(&mut self, reason: &str) {
+        if let CallLeg::Outbound(c) = self {
+            c.transport_failed(reason);
+        }
+    }
+
     pub fn hangup(&mut self, now: Instant) {
         match self {
             CallLeg::Outbound(c) => c.hangup(now),

@@ -398,6 +398,33 @@ impl ClientSession {
     ) -> Result<(), String> {
         let shared = self.shared.clone();
         let sip = &shared.settings.sip;
+        // `host[:port]`, with `sip:`/`sips:` before and `;transport=…`
+        // after allowed: `sips:` or `transport=tls` registers over TLS.
+        let transport = Transport::of_uri(&format!("sip:{domain}"));
+        let transport = if domain
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        {
+            Transport::Tls
+        } else {
+            transport
+        };
+        let secure = transport == Transport::Tls
+            && domain
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+        let domain = domain
+            .split_once(':')
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+            })
+            .map_or(domain, |(_, rest)| rest);
+        let domain = domain.split(';').next().unwrap_or(domain).trim();
+        let default_port = if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
         let (host, port) = match domain.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
                 h.trim_matches(|c| c == '[' || c == ']').to_owned(),
@@ -405,9 +432,14 @@ impl ClientSession {
             ),
             _ => (
                 domain.trim_matches(|c| c == '[' || c == ']').to_owned(),
-                Some(5060),
+                Some(default_port),
             ),
         };
+        if !self.shared.sip.supports(transport) {
+            return Err(format!(
+                "registering over {transport} needs SIP over {transport} (sip.tls_listen or sip.tcp)"
+            ));
+        }
         let port = port.ok_or_else(|| format!("{domain:?} is not host[:port]"))?;
         if check
             && !sip
@@ -433,18 +465,19 @@ impl ClientSession {
         }
         self.implicit_uri();
         let contact_user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
+        let scheme = if secure { "sips" } else { "sip" };
         let config = RegistrationConfig {
-            registrar_uri: format!("sip:{domain}"),
+            registrar_uri: format!("{scheme}:{domain}"),
             next_hop: SocketAddr::new(ip, port),
-            aor: format!("sip:{user}@{domain}"),
+            aor: format!("{scheme}:{user}@{domain}"),
             display_name,
-            contact: format!("sip:{contact_user}@{}", self.shared.sip.advertised()),
-            via_sent_by: self.shared.sip.advertised().to_owned(),
+            contact: crate::call::our_contact(&self.shared, contact_user, transport, secure),
+            via_sent_by: self.shared.sip.advertised_for(transport).to_owned(),
             user_agent: sip.user_agent.clone(),
             credentials,
             expires: sip.register_expires,
             timers: sip.timers(),
-            transport: Transport::Udp,
+            transport,
             retry_min: sip.register_retry_min,
             retry_max: sip.register_retry_max,
         };

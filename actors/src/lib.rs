@@ -20,7 +20,7 @@ pub mod rtmp_connection;
 pub mod rtmp_listener;
 pub mod rtp_ports;
 pub mod settings;
-pub mod sip_tcp;
+pub mod sip_stream;
 pub mod sip_transport;
 pub mod tls;
 pub mod tunnel;
@@ -119,8 +119,8 @@ impl Gateway {
         let s = &settings.sip;
         let tcp = s
             .tcp
-            .then(|| sip_tcp::TcpConnections::new(s.max_tcp_connections, s.tcp_idle_timeout));
-        let sip = sip_transport::SipSocket::bind(s.listen, &s.advertise, tcp.clone())
+            .then(|| sip_stream::StreamConnections::tcp(s.max_tcp_connections, s.tcp_idle_timeout));
+        let mut sip = sip_transport::SipSocket::bind(s.listen, &s.advertise, tcp.clone())
             .await
             .map_err(|e| {
                 std::io::Error::new(
@@ -135,6 +135,35 @@ impl Gateway {
                     format!("cannot listen for SIP over TCP on {}: {e}", s.listen),
                 )
             })?),
+            None => None,
+        };
+        let tls = match s
+            .tls_address()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+        {
+            Some(address) => {
+                let ca = (!s.tls_ca.is_empty()).then(|| std::path::Path::new(&s.tls_ca));
+                let config = tls::sip(
+                    std::path::Path::new(&s.tls_certificate),
+                    std::path::Path::new(&s.tls_private_key),
+                    ca,
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot listen for SIP over TLS on {address}: {e}"),
+                    )
+                })?;
+                let connections = sip_stream::StreamConnections::tls(
+                    config,
+                    s.max_tcp_connections,
+                    s.tcp_idle_timeout,
+                );
+                sip = sip.with_tls(connections.clone(), &s.advertise, listener.local_addr()?);
+                info!(address = %listener.local_addr()?, advertised = sip.advertised_for(sono_sip::transmit::Transport::Tls), "SIP over TLS listening");
+                Some((connections, listener))
+            }
             None => None,
         };
         info!(address = %sip.local_addr()?, advertised = sip.advertised(), tcp = s.tcp, "SIP listening");
@@ -186,8 +215,12 @@ impl Gateway {
         });
         let transport = sip_transport::SipTransport::start(shared.clone());
         if let (Some(tcp), Some(listener)) = (tcp, tcp_listener) {
-            tcp.set_inbound(transport.recipient());
+            tcp.set_inbound(transport.clone().recipient());
             actix_rt::spawn(tcp.accept_loop(listener));
+        }
+        if let Some((tls, listener)) = tls {
+            tls.set_inbound(transport.recipient());
+            actix_rt::spawn(tls.accept_loop(listener));
         }
         let mut accept_tasks = vec![actix_rt::spawn(rtmp_listener::accept_loop(
             listener,

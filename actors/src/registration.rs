@@ -14,7 +14,8 @@ use sono_sip::registration::{Registration as Binding, RegistrationConfig, Regist
 use tracing::{info, warn};
 
 use crate::directory::ConnectionId;
-use crate::sip_transport::SipInbound;
+use crate::sip_stream::Sender;
+use crate::sip_transport::{SipInbound, SipUnreachable};
 use crate::Shared;
 
 /// A change of the binding, for the connection.
@@ -41,6 +42,9 @@ pub struct Registration {
     aor: String,
     core: Option<Binding>,
     timer: Option<SpawnHandle>,
+    /// The registrar's host as its URI names it: the name its TLS
+    /// certificate must carry.
+    peer_name: Option<String>,
 }
 
 impl Registration {
@@ -59,6 +63,9 @@ impl Registration {
             connection,
             resolve,
             aor: config.aor.clone(),
+            peer_name: sono_sip::uri::SipUri::parse(&config.registrar_uri)
+                .ok()
+                .map(|u| u.host),
             config: Some(config),
             core: None,
             timer: None,
@@ -72,7 +79,11 @@ impl Registration {
         };
         let transport = core.transport();
         while let Some(t) = core.poll_transmit() {
-            self.shared.sip.send(transport, t.to, &t.bytes);
+            let sender = Sender {
+                peer_name: self.peer_name.clone(),
+                report: Some(ctx.address().recipient()),
+            };
+            self.shared.sip.send_from(transport, t.to, &t.bytes, sender);
         }
         while let Some(event) = core.poll_event() {
             match &event {
@@ -185,6 +196,17 @@ impl Handler<SipInbound> for Registration {
     fn handle(&mut self, msg: SipInbound, ctx: &mut Context<Self>) {
         if let Some(core) = &mut self.core {
             core.handle_message(msg.message, msg.source, Instant::now());
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SipUnreachable> for Registration {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipUnreachable, ctx: &mut Context<Self>) {
+        if let Some(core) = &mut self.core {
+            core.transport_failed(&msg.reason, Instant::now());
         }
         self.pump(ctx);
     }

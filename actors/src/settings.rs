@@ -353,6 +353,18 @@ pub struct SipSettings {
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
+    /// Listen for SIP over TLS (RFC 3261 §26.2) on this address
+    /// (`host:port`, usually port 5061); empty: no SIP over TLS, and
+    /// `sips:` or `;transport=tls` targets are refused.
+    pub tls_listen: String,
+    /// The PEM certificate chain and private key presented on TLS, to
+    /// peers that connect and to those we connect to when they ask.
+    pub tls_certificate: String,
+    pub tls_private_key: String,
+    /// PEM file of the certificates (CAs, or a peer's own self-signed one)
+    /// trusted for peers we connect to over TLS; empty: the system's roots.
+    /// A peer's certificate must be valid for the host its URI names.
+    pub tls_ca: String,
     /// Registrars a client may register at with `register(user, domain, …)`:
     /// host names or IP addresses the domain's host must equal ("*": any).
     /// Empty: clients get implicit URIs only.
@@ -404,12 +416,34 @@ impl Default for SipSettings {
             register_retry_min: Duration::from_secs(2),
             register_retry_max: Duration::from_secs(60),
             max_tcp_connections: 1000,
+            tls_listen: String::new(),
+            tls_certificate: String::new(),
+            tls_private_key: String::new(),
+            tls_ca: String::new(),
             dial_plan: DialPlanSettings::default(),
         }
     }
 }
 
 impl SipSettings {
+    /// The address for SIP over TLS, if it is on.
+    pub fn tls_address(&self) -> Result<Option<SocketAddr>, String> {
+        if self.tls_listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let address = self
+            .tls_listen
+            .trim()
+            .parse()
+            .map_err(|e| format!("sip.tls_listen {:?}: {e}", self.tls_listen))?;
+        if self.tls_certificate.is_empty() || self.tls_private_key.is_empty() {
+            return Err(
+                "sip.tls_certificate and sip.tls_private_key are needed with sip.tls_listen".into(),
+            );
+        }
+        Ok(Some(address))
+    }
+
     pub fn timers(&self) -> sono_sip::transaction::Timers {
         sono_sip::transaction::Timers {
             t1: self.t1,
@@ -693,6 +727,7 @@ impl Settings {
         if sip.no_answer_timeout.is_zero() {
             return Err("sip.no_answer_timeout must be longer than zero".into());
         }
+        sip.tls_address()?;
         if sip.tcp_idle_timeout.is_zero() {
             return Err("sip.tcp_idle_timeout must be longer than zero".into());
         }

@@ -7,7 +7,10 @@
 //! methods 405 (sono is no registrar); unknown methods got 501 from the
 //! parser, unsupported Require 420 and non-SDP INVITE bodies 415. A new
 //! INVITE goes to the client holding its Request-URI's user, or gets 404.
-//! Sending needs no actor: [`SipSocket`] is shared and writes datagrams directly.
+//! Sending needs no actor: [`SipSocket`] is shared and writes datagrams
+//! directly, or hands them to the connection table of TCP or TLS
+//! (`crate::sip_stream`). A request whose Request-URI is `sips:` must come
+//! over TLS (RFC 5630 §3.1.3); any other is answered 416.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::BytesMut;
 use sono_sip::ids::random_token;
-use sono_sip::inbound_call::request_uri_user;
+use sono_sip::inbound_call::{request_uri_is_sips, request_uri_user};
 use sono_sip::message::{error_response, parse, Received};
 use sono_sip::response::{response_text, ALLOW};
 use tokio::net::UdpSocket;
@@ -28,7 +31,7 @@ use crate::client_session::IncomingInvite;
 use crate::metrics::Metrics;
 use crate::rate_limit::Limit;
 use crate::settings::OverLimit;
-use crate::sip_tcp::TcpConnections;
+use crate::sip_stream::{Sender, StreamConnections};
 use crate::Shared;
 use sono_sip::transmit::Transport;
 
@@ -49,13 +52,32 @@ pub struct SipReceived {
     pub transport: Transport,
 }
 
+/// A message to a peer could not be delivered: no connection could be
+/// opened, or its TLS certificate failed. `reason` says which, for the
+/// call or registration that sent it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SipUnreachable {
+    pub reason: String,
+}
+
+/// SIP over TLS: its connections and the `host:port` our Via and Contact
+/// carry on it (the advertised host, the TLS listener's port).
+#[derive(Clone)]
+pub struct SipTlsSide {
+    pub connections: Arc<StreamConnections>,
+    pub advertised: String,
+}
+
 /// The bound SIP sockets, shared by every actor that sends SIP.
 #[derive(Clone)]
 pub struct SipSocket {
     socket: Arc<UdpSocket>,
     /// TCP connections, when `sip.tcp` is on.
-    tcp: Option<Arc<TcpConnections>>,
-    /// `host:port` written in Via and Contact.
+    tcp: Option<Arc<StreamConnections>>,
+    /// TLS connections, when `sip.tls_listen` is set.
+    tls: Option<SipTlsSide>,
+    /// `host:port` written in Via and Contact over UDP and TCP.
     advertised: String,
 }
 
@@ -63,50 +85,131 @@ impl SipSocket {
     pub async fn bind(
         listen: SocketAddr,
         advertise: &str,
-        tcp: Option<Arc<TcpConnections>>,
+        tcp: Option<Arc<StreamConnections>>,
     ) -> io::Result<SipSocket> {
         let socket = UdpSocket::bind(listen).await?;
         let local = socket.local_addr()?;
-        let advertised = if advertise.is_empty() {
-            local.to_string()
-        } else if advertise.contains(':') && !advertise.starts_with('[') {
-            advertise.to_owned()
-        } else {
-            format!("{advertise}:{}", local.port())
-        };
+        let advertised = advertised(advertise, local);
         Ok(SipSocket {
             socket: Arc::new(socket),
             tcp,
+            tls: None,
             advertised,
         })
+    }
+
+    /// Adds SIP over TLS, whose listener is bound to `local`.
+    pub fn with_tls(
+        mut self,
+        connections: Arc<StreamConnections>,
+        advertise: &str,
+        local: SocketAddr,
+    ) -> SipSocket {
+        // The advertised host with the TLS port: a host:port in
+        // sip.advertise names the UDP/TCP port, not this one.
+        let host = match advertise.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => h,
+            _ => advertise,
+        };
+        self.tls = Some(SipTlsSide {
+            connections,
+            advertised: advertised(host, local),
+        });
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
 
+    /// `host:port` for Via and Contact over UDP and TCP.
     pub fn advertised(&self) -> &str {
         &self.advertised
+    }
+
+    /// `host:port` for Via and Contact on `transport`.
+    pub fn advertised_for(&self, transport: Transport) -> &str {
+        match (transport, &self.tls) {
+            (Transport::Tls, Some(tls)) => &tls.advertised,
+            _ => &self.advertised,
+        }
     }
 
     pub fn tcp_enabled(&self) -> bool {
         self.tcp.is_some()
     }
 
-    /// Sends one message without waiting. Over UDP a full socket buffer loses
-    /// the datagram, as the network could: transactions retransmit. Over TCP it
-    /// goes on the connection to `to`, opened if needed.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether messages can go out on `transport` (TCP and TLS can be off).
+    pub fn supports(&self, transport: Transport) -> bool {
+        match transport {
+            Transport::Udp => true,
+            Transport::Tcp => self.tcp_enabled(),
+            Transport::Tls => self.tls_enabled(),
+        }
+    }
+
+    /// Sends one message without waiting, and without anyone to tell when
+    /// it cannot be delivered (responses, ACKs, stateless answers).
     pub fn send(&self, transport: Transport, to: SocketAddr, bytes: &[u8]) {
+        self.send_from(transport, to, bytes, Sender::default());
+    }
+
+    /// Sends one message without waiting. Over UDP a full socket buffer loses
+    /// the datagram, as the network could: transactions retransmit. Over TCP
+    /// and TLS it goes on the connection to `to`, opened if needed; when
+    /// that fails, `sender.report` hears why.
+    pub fn send_from(&self, transport: Transport, to: SocketAddr, bytes: &[u8], sender: Sender) {
         trace!(%to, %transport, message = %String::from_utf8_lossy(bytes), "SIP out");
-        match (transport, &self.tcp) {
-            (Transport::Tcp, Some(tcp)) => tcp.send(to, bytes.to_vec()),
-            (Transport::Tcp, None) => debug!(%to, "SIP over TCP is off (sip.tcp); message dropped"),
-            (Transport::Udp, _) => {
+        let connections = match transport {
+            Transport::Udp => {
                 if let Err(e) = self.socket.try_send_to(bytes, to) {
                     debug!(%to, error = %e, "SIP datagram not sent");
                 }
+                return;
+            }
+            Transport::Tcp => self.tcp.as_ref(),
+            Transport::Tls => self.tls.as_ref().map(|t| &t.connections),
+        };
+        match connections {
+            Some(c) => c.send(to, bytes.to_vec(), sender),
+            None => {
+                let reason = match transport {
+                    Transport::Tls => "SIP over TLS is off (sip.tls_listen)",
+                    _ => "SIP over TCP is off (sip.tcp)",
+                };
+                debug!(%to, "{reason}; message dropped");
+                if let Some(r) = sender.report {
+                    r.do_send(SipUnreachable {
+                        reason: reason.to_owned(),
+                    });
+                }
             }
         }
+    }
+}
+
+/// `host:port` for Via and Contact: `advertise` with `local`'s port when it
+/// names no port, or `local` itself when it is empty.
+fn advertised(advertise: &str, local: SocketAddr) -> String {
+    let port = local.port();
+    if advertise.is_empty() {
+        local.to_string()
+    } else if advertise.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{advertise}]:{port}")
+    } else if advertise.starts_with('[') {
+        if advertise.contains("]:") {
+            advertise.to_owned()
+        } else {
+            format!("{advertise}:{port}")
+        }
+    } else if advertise.contains(':') {
+        advertise.to_owned()
+    } else {
+        format!("{advertise}:{port}")
     }
 }
 
@@ -175,6 +278,22 @@ impl SipTransport {
                     &retry,
                 );
             }
+            return;
+        }
+        if request_uri_is_sips(&message)
+            && transport != Transport::Tls
+            && message.cseq_method != "ACK"
+        {
+            // RFC 5630 §3.1.3: a sips: request came over a hop that is not TLS.
+            let warning = [("Warning", "399 sono \"sips: needs TLS\"")];
+            self.answer(
+                &message,
+                source,
+                transport,
+                416,
+                "Unsupported URI Scheme",
+                &warning,
+            );
             return;
         }
         if let Some(r) = sono_sip::message::refusal(&message) {
@@ -275,7 +394,7 @@ pub fn answer_stateless(
     );
     let to = match transport {
         Transport::Udp => message.top_via.response_address(source),
-        Transport::Tcp => source,
+        Transport::Tcp | Transport::Tls => source,
     };
     shared.sip.send(transport, to, text.as_bytes());
 }
@@ -304,5 +423,27 @@ impl StreamHandler<Result<(BytesMut, SocketAddr), io::Error>> for SipTransport {
 
     fn finished(&mut self, _: &mut Context<Self>) {
         warn!("the SIP socket closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised;
+
+    #[test]
+    fn the_advertised_address_takes_the_local_port_when_it_names_none() {
+        let local = "127.0.0.1:5061".parse().unwrap();
+        assert_eq!(advertised("", local), "127.0.0.1:5061");
+        assert_eq!(advertised("sip.example.com", local), "sip.example.com:5061");
+        assert_eq!(
+            advertised("sip.example.com:5070", local),
+            "sip.example.com:5070"
+        );
+        assert_eq!(advertised("2001:db8::1", local), "[2001:db8::1]:5061");
+        assert_eq!(advertised("[2001:db8::1]", local), "[2001:db8::1]:5061");
+        assert_eq!(
+            advertised("[2001:db8::1]:5070", local),
+            "[2001:db8::1]:5070"
+        );
     }
 }

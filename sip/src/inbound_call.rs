@@ -104,6 +104,17 @@ pub fn request_uri_user(message: &Received) -> Option<String> {
     (!user.is_empty()).then_some(user)
 }
 
+/// Whether a request's Request-URI is `sips:` (RFC 3261 §19.1.1): it must
+/// have come over TLS, and the dialog it makes is secure (RFC 5630 §3.1).
+pub fn request_uri_is_sips(message: &Received) -> bool {
+    message.request().is_some_and(|r| {
+        r.uri
+            .scheme
+            .as_ref()
+            .is_some_and(|s| matches!(s, rsip::Scheme::Sips))
+    })
+}
+
 impl InboundCall {
     /// Takes a new INVITE (already checked by [`crate::message::refusal`]):
     /// answers 100 Trying, and 488 at once when its offer has no codec of ours.

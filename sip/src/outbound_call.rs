@@ -314,6 +314,19 @@ impl OutboundCall {
         self.drain();
     }
 
+    /// The transport could not deliver to the next hop (no connection, or a
+    /// TLS peer whose certificate failed; `reason` says which). An INVITE
+    /// still unanswered fails as with 503 (§8.1.3.1); an established call
+    /// learns of it from its next transaction.
+    pub fn transport_failed(&mut self, reason: &str) {
+        if self.phase == Phase::Inviting && !self.provisional_seen {
+            self.invite.handle_transport_error();
+            while self.invite.poll_event().is_some() {}
+            self.invite_failed(503, reason);
+        }
+        self.drain();
+    }
+
     /// A message the transport routed to this call (same Call-ID).
     pub fn handle_message(&mut self, message: Received, source: SocketAddr, now: Instant) {
         if message.is_request() {

@@ -185,6 +185,22 @@ impl Registration {
         }
     }
 
+    /// The transport could not reach the registrar (`reason`: no
+    /// connection, or its TLS certificate failed): the attempt fails as
+    /// with 503 (§8.1.3.1) and is retried after the backoff.
+    pub fn transport_failed(&mut self, reason: &str, now: Instant) {
+        let Some(t) = &mut self.transaction else {
+            return;
+        };
+        if t.has_final() || t.is_terminated() {
+            return;
+        }
+        t.handle_transport_error();
+        while t.poll_event().is_some() {}
+        self.transaction = None;
+        self.on_failure(Some(503), reason.to_owned(), now);
+    }
+
     /// A response to one of our REGISTERs (matched by Call-ID upstream).
     pub fn handle_message(&mut self, rx: Received, _source: SocketAddr, now: Instant) {
         let (Some(t), Some(response)) = (&mut self.transaction, rx.response()) else {
@@ -384,10 +400,7 @@ impl Registration {
     fn send(&mut self, expires: u32, authorization: Option<(&str, String)>, now: Instant) {
         self.seq += 1;
         let c = &self.config;
-        let transport = match c.transport {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        };
+        let transport = c.transport;
         let from = match &c.display_name {
             Some(n) => format!(
                 "\"{}\" <{}>",

@@ -1009,3 +1009,35 @@ fn a_failed_transfer_leaves_the_call_up_and_another_may_follow() {
     assert!(!call.is_ended());
     assert!(call.transfer("sip:dave@127.0.0.1:5090", now), "free again");
 }
+
+#[test]
+fn a_transport_failure_before_any_answer_ends_the_call_as_503_with_its_reason() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    assert_eq!(sent(&mut call).len(), 1);
+    call.transport_failed("TLS: invalid peer certificate: NotValidForName");
+    let ended = events(&mut call);
+    assert!(
+        ended.contains(&CallEvent::Ended {
+            code: Some(503),
+            reason: "TLS: invalid peer certificate: NotValidForName".into(),
+            answered: false,
+        }),
+        "{ended:?}"
+    );
+    assert!(call.is_ended());
+    // Nothing more is sent to a hop that cannot be reached.
+    call.handle_timeout(now + std::time::Duration::from_secs(1));
+    assert!(sent(&mut call).is_empty());
+}
+
+#[test]
+fn a_transport_failure_after_a_provisional_changes_nothing() {
+    let now = Instant::now();
+    let mut call = OutboundCall::new(config(), now).unwrap();
+    let invite = sent(&mut call).remove(0);
+    call.handle_message(reply(&invite, 180, "Ringing", &[], None), peer(), now);
+    events(&mut call);
+    call.transport_failed("connection lost");
+    assert!(!call.is_ended());
+}

@@ -256,3 +256,25 @@ fn unregistering_sends_expires_0_and_ends() {
     assert!(now <= t0 + Duration::from_secs(10));
     assert!(sent(&mut r).is_empty(), "nothing more is sent");
 }
+
+#[test]
+fn a_transport_failure_fails_the_attempt_with_its_reason_and_retries() {
+    let t0 = Instant::now();
+    let mut r = Registration::new(config(None), t0);
+    assert_eq!(sent(&mut r).len(), 1);
+    r.transport_failed("TLS: certificate not valid for name \"127.0.0.1\"", t0);
+    assert_eq!(
+        events(&mut r),
+        vec![RegistrationEvent::Retrying {
+            code: Some(503),
+            reason: "TLS: certificate not valid for name \"127.0.0.1\"".into(),
+            retry_in: Duration::from_secs(2),
+        }]
+    );
+    // A second report for the same attempt changes nothing.
+    r.transport_failed("again", t0);
+    assert!(events(&mut r).is_empty());
+    // The retry goes out after the backoff.
+    r.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(sent(&mut r).len(), 1);
+}

@@ -14,6 +14,19 @@ pub struct Baresip {
     child: Option<Child>,
     dir: PathBuf,
     pub addr: SocketAddr,
+    tls: bool,
+}
+
+/// SIP over TLS for baresip (it listens for TLS one port above its SIP
+/// port), and optionally SRTP with SDES keys (its `mediaenc`, e.g.
+/// `srtp-mand`: RTP/SAVP offered and required).
+#[derive(Clone)]
+pub struct BaresipTls {
+    /// Its certificate and key in one PEM file.
+    pub certificate: PathBuf,
+    /// The CA that signed sono's certificate; baresip verifies servers.
+    pub ca: PathBuf,
+    pub mediaenc: Option<String>,
 }
 
 impl Baresip {
@@ -38,7 +51,22 @@ impl Baresip {
         codecs: &str,
         srate: u32,
     ) -> Baresip {
-        Self::launch(play, rtp, limit, codecs, srate, None)
+        Self::launch(play, rtp, limit, codecs, srate, None, None)
+    }
+
+    /// As [`Baresip::start_with`] or [`Baresip::call`] (when `dial` is
+    /// given), with its account on TLS (and SRTP when `tls.mediaenc` says).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_tls(
+        play: &Path,
+        rtp: (u16, u16),
+        limit: Duration,
+        codecs: &str,
+        srate: u32,
+        dial: Option<&str>,
+        tls: &BaresipTls,
+    ) -> Baresip {
+        Self::launch(play, rtp, limit, codecs, srate, dial, Some(tls))
     }
 
     /// As [`Baresip::start_with`], and baresip calls `target` at once (its
@@ -51,7 +79,7 @@ impl Baresip {
         srate: u32,
         target: &str,
     ) -> Baresip {
-        Self::launch(play, rtp, limit, codecs, srate, Some(target))
+        Self::launch(play, rtp, limit, codecs, srate, Some(target), None)
     }
 
     /// baresip binds its SIP port over UDP, TCP and TLS: a port free for UDP
@@ -64,9 +92,10 @@ impl Baresip {
         codecs: &str,
         srate: u32,
         dial: Option<&str>,
+        tls: Option<&BaresipTls>,
     ) -> Baresip {
         for _ in 0..4 {
-            match Self::try_launch(play, rtp, limit, codecs, srate, dial) {
+            match Self::try_launch(play, rtp, limit, codecs, srate, dial, tls) {
                 Ok(b) => return b,
                 Err(log) if log.contains("Address already in use") => continue,
                 Err(log) => panic!("baresip did not start:\n{log}"),
@@ -82,6 +111,7 @@ impl Baresip {
         codecs: &str,
         srate: u32,
         dial: Option<&str>,
+        tls: Option<&BaresipTls>,
     ) -> Result<Baresip, String> {
         require_tool("baresip", "baresip");
         let port = free_udp_port();
@@ -97,6 +127,23 @@ impl Baresip {
                 .replace("@RTP@", &format!("{}-{}", rtp.0, rtp.1))
                 .replace("@CODECS@", codecs)
                 .replace("@SRATE@", &srate.to_string());
+            let text = match (file, tls) {
+                ("config", Some(t)) => format!(
+                    "{text}sip_certificate\t\t{}\nsip_cafile\t\t{}\nsip_verify_server\tyes\nmodule\t\t\tsrtp.so\n",
+                    t.certificate.display(),
+                    t.ca.display()
+                ),
+                ("accounts", Some(t)) => {
+                    let tls_port = port + 1;
+                    let mut account = text
+                        .replace(&format!(":{port};transport=udp>"), &format!(":{tls_port};transport=tls>"));
+                    if let Some(m) = &t.mediaenc {
+                        account = account.trim_end().to_owned() + &format!(";mediaenc={m}\n");
+                    }
+                    account
+                }
+                _ => text,
+            };
             std::fs::write(dir.join(file), text).expect("writing baresip's config");
         }
         let log = std::fs::File::create(dir.join("baresip.log")).expect("baresip's log");
@@ -118,6 +165,7 @@ impl Baresip {
             child: Some(child),
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: tls.is_some(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && !b.log().contains("baresip is ready") {
@@ -134,8 +182,14 @@ impl Baresip {
         }
     }
 
+    /// Its account's URI: over TLS (one port above `addr`) when it was
+    /// started with TLS.
     pub fn uri(&self) -> String {
-        format!("sip:peer@{}", self.addr)
+        if self.tls {
+            format!("sip:peer@127.0.0.1:{};transport=tls", self.addr.port() + 1)
+        } else {
+            format!("sip:peer@{}", self.addr)
+        }
     }
 
     /// Everything baresip printed, SIP trace included.

@@ -15,24 +15,56 @@ pub struct Kamailio {
     child: Option<Child>,
     dir: PathBuf,
     pub addr: SocketAddr,
+    /// Its SIP over TLS address, when started with [`Kamailio::start_tls`].
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl Kamailio {
     pub fn start() -> Kamailio {
+        Self::launch(None)
+    }
+
+    /// As [`Kamailio::start`], also listening for SIP over TLS (its tls
+    /// module, `kamailio-tls-modules`) with `certs`' `peer` certificate; as
+    /// a TLS client it verifies servers against the test CA.
+    pub fn start_tls(certs: &crate::TestCertificates) -> Kamailio {
+        Self::launch(Some(certs))
+    }
+
+    fn launch(certs: Option<&crate::TestCertificates>) -> Kamailio {
         require_tool("kamailio", "kamailio");
+        let modules = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so";
+        if certs.is_some() && !Path::new(modules).exists() {
+            panic!("Kamailio's tls module is missing: install kamailio-tls-modules (scripts/install-deps.sh)");
+        }
         let port = free_udp_port();
+        let tls_port = crate::sono::free_port();
         let dir = std::env::temp_dir().join(format!("sono-kamailio-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a folder for Kamailio");
         let template =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kamailio/kamailio.cfg");
         let cfg = std::fs::read_to_string(template)
             .expect("tests/peers/kamailio/kamailio.cfg")
-            .replace("@PORT@", &port.to_string());
+            .replace("@PORT@", &port.to_string())
+            .replace("@TLS_PORT@", &tls_port.to_string())
+            .replace("@TLS_CFG@", &dir.join("tls.cfg").display().to_string());
         std::fs::write(dir.join("kamailio.cfg"), cfg).expect("writing Kamailio's config");
+        if let Some(certs) = certs {
+            let tls = format!(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+                 certificate = {}\nprivate_key = {}\n\n\
+                 [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\nca_list = {}\n",
+                certs.certificate("peer").display(),
+                certs.key("peer").display(),
+                certs.ca().display()
+            );
+            std::fs::write(dir.join("tls.cfg"), tls).expect("writing Kamailio's tls.cfg");
+        }
         let mut k = Kamailio {
             child: None,
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls_addr: certs.map(|_| SocketAddr::from(([127, 0, 0, 1], tls_port))),
         };
         k.run();
         k
@@ -45,7 +77,11 @@ impl Kamailio {
             .open(self.dir.join("kamailio.log"))
             .expect("Kamailio's log");
         // Its own process group, so stopping it stops its workers too.
-        let child = Command::new("kamailio")
+        let mut command = Command::new("kamailio");
+        if self.tls_addr.is_some() {
+            command.args(["-A", "WITH_TLS"]);
+        }
+        let child = command
             .process_group(0)
             .arg("-f")
             .arg(self.dir.join("kamailio.cfg"))

@@ -4,6 +4,7 @@
 //! - [`Baresip`]: baresip auto-answering, with its SIP traced.
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
 //! - [`Kamailio`]: a registrar with digest authentication.
+//! - [`TestCertificates`]: a test CA and certificates for TLS tests.
 //! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
 //! - [`http`]: requests to sono's HTTP side and its event streams; [`rtmpt`]: an RTMPT tunnel.
 //! - [`corpus`]: the fuzz targets' seeds, and malformed variants of them.
@@ -11,6 +12,7 @@
 
 pub mod audio;
 mod baresip;
+mod certs;
 pub mod corpus;
 mod flash_client;
 mod flv;
@@ -22,7 +24,8 @@ mod sipp;
 mod sono;
 
 pub use audio::AudioDir;
-pub use baresip::Baresip;
+pub use baresip::{Baresip, BaresipTls};
+pub use certs::TestCertificates;
 pub use flash_client::{flash_speex_tags, FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
 pub use kamailio::Kamailio;

@@ -16,6 +16,8 @@ use sono_media::g711::Law;
 use sono_rtmp::phone::{code, CallId};
 use sono_rtmp::{AmfValue, PhoneEvent};
 use sono_sip::dial_plan::Verdict;
+use sono_sip::inbound_call::request_uri_is_sips;
+use sono_sip::transmit::Transport;
 use tracing::{info, warn};
 
 use super::{ClientSession, IncomingInvite, ToClient};
@@ -385,8 +387,19 @@ impl ClientSession {
         let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
         config.extra_headers = extra_headers;
         prefer_client_codec(&mut config.media, self.preferred_codec());
-        if config.transport.is_reliable() && !shared.sip.tcp_enabled() {
-            return Err("the target asks for TCP and SIP over TCP is off (sip.tcp)".into());
+        if target.secure && config.transport != Transport::Tls {
+            // RFC 5630 §3.1.3: sips: needs TLS on every hop; ours is the first.
+            return Err(format!(
+                "{target} is a sips: URI and the next hop is not reached over TLS (sip.outbound_proxy must be a sips: URI or use transport=tls)"
+            ));
+        }
+        if !shared.sip.supports(config.transport) {
+            return Err(match config.transport {
+                Transport::Tls => {
+                    "the target asks for TLS and SIP over TLS is off (sip.tls_listen)".into()
+                }
+                _ => "the target asks for TCP and SIP over TCP is off (sip.tcp)".into(),
+            });
         }
         let id = self.lines.next_id();
         let call = Call::start(
@@ -552,7 +565,8 @@ impl Handler<IncomingInvite> for ClientSession {
             }
         };
         let user = self.implicit.as_ref().map_or("sono", |(u, _)| u.as_str());
-        let mut config = inbound_config(&shared, user, rtp.port(), transport);
+        let secure = request_uri_is_sips(&message);
+        let mut config = inbound_config(&shared, user, rtp.port(), transport, secure);
         prefer_client_codec(&mut config.media, self.preferred_codec());
         let id = self.lines.next_id();
         let call_id = message.call_id.clone();
