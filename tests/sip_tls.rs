@@ -7,7 +7,12 @@
 //! - a TLS peer whose certificate is for another name is refused with a
 //!   reason that says so, at once rather than after timer B;
 //! - a `sips:` target behind a proxy reached without TLS is refused before
-//!   anything is sent, and a `sips:` request over UDP is answered 416.
+//!   anything is sent, and a `sips:` request over UDP is answered 416;
+//! - SRTP with SDES keys (RFC 4568, RFC 3711): baresip with a TLS account
+//!   and mandatory SRTP calls and is called, speech both ways scored by
+//!   PESQ against the same codec chain offline; `required` SRTP against a
+//!   plain answer (SIPp) fails the call with 488 and the reason, a plain
+//!   offer gets 488, and keys never go out over plain UDP signalling.
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -15,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use sono_rtmp::phone::code;
 use sono_rtmp::{AmfValue, ObjectEncoding};
+use sono_testkit::audio::{self, AudioDir};
 use sono_testkit::{
-    free_port, Baresip, BaresipTls, FlashClient, Kamailio, Reply, Sono, TestCertificates,
+    free_port, Baresip, BaresipTls, FlashClient, Kamailio, Reply, Sipp, Sono, TestCertificates,
 };
 
 const SONO: &str = env!("CARGO_BIN_EXE_sono");
@@ -333,4 +339,244 @@ fn sips_needs_tls_on_every_hop() {
         .expect("an answer to the sips: INVITE");
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("SIP/2.0 416 "), "{answer}");
+}
+
+/// How much worse than the offline chain SRTP calls may sound (the bound).
+const MAX_COST: f64 = 0.3;
+
+const CLIENT_SAYS: &str =
+    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background.";
+const PEER_SAYS: &str =
+    "It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
+
+/// One G.722 call between the client (Speex wideband) and baresip over
+/// TLS with mandatory SRTP, placed by the client or by baresip; returns
+/// PESQ-WB (up through sono, up offline, down through sono, down offline).
+fn srtp_call(dial_out: bool) -> (f64, f64, f64, f64) {
+    let name = if dial_out { "srtp-out" } else { "srtp-in" };
+    let certs = TestCertificates::make(name);
+    let (sono, tls_port) = sono_with_tls(&certs, "srtp = \"required\"\n");
+    let dir = AudioDir::new(name);
+    let client_src = dir.file("client-src.wav");
+    let peer_src = dir.file("peer-src.wav");
+    audio::speech_wav(CLIENT_SAYS, 16_000, &client_src);
+    audio::speech_wav(PEER_SAYS, 16_000, &peer_src);
+    let peer_play = dir.file("peer-play.wav");
+    audio::ffmpeg(&[
+        "-i",
+        &peer_src.display().to_string(),
+        "-af",
+        "adelay=1000,apad=pad_dur=20",
+        "-ar",
+        "16000",
+        &peer_play.display().to_string(),
+    ]);
+    let tls = BaresipTls {
+        certificate: certs.combined("peer"),
+        ca: certs.ca(),
+        mediaenc: Some("srtp-mand".into()),
+    };
+    let mut c = client(&sono);
+    let peer = if dial_out {
+        let peer = Baresip::start_tls(
+            &peer_play,
+            (31000, 31999),
+            Duration::from_secs(60),
+            "G722/16000/1",
+            16_000,
+            None,
+            &tls,
+        );
+        c.send_call("dial", vec![peer.uri().into()]).unwrap();
+        peer
+    } else {
+        let user = c.register_implicit().unwrap();
+        let target = format!("sip:{user}@127.0.0.1:{tls_port};transport=tls");
+        let peer = Baresip::start_tls(
+            &peer_play,
+            (31000, 31999),
+            Duration::from_secs(60),
+            "G722/16000/1",
+            16_000,
+            Some(&target),
+            &tls,
+        );
+        assert!(
+            c.wait_for(WAIT, |c| c
+                .events
+                .iter()
+                .any(
+                    |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+                )),
+            "{}\n{}",
+            sono.log(),
+            peer.log()
+        );
+        assert!(matches!(
+            c.call("accept", vec![]).unwrap(),
+            Reply::Result(_)
+        ));
+        peer
+    };
+    assert!(
+        c.wait_call_status(4, WAIT),
+        "{:?}\n{}\n{}",
+        c.call_statuses(),
+        sono.log(),
+        peer.log()
+    );
+    // The SDP both ways was RTP/SAVP with SDES keys, and baresip took it.
+    assert!(peer.wait_log("RTP/SAVP", WAIT), "{}", peer.log());
+    assert!(peer.log().contains("a=crypto:"), "{}", peer.log());
+    assert!(
+        sono.wait_log("srtp=Some(AesCm128HmacSha1_", WAIT),
+        "the media bridge runs SRTP\n{}",
+        sono.log()
+    );
+    let publish = c.create_stream().unwrap();
+    let play = c.create_stream().unwrap();
+    c.play(play, "remote").unwrap();
+    c.publish(publish, "mic").unwrap();
+    c.publish_wav_as_speex(publish, &client_src).unwrap();
+    c.pump(Duration::from_secs(2)).unwrap();
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
+    assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+    let m = sono.metrics();
+    let received = m
+        .get("sono_rtp_packets_received_total{outcome=\"accepted\"}")
+        .copied()
+        .unwrap_or(0.0);
+    let refused = m
+        .get("sono_rtp_packets_received_total{outcome=\"srtp_refused\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(received > 150.0, "{received} SRTP packets accepted");
+    assert_eq!(
+        refused,
+        0.0,
+        "SRTP packets failed authentication\n{}",
+        sono.log()
+    );
+
+    let heard = peer
+        .heard()
+        .unwrap_or_else(|| panic!("no recording\n{}", peer.log()));
+    let peer_heard = dir.file("peer-heard.wav");
+    audio::convert(&heard, 16_000, &peer_heard);
+    let g722 = ["-ar", "16000", "-c:a", "g722"];
+    let up = audio::pesq("wb", &client_src, &peer_heard);
+    let client_leg = dir.file("up-client.wav");
+    audio::speex_round_trip(&client_src, 16_000, &client_leg);
+    let up_offline_wav = dir.file("up-offline.wav");
+    audio::round_trip(&client_leg, &g722, "g722", 16_000, &up_offline_wav);
+    let up_offline = audio::pesq("wb", &client_src, &up_offline_wav);
+    let client_heard = audio::heard_by_client(&c, play, &dir, 16_000);
+    let down = audio::pesq("wb", &peer_src, &client_heard);
+    let sip_leg = dir.file("down-sip.wav");
+    audio::round_trip(&peer_src, &g722, "g722", 16_000, &sip_leg);
+    let down_offline_wav = dir.file("down-offline.wav");
+    audio::speex_round_trip(&sip_leg, 16_000, &down_offline_wav);
+    let down_offline = audio::pesq("wb", &peer_src, &down_offline_wav);
+    eprintln!(
+        "{name} PESQ-WB: up {up:.2} (offline {up_offline:.2}), down {down:.2} (offline {down_offline:.2})"
+    );
+    (up, up_offline, down, down_offline)
+}
+
+#[test]
+fn srtp_over_tls_with_baresip_both_ways_sounds_like_the_offline_chain() {
+    let _serial = serial();
+    for dial_out in [true, false] {
+        let (up, up_offline, down, down_offline) = srtp_call(dial_out);
+        assert!(
+            up >= up_offline - MAX_COST,
+            "audio up over SRTP scores {up:.2}, the offline chain {up_offline:.2}"
+        );
+        assert!(
+            down >= down_offline - MAX_COST,
+            "audio down over SRTP scores {down:.2}, the offline chain {down_offline:.2}"
+        );
+    }
+}
+
+#[test]
+fn required_srtp_refuses_plain_answers_and_offers_and_keeps_keys_off_plain_signalling() {
+    let _serial = serial();
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    // Keys allowed over UDP here, so SIPp (no TLS) can see the offer.
+    let sono = Sono::start(
+        SONO,
+        "[sip]\nsrtp = \"required\"\nsrtp_without_tls = true\n[media]\nrtp_port_min = 36000\nrtp_port_max = 36999\n",
+    );
+    let mut peer = Sipp::uas(
+        &scenarios.join("uas_plain_answer_to_savp.xml"),
+        1,
+        Duration::from_secs(20),
+        &[],
+    );
+    let mut c = client(&sono);
+    c.send_call("dial", vec![peer.uri("bob").into()]).unwrap();
+    assert!(
+        c.wait_call_status(0, WAIT),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let statuses = c.call_statuses();
+    let (_, code, reason) = statuses.last().cloned().unwrap();
+    assert_eq!(code, Some(488), "{statuses:?}");
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.contains("SRTP") && reason.contains("required"),
+        "the client hears why: {reason}"
+    );
+    // SIPp checked the RTP/SAVP offer and both keys, got its ACK and BYE.
+    peer.assert_success(WAIT);
+
+    // A plain offer to a client's URI: 488.
+    let user = c.register_implicit().unwrap();
+    let refused = std::fs::read_to_string(scenarios.join("uac_refused.xml"))
+        .unwrap()
+        .replace("@CODE@", "488");
+    let refused_path =
+        std::env::temp_dir().join(format!("sono-srtp-refused-{}.xml", std::process::id()));
+    std::fs::write(&refused_path, refused).unwrap();
+    let mut caller = Sipp::uac(&refused_path, sono.sip, &user, Duration::from_secs(10), &[]);
+    caller.assert_success(WAIT);
+    assert!(
+        !c.events
+            .iter()
+            .any(|e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)),
+        "a plain call rang"
+    );
+    drop(c);
+    drop(sono);
+
+    // Without srtp_without_tls, a UDP target cannot get keys: the dial is
+    // refused before anything is sent, saying why.
+    let sono = Sono::start(
+        SONO,
+        "[sip]\nsrtp = \"required\"\n[media]\nrtp_port_min = 36000\nrtp_port_max = 36999\n",
+    );
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut c = client(&sono);
+    let reply = c
+        .call(
+            "dial",
+            vec![format!("sip:bob@{}", silent.local_addr().unwrap()).into()],
+        )
+        .unwrap();
+    let text = format!("{reply:?}");
+    assert!(matches!(reply, Reply::Error(_)), "{text}");
+    assert!(text.contains("TLS"), "{text}");
+    let mut buf = [0u8; 2048];
+    assert!(
+        silent.recv_from(&mut buf).is_err(),
+        "an INVITE went out over UDP"
+    );
+    let _ = std::fs::remove_file(&refused_path);
 }

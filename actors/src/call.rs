@@ -830,7 +830,7 @@ pub fn inbound_config(
         contact: our_contact(shared, user, transport, secure),
         via_sent_by: shared.sip.advertised_for(transport).to_owned(),
         user_agent: sip.user_agent.clone(),
-        media: local_media(shared, rtp_port),
+        media: local_media(shared, rtp_port, transport),
         timers: sip.timers(),
         transport,
         dial_plan: Some(shared.dial_plan.clone()),
@@ -861,9 +861,18 @@ pub fn prefer_client_codec(
     media.codecs.insert(0, first);
 }
 
-/// What we offer and answer with: the configured codecs on this port.
-fn local_media(shared: &Shared, rtp_port: u16) -> sono_sip::sdp::LocalMedia {
+/// What we offer and answer with: the configured codecs on this port, and
+/// a fresh SRTP master key when the policy and the transport allow keys.
+fn local_media(shared: &Shared, rtp_port: u16, transport: Transport) -> sono_sip::sdp::LocalMedia {
+    let sip = &shared.settings.sip;
+    let srtp = sip
+        .srtp_keys_allowed(transport)
+        .then(|| sono_sip::sdp::LocalSrtp {
+            key: rand::random(),
+            required: sip.srtp == crate::settings::SrtpPolicy::Required,
+        });
     sono_sip::sdp::LocalMedia {
+        srtp,
         address: shared.settings.media.address,
         port: rtp_port,
         codecs: shared.codecs.clone(),
@@ -924,12 +933,12 @@ pub fn outbound_config(
             }
         },
     };
-    let media = local_media(shared, rtp_port);
     // The proxy's transport parameter when there is a proxy, else the target's.
     let transport = match &proxy {
         Some(p) => Transport::of_uri(&p.to_string()),
         None => Transport::of_uri(&target.to_string()),
     };
+    let media = local_media(shared, rtp_port, transport);
     let advertised = shared.sip.advertised_for(transport);
     let contact = our_contact(shared, user, transport, target.secure);
     let auth = challenge_policy(shared, target, proxy.as_ref());

@@ -27,12 +27,14 @@ use sono_media::rtcp::{self, ReportBlock, SenderInfo};
 use sono_media::rtp::RtpPacket;
 use sono_media::rtp_sender::RtpSender;
 use sono_media::rtp_source::SourceVerdict;
+use sono_media::srtp::{SrtpSession, SrtpSuite};
 use sono_media::uplink::{Uplink, UplinkConfig, UplinkError};
-use sono_sip::sdp::{Codec, Direction, Negotiated};
+use sono_sip::sdes::CryptoSuite;
+use sono_sip::sdp::{Codec, Direction, Negotiated, SrtpKeys};
 use tokio::net::UdpSocket;
 use tokio_util::codec::BytesCodec;
 use tokio_util::udp::UdpFramed;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::directory::ConnectionId;
 use crate::metrics::{Metrics, DOWN_PASSTHROUGH, DOWN_TRANSCODED, UP_PASSTHROUGH, UP_TRANSCODED};
@@ -166,6 +168,23 @@ pub struct MediaBridge {
     refused: Vec<&'static str>,
     /// This bridge's part in a three-way call, while there is one.
     three_way: Option<ThreeWayRole>,
+    /// SRTP (RFC 3711) with the SDES keys offer and answer settled, and
+    /// those keys (a re-INVITE that changes them rekeys).
+    srtp: Option<(SrtpSession, SrtpKeys)>,
+}
+
+/// The fixed RTP header (RFC 3550 §5.1) and an RTCP header with its
+/// sender SSRC (§6.4): anything shorter is not a packet of either.
+const RTP_HEADER: usize = 12;
+const RTCP_HEADER: usize = 8;
+
+/// The SRTP session for negotiated keys.
+fn srtp_session(keys: &SrtpKeys) -> Result<SrtpSession, String> {
+    let suite = match keys.suite {
+        CryptoSuite::AesCm128HmacSha1_80 => SrtpSuite::AesCm128HmacSha1_80,
+        CryptoSuite::AesCm128HmacSha1_32 => SrtpSuite::AesCm128HmacSha1_32,
+    };
+    SrtpSession::new(suite, &keys.local, &keys.remote).map_err(|e| e.to_string())
 }
 
 impl MediaBridge {
@@ -179,6 +198,13 @@ impl MediaBridge {
         client: ClientMedia,
         call: Recipient<MediaTimeout>,
     ) -> std::io::Result<Addr<MediaBridge>> {
+        let srtp = match &media.srtp {
+            Some(keys) => Some((
+                srtp_session(keys).map_err(std::io::Error::other)?,
+                keys.clone(),
+            )),
+            None => None,
+        };
         let rtp = Arc::new(UdpSocket::from_std(ports.rtp)?);
         let rtcp = Arc::new(UdpSocket::from_std(ports.rtcp)?);
         let m = &shared.settings.media;
@@ -244,6 +270,7 @@ impl MediaBridge {
             peer_holds: media.peer_holds,
             refused: Vec::new(),
             three_way: None,
+            srtp,
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
             shared,
@@ -265,9 +292,23 @@ impl MediaBridge {
     fn send_datagrams(&mut self) {
         let dest = self.destination();
         let metrics = &self.shared.metrics;
-        let send = |d: &[u8]| {
-            // UDP: a full socket buffer drops the packet, as the network would.
-            let sent = dest.is_some_and(|to| self.rtp.try_send_to(d, to).is_ok());
+        let rtp = &self.rtp;
+        let mut srtp = self.srtp.as_mut().map(|(s, _)| s);
+        let mut send = |d: &[u8]| {
+            let Some(to) = dest else {
+                return false;
+            };
+            let sent = match srtp.as_mut() {
+                Some(srtp) => match srtp.protect_rtp(d) {
+                    Ok(secret) => rtp.try_send_to(&secret, to).is_ok(),
+                    Err(e) => {
+                        debug!(error = %e, "RTP not protected; not sent");
+                        false
+                    }
+                },
+                // UDP: a full socket buffer drops the packet, as the network would.
+                None => rtp.try_send_to(d, to).is_ok(),
+            };
             if sent {
                 Metrics::add(&metrics.rtp_packets_sent, 1);
             }
@@ -362,6 +403,15 @@ impl MediaBridge {
         if bye {
             rtcp::write_bye(self.uplink.sender().ssrc(), &mut out);
         }
+        if let Some((srtp, _)) = &mut self.srtp {
+            match srtp.protect_rtcp(&out) {
+                Ok(secret) => out = secret,
+                Err(e) => {
+                    debug!(conn = self.conn, error = %e, "RTCP not protected; not sent");
+                    return;
+                }
+            }
+        }
         if let Some(to) = self.remote_rtcp {
             let _ = self.rtcp.try_send_to(&out, to);
         }
@@ -383,7 +433,8 @@ impl Actor for MediaBridge {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         info!(conn = self.conn, codec = self.codec.name(), remote = ?self.remote,
-              passthrough = self.downlink.is_passthrough(), "media started");
+              passthrough = self.downlink.is_passthrough(), srtp = ?self.srtp.as_ref().map(|(_, k)| k.suite),
+              "media started");
         self.shared
             .metrics
             .media_bridges_active
@@ -439,7 +490,28 @@ impl StreamHandler<RtpIn> for MediaBridge {
             // ICMP unreachable from a peer gone away surfaces here; keep going.
             return;
         };
-        let Ok(packet) = RtpPacket::parse(&bytes) else {
+        if bytes.len() < RTP_HEADER {
+            // Too short for any RTP: malformed, not a forgery.
+            Metrics::add(&self.shared.metrics.rtp_packets_malformed, 1);
+            return;
+        }
+        let plain;
+        let bytes: &[u8] = match &mut self.srtp {
+            Some((srtp, _)) => match srtp.unprotect_rtp(&bytes) {
+                Ok(p) => {
+                    plain = p;
+                    &plain
+                }
+                Err(e) => {
+                    // Forged, replayed or keyed otherwise: dropped and counted.
+                    Metrics::add(&self.shared.metrics.srtp_packets_refused, 1);
+                    trace!(conn = self.conn, %source, error = %e, "SRTP packet refused");
+                    return;
+                }
+            },
+            None => &bytes,
+        };
+        let Ok(packet) = RtpPacket::parse(bytes) else {
             Metrics::add(&self.shared.metrics.rtp_packets_malformed, 1);
             return;
         };
@@ -485,7 +557,28 @@ impl StreamHandler<RtcpIn> for MediaBridge {
         let Ok((bytes, source)) = item else {
             return;
         };
-        match rtcp::parse(&bytes, self.uplink.sender().ssrc()) {
+        if bytes.len() < RTCP_HEADER {
+            // Too short for any RTCP: a keep-alive or garbage, not a forgery.
+            debug!(conn = self.conn, %source, len = bytes.len(), "short RTCP datagram ignored");
+            return;
+        }
+        let plain;
+        let bytes: &[u8] = match &mut self.srtp {
+            Some((srtp, _)) => match srtp.unprotect_rtcp(&bytes) {
+                Ok(p) => {
+                    plain = p;
+                    &plain
+                }
+                Err(e) => {
+                    // libre's plain RTCP APP "PINGPONG" keep-alive lands
+                    // here too: logged like malformed RTCP, not counted.
+                    debug!(conn = self.conn, %source, error = %e, "SRTCP packet refused");
+                    return;
+                }
+            },
+            None => &bytes,
+        };
+        match rtcp::parse(bytes, self.uplink.sender().ssrc()) {
             Ok(report) => {
                 self.last_heard = Some(Instant::now());
                 self.remote_rtcp = Some(source);
@@ -596,6 +689,25 @@ impl Handler<MediaChanged> for MediaBridge {
         }
         self.direction = media.direction;
         self.peer_holds = media.peer_holds;
+        let keys_now = self.srtp.as_ref().map(|(_, k)| k);
+        if media.srtp.as_ref() != keys_now {
+            // A re-INVITE rekeyed (or turned SRTP on or off): new contexts.
+            self.srtp = match &media.srtp {
+                Some(keys) => match srtp_session(keys) {
+                    Ok(session) => Some((session, keys.clone())),
+                    Err(e) => {
+                        warn!(conn = self.conn, error = %e, "SRTP rekeying failed; keeping the old keys");
+                        return;
+                    }
+                },
+                None => None,
+            };
+            info!(
+                conn = self.conn,
+                srtp = self.srtp.is_some(),
+                "media keys changed by a re-INVITE"
+            );
+        }
         if sip_codec(media.codec) != self.codec {
             warn!(conn = self.conn, codec = ?media.codec, "a re-INVITE changed the codec; keeping the first one");
         }

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub rtp_packets_sent: AtomicU64,
     pub rtp_packets_received: AtomicU64,
     pub rtp_packets_malformed: AtomicU64,
+    /// SRTP packets that failed authentication or replay checks.
+    pub srtp_packets_refused: AtomicU64,
     pub rtp_packets_foreign: AtomicU64,
     pub rtp_packets_other_ssrc: AtomicU64,
     pub rtp_packets_bad_sequence: AtomicU64,
@@ -440,6 +442,10 @@ impl Metrics {
             &[
                 ("{outcome=\"accepted\"}", get(&self.rtp_packets_received)),
                 ("{outcome=\"malformed\"}", get(&self.rtp_packets_malformed)),
+                (
+                    "{outcome=\"srtp_refused\"}",
+                    get(&self.srtp_packets_refused),
+                ),
                 (
                     "{outcome=\"foreign_source\"}",
                     get(&self.rtp_packets_foreign),

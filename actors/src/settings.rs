@@ -365,6 +365,12 @@ pub struct SipSettings {
     /// trusted for peers we connect to over TLS; empty: the system's roots.
     /// A peer's certificate must be valid for the host its URI names.
     pub tls_ca: String,
+    /// SRTP for calls' media: off, offered or required.
+    pub srtp: SrtpPolicy,
+    /// SDES keys travel in SDP, readable by every hop that reads the SIP:
+    /// they are only sent over TLS signalling unless this allows otherwise
+    /// (on UDP and TCP, calls are then plain, or refused when required).
+    pub srtp_without_tls: bool,
     /// Registrars a client may register at with `register(user, domain, …)`:
     /// host names or IP addresses the domain's host must equal ("*": any).
     /// Empty: clients get implicit URIs only.
@@ -420,6 +426,8 @@ impl Default for SipSettings {
             tls_certificate: String::new(),
             tls_private_key: String::new(),
             tls_ca: String::new(),
+            srtp: SrtpPolicy::Off,
+            srtp_without_tls: false,
             dial_plan: DialPlanSettings::default(),
         }
     }
@@ -442,6 +450,22 @@ impl SipSettings {
             );
         }
         Ok(Some(address))
+    }
+
+    /// Whether SDES keys may go in SDP sent on `transport`.
+    pub fn srtp_keys_allowed(&self, transport: sono_sip::transmit::Transport) -> bool {
+        self.srtp != SrtpPolicy::Off
+            && (transport == sono_sip::transmit::Transport::Tls || self.srtp_without_tls)
+    }
+
+    /// Why a call on `transport` cannot be made when SRTP is required but
+    /// its keys may not travel there.
+    pub fn srtp_refusal(&self, transport: sono_sip::transmit::Transport) -> Option<String> {
+        (self.srtp == SrtpPolicy::Required && !self.srtp_keys_allowed(transport)).then(|| {
+            format!(
+                "SRTP is required (sip.srtp) and its keys travel only over TLS signalling, not {transport} (use a sips: or ;transport=tls target, or sip.srtp_without_tls)"
+            )
+        })
     }
 
     pub fn timers(&self) -> sono_sip::transaction::Timers {
@@ -566,6 +590,21 @@ impl DialPlanSettings {
     pub fn compile(&self) -> Result<sono_sip::dial_plan::DialPlan, String> {
         sono_sip::dial_plan::DialPlan::new(self.allow_loopback, &self.allow, &self.deny)
     }
+}
+
+/// SRTP with SDES keys on the SIP side (RFC 3711, RFC 4568).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP; an offer that insists on SRTP (RTP/SAVP) gets 488.
+    #[default]
+    Off,
+    /// Keys offered (RTP/AVP with a=crypto, RFC 8643) and accepted; a peer
+    /// that ignores them gets plain RTP.
+    Offered,
+    /// SRTP or no call: offers are RTP/SAVP, a plain offer gets 488 and a
+    /// plain answer ends the dial with 488 and the reason.
+    Required,
 }
 
 /// What a SIP request over its limit gets.

@@ -42,6 +42,7 @@ pub mod rtp_sender;
 pub mod rtp_source;
 pub mod silence;
 pub mod speex;
+pub mod srtp;
 pub mod symphonia_pcm;
 pub mod three_way;
 pub mod uplink;

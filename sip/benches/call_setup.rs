@@ -33,6 +33,7 @@ fn config() -> OutboundCallConfig {
             ptime: 20,
             session_id: 1,
             session_version: 1,
+            srtp: None,
         },
         timers: Timers::default(),
         transport: Default::default(),

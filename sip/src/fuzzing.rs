@@ -91,6 +91,7 @@ fn config() -> OutboundCallConfig {
             ptime: 20,
             session_id: 1,
             session_version: 1,
+            srtp: None,
         },
         timers: Timers::default(),
         transport: Default::default(),
@@ -488,5 +489,54 @@ pub fn dial_target(data: &[u8]) {
                 );
             }
         }
+    }
+}
+
+/// SDP from any peer: parse it, answer what parses with plain RTP,
+/// best-effort SRTP and required SRTP (a=crypto, RFC 4568); our answer
+/// must parse again, settle, and agree with itself on whether media is SRTP.
+pub fn sdp(data: &[u8]) {
+    use crate::sdp::{Codec, LocalMedia, LocalSrtp, SessionDescription};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(offer) = SessionDescription::parse(text) else {
+        return;
+    };
+    // Plain RTP, best-effort SRTP and required SRTP (a=crypto, RFC 4568).
+    for srtp in [
+        None,
+        Some(LocalSrtp {
+            key: [7; 30],
+            required: false,
+        }),
+        Some(LocalSrtp {
+            key: [9; 30],
+            required: true,
+        }),
+    ] {
+        let local = LocalMedia {
+            address: [127, 0, 0, 1].into(),
+            port: 30000,
+            codecs: vec![Codec::Speex16k, Codec::G722, Codec::Pcmu, Codec::Pcma],
+            telephone_event: true,
+            ptime: 20,
+            session_id: 1,
+            session_version: 1,
+            srtp,
+        };
+        if let Ok((answer, negotiated)) = local.answer(&offer) {
+            let text = answer.to_text();
+            let back = SessionDescription::parse(&text).expect("our answer parses");
+            let settled = local.settle(&back);
+            assert!(settled.is_ok(), "our answer settles: {text}");
+            // Both ends of our own answer agree on whether media is SRTP.
+            assert_eq!(
+                settled.ok().and_then(|n| n.srtp).is_some(),
+                negotiated.srtp.is_some(),
+                "{text}"
+            );
+        }
+        let _ = local.settle(&offer);
     }
 }

@@ -6,6 +6,7 @@
 //! Parsing keeps what offer/answer needs and skips unknown lines, as RFC 8866 §5
 //! allows; it bounds what a peer can make us hold ([`MAX_LINES`], [`MAX_MEDIA`]).
 
+use crate::sdes::{CryptoAttribute, CryptoSuite, KEY_AND_SALT};
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,6 +27,10 @@ pub enum SdpError {
     Missing(&'static str),
     #[error("no audio codec in common")]
     NoCommonCodec,
+    /// SRTP is required (`sip.srtp = "required"`) and the other side's SDP
+    /// brought no key we can use; or it asks for SRTP and ours is off.
+    #[error("SRTP: {0}")]
+    Srtp(String),
 }
 
 /// Media direction attributes (RFC 3264 §5.1, §6.1).
@@ -116,7 +121,13 @@ pub struct Media {
     pub fmtps: Vec<(u8, String)>,
     pub ptime: Option<u32>,
     pub direction: Option<Direction>,
+    /// `a=crypto` values (RFC 4568), unparsed: each is judged when an
+    /// offer or answer is made of them.
+    pub crypto: Vec<String>,
 }
+
+/// Most `a=crypto` lines one m= section may carry.
+const MAX_CRYPTO: usize = 16;
 
 impl Media {
     /// Payload types of the formats, for RTP media.
@@ -230,6 +241,7 @@ impl SessionDescription {
                         fmtps: Vec::new(),
                         ptime: None,
                         direction: None,
+                        crypto: Vec::new(),
                     });
                 }
                 "a" => {
@@ -253,6 +265,12 @@ impl SessionDescription {
                                 m.fmtps.push((pt, params.trim().to_owned()));
                             }
                             ("ptime", Some(arg)) => m.ptime = arg.trim().parse().ok(),
+                            ("crypto", Some(arg)) => {
+                                if m.crypto.len() >= MAX_CRYPTO {
+                                    return Err(bad("too many a=crypto lines"));
+                                }
+                                m.crypto.push(arg.trim().to_owned());
+                            }
                             _ if direction.is_some() => m.direction = direction,
                             _ => {}
                         },
@@ -329,6 +347,9 @@ impl SessionDescription {
             }
             for (pt, params) in &m.fmtps {
                 let _ = write!(s, "a=fmtp:{pt} {params}\r\n");
+            }
+            for c in &m.crypto {
+                let _ = write!(s, "a=crypto:{c}\r\n");
             }
             if let Some(p) = m.ptime {
                 let _ = write!(s, "a=ptime:{p}\r\n");
@@ -464,7 +485,90 @@ pub struct LocalMedia {
     pub ptime: u32,
     pub session_id: u64,
     pub session_version: u64,
+    /// SRTP with SDES keys for this call, or plain RTP only.
+    pub srtp: Option<LocalSrtp>,
 }
+
+/// SRTP with SDES keys (RFC 4568) on our side of a call.
+#[derive(Clone)]
+pub struct LocalSrtp {
+    /// Our master key and salt, for what we send; offered in both suites.
+    pub key: [u8; KEY_AND_SALT],
+    /// Plain RTP is refused: offers say RTP/SAVP, and an offer or answer
+    /// without a usable key fails with [`SdpError::Srtp`]. Otherwise offers
+    /// say RTP/AVP with keys (best-effort SRTP, RFC 8643) and a peer that
+    /// ignores them gets plain RTP.
+    pub required: bool,
+}
+
+/// The key never reaches a log through `Debug`.
+impl std::fmt::Debug for LocalSrtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSrtp")
+            .field("key", &"<hidden>")
+            .field("required", &self.required)
+            .finish()
+    }
+}
+
+/// The SRTP keys an offer and answer settled (RFC 4568 §6.1): one suite,
+/// our key for what we send, the peer's for what we receive.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: CryptoSuite,
+    /// The offer's tag for the line chosen.
+    pub tag: u32,
+    pub local: [u8; KEY_AND_SALT],
+    pub remote: [u8; KEY_AND_SALT],
+    /// The m= line's profile: RTP/SAVP, or RTP/AVP for best-effort SRTP.
+    pub profile: String,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .field("tag", &self.tag)
+            .field("keys", &"<hidden>")
+            .field("profile", &self.profile)
+            .finish()
+    }
+}
+
+impl SrtpKeys {
+    /// Our `a=crypto` value for these keys.
+    fn our_line(&self) -> String {
+        CryptoAttribute {
+            tag: self.tag,
+            suite: self.suite,
+            key: self.local,
+            lifetime: None,
+            mki: None,
+        }
+        .to_value()
+    }
+}
+
+/// The first `a=crypto` line of `m` sono can use (a suite it speaks, one
+/// inline key, no MKI), or why there is none.
+fn usable_crypto(m: &Media) -> Result<CryptoAttribute, String> {
+    let mut why = Vec::new();
+    for line in &m.crypto {
+        match CryptoAttribute::parse(line) {
+            Ok(c) if c.mki.is_some() => why.push("MKI is not supported".to_owned()),
+            Ok(c) => return Ok(c),
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    if why.is_empty() {
+        Err("no a=crypto line".into())
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+const SAVP: &str = "RTP/SAVP";
+const AVP: &str = "RTP/AVP";
 
 /// What offer and answer settled for the audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,6 +585,8 @@ pub struct Negotiated {
     /// The peer holds the call: its SDP is sendonly or inactive, or names
     /// 0.0.0.0 as RFC 2543 had it (RFC 3264 §8.4).
     pub peer_holds: bool,
+    /// SRTP keys, when the media is SRTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl LocalMedia {
@@ -524,6 +630,89 @@ impl LocalMedia {
             fmtps,
             ptime: Some(self.ptime),
             direction: Some(direction),
+            crypto: Vec::new(),
+        }
+    }
+
+    /// The crypto lines and profile of our offer: both suites under our
+    /// key, RTP/SAVP when SRTP is required, else RTP/AVP (RFC 8643).
+    fn offer_srtp(&self, media: &mut Media) {
+        let Some(srtp) = &self.srtp else {
+            return;
+        };
+        if srtp.required {
+            media.protocol = SAVP.into();
+        }
+        for (tag, suite) in [
+            (1, CryptoSuite::AesCm128HmacSha1_80),
+            (2, CryptoSuite::AesCm128HmacSha1_32),
+        ] {
+            media.crypto.push(
+                CryptoAttribute {
+                    tag,
+                    suite,
+                    key: srtp.key,
+                    lifetime: None,
+                    mki: None,
+                }
+                .to_value(),
+            );
+        }
+    }
+
+    /// The keys an offered stream settles for our answer: the first line
+    /// we can use, or plain RTP when neither side insists, or why not.
+    fn answer_srtp(&self, m: &Media) -> Result<Option<SrtpKeys>, SdpError> {
+        let savp = m.protocol == SAVP;
+        let Some(local) = &self.srtp else {
+            return if savp {
+                Err(SdpError::Srtp(
+                    "the offer asks for SRTP (RTP/SAVP) and it is off here (sip.srtp, or no TLS)"
+                        .into(),
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        match usable_crypto(m) {
+            Ok(c) => Ok(Some(SrtpKeys {
+                suite: c.suite,
+                tag: c.tag,
+                local: local.key,
+                remote: c.key,
+                profile: m.protocol.clone(),
+            })),
+            Err(why) if savp || local.required => Err(SdpError::Srtp(format!(
+                "the offer carries no usable key: {why}"
+            ))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The keys an answer to our offer settles.
+    fn settle_srtp(&self, m: &Media) -> Result<Option<SrtpKeys>, SdpError> {
+        let savp = m.protocol == SAVP;
+        let Some(local) = &self.srtp else {
+            return if savp {
+                Err(SdpError::Srtp(
+                    "the answer is RTP/SAVP and we offered plain RTP".into(),
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        match usable_crypto(m) {
+            Ok(c) => Ok(Some(SrtpKeys {
+                suite: c.suite,
+                tag: c.tag,
+                local: local.key,
+                remote: c.key,
+                profile: m.protocol.clone(),
+            })),
+            Err(why) if savp || local.required => Err(SdpError::Srtp(format!(
+                "SRTP is required and the answer carries no usable key: {why}"
+            ))),
+            Err(_) => Ok(None),
         }
     }
 
@@ -552,7 +741,8 @@ impl LocalMedia {
             ));
             fmtps.push((TELEPHONE_EVENT_PT, "0-16".to_owned()));
         }
-        let media = self.audio_media(self.port, formats, fmtps, direction);
+        let mut media = self.audio_media(self.port, formats, fmtps, direction);
+        self.offer_srtp(&mut media);
         self.description(vec![media])
     }
 
@@ -571,7 +761,12 @@ impl LocalMedia {
             formats.push((te, Some(("telephone-event".to_owned(), 8000, None))));
             fmtps.push((te, "0-16".to_owned()));
         }
-        let media = self.audio_media(self.port, formats, fmtps, direction);
+        let mut media = self.audio_media(self.port, formats, fmtps, direction);
+        // The keys in force stay (no rekeying on hold or resume).
+        if let Some(keys) = &current.srtp {
+            media.protocol = keys.profile.clone();
+            media.crypto.push(keys.our_line());
+        }
         self.description(vec![media])
     }
 
@@ -592,11 +787,23 @@ impl LocalMedia {
         wish: Direction,
     ) -> Result<(SessionDescription, Negotiated), SdpError> {
         let mut chosen = None;
+        let mut srtp_refusal = None;
         let mut media = Vec::with_capacity(offer.media.len());
         for m in &offer.media {
-            let usable =
-                chosen.is_none() && m.kind == "audio" && m.port != 0 && m.protocol == "RTP/AVP";
-            let pick = usable
+            let usable = chosen.is_none()
+                && m.kind == "audio"
+                && m.port != 0
+                && (m.protocol == AVP || m.protocol == SAVP);
+            let srtp = match usable.then(|| self.answer_srtp(m)) {
+                Some(Err(e)) => {
+                    srtp_refusal = Some(e);
+                    None
+                }
+                Some(Ok(keys)) => Some(keys),
+                None => None,
+            };
+            let pick = srtp
+                .is_some()
                 .then(|| {
                     self.codecs.iter().find_map(|c| {
                         m.payload_types()
@@ -605,7 +812,7 @@ impl LocalMedia {
                     })
                 })
                 .flatten();
-            let Some((codec, pt)) = pick else {
+            let Some(((codec, pt), srtp)) = pick.zip(srtp) else {
                 // Refused streams keep their formats, with port 0 (§6).
                 media.push(Media {
                     port: 0,
@@ -614,6 +821,7 @@ impl LocalMedia {
                     fmtps: Vec::new(),
                     ptime: None,
                     direction: None,
+                    crypto: Vec::new(),
                     ..m.clone()
                 });
                 continue;
@@ -635,7 +843,12 @@ impl LocalMedia {
                 .or(offer.direction)
                 .unwrap_or(Direction::SendRecv);
             let direction = offered.answer().within(wish);
-            media.push(self.audio_media(self.port, formats, fmtps, direction));
+            let mut answer = self.audio_media(self.port, formats, fmtps, direction);
+            answer.protocol = m.protocol.clone();
+            if let Some(keys) = &srtp {
+                answer.crypto.push(keys.our_line());
+            }
+            media.push(answer);
             let remote = remote_address(offer, m);
             chosen = Some(Negotiated {
                 codec,
@@ -645,9 +858,13 @@ impl LocalMedia {
                 direction,
                 ptime: m.ptime.unwrap_or(self.ptime),
                 peer_holds: offered.holds() || remote.is_none(),
+                srtp,
             });
         }
-        let negotiated = chosen.ok_or(SdpError::NoCommonCodec)?;
+        let negotiated = match chosen {
+            Some(n) => n,
+            None => return Err(srtp_refusal.unwrap_or(SdpError::NoCommonCodec)),
+        };
         Ok((self.description(media), negotiated))
     }
 
@@ -678,6 +895,7 @@ impl LocalMedia {
                     .map(|c| (*c, pt))
             })
             .ok_or(SdpError::NoCommonCodec)?;
+        let srtp = self.settle_srtp(m)?;
         let te = self
             .telephone_event
             .then(|| m.payload_types().find(|pt| is_telephone_event(m, *pt)))
@@ -695,6 +913,7 @@ impl LocalMedia {
             direction: theirs.answer().within(offered),
             ptime: m.ptime.unwrap_or(self.ptime),
             peer_holds: offered.receives() && (theirs.holds() || remote.is_none()),
+            srtp,
         })
     }
 }
@@ -723,6 +942,7 @@ mod tests {
             ptime: 20,
             session_id: 42,
             session_version: 1,
+            srtp: None,
         }
     }
 
@@ -868,5 +1088,123 @@ mod tests {
             SessionDescription::parse(&many),
             Err(SdpError::TooLarge(MAX_MEDIA))
         );
+    }
+
+    fn with_srtp(required: bool) -> LocalMedia {
+        LocalMedia {
+            srtp: Some(LocalSrtp {
+                key: [0x11; KEY_AND_SALT],
+                required,
+            }),
+            ..local(&[Codec::Pcmu])
+        }
+    }
+
+    /// A peer's offer with SDES keys, as baresip's `srtp-mand` sends it.
+    fn savp_offer(protocol: &str, crypto: &[&str]) -> SessionDescription {
+        let mut text = format!(
+            "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 40000 {protocol} 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+        );
+        for c in crypto {
+            text.push_str(&format!("a=crypto:{c}\r\n"));
+        }
+        SessionDescription::parse(&text).unwrap()
+    }
+
+    const THEIR_KEY_32: &str =
+        "AES_CM_128_HMAC_SHA1_32 inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw";
+
+    #[test]
+    fn srtp_offers_carry_both_suites_as_savp_when_required_and_avp_when_best_effort() {
+        let required = with_srtp(true).offer();
+        let m = required.audio().unwrap();
+        assert_eq!(m.protocol, "RTP/SAVP");
+        assert_eq!(m.crypto.len(), 2);
+        assert!(m.crypto[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(m.crypto[1].starts_with("2 AES_CM_128_HMAC_SHA1_32 inline:"));
+        // What we write parses back with the same lines.
+        let back = SessionDescription::parse(&required.to_text()).unwrap();
+        assert_eq!(back.audio().unwrap().crypto, m.crypto);
+        let best_effort = with_srtp(false).offer();
+        assert_eq!(best_effort.audio().unwrap().protocol, "RTP/AVP");
+        assert_eq!(best_effort.audio().unwrap().crypto.len(), 2);
+        assert!(local(&[Codec::Pcmu])
+            .offer()
+            .audio()
+            .unwrap()
+            .crypto
+            .is_empty());
+    }
+
+    #[test]
+    fn a_savp_offer_is_answered_with_its_tag_and_suite_under_our_key() {
+        // The first line has an MKI (unsupported): the second is taken.
+        let offer = savp_offer(
+            "RTP/SAVP",
+            &[
+                "1 AES_CM_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw|2^20|1:4",
+                &format!("2 {THEIR_KEY_32}"),
+            ],
+        );
+        let (answer, negotiated) = with_srtp(false).answer(&offer).unwrap();
+        let m = answer.audio().unwrap();
+        assert_eq!(m.protocol, "RTP/SAVP");
+        assert_eq!(m.crypto.len(), 1);
+        let ours = CryptoAttribute::parse(&m.crypto[0]).unwrap();
+        assert_eq!(
+            (ours.tag, ours.suite),
+            (2, CryptoSuite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(ours.key, [0x11; KEY_AND_SALT]);
+        let keys = negotiated.srtp.expect("SRTP settled");
+        assert_eq!(&keys.remote, b"123456789012345678901234567890");
+        assert_eq!(keys.local, [0x11; KEY_AND_SALT]);
+        // The keys stay out of Debug output.
+        assert!(!format!("{keys:?}").contains("49, 50"));
+    }
+
+    #[test]
+    fn srtp_policy_refusals_name_the_reason() {
+        // SRTP off here, the offer insists: refused (the caller answers 488).
+        let offer = savp_offer("RTP/SAVP", &[&format!("1 {THEIR_KEY_32}")]);
+        let err = local(&[Codec::Pcmu]).answer(&offer).unwrap_err();
+        assert!(
+            matches!(err, SdpError::Srtp(ref why) if why.contains("RTP/SAVP")),
+            "{err}"
+        );
+        // Required here, the offer is plain.
+        let plain = savp_offer("RTP/AVP", &[]);
+        let err = with_srtp(true).answer(&plain).unwrap_err();
+        assert!(matches!(err, SdpError::Srtp(_)), "{err}");
+        // Best effort here, the offer is plain: plain RTP.
+        let (_, n) = with_srtp(false).answer(&plain).unwrap();
+        assert!(n.srtp.is_none());
+        // A best-effort offer with keys: answered with keys, as RTP/AVP.
+        let osrtp = savp_offer("RTP/AVP", &[&format!("7 {THEIR_KEY_32}")]);
+        let (a, n) = with_srtp(false).answer(&osrtp).unwrap();
+        assert_eq!(a.audio().unwrap().protocol, "RTP/AVP");
+        assert_eq!(n.srtp.unwrap().tag, 7);
+        // Our required offer answered with plain RTP: unusable.
+        let err = with_srtp(true).settle(&plain).unwrap_err();
+        assert!(
+            matches!(err, SdpError::Srtp(ref why) if why.contains("required")),
+            "{err}"
+        );
+        // Our best-effort offer answered with plain RTP: plain RTP.
+        assert!(with_srtp(false).settle(&plain).unwrap().srtp.is_none());
+    }
+
+    #[test]
+    fn a_reoffer_keeps_the_keys_in_force() {
+        let offer = savp_offer("RTP/SAVP", &[&format!("3 {THEIR_KEY_32}")]);
+        let me = with_srtp(false);
+        let (_, n) = me.answer(&offer).unwrap();
+        let hold = me.reoffer(&n, Direction::SendOnly);
+        let m = hold.audio().unwrap();
+        assert_eq!(m.protocol, "RTP/SAVP");
+        assert_eq!(m.crypto.len(), 1);
+        let line = CryptoAttribute::parse(&m.crypto[0]).unwrap();
+        assert_eq!((line.tag, line.key), (3, [0x11; KEY_AND_SALT]));
     }
 }

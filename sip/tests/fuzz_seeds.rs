@@ -94,3 +94,16 @@ fn sdes_seeds_parse_as_expected_and_cut_short_never_panic() {
         }
     }
 }
+
+#[test]
+fn sdp_seeds_and_their_cuts_do_not_panic_and_answers_settle() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sip_sdp");
+    let seeds = files(&dir);
+    assert!(seeds.len() >= 3);
+    for seed in &seeds {
+        sono_sip::fuzzing::sdp(seed);
+        for cut in 0..seed.len() {
+            sono_sip::fuzzing::sdp(&seed[..cut]);
+        }
+    }
+}

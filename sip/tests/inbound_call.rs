@@ -33,6 +33,7 @@ fn config() -> InboundCallConfig {
             ptime: 20,
             session_id: 3,
             session_version: 1,
+            srtp: None,
         },
         timers: Timers::default(),
         transport: Default::default(),

@@ -53,6 +53,7 @@ fn server() -> DialogServer {
         ptime: 20,
         session_id: 1,
         session_version: 1,
+        srtp: None,
     };
     DialogServer::new(
         Timers::default(),

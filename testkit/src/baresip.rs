@@ -128,15 +128,22 @@ impl Baresip {
                 .replace("@CODECS@", codecs)
                 .replace("@SRATE@", &srate.to_string());
             let text = match (file, tls) {
+                // srtp.so before account.so: accounts name its mediaenc.
                 ("config", Some(t)) => format!(
-                    "{text}sip_certificate\t\t{}\nsip_cafile\t\t{}\nsip_verify_server\tyes\nmodule\t\t\tsrtp.so\n",
+                    "{}sip_certificate\t\t{}\nsip_cafile\t\t{}\nsip_verify_server\tyes\n",
+                    text.replace(
+                        "module\t\t\taccount.so",
+                        "module\t\t\tsrtp.so\nmodule\t\t\taccount.so"
+                    ),
                     t.certificate.display(),
                     t.ca.display()
                 ),
                 ("accounts", Some(t)) => {
                     let tls_port = port + 1;
-                    let mut account = text
-                        .replace(&format!(":{port};transport=udp>"), &format!(":{tls_port};transport=tls>"));
+                    let mut account = text.replace(
+                        &format!(":{port};transport=udp>"),
+                        &format!(":{tls_port};transport=tls>"),
+                    );
                     if let Some(m) = &t.mediaenc {
                         account = account.trim_end().to_owned() + &format!(";mediaenc={m}\n");
                     }

@@ -393,6 +393,9 @@ impl ClientSession {
                 "{target} is a sips: URI and the next hop is not reached over TLS (sip.outbound_proxy must be a sips: URI or use transport=tls)"
             ));
         }
+        if let Some(why) = shared.settings.sip.srtp_refusal(config.transport) {
+            return Err(why);
+        }
         if !shared.sip.supports(config.transport) {
             return Err(match config.transport {
                 Transport::Tls => {
@@ -531,6 +534,11 @@ impl Handler<IncomingInvite> for ClientSession {
         }
         if self.closing || !self.connected {
             refuse(480, "Temporarily Unavailable");
+            return;
+        }
+        if let Some(why) = shared.settings.sip.srtp_refusal(transport) {
+            info!(conn = self.id, call_id = %message.call_id, %why, "incoming call refused");
+            refuse(488, "Not Acceptable Here (SRTP required over TLS only)");
             return;
         }
         // One call rings at a time, and a one-line phone has no call waiting.
