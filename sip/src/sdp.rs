@@ -177,6 +177,12 @@ impl SessionDescription {
                 continue;
             }
             let bad = |reason| SdpError::Malformed { line: n, reason };
+            // A stray CR or other control character inside a line would be
+            // echoed into our answer (refused streams keep their formats)
+            // and break it there (found by the sip_sdp fuzz target).
+            if line.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(bad("a control character inside the line"));
+            }
             let (kind, value) = line.split_once('=').ok_or(bad("not of the form x=value"))?;
             if kind.len() != 1 {
                 return Err(bad("the type is not one letter"));
