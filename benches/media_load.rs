@@ -34,6 +34,9 @@
 //! `cargo bench --bench media_load -- CALLS SECONDS [--codec pcmu|g722]
 //! [--client speex|aac|pcmu] [--against-sems] [--webrtc] [--runs N]`
 //! (default 20 calls, 20 s, PCMU, Speex clients, 1 run).
+//! `cargo bench --bench media_load -- CALLS 0 --soak MINUTES` runs the soak
+//! instead (see `media_load/soak.rs`): CALLS calls with churn, a SIP peer
+//! restarted every 5 minutes, vanishing clients and a scanner.
 //! `MEDIA_LOAD_BINARY=path` runs another build of sono instead of this one (to
 //! compare two builds in alternating runs).
 //! SEMS is found at /usr/local/sbin/sems (`../shared/anchors/build-sems.sh`
@@ -52,6 +55,9 @@ use sono_rtmp::message::{type_id, user_control, user_control_payload, Message};
 use sono_rtmp::ObjectEncoding;
 use sono_testkit::{audio, flash_speex_tags, free_port, AudioDir, FlashClient, Sipp, Sono};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "media_load/soak.rs"]
+mod soak;
 
 const SEMS: &str = "/usr/local/sbin/sems";
 const SEMS_PLUGINS: &str = "/usr/local/lib/sems/plug-in";
@@ -91,6 +97,8 @@ struct Options {
     against_sems: bool,
     webrtc: bool,
     runs: usize,
+    /// Minutes of soak instead of measured runs.
+    soak: Option<u64>,
 }
 
 fn options() -> Options {
@@ -121,6 +129,7 @@ fn options() -> Options {
         against_sems: args.iter().any(|a| a == "--against-sems"),
         webrtc: args.iter().any(|a| a == "--webrtc"),
         runs: value("--runs").and_then(|r| r.parse().ok()).unwrap_or(1),
+        soak: value("--soak").and_then(|m| m.parse().ok()),
     }
 }
 
@@ -128,6 +137,10 @@ fn main() {
     let o = options();
     let runs = o.runs;
     let speech = speech_frames("speex");
+    if let Some(minutes) = o.soak {
+        soak::run(&o, &speech, minutes);
+        return;
+    }
     let other_mic = (o.client != "speex").then(|| speech_frames(o.client));
     let mut gateways = vec![Gateway::Sono];
     if o.client != "speex" {
@@ -359,13 +372,12 @@ struct LegStats {
 }
 
 /// SIPp answering every call with the run's codec and echoing its RTP.
-fn echo_peer(o: &Options) -> Sipp {
+fn echo_peer(codec: &str, limit: Duration) -> Sipp {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_echo.xml");
-    let (pt, rtpmap) = match o.codec {
+    let (pt, rtpmap) = match codec {
         "g722" => ("9", "G722/8000"),
         _ => ("0", "PCMU/8000"),
     };
-    let limit = Duration::from_secs(o.seconds + 120);
     Sipp::uas(
         &scenario,
         1_000_000,
@@ -378,7 +390,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &Microphone) -> RunResult {
     if gateway == Gateway::SonoWebRtc {
         return run_webrtc(o);
     }
-    let sipp = echo_peer(o);
+    let sipp = echo_peer(o.codec, Duration::from_secs(o.seconds + 120));
     let mut process = match gateway {
         Gateway::Sems => GatewayProcess::sems(o.codec),
         _ => GatewayProcess::sono(o.calls),
@@ -450,6 +462,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &Microphone) -> RunResult {
                     phase,
                     opened,
                     WARM_UP + window,
+                    None,
                 ))
             })
             .collect();
@@ -526,7 +539,7 @@ fn run_once(gateway: Gateway, o: &Options, speech: &Microphone) -> RunResult {
 /// page with CALLS sono.js phones over WebRTC, its fake microphone playing
 /// speech with pauses, to the same echoing SIPp.
 fn run_webrtc(o: &Options) -> RunResult {
-    let sipp = echo_peer(o);
+    let sipp = echo_peer(o.codec, Duration::from_secs(o.seconds + 120));
     let mut process = GatewayProcess::sono(o.calls);
     std::thread::sleep(Duration::from_millis(300));
     let pid = process.pid();
@@ -710,7 +723,10 @@ fn set_up_call(rtmp: SocketAddr, target: &str) -> std::io::Result<Leg> {
 }
 
 /// Publishes one frame every 20 ms (from `phase` on) and reads everything
-/// the gateway sends, until `until` after `opened - WARM_UP`.
+/// the gateway sends, until `until` after `opened - WARM_UP`; then writes
+/// `farewell` (a hangup) and reads on a moment before closing, or just
+/// closes (a client that vanishes).
+#[allow(clippy::too_many_arguments)]
 async fn drive_leg(
     leg: Leg,
     speech: Arc<Vec<Vec<u8>>>,
@@ -719,6 +735,7 @@ async fn drive_leg(
     phase: Duration,
     opened: Instant,
     until: Duration,
+    farewell: Option<Vec<u8>>,
 ) {
     let Leg {
         stream,
@@ -744,6 +761,14 @@ async fn drive_leg(
         tokio::select! {
             _ = ticker.tick() => {
                 if tokio::time::Instant::now() >= end {
+                    if let Some(bye) = &farewell {
+                        let _ = write.write_all(bye).await;
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(500),
+                            read.read(&mut buf),
+                        )
+                        .await;
+                    }
                     break;
                 }
                 let frame = &speech[sent % speech.len().max(1)];
@@ -805,6 +830,11 @@ enum GatewayProcess {
 
 impl GatewayProcess {
     fn sono(calls: usize) -> GatewayProcess {
+        Self::sono_with(calls, "")
+    }
+
+    /// sono for `calls`, with `extra` settings (whole sections) after ours.
+    fn sono_with(calls: usize, extra: &str) -> GatewayProcess {
         let limits = calls + 50;
         // MEDIA_LOAD_BINARY picks another build, to compare two side by side.
         let binary =
@@ -814,7 +844,7 @@ impl GatewayProcess {
             &format!(
                 "[log]\nlevel = \"warn\"\n[rtmp]\nmax_connections = {limits}\n\
                  [sip]\nmax_calls = {limits}\n[media]\nrtp_port_min = 32000\nrtp_port_max = 39999\n\
-                 [webrtc]\nmax_sessions_per_address = {limits}\nport_min = 30000\nport_max = 31999\n"
+                 [webrtc]\nmax_sessions_per_address = {limits}\nport_min = 30000\nport_max = 31999\n{extra}"
             ),
         ))
     }
