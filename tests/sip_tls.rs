@@ -54,6 +54,50 @@ fn tone(name: &str) -> std::path::PathBuf {
     wav
 }
 
+/// Waits for `Sono.Call.Incoming` and accepts the call; `logs` says why not.
+fn accept_incoming(c: &mut FlashClient, logs: impl Fn() -> String) {
+    assert!(
+        c.wait_for(WAIT, |c| c
+            .events
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
+            )),
+        "no incoming call\n{}",
+        logs()
+    );
+    assert!(matches!(
+        c.call("accept", vec![]).unwrap(),
+        Reply::Result(_)
+    ));
+}
+
+/// baresip over TLS (`tls`) calls the client's implicit URI on sono's TLS
+/// port, playing `play` in `codec` at `srate`; the client accepts.
+fn called_by_baresip(
+    c: &mut FlashClient,
+    sono: &Sono,
+    tls_port: u16,
+    play: &std::path::Path,
+    codec: &str,
+    srate: u32,
+    tls: &BaresipTls,
+) -> Baresip {
+    let user = c.register_implicit().unwrap();
+    let target = format!("sip:{user}@127.0.0.1:{tls_port};transport=tls");
+    let caller = Baresip::start_tls(
+        play,
+        (31500, 31999),
+        Duration::from_secs(60),
+        codec,
+        srate,
+        Some(&target),
+        tls,
+    );
+    accept_incoming(c, || format!("{}\n{}", sono.log(), caller.log()));
+    caller
+}
+
 /// Audio messages the client receives in two seconds of the call.
 fn audio_down(c: &mut FlashClient) -> usize {
     let play = c.create_stream().unwrap();
@@ -115,32 +159,7 @@ fn baresip_over_tls_is_called_by_sono_and_calls_the_client_back() {
     drop(peer);
 
     // baresip calls the client's implicit URI on sono's TLS port.
-    let user = c.register_implicit().unwrap();
-    let target = format!("sip:{user}@127.0.0.1:{tls_port};transport=tls");
-    let caller = Baresip::start_tls(
-        &wav,
-        (31500, 31999),
-        Duration::from_secs(40),
-        "PCMU/8000/1",
-        8000,
-        Some(&target),
-        &tls,
-    );
-    assert!(
-        c.wait_for(WAIT, |c| c
-            .events
-            .iter()
-            .any(
-                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
-            )),
-        "{}\n{}",
-        sono.log(),
-        caller.log()
-    );
-    assert!(matches!(
-        c.call("accept", vec![]).unwrap(),
-        Reply::Result(_)
-    ));
+    let caller = called_by_baresip(&mut c, &sono, tls_port, &wav, "PCMU/8000/1", 8000, &tls);
     assert!(
         caller.wait_log("Call established", WAIT),
         "{}",
@@ -200,22 +219,9 @@ fn sono_registers_at_kamailio_over_tls_and_is_called_through_it() {
         8000,
         &format!("sip:alice@{}", kamailio.addr),
     );
-    assert!(
-        alice.wait_for(WAIT, |c| c
-            .events
-            .iter()
-            .any(
-                |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
-            )),
-        "{}\n{}\n{}",
-        sono.log(),
-        kamailio.log(),
-        caller.log()
-    );
-    assert!(matches!(
-        alice.call("accept", vec![]).unwrap(),
-        Reply::Result(_)
-    ));
+    accept_incoming(&mut alice, || {
+        format!("{}\n{}\n{}", sono.log(), kamailio.log(), caller.log())
+    });
     assert!(
         caller.wait_log("Call established", WAIT),
         "{}",
@@ -390,33 +396,15 @@ fn srtp_call(dial_out: bool) -> (f64, f64, f64, f64) {
         c.send_call("dial", vec![peer.uri().into()]).unwrap();
         peer
     } else {
-        let user = c.register_implicit().unwrap();
-        let target = format!("sip:{user}@127.0.0.1:{tls_port};transport=tls");
-        let peer = Baresip::start_tls(
+        called_by_baresip(
+            &mut c,
+            &sono,
+            tls_port,
             &peer_play,
-            (31000, 31999),
-            Duration::from_secs(60),
             "G722/16000/1",
             16_000,
-            Some(&target),
             &tls,
-        );
-        assert!(
-            c.wait_for(WAIT, |c| c
-                .events
-                .iter()
-                .any(
-                    |e| e.get("code").and_then(AmfValue::as_str) == Some(code::CALL_INCOMING)
-                )),
-            "{}\n{}",
-            sono.log(),
-            peer.log()
-        );
-        assert!(matches!(
-            c.call("accept", vec![]).unwrap(),
-            Reply::Result(_)
-        ));
-        peer
+        )
     };
     assert!(
         c.wait_call_status(4, WAIT),

@@ -666,16 +666,17 @@ impl LocalMedia {
         }
     }
 
-    /// The keys an offered stream settles for our answer: the first line
-    /// we can use, or plain RTP when neither side insists, or why not.
-    fn answer_srtp(&self, m: &Media) -> Result<Option<SrtpKeys>, SdpError> {
+    /// The keys an offered stream settles for our answer (`what` is
+    /// "offer"), or a stream of the answer to our offer ("answer"): its
+    /// first line we can use, or plain RTP when neither side insists, or
+    /// why not.
+    fn srtp_keys(&self, m: &Media, what: &str) -> Result<Option<SrtpKeys>, SdpError> {
         let savp = m.protocol == SAVP;
         let Some(local) = &self.srtp else {
             return if savp {
-                Err(SdpError::Srtp(
-                    "the offer asks for SRTP (RTP/SAVP) and it is off here (sip.srtp, or no TLS)"
-                        .into(),
-                ))
+                Err(SdpError::Srtp(format!(
+                    "the {what} asks for SRTP (RTP/SAVP) and it is off here (sip.srtp, or no TLS)"
+                )))
             } else {
                 Ok(None)
             };
@@ -689,34 +690,7 @@ impl LocalMedia {
                 profile: m.protocol.clone(),
             })),
             Err(why) if savp || local.required => Err(SdpError::Srtp(format!(
-                "the offer carries no usable key: {why}"
-            ))),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// The keys an answer to our offer settles.
-    fn settle_srtp(&self, m: &Media) -> Result<Option<SrtpKeys>, SdpError> {
-        let savp = m.protocol == SAVP;
-        let Some(local) = &self.srtp else {
-            return if savp {
-                Err(SdpError::Srtp(
-                    "the answer is RTP/SAVP and we offered plain RTP".into(),
-                ))
-            } else {
-                Ok(None)
-            };
-        };
-        match usable_crypto(m) {
-            Ok(c) => Ok(Some(SrtpKeys {
-                suite: c.suite,
-                tag: c.tag,
-                local: local.key,
-                remote: c.key,
-                profile: m.protocol.clone(),
-            })),
-            Err(why) if savp || local.required => Err(SdpError::Srtp(format!(
-                "SRTP is required and the answer carries no usable key: {why}"
+                "SRTP is required and the {what} carries no usable key: {why}"
             ))),
             Err(_) => Ok(None),
         }
@@ -800,7 +774,7 @@ impl LocalMedia {
                 && m.kind == "audio"
                 && m.port != 0
                 && (m.protocol == AVP || m.protocol == SAVP);
-            let srtp = match usable.then(|| self.answer_srtp(m)) {
+            let srtp = match usable.then(|| self.srtp_keys(m, "offer")) {
                 Some(Err(e)) => {
                     srtp_refusal = Some(e);
                     None
@@ -901,7 +875,7 @@ impl LocalMedia {
                     .map(|c| (*c, pt))
             })
             .ok_or(SdpError::NoCommonCodec)?;
-        let srtp = self.settle_srtp(m)?;
+        let srtp = self.srtp_keys(m, "answer")?;
         let te = self
             .telephone_event
             .then(|| m.payload_types().find(|pt| is_telephone_event(m, *pt)))
