@@ -98,6 +98,16 @@ fn called_by_baresip(
     caller
 }
 
+/// The client hears the peer for two seconds (audio down flows), hangs up,
+/// and the peer closes its session on our BYE.
+fn talk_and_hang_up(c: &mut FlashClient, peer: &Baresip) {
+    let down = audio_down(c);
+    assert!(down > 50, "{down} audio messages reached the client");
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_call_status(0, WAIT));
+    assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+}
+
 /// Audio messages the client receives in two seconds of the call.
 fn audio_down(c: &mut FlashClient) -> usize {
     let play = c.create_stream().unwrap();
@@ -150,12 +160,8 @@ fn baresip_over_tls_is_called_by_sono_and_calls_the_client_back() {
         "{}",
         peer.log()
     );
-    let down = audio_down(&mut c);
-    assert!(down > 50, "{down} audio messages reached the client");
-    c.call("hangup", vec![]).unwrap();
-    assert!(c.wait_call_status(0, WAIT));
-    // The BYE went over TLS too: baresip closed its session.
-    assert!(peer.wait_log("session closed", WAIT), "{}", peer.log());
+    // The BYE goes over TLS too: baresip closes its session.
+    talk_and_hang_up(&mut c, &peer);
     drop(peer);
 
     // baresip calls the client's implicit URI on sono's TLS port.
@@ -165,11 +171,7 @@ fn baresip_over_tls_is_called_by_sono_and_calls_the_client_back() {
         "{}",
         caller.log()
     );
-    let down = audio_down(&mut c);
-    assert!(down > 50, "{down} audio messages reached the client");
-    c.call("hangup", vec![]).unwrap();
-    assert!(c.wait_call_status(0, WAIT));
-    assert!(caller.wait_log("session closed", WAIT), "{}", caller.log());
+    talk_and_hang_up(&mut c, &caller);
     let _ = std::fs::remove_file(&wav);
 }
 

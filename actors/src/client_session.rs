@@ -400,19 +400,14 @@ impl ClientSession {
         let sip = &shared.settings.sip;
         // `host[:port]`, with `sip:`/`sips:` before and `;transport=…`
         // after allowed: `sips:` or `transport=tls` registers over TLS.
-        let transport = Transport::of_uri(&format!("sip:{domain}"));
-        let transport = if domain
+        let secure = domain
             .get(..5)
-            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
-        {
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+        let transport = if secure {
             Transport::Tls
         } else {
-            transport
+            Transport::of_uri(&format!("sip:{domain}"))
         };
-        let secure = transport == Transport::Tls
-            && domain
-                .get(..5)
-                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
         let domain = domain
             .split_once(':')
             .filter(|(scheme, _)| {
