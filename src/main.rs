@@ -1,6 +1,7 @@
 //! `sono`: the RTMP ⇄ SIP gateway's binary. Reads the settings, sets up logging,
-//! starts the actors and the HTTP side, and shuts down gracefully on SIGINT or
-//! SIGTERM: stop accepting, tell every client, close, exit.
+//! starts the actors and the HTTP side, and leaves service gracefully: on
+//! SIGTERM or `POST /api/v1/drain` it drains (nothing new, calls finish within
+//! `shutdown.grace`), on SIGINT it ends calls at once; then it closes and exits.
 
 mod settings;
 
@@ -96,10 +97,21 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         let http_handle = http.handle();
         actix_rt::spawn(http);
         info!("sono ready");
-        let signal = wait_for_signal().await?;
-        info!(signal, "shutting down");
+        let shared = gateway.shared();
+        let reason = tokio::select! {
+            signal = wait_for_signal() => signal?,
+            _ = shared.drain.requested() => "POST /api/v1/drain",
+        };
+        // SIGINT (an operator at a terminal) ends calls at once; SIGTERM (a
+        // service manager) and the admin call drain first (docs/cluster.md).
+        let grace = if reason == "SIGINT" {
+            std::time::Duration::ZERO
+        } else {
+            settings.shutdown.grace
+        };
+        info!(reason, ?grace, "leaving service");
         // Connections first: tunnelled clients fetch their goodbye over HTTP.
-        gateway.shutdown().await;
+        gateway.shutdown(grace).await;
         http_handle.stop(true).await;
         info!("sono stopped");
         Ok(())

@@ -6,7 +6,7 @@
 //!
 //! Shutting down is the same in reverse: every client hears its call end
 //! before sono says goodbye, and sono stays until every BYE is answered
-//! (or `shutdown.grace` runs out), so no peer is left with a dead call.
+//! (or `shutdown.close_timeout` runs out), so no peer is left with a dead call.
 
 use std::time::{Duration, Instant};
 
@@ -91,9 +91,10 @@ fn a_peer_gone_mid_call_is_reported_when_the_rtp_timeout_hangs_up() {
     );
 }
 
-/// Ten clients in calls when sono gets SIGTERM: each hears its call end
+/// Ten clients in calls when sono gets SIGINT: each hears its call end
 /// (status 0) before `Sono.Server.Shutdown`, and sono waits for every BYE's
-/// answer (the peer takes 1.5 s) or `shutdown.grace` (here 8 s) to exit.
+/// answer (the peer takes 1.5 s) or `shutdown.close_timeout` (here 8 s) to
+/// exit. (SIGTERM drains first: tests/drain.rs.)
 fn ten_calls_then_sigterm(
     scenario_name: &str,
     kill_peer: bool,
@@ -101,7 +102,7 @@ fn ten_calls_then_sigterm(
     let sipp = Sipp::uas(&scenario(scenario_name), 10, Duration::from_secs(40), &[]);
     let mut sono = Sono::start(
         SONO,
-        "[shutdown]\ngrace = \"8s\"\n[media]\nrtp_port_min = 34800\nrtp_port_max = 34999\n",
+        "[shutdown]\nclose_timeout = \"8s\"\n[media]\nrtp_port_min = 34800\nrtp_port_max = 34999\n",
     );
     let mut clients = Vec::new();
     for _ in 0..10 {
@@ -120,7 +121,7 @@ fn ten_calls_then_sigterm(
         drop(sipp.take());
     }
     let asked = Instant::now();
-    let status = sono.terminate(Duration::from_secs(20));
+    let status = sono.interrupt(Duration::from_secs(20));
     let took = asked.elapsed();
     assert!(
         status.is_some_and(|s| s.success()),
@@ -167,7 +168,7 @@ fn shutdown_waits_for_every_bye_to_be_answered_and_clients_hear_their_calls_end(
     let log = sono.log();
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
-        "sono exited {took:?} after SIGTERM; the BYEs took 1.5 s to be answered\n{log}"
+        "sono exited {took:?} after SIGINT; the BYEs took 1.5 s to be answered\n{log}"
     );
     assert!(
         log.contains("every call and registration ended and answered"),
@@ -176,15 +177,15 @@ fn shutdown_waits_for_every_bye_to_be_answered_and_clients_hear_their_calls_end(
 }
 
 #[test]
-fn shutdown_gives_unanswered_byes_the_grace_period_and_no_more() {
+fn shutdown_gives_unanswered_byes_the_close_timeout_and_no_more() {
     let (took, sono, _) = ten_calls_then_sigterm("uas_200", true);
     let log = sono.log();
     assert!(
         took >= Duration::from_millis(7500) && took < Duration::from_secs(12),
-        "sono exited {took:?} after SIGTERM, with shutdown.grace = 8s\n{log}"
+        "sono exited {took:?} after SIGINT, with shutdown.close_timeout = 8s\n{log}"
     );
     assert!(
-        log.contains("grace period over") && log.contains("calls_unanswered=10"),
+        log.contains("close timeout over") && log.contains("calls_unanswered=10"),
         "{log}"
     );
 }

@@ -176,7 +176,9 @@ fn rtmpt_refuses_bad_sequence_numbers_unknown_sessions_and_oversized_bodies() {
 
     // Malformed paths, an unknown session, a body over rtmpt.max_body.
     for (path, status) in [
-        ("/send/zz-zz/9", 400),
+        ("/send/zz_zz/9", 400),
+        // A node-prefixed id no node of this (lone) sono handed out.
+        ("/send/zz-zz/9", 404),
         ("/send/abc/notanumber", 400),
         ("/open/2", 400),
         ("/idle/0123456789abcdef0123456789abcdef/99", 404),

@@ -55,6 +55,13 @@ pub struct IncomingInvite {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// The node is draining: a session without calls says goodbye at once (its
+/// client reconnects to another node); one with calls refuses new ones and
+/// says goodbye when the last ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// A WebRTC transport carries this session's audio from now on (`POST
 /// /api/v1/webrtc` with the session's token); its client's RTMP transport
 /// keeps the control and the events.
@@ -174,6 +181,8 @@ pub struct ClientSession {
     closing: bool,
     /// sono is shutting down: the call is being hung up, the goodbye follows.
     shutting_down: bool,
+    /// The node is draining: no new calls; goodbye when the last one ends.
+    draining: bool,
     /// The implicit user and its URI, once `register` attributed them.
     implicit: Option<(String, String)>,
     /// The client's calls.
@@ -230,6 +239,7 @@ impl ClientSession {
             has_stream_key: false,
             closing: false,
             shutting_down: false,
+            draining: false,
             implicit: None,
             lines: Lines::new(),
             registration: None,
@@ -757,6 +767,20 @@ impl Handler<RegistrationNotice> for ClientSession {
                     reason: Some("unregistered".into()),
                 });
             }
+        }
+    }
+}
+
+impl Handler<Drain> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        if self.closing || self.shutting_down {
+            return;
+        }
+        self.draining = true;
+        if self.lines.is_empty() {
+            self.say_goodbye();
         }
     }
 }

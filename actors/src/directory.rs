@@ -17,12 +17,6 @@ pub const CLOSED_TOKEN_MEMORY: std::time::Duration = std::time::Duration::from_s
 /// Most closed tokens remembered.
 const MAX_CLOSED_TOKENS: usize = 16_384;
 
-/// A fresh unguessable secret (128 random bits in hex): connection tokens
-/// and RTMPT session ids.
-pub fn new_secret() -> String {
-    format!("{:032x}", rand::thread_rng().gen::<u128>())
-}
-
 /// A connection's number, unique for the life of the process.
 pub type ConnectionId = u64;
 

@@ -9,8 +9,10 @@ pub mod call;
 pub mod call_leg;
 pub mod client_session;
 pub mod client_writer;
+pub mod cluster;
 pub mod control;
 pub mod directory;
+pub mod drain;
 pub mod lines;
 pub mod media_bridge;
 pub mod metrics;
@@ -34,7 +36,7 @@ use actix::Arbiter;
 use tokio::net::TcpListener;
 use tracing::info;
 
-pub use client_session::{ClientSession, Shutdown};
+pub use client_session::{ClientSession, Drain, Shutdown};
 pub use directory::{ConnectionId, Directory};
 pub use metrics::Metrics;
 pub use rtmp_connection::RtmpConnection;
@@ -58,6 +60,8 @@ pub struct Shared {
     pub webrtc: webrtc_connection::WebRtcSessions,
     /// Per-source rate limits (`[limits]`).
     pub limits: rate_limit::Limits,
+    /// Whether the node is leaving service (SIGTERM, `POST /api/v1/drain`).
+    pub drain: drain::DrainState,
     /// The arbiters connections run on, one per core.
     arbiters: Vec<actix::dev::ArbiterHandle>,
     next_arbiter: std::sync::atomic::AtomicUsize,
@@ -210,6 +214,7 @@ impl Gateway {
             tunnels: tunnel::TunnelSessions::default(),
             webrtc: webrtc_connection::WebRtcSessions::default(),
             limits,
+            drain: drain::DrainState::default(),
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             next_arbiter: Default::default(),
         });
@@ -247,33 +252,54 @@ impl Gateway {
         self.shared.clone()
     }
 
-    /// Stops accepting, asks every connection to close, and waits for them up to
-    /// `shutdown.grace`.
-    pub async fn shutdown(self) {
+    /// Leaves service (docs/cluster.md): stops accepting, tells idle clients
+    /// to go and refuses anything new, lets calls in progress go on for up to
+    /// `grace` (SIGTERM and the admin drain: `shutdown.grace`; SIGINT: none),
+    /// then ends what is left and gives BYEs, CANCELs and unregistrations
+    /// `shutdown.close_timeout` to be answered.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.drain.begin();
         for task in &self.accept_tasks {
             task.abort();
         }
         let connections = self.shared.directory.connections();
-        info!(
-            connections = connections.len(),
-            "shutting down: closing connections"
-        );
-        for (_, addr) in connections {
-            addr.do_send(Shutdown);
-        }
-        let deadline = Instant::now() + self.shared.settings.shutdown.grace;
-        // Calls get the grace period too, to send their BYE or CANCEL and hear
-        // the answer, and registrations to remove their bindings.
+        let m = &self.shared.metrics;
         let load =
             |gauge: &std::sync::atomic::AtomicU64| gauge.load(std::sync::atomic::Ordering::Acquire);
-        let m = &self.shared.metrics;
+        info!(
+            connections = connections.len(),
+            calls = load(&m.sip_calls_active),
+            grace = ?grace,
+            "draining: taking nothing new; calls in progress may finish"
+        );
+        for (_, addr) in connections {
+            addr.do_send(Drain);
+        }
         let busy = || {
             load(&m.sip_calls_active) + load(&m.sip_calls_unsettled) + load(&m.registrations_active)
                 > 0
         };
-        while (self.shared.directory.connection_count() > 0 || busy()) && Instant::now() < deadline
-        {
+        let settled = || self.shared.directory.connection_count() == 0 && !busy();
+        let deadline = Instant::now() + grace;
+        while !settled() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !settled() {
+            let connections = self.shared.directory.connections();
+            info!(
+                connections = connections.len(),
+                calls = load(&m.sip_calls_active),
+                "ending the calls and connections that are left"
+            );
+            // Calls get their BYE or CANCEL answered, and registrations
+            // their bindings removed, within the close timeout.
+            for (_, addr) in connections {
+                addr.do_send(Shutdown);
+            }
+            let deadline = Instant::now() + self.shared.settings.shutdown.close_timeout;
+            while !settled() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         let left = self.shared.directory.connection_count();
         let calls = load(&m.sip_calls_active) + load(&m.sip_calls_unsettled);
@@ -283,7 +309,7 @@ impl Gateway {
                 connections = left,
                 calls_unanswered = calls,
                 registrations = registrations,
-                "grace period over: giving up on what is left"
+                "close timeout over: giving up on what is left"
             );
         } else {
             info!("every call and registration ended and answered");

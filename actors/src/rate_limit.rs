@@ -139,6 +139,7 @@ pub struct Limits {
     rtmp: Mutex<RateLimiter<IpAddr>>,
     rest: Mutex<RateLimiter<String>>,
     exempt_loopback: bool,
+    exempt: Vec<ipnet::IpNet>,
 }
 
 /// Which limit refused something (the metric's label).
@@ -166,6 +167,7 @@ impl Limits {
             rtmp: Mutex::new(RateLimiter::new(s.rtmp_connects_per_second, s.rtmp_burst)),
             rest: Mutex::new(RateLimiter::new(s.rest_calls_per_second, s.rest_burst)),
             exempt_loopback: s.exempt_loopback,
+            exempt: s.exempt.clone(),
         }
     }
 
@@ -200,7 +202,9 @@ impl Limits {
     /// A request, connect or call from `source` (an address; REST: the
     /// token, or the address without one) under `limit`.
     pub fn check(&self, limit: Limit, source: IpAddr, token: Option<&str>) -> Verdict {
-        if self.exempt_loopback && source.is_loopback() {
+        if self.exempt_loopback && source.is_loopback()
+            || self.exempt.iter().any(|net| net.contains(&source))
+        {
             return Verdict::Allowed;
         }
         let now = Instant::now();
@@ -281,5 +285,24 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         assert_eq!(l.check(&(u32::MAX - 1), later), Verdict::Allowed);
         assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn exempt_networks_are_never_limited() {
+        let settings = crate::settings::LimitsSettings {
+            sip_requests_per_second: 1,
+            sip_burst: 1,
+            exempt: vec!["10.200.0.2/32".parse().unwrap()],
+            ..Default::default()
+        };
+        let limits = Limits::new(&settings);
+        let proxy: IpAddr = "10.200.0.2".parse().unwrap();
+        let other: IpAddr = "10.200.0.9".parse().unwrap();
+        assert!((0..100).all(|_| limits.check(Limit::Sip, proxy, None) == Verdict::Allowed));
+        assert_eq!(limits.check(Limit::Sip, other, None), Verdict::Allowed);
+        assert!(matches!(
+            limits.check(Limit::Sip, other, None),
+            Verdict::Refused { .. }
+        ));
     }
 }

@@ -179,7 +179,7 @@ impl RtmpConnection {
             id,
             peer,
             transport,
-            token: crate::directory::new_secret(),
+            token: crate::cluster::new_secret(&shared.settings.cluster.node_id),
             phone: None,
             session: ServerSession::new(config),
             output,
@@ -202,7 +202,7 @@ impl RtmpConnection {
             refused: Vec::new(),
             video_messages: 0,
             aac_config: None,
-            api_session: crate::directory::new_secret(),
+            api_session: crate::cluster::new_secret(""),
             shared,
         }
     }

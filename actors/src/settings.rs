@@ -72,6 +72,7 @@ pub struct Settings {
     pub webrtc: WebRtcSettings,
     pub limits: LimitsSettings,
     pub shutdown: ShutdownSettings,
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -634,6 +635,9 @@ pub struct LimitsSettings {
     pub over_limit: OverLimit,
     /// Loopback sources (local tools and monitors) are not limited.
     pub exempt_loopback: bool,
+    /// Networks never limited: the SIP proxy in front of a cluster (every
+    /// inbound call comes from it), monitors.
+    pub exempt: Vec<ipnet::IpNet>,
 }
 
 impl Default for LimitsSettings {
@@ -647,6 +651,7 @@ impl Default for LimitsSettings {
             rest_burst: 100,
             over_limit: OverLimit::Reject,
             exempt_loopback: true,
+            exempt: Vec::new(),
         }
     }
 }
@@ -654,22 +659,85 @@ impl Default for LimitsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
-    /// How long connections get to close on SIGINT/SIGTERM before sono exits anyway.
+    /// Draining (SIGTERM or `POST /api/v1/drain`): how long calls in progress
+    /// may go on before sono ends them. SIGINT does not wait.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// Once calls are ended: how long their BYEs and CANCELs, and the
+    /// unregistrations, get to be answered before sono exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub close_timeout: Duration,
 }
 
 impl Default for ShutdownSettings {
     fn default() -> Self {
         ShutdownSettings {
-            grace: Duration::from_secs(5),
+            grace: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
 
+/// One node among several behind Kamailio and HAProxy (docs/cluster.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's name: the prefix of its connection tokens and RTMPT
+    /// session ids (`n1-…`), which the proxy routes on. Empty: a lone node.
+    pub node_id: String,
+    /// Every node's name → where clients reach it (for the 421 answer to a
+    /// request that came to the wrong node).
+    pub nodes: std::collections::BTreeMap<String, String>,
+    /// Proxies believed about a client's address: the PROXY protocol header
+    /// on the RTMP and RTMPS listeners, `X-Forwarded-For` on HTTP.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The RTMP and RTMPS listeners expect a PROXY protocol v2 header (HAProxy
+    /// `send-proxy-v2`) from a trusted proxy before anything else.
+    pub proxy_protocol: bool,
+}
+
+impl ClusterSettings {
+    /// Node names: letters, digits and `_`, at most 32 (no `-`: it ends
+    /// the prefix).
+    pub fn is_node_id(s: &str) -> bool {
+        !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+
+    /// Whether `ip` is one of `trusted_proxies`.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
 impl Settings {
+    fn validate_cluster(&self) -> Result<(), String> {
+        let c = &self.cluster;
+        if !c.node_id.is_empty() && !ClusterSettings::is_node_id(&c.node_id) {
+            return Err(format!(
+                "cluster.node_id {:?}: letters, digits and _ only, at most 32",
+                c.node_id
+            ));
+        }
+        if let Some(bad) = c.nodes.keys().find(|n| !ClusterSettings::is_node_id(n)) {
+            return Err(format!(
+                "cluster.nodes: {bad:?} is not a node name (letters, digits and _, at most 32)"
+            ));
+        }
+        if c.proxy_protocol && c.trusted_proxies.is_empty() {
+            return Err(
+                "cluster.proxy_protocol needs cluster.trusted_proxies: whose headers to believe"
+                    .into(),
+            );
+        }
+        if self.shutdown.close_timeout.is_zero() {
+            return Err("shutdown.close_timeout must be longer than zero".into());
+        }
+        Ok(())
+    }
+
     /// Checks what serde cannot: ranges and relations between keys.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_cluster()?;
         let r = &self.rtmp;
         if r.max_connections == 0 {
             return Err("rtmp.max_connections must be at least 1".into());

@@ -3,7 +3,7 @@
 //! 400/416/505 statelessly, anything unanswerable is dropped, and both are
 //! counted. A message whose Call-ID belongs to a call goes to that call's
 //! actor; what no call owns is answered here: OPTIONS 200 (keep-alive probes
-//! from proxies), BYE, CANCEL and in-dialog requests 481, other known
+//! from proxies; 503 while the node drains, as new INVITEs), BYE, CANCEL and in-dialog requests 481, other known
 //! methods 405 (sono is no registrar); unknown methods got 501 from the
 //! parser, unsupported Require 420 and non-SDP INVITE bodies 415. A new
 //! INVITE goes to the client holding its Request-URI's user, or gets 404.
@@ -301,8 +301,22 @@ impl SipTransport {
             self.answer(&message, source, transport, r.code, r.reason, &header);
             return;
         }
+        let draining = self.shared.drain.is_draining();
         match message.cseq_method.as_str() {
             "ACK" => {}
+            // Kamailio's dispatcher probes with OPTIONS: 503 takes a draining
+            // node out of its set (RFC 3261 §21.5.4), and new calls go with it.
+            "OPTIONS" | "INVITE" if draining && message.to_tag.is_none() => self.answer(
+                &message,
+                source,
+                transport,
+                503,
+                "Service Unavailable",
+                &[
+                    ("Retry-After", "60"),
+                    ("Warning", "399 sono \"draining: leaving service\""),
+                ],
+            ),
             "OPTIONS" => self.answer(
                 &message,
                 source,

@@ -79,7 +79,7 @@ impl TunnelSessions {
         }
         // 128 random bits: the session id is all a request needs to feed the
         // connection, so it must not be guessable.
-        let id = crate::directory::new_secret();
+        let id = crate::cluster::new_secret(&shared.settings.cluster.node_id);
         let arbiter = shared.next_arbiter();
         let addr = RtmpConnection::start_tunnel(&arbiter, id.clone(), peer, shared.clone());
         self.sessions.insert(id.clone(), (addr, peer.ip()));

@@ -159,7 +159,7 @@ impl WebRtcConnection {
             Some((id, token, _)) => (*id, token.clone()),
             None => (
                 shared.directory.next_connection_id(),
-                crate::directory::new_secret(),
+                crate::cluster::new_secret(&shared.settings.cluster.node_id),
             ),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -184,3 +184,35 @@ pub fn tunnel_requests(data: &[u8]) {
         assert!((PollInterval::MIN..=PollInterval::MAX).contains(&byte));
     }
 }
+
+/// A PROXY protocol v2 header as the listener reads it: the fixed 16 bytes
+/// first, then as many as they announce. Whatever is accepted must be the
+/// announced length exactly, and a client address must survive being
+/// written back out.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_header::{client_address, encode, header_length, FIXED_LEN, MAX_HEADER_LEN};
+    let Some(fixed) = data
+        .get(..FIXED_LEN)
+        .and_then(|b| <&[u8; FIXED_LEN]>::try_from(b).ok())
+    else {
+        return;
+    };
+    let Ok(total) = header_length(fixed) else {
+        return;
+    };
+    assert!((FIXED_LEN..=MAX_HEADER_LEN).contains(&total));
+    let Some(header) = data.get(..total) else {
+        return;
+    };
+    if let Ok(Some(client)) = client_address(header) {
+        let server = std::net::SocketAddr::from(([10, 0, 0, 1], 1935));
+        let again = encode(client, server);
+        let client_again = client_address(&again);
+        // An IPv4 client beside an IPv6 server is written as a mapped IPv6 one.
+        let same = match client_again {
+            Ok(Some(c)) => c == client || c.port() == client.port(),
+            _ => false,
+        };
+        assert!(same, "{client} came back as {client_again:?}");
+    }
+}

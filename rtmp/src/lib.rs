@@ -12,6 +12,7 @@
 //! - [`phone`]: the Flash phone API: requests, named errors, `onStatus` events.
 //! - [`session`]: the connection state machine tying them together.
 //! - [`tunnel`]: RTMPT, the same bytes carried in HTTP POSTs.
+//! - [`proxy_header`]: the PROXY protocol v2 header a load balancer sends first.
 
 pub mod amf;
 pub mod api;
@@ -20,6 +21,7 @@ pub mod chunk;
 pub mod fuzzing;
 pub mod message;
 pub mod phone;
+pub mod proxy_header;
 pub mod session;
 pub mod tunnel;
 

@@ -113,10 +113,12 @@ pub fn parse_path(path: &str) -> Result<TunnelRequest<'_>, TunnelError> {
     Ok(request)
 }
 
-/// Session ids are ASCII letters and digits, as every server hands out and
-/// every client copies into its paths.
+/// Session ids are ASCII letters, digits and `-` (a cluster node's prefix,
+/// `n1-…`), which every client copies into its paths unchanged.
 pub fn is_session_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_SESSION_ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    !s.is_empty()
+        && s.len() <= MAX_SESSION_ID_LEN
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The sequence numbers of one session: each request's must be above the
@@ -193,6 +195,14 @@ mod tests {
                 seq: 7
             })
         );
+        // A cluster node's session (cluster.node_id = n2).
+        assert_eq!(
+            parse_path("/idle/n2-0af3/3"),
+            Ok(TunnelRequest::Idle {
+                session: "n2-0af3",
+                seq: 3
+            })
+        );
         assert_eq!(
             parse_path("/idle/x/0"),
             Ok(TunnelRequest::Idle {
@@ -217,7 +227,8 @@ mod tests {
             ("/fcs/ident3", TunnelError::UnknownPath),
             ("/send", TunnelError::BadSession),
             ("/send//1", TunnelError::BadSession),
-            ("/send/a-b/1", TunnelError::BadSession),
+            ("/send/a_b/1", TunnelError::BadSession),
+            ("/send/a.b/1", TunnelError::BadSession),
             ("/send/a/", TunnelError::BadSequenceNumber),
             ("/send/a", TunnelError::BadSequenceNumber),
             ("/send/a/+1", TunnelError::BadSequenceNumber),

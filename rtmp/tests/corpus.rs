@@ -115,3 +115,32 @@ fn rtmpt_path_corpus_runs_clean() {
         }
     }
 }
+
+#[test]
+fn proxy_header_corpus_runs_clean() {
+    let corpus = seeds("proxy_header");
+    assert!(corpus.len() >= 10);
+    for (name, data) in corpus {
+        sono_rtmp::fuzzing::proxy_header(&data);
+        for cut in 0..data.len() {
+            sono_rtmp::fuzzing::proxy_header(&data[..cut]);
+        }
+        // What each seed is: the valid ones give a client, the rest an error.
+        let fixed: Option<&[u8; 16]> = data.get(..16).and_then(|b| b.try_into().ok());
+        let verdict = fixed
+            .ok_or(())
+            .and_then(|f| sono_rtmp::proxy_header::header_length(f).map_err(|_| ()))
+            .and_then(|n| data.get(..n).ok_or(()))
+            .and_then(|h| sono_rtmp::proxy_header::client_address(h).map_err(|_| ()));
+        match name.as_str() {
+            "valid_ipv4" | "valid_ipv6" | "tlv_noop" => {
+                assert!(matches!(verdict, Ok(Some(_))), "{name}: {verdict:?}")
+            }
+            "local" => assert_eq!(verdict, Ok(None), "{name}"),
+            _ => assert!(
+                verdict.is_err() || verdict == Ok(None),
+                "{name}: {verdict:?}"
+            ),
+        }
+    }
+}

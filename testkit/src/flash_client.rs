@@ -107,6 +107,42 @@ impl FlashClient {
         FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))
     }
 
+    /// Handshake and `connect` from a chosen source address (a loopback
+    /// one such as 127.0.0.7, so a proxy in between has a client to name).
+    pub fn connect_from(
+        source: std::net::IpAddr,
+        addr: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+    ) -> io::Result<FlashClient> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+        socket.connect_timeout(&addr.into(), TIMEOUT)?;
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true)?;
+        let c = FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))?;
+        c.finish_connect(app, encoding)
+    }
+
+    /// Connects, sends `preamble` (a PROXY protocol header, as a balancer
+    /// would), then does the handshake and `connect`.
+    pub fn connect_after(
+        addr: SocketAddr,
+        preamble: &[u8],
+        app: &str,
+        encoding: ObjectEncoding,
+    ) -> io::Result<FlashClient> {
+        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        io::Write::write_all(&mut stream, preamble)?;
+        let c = FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))?;
+        c.finish_connect(app, encoding)
+    }
+
     /// Opens an RTMPT session on sono's HTTP side and does the handshake in it.
     pub fn handshake_tunnel(http: SocketAddr) -> io::Result<FlashClient> {
         let tunnel = TunnelClient::open(http)?;

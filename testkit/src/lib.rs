@@ -4,6 +4,8 @@
 //! - [`Baresip`]: baresip auto-answering, with its SIP traced.
 //! - [`Sipp`]: SIPp running one scenario as a scripted SIP peer.
 //! - [`Kamailio`]: a registrar with digest authentication.
+//! - [`Haproxy`]: the balancer in front of sono.
+//! - [`netns`]: a private network of namespaces; [`cluster`]: sono nodes behind Kamailio and HAProxy in it.
 //! - [`TestCertificates`]: a test CA and certificates for TLS tests.
 //! - [`audio`]: speech WAVs, ffmpeg codec chains, FLV writing and PESQ scores.
 //! - [`http`]: requests to sono's HTTP side and its event streams; [`rtmpt`]: an RTMPT tunnel.
@@ -13,11 +15,14 @@
 pub mod audio;
 mod baresip;
 mod certs;
+pub mod cluster;
 pub mod corpus;
 mod flash_client;
 mod flv;
+mod haproxy;
 pub mod http;
 mod kamailio;
+pub mod netns;
 pub mod rtmpt;
 pub mod rtp_peer;
 mod sipp;
@@ -28,6 +33,7 @@ pub use baresip::{Baresip, BaresipTls};
 pub use certs::TestCertificates;
 pub use flash_client::{flash_speex_tags, FlashClient, Reply};
 pub use flv::{read_flv_audio, FlvAudioTag};
+pub use haproxy::Haproxy;
 pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
 pub use sono::{

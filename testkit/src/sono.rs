@@ -216,11 +216,38 @@ impl Sono {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
+    /// Sends SIGTERM (drain, then exit) and waits for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal_and_wait("-TERM", timeout)
+    }
+
+    /// Sends SIGINT (end calls at once, then exit) and waits for the process
+    /// to exit.
+    pub fn interrupt(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal_and_wait("-INT", timeout)
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`) without waiting.
+    pub fn send_signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; kills it
+    /// after that (`None`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.take()?;
+        wait_or_kill(child, timeout)
+    }
+
+    fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
         let child = self.child.take()?;
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(signal)
             .arg(child.id().to_string())
             .status();
         wait_or_kill(child, timeout)

@@ -93,6 +93,17 @@ async fn states(shared: &Shared, query: &ListQuery, calls_only: bool) -> Result<
     Ok(json!({ key: items, "next_after": last }))
 }
 
+/// `POST /api/v1/drain` (admin): leave service as on SIGTERM (docs/cluster.md).
+pub async fn drain(req: HttpRequest, shared: Data) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &shared)?;
+    let started = shared.drain.request();
+    Ok(HttpResponse::Accepted().json(json!({
+        "draining": true,
+        "already": !started,
+        "grace_seconds": shared.settings.shutdown.grace.as_secs_f64(),
+    })))
+}
+
 /// `GET /api/v1/connections` (admin).
 pub async fn list_connections(
     req: HttpRequest,
@@ -458,8 +469,7 @@ where
 
 /// `limits.rest_calls_per_second`, per token (per address without one).
 fn within_rest_limit(req: &actix_web::dev::ServiceRequest, shared: &Shared) -> bool {
-    let ip = req
-        .peer_addr()
+    let ip = crate::client_address(req.request(), shared)
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
     let token = auth::presented_token(req.request());
     shared.limits.allow(
@@ -494,6 +504,7 @@ pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
         .app_data(web::PayloadConfig::new(MAX_BODY))
         .service(resource("/openapi.json", true, openapi))
         .service(resource("/token", true, token))
+        .service(resource("/drain", false, drain))
         .service(resource("/connections", true, list_connections))
         .service(resource("/calls", true, list_calls))
         .service(resource("/events", true, crate::events::all_events))

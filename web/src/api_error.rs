@@ -5,6 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
+use sono_actors::cluster::Misdirected;
 use sono_actors::control::PhoneFailure;
 use sono_rtmp::phone::code;
 
@@ -15,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     pub sip_code: Option<u16>,
     pub reason: Option<String>,
+    /// For 421: the node that holds what was asked, and where it is.
+    pub node: Option<Box<Misdirected>>,
 }
 
 impl ApiError {
@@ -25,7 +28,36 @@ impl ApiError {
             message: message.into(),
             sip_code: None,
             reason: None,
+            node: None,
         }
+    }
+
+    /// The request carries another node's token: the proxy sent it to the
+    /// wrong node (RFC 9110 §15.5.20); the body names the right one.
+    pub fn misdirected(to: Misdirected) -> ApiError {
+        let whereto = to
+            .address
+            .as_deref()
+            .map_or(String::new(), |a| format!(" ({a})"));
+        let mut e = ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected",
+            format!(
+                "this token belongs to node {}{whereto}; send the request there (route on the token's prefix)",
+                to.node
+            ),
+        );
+        e.node = Some(Box::new(to));
+        e
+    }
+
+    /// The node is draining: new sessions go to another node.
+    pub fn draining() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this node is draining (leaving service); connect to another node",
+        )
     }
 
     /// No `Authorization: Bearer` header nor `access_token` parameter.
@@ -107,6 +139,7 @@ impl ApiError {
             message: f.description,
             sip_code: f.sip_code,
             reason: f.reason,
+            node: None,
         }
     }
 }
@@ -130,9 +163,18 @@ impl ResponseError for ApiError {
         if let Some(r) = &self.reason {
             error["reason"] = json!(r);
         }
+        if let Some(node) = &self.node {
+            error["node"] = json!(node.node);
+            if let Some(address) = &node.address {
+                error["node_address"] = json!(address);
+            }
+        }
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"sono\""));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "60"));
         }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header(("Retry-After", "1"));

@@ -83,7 +83,16 @@ pub fn grant(req: &HttpRequest, shared: &Shared) -> Result<Grant, ApiError> {
     if let Some(id) = token_connection(&token, shared) {
         return Ok(Grant::Connection(id));
     }
-    Err(ApiError::invalid_token())
+    Err(not_here(&token, shared))
+}
+
+/// Why a token that controls nothing here is refused: another node's
+/// (421, naming it), or simply wrong (403).
+fn not_here(token: &str, shared: &Shared) -> ApiError {
+    match sono_actors::cluster::misdirected(&shared.settings.cluster, token) {
+        Some(to) => ApiError::misdirected(to),
+        None => ApiError::invalid_token(),
+    }
 }
 
 /// The connection a token belongs to: its own token's, or the one publishing
@@ -105,6 +114,11 @@ pub fn connection(
 ) -> Result<ConnectionEntry, ApiError> {
     let token = presented_token(req).ok_or_else(|| missing_token(req))?;
     let is_admin = is_admin_key(&token, shared);
+    if !is_admin && token_connection(&token, shared).is_none() {
+        if let Some(to) = sono_actors::cluster::misdirected(&shared.settings.cluster, &token) {
+            return Err(ApiError::misdirected(to));
+        }
+    }
     match shared.directory.entry(id) {
         Some(entry) => {
             let own = same_secret(&entry.token, &token)

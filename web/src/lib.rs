@@ -25,12 +25,36 @@ use sono_actors::Shared;
 
 use crate::api_error::ApiError;
 
+/// 200 while serving, 503 while draining: what HAProxy's `option httpchk`
+/// checks before sending new connections here.
 async fn healthz(shared: web::Data<Arc<Shared>>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
+    let draining = shared.drain.is_draining();
+    let mut response = if draining {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    response.json(serde_json::json!({
+        "status": if draining { "draining" } else { "ok" },
+        "node": shared.settings.cluster.node_id,
         "rtmp_connections": shared.directory.connection_count(),
         "rtmpt_sessions": shared.tunnels.len(),
     }))
+}
+
+/// The client's address: the socket's, or behind a trusted proxy the one
+/// it forwarded (`cluster.trusted_proxies`).
+pub fn client_address(req: &HttpRequest, shared: &Shared) -> Option<std::net::SocketAddr> {
+    let socket = req.peer_addr()?;
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(sono_actors::cluster::http_client(
+        &shared.settings.cluster,
+        socket,
+        forwarded,
+    ))
 }
 
 async fn metrics(

@@ -39,7 +39,7 @@ pub async fn tunnel(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let peer = match req.peer_addr() {
+    let peer = match crate::client_address(&req, &shared) {
         Some(p) => p,
         None => return refuse(StatusCode::BAD_REQUEST, "no peer address"),
     };
@@ -49,6 +49,10 @@ pub async fn tunnel(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>
         TunnelRequest::Ident { version2: false } => fcs(
             StatusCode::OK,
             "<fcs><Company>sono</Company><Team>sono RTMP-SIP gateway</Team></fcs>",
+        ),
+        TunnelRequest::Open if shared.drain.is_draining() => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node is draining (leaving service); open the session on another node",
         ),
         TunnelRequest::Open => match shared.tunnels.open(&shared, peer) {
             Ok(id) => {
@@ -68,6 +72,18 @@ pub async fn tunnel(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>
         | TunnelRequest::Idle { session, seq }
         | TunnelRequest::Close { session, seq } => {
             let Some(connection) = shared.tunnels.get(session) else {
+                if let Some(to) =
+                    sono_actors::cluster::misdirected(&shared.settings.cluster, session)
+                {
+                    return refuse(
+                        StatusCode::MISDIRECTED_REQUEST,
+                        &format!(
+                            "RTMPT session of node {}{}; the balancer must route on the session id's prefix",
+                            to.node,
+                            to.address.map_or(String::new(), |a| format!(" ({a})"))
+                        ),
+                    );
+                }
                 return refuse(StatusCode::NOT_FOUND, "no such RTMPT session");
             };
             let close = matches!(request, TunnelRequest::Close { .. });

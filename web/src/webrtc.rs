@@ -67,8 +67,7 @@ pub async fn offer(
             "the offer is not UTF-8",
         )
     })?;
-    let peer = req
-        .peer_addr()
+    let peer = crate::client_address(&req, &shared)
         .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     // With a connection's token, the WebRTC media carries that connection's
     // audio (its own transport keeps the control); without one, a new
@@ -85,6 +84,8 @@ pub async fn offer(
                 ))
             }
         }
+    } else if shared.drain.is_draining() {
+        return Err(ApiError::draining());
     } else {
         None
     };

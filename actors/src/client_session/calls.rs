@@ -308,6 +308,12 @@ impl ClientSession {
     /// be held first (a one-call client hears `Sono.Call.Existing` as it
     /// always did), and every line may be taken.
     fn line_refusal(&self) -> Option<(&'static str, &'static str)> {
+        if self.draining || self.shared.drain.is_draining() {
+            return Some((
+                code::CALL_FAILED,
+                "sono is draining (leaving service): no new calls here; connect again to reach another node",
+            ));
+        }
         if self.lines.active().is_some_and(|l| !l.is_held()) || self.lines.ringing().is_some() {
             return Some((
                 code::CALL_EXISTING,
@@ -508,7 +514,7 @@ impl Handler<LineNotice> for ClientSession {
             CallNotice::Ended => {
                 self.remove_line(id);
                 self.three_way_call_ended(ctx, id);
-                if self.shutting_down && self.lines.is_empty() {
+                if (self.shutting_down || self.draining) && self.lines.is_empty() {
                     self.say_goodbye();
                 }
             }
