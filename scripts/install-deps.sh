@@ -17,6 +17,8 @@ peers=(
   kamailio      # SIP registrar with digest authentication
   kamailio-tls-modules  # its tls module: sono registers over SIP over TLS
   ca-certificates       # the system roots SIP over TLS verifies peers against
+  haproxy       # the balancer in front of sono nodes (PROXY protocol, cluster test)
+  iproute2      # network namespaces and a bridge for the cluster test
   sox espeak-ng # audio synthesis and conversion for audio-quality tests
   curl procps   # health checks and process control in scripts
   openssl       # a test certificate for RTMPS

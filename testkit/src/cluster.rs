@@ -225,7 +225,8 @@ impl Cluster {
             .arg(scenario("cluster_trunk"))
             .args(["-i", &CLIENTS.to_string(), "-mi", &CLIENTS.to_string()])
             .args(["-p", &TRUNK_PORT.to_string(), "-mp", "6000"])
-            .args(["-m", "1000000", "-nostdin", "-trace_err"])
+            // -aa: 200 to OPTIONS, so the dispatcher keeps the trunk up.
+            .args(["-m", "1000000", "-aa", "-nostdin", "-trace_err"])
             .args(["-error_file", "trunk_errors.log"])
             .stdout(out.try_clone().expect("log"))
             .stderr(out);
