@@ -323,6 +323,22 @@ fn three_nodes_behind_kamailio_and_haproxy() {
             "a new connection landed on the draining n1"
         );
     }
+    // n1 removed the bindings of the clients it sent away (Expires: 0).
+    let removed = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("REGISTER") && l.contains("expires=0 from 10.200.0.11"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while removed(&cluster.kamailio_log()) < n1_idle.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        removed(&cluster.kamailio_log()) >= n1_idle.len(),
+        "{} of {} bindings removed by the draining n1",
+        removed(&cluster.kamailio_log()),
+        n1_idle.len()
+    );
     // The calls in progress on n1 and elsewhere are untouched.
     std::thread::sleep(Duration::from_secs(1));
     for &i in &busy {
@@ -449,4 +465,19 @@ fn three_nodes_behind_kamailio_and_haproxy() {
     call_through_kamailio(&cluster, &mut clients, &moved, "after-kill");
     dial_out(&cluster, &mut clients, &moved[..2]);
     drop(back);
+}
+
+/// docs/cluster.md shows the configs this test runs, as they are.
+#[test]
+fn the_docs_show_the_configs_the_test_uses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/cluster.md")).expect("docs/cluster.md");
+    for file in ["kamailio.cfg", "haproxy.cfg", "dispatcher.list"] {
+        let text = std::fs::read_to_string(root.join("tests/peers/cluster").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            doc.contains(text.trim_end()),
+            "docs/cluster.md does not show tests/peers/cluster/{file} as it is"
+        );
+    }
 }
