@@ -143,25 +143,21 @@ fn the_admin_drain_ends_calls_left_when_the_grace_runs_out() {
     );
     let mut caller = in_call(&sono, &sipp);
     // A connection's own token may not drain the node.
-    let token = caller.token();
-    let refused = http::request(
-        sono.http,
-        "POST",
-        "/api/v1/drain",
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    )
-    .unwrap();
+    let drain = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        http::request(
+            sono.http,
+            "POST",
+            "/api/v1/drain",
+            &[("Authorization", &bearer)],
+            b"",
+        )
+        .unwrap()
+    };
+    let refused = drain(&caller.token());
     assert_eq!(refused.status, 403, "{}", refused.text());
     let asked = Instant::now();
-    let accepted = http::request(
-        sono.http,
-        "POST",
-        "/api/v1/drain",
-        &[("Authorization", &format!("Bearer {ADMIN}"))],
-        b"",
-    )
-    .unwrap();
+    let accepted = drain(ADMIN);
     assert_eq!(accepted.status, 202, "{}", accepted.text());
     assert_eq!(accepted.json()["draining"], true);
     // The grace (2 s) runs out with the call still up: sono ends it (BYE,

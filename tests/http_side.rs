@@ -157,6 +157,47 @@ fn ffmpeg_publishes_speex_over_rtmps_with_a_test_certificate() {
     assert!(sono.get("/healthz").is_some());
 }
 
+/// RTMPS behind HAProxy (TCP, `send-proxy-v2`): the PROXY header comes
+/// before the TLS handshake, and the session behind it is whole.
+#[test]
+fn ffmpeg_publishes_over_rtmps_through_haproxy_with_the_proxy_protocol() {
+    let dir = AudioDir::new("rtmps-proxied");
+    let (cert, key) = test_certificate(&dir.file(""));
+    let port = free_port();
+    let sono = start(&format!(
+        "[rtmps]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
+         [cluster]\ntrusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true\n"
+    ));
+    let haproxy = sono_testkit::Haproxy::start(&format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+         frontend rtmps\n  bind 127.0.0.1:@PORT@\n  default_backend sono\n\
+         backend sono\n  server s1 127.0.0.1:{port} send-proxy-v2\n"
+    ));
+    let url = format!("rtmps://{}/phone/secure", haproxy.addr);
+    let (ok, err) = finish(ffmpeg_publish(&url, 3), Duration::from_secs(30));
+    assert!(
+        ok,
+        "ffmpeg over RTMPS through HAProxy failed: {err}\n{}\n{}",
+        sono.log(),
+        haproxy.log()
+    );
+    let n = speex_messages(&sono);
+    assert!(
+        n >= 140.0,
+        "only {n} Speex messages arrived\n{}",
+        sono.log()
+    );
+    assert!(sono.log().contains("transport=Rtmps"), "{}", sono.log());
+    // Straight to the TLS port, without the header: dropped, and said why.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut c, &[0x16; 64]).unwrap();
+    assert!(
+        sono.wait_log("bad PROXY protocol header", WAIT),
+        "{}",
+        sono.log()
+    );
+}
+
 #[test]
 fn rtmpt_refuses_bad_sequence_numbers_unknown_sessions_and_oversized_bodies() {
     let sono = start("[rtmpt]\nmax_body = 4096\n");

@@ -115,12 +115,24 @@ impl FlashClient {
         app: &str,
         encoding: ObjectEncoding,
     ) -> io::Result<FlashClient> {
+        FlashClient::connect_socket(addr, app, encoding, |socket| {
+            socket.bind(&SocketAddr::new(source, 0).into())
+        })
+    }
+
+    /// Handshake and `connect` over a socket `prepare`d before it connects.
+    fn connect_socket(
+        addr: SocketAddr,
+        app: &str,
+        encoding: ObjectEncoding,
+        prepare: impl FnOnce(&socket2::Socket) -> io::Result<()>,
+    ) -> io::Result<FlashClient> {
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
             Some(socket2::Protocol::TCP),
         )?;
-        socket.bind(&SocketAddr::new(source, 0).into())?;
+        prepare(&socket)?;
         socket.connect_timeout(&addr.into(), TIMEOUT)?;
         let stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
@@ -239,17 +251,9 @@ impl FlashClient {
         encoding: ObjectEncoding,
         bytes: usize,
     ) -> io::Result<FlashClient> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        socket.set_recv_buffer_size(bytes)?;
-        socket.connect_timeout(&addr.into(), TIMEOUT)?;
-        let stream: TcpStream = socket.into();
-        stream.set_nodelay(true)?;
-        let c = FlashClient::handshake_over(Wire::Tcp(stream), format!("rtmp://{addr}"))?;
-        c.finish_connect(app, encoding)
+        FlashClient::connect_socket(addr, app, encoding, |socket| {
+            socket.set_recv_buffer_size(bytes)
+        })
     }
 
     /// Publishes `tags` at real-time pace, in a loop, for `duration`, and

@@ -170,10 +170,7 @@ impl Process {
     /// Sends a signal (`-TERM`, `-KILL`) without waiting.
     pub fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(signal)
-                .arg(child.id().to_string())
-                .status();
+            crate::sono::send_signal(child, signal);
         }
     }
 

@@ -69,6 +69,14 @@ pub fn wait_or_kill(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
     None
 }
 
+/// Sends `signal` (`-TERM`, `-INT`, `-KILL`) to `child` by its PID.
+pub fn send_signal(child: &Child, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(signal)
+        .arg(child.id().to_string())
+        .status();
+}
+
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -230,10 +238,7 @@ impl Sono {
     /// Sends a signal (`-TERM`, `-INT`) without waiting.
     pub fn send_signal(&self, signal: &str) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(signal)
-                .arg(child.id().to_string())
-                .status();
+            send_signal(child, signal);
         }
     }
 
@@ -246,10 +251,7 @@ impl Sono {
 
     fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
         let child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg(signal)
-            .arg(child.id().to_string())
-            .status();
+        send_signal(&child, signal);
         wait_or_kill(child, timeout)
     }
 }
