@@ -127,6 +127,25 @@ fn test_certificate(dir: &Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// ffmpeg publishes 3 s of Speex to `rtmps://ADDRESS/phone/secure`: it
+/// succeeds, and sono counts the messages of an RTMPS connection.
+fn ffmpeg_publishes_3_s_over_rtmps(sono: &Sono, address: &str, context: &str) {
+    let url = format!("rtmps://{address}/phone/secure");
+    let (ok, err) = finish(ffmpeg_publish(&url, 3), Duration::from_secs(30));
+    assert!(
+        ok,
+        "ffmpeg over RTMPS failed: {err}\n{}\n{context}",
+        sono.log()
+    );
+    let n = speex_messages(sono);
+    assert!(
+        n >= 140.0,
+        "only {n} Speex messages arrived\n{}",
+        sono.log()
+    );
+    assert!(sono.log().contains("transport=Rtmps"), "{}", sono.log());
+}
+
 #[test]
 fn ffmpeg_publishes_speex_over_rtmps_with_a_test_certificate() {
     let dir = AudioDir::new("rtmps");
@@ -135,16 +154,7 @@ fn ffmpeg_publishes_speex_over_rtmps_with_a_test_certificate() {
     let sono = start(&format!(
         "[rtmps]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n"
     ));
-    let url = format!("rtmps://127.0.0.1:{port}/phone/secure");
-    let (ok, err) = finish(ffmpeg_publish(&url, 3), Duration::from_secs(30));
-    assert!(ok, "ffmpeg over RTMPS failed: {err}\n{}", sono.log());
-    let n = speex_messages(&sono);
-    assert!(
-        n >= 140.0,
-        "only {n} Speex messages arrived\n{}",
-        sono.log()
-    );
-    assert!(sono.log().contains("transport=Rtmps"), "{}", sono.log());
+    ffmpeg_publishes_3_s_over_rtmps(&sono, &format!("127.0.0.1:{port}"), "");
 
     // Plain RTMP on the TLS port is a failed handshake, logged, and harmless.
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -173,21 +183,7 @@ fn ffmpeg_publishes_over_rtmps_through_haproxy_with_the_proxy_protocol() {
          frontend rtmps\n  bind 127.0.0.1:@PORT@\n  default_backend sono\n\
          backend sono\n  server s1 127.0.0.1:{port} send-proxy-v2\n"
     ));
-    let url = format!("rtmps://{}/phone/secure", haproxy.addr);
-    let (ok, err) = finish(ffmpeg_publish(&url, 3), Duration::from_secs(30));
-    assert!(
-        ok,
-        "ffmpeg over RTMPS through HAProxy failed: {err}\n{}\n{}",
-        sono.log(),
-        haproxy.log()
-    );
-    let n = speex_messages(&sono);
-    assert!(
-        n >= 140.0,
-        "only {n} Speex messages arrived\n{}",
-        sono.log()
-    );
-    assert!(sono.log().contains("transport=Rtmps"), "{}", sono.log());
+    ffmpeg_publishes_3_s_over_rtmps(&sono, &haproxy.addr.to_string(), &haproxy.log());
     // Straight to the TLS port, without the header: dropped, and said why.
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(&mut c, &[0x16; 64]).unwrap();
