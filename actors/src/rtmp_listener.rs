@@ -83,11 +83,11 @@ pub async fn accept_loop(
             };
             let limit = shared.settings.rtmp.handshake_timeout;
             let peer = if proxied {
-                let read = tokio::time::timeout(limit, read_proxy_header(&mut stream)).await;
-                let client = match read {
+                let client = match tokio::time::timeout(limit, read_proxy_header(&mut stream)).await
+                {
                     Ok(Ok(client)) => client.unwrap_or(peer),
-                    Ok(Err(_)) | Err(_) => {
-                        let why = match read {
+                    outcome => {
+                        let why = match outcome {
                             Ok(Err(e)) => e,
                             _ => "no PROXY header in time".into(),
                         };

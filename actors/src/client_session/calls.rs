@@ -308,7 +308,8 @@ impl ClientSession {
     /// be held first (a one-call client hears `Sono.Call.Existing` as it
     /// always did), and every line may be taken.
     fn line_refusal(&self) -> Option<(&'static str, &'static str)> {
-        if self.draining || self.shared.drain.is_draining() {
+        // Set before any session hears `Drain`, so it covers them all.
+        if self.shared.drain.is_draining() {
             return Some((
                 code::CALL_FAILED,
                 "sono is draining (leaving service): no new calls here; connect again to reach another node",
