@@ -280,13 +280,13 @@ fn tool_call(publisher: &Publisher, sip: &SipSide, ports: (u16, u16)) -> (Sono, 
 fn obs_style_aac_with_h264_reaches_a_pcmu_peer_and_video_is_dropped() {
     let (sono, _, _) = tool_call(&OBS, &PCMU, (35000, 35099));
     // The video came along, was counted and dropped, and left the audio be.
-    let video = sono.metric("sono_rtmp_video_messages_dropped_total");
+    let video = sono.metric("sono_rtmp_video_messages_received_total");
     assert!(
         video > 200.0,
         "{video} video messages counted\n{}",
         sono.log()
     );
-    assert!(sono.metric("sono_rtmp_video_bytes_dropped_total") > 100_000.0);
+    assert!(sono.metric("sono_rtmp_video_bytes_received_total") > 100_000.0);
 }
 
 #[test]
@@ -744,7 +744,7 @@ fn undecodable_audio_is_refused_once_per_codec_and_a_video_flood_leaves_the_audi
         longest < Duration::from_millis(120),
         "a gap of {longest:?} in the audio up"
     );
-    assert!(sono.metric("sono_rtmp_video_messages_dropped_total") >= 300.0);
+    assert!(sono.metric("sono_rtmp_video_messages_received_total") >= 300.0);
     assert_eq!(
         sono.metric("sono_audio_undecodable_total{codec=\"pcm\"}"),
         0.0

@@ -600,7 +600,7 @@ impl Call {
             ports,
             media,
             self.media_out.clone(),
-            ctx.address().recipient(),
+            (ctx.address().recipient(), ctx.address().recipient()),
         ) {
             Ok(bridge) => {
                 self.notify(CallNotice::Media(bridge.clone()));
@@ -608,6 +608,22 @@ impl Call {
             }
             Err(e) => warn!(conn = self.conn, error = %e, "the media bridge could not start"),
         }
+    }
+}
+
+impl Handler<crate::video_bridge::PictureFastUpdate> for Call {
+    type Result = ();
+
+    /// The video bridge needs a keyframe from a peer that takes no RTCP
+    /// feedback: SIP INFO with `picture_fast_update` (RFC 5168).
+    fn handle(&mut self, _: crate::video_bridge::PictureFastUpdate, ctx: &mut Context<Self>) {
+        if self.hangup_requested {
+            return;
+        }
+        if let Some(core) = &mut self.core {
+            core.picture_fast_update(Instant::now());
+        }
+        self.pump(ctx);
     }
 }
 
@@ -880,6 +896,7 @@ fn local_media(shared: &Shared, rtp_port: u16, transport: Transport) -> sono_sip
         ptime: shared.settings.media.ptime,
         session_id: rand::random::<u32>() as u64,
         session_version: 1,
+        video: None,
     }
 }
 

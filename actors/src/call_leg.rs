@@ -132,6 +132,11 @@ impl CallLeg {
         self.mid_call().transfer(target, now)
     }
 
+    /// Asks the peer for a video keyframe (SIP INFO, RFC 5168).
+    pub fn picture_fast_update(&mut self, now: Instant) -> bool {
+        self.mid_call().picture_fast_update(now)
+    }
+
     /// Reports our call to the target of the peer's REFER (NOTIFY).
     pub fn notify_transfer(&mut self, code: u16, reason: &str, now: Instant) {
         self.mid_call().notify_transfer(code, reason, now)

@@ -140,6 +140,9 @@ pub enum FromClient {
     /// The client publishes audio in this codec (sent when it changes):
     /// its calls offer the codec's SIP twin first, to pass it through.
     Publishes(sono_media::codec::ClientCodec),
+    /// The client publishes H.264 video; its AVC sequence header once it
+    /// has sent one (profile and parameter sets for the SDP).
+    PublishesVideo(Option<sono_media::h264::flv_video::AvcConfig>),
     /// The transport is closing: no new requests or calls.
     Closing,
     /// The transport is gone: end the call, remove the bindings, stop.
@@ -193,6 +196,10 @@ pub struct ClientSession {
     pending_register: Option<Responder>,
     /// What the client last published (RTMP), if anything.
     publishes: Option<sono_media::codec::ClientCodec>,
+    /// The client publishes H.264 (RTMP), with its sequence header if sent.
+    publishes_video: Option<Option<sono_media::h264::flv_video::AvcConfig>>,
+    /// The last `dial` asked for video (`{video: true}`).
+    video_asked: bool,
 }
 
 impl ClientSession {
@@ -246,6 +253,8 @@ impl ClientSession {
             registration_state: None,
             pending_register: None,
             publishes: None,
+            publishes_video: None,
+            video_asked: false,
         }
     }
 
@@ -287,7 +296,7 @@ impl ClientSession {
     fn phone_request(&mut self, ctx: &mut Context<Self>, txn: Responder, request: PhoneRequest) {
         debug!(conn = self.id, ?request, "phone request");
         match request {
-            PhoneRequest::Dial { uri, codec } => self.dial(ctx, txn, &uri, codec),
+            PhoneRequest::Dial { uri, codec, video } => self.dial(ctx, txn, &uri, codec, video),
             PhoneRequest::Hangup { call } => self.hangup(txn, call),
             PhoneRequest::Accept { call } => self.answer_incoming(ctx, txn, call, None),
             PhoneRequest::Reject { code, call } => self.answer_incoming(ctx, txn, call, Some(code)),
@@ -602,6 +611,7 @@ impl Handler<FromClient> for ClientSession {
                 })
             }
             FromClient::Publishes(codec) => self.publishes = Some(codec),
+            FromClient::PublishesVideo(config) => self.publishes_video = Some(config),
             FromClient::Closing => self.closing = true,
             FromClient::Gone => {
                 self.closing = true;

@@ -7,6 +7,12 @@
 //! seconds is worth nothing on a phone call), and closes a client that has
 //! read nothing for too long, saying so.
 //!
+//! Video goes in a lane of its own, written only when nothing else waits:
+//! a client's audio (and its commands) never queue behind a keyframe, and
+//! the connection drops video, not audio, when the client reads slowly.
+//! The two lanes carry whole RTMP messages of different chunk streams, so
+//! reordering them between messages is allowed (RTMP §5.3.1).
+//!
 //! Bytes that carry call audio come with the instant the audio left the
 //! jitter buffer; once the kernel has taken them, the wait is what sono added
 //! on the way down (`sono_media_latency_seconds{direction="down"}`).
@@ -30,7 +36,9 @@ pub struct WriterDone(pub Option<io::Error>);
 
 pub struct ClientWriter {
     queue: Option<mpsc::UnboundedSender<(Vec<u8>, Option<Instant>)>>,
+    video: Option<mpsc::UnboundedSender<Vec<u8>>>,
     unsent: Arc<AtomicUsize>,
+    video_unsent: Arc<AtomicUsize>,
 }
 
 impl ClientWriter {
@@ -41,13 +49,21 @@ impl ClientWriter {
         W: AsyncWrite + Unpin + 'static,
     {
         let (queue, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, Option<Instant>)>();
+        let (video, mut video_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let unsent = Arc::new(AtomicUsize::new(0));
-        let counter = unsent.clone();
+        let video_unsent = Arc::new(AtomicUsize::new(0));
+        let (counter, video_counter) = (unsent.clone(), video_unsent.clone());
         actix::spawn(async move {
             let mut outcome = None;
-            while let Some((bytes, audio_taken)) = rx.recv().await {
+            loop {
+                let (bytes, audio_taken, lane) = tokio::select! {
+                    biased;
+                    Some((bytes, taken)) = rx.recv() => (bytes, taken, &counter),
+                    Some(bytes) = video_rx.recv() => (bytes, None, &video_counter),
+                    else => break,
+                };
                 let written = write.write_all(&bytes).await;
-                counter.fetch_sub(bytes.len(), Ordering::AcqRel);
+                lane.fetch_sub(bytes.len(), Ordering::AcqRel);
                 if let Err(e) = written {
                     outcome = Some(e);
                     break;
@@ -64,8 +80,27 @@ impl ClientWriter {
         });
         ClientWriter {
             queue: Some(queue),
+            video: Some(video),
             unsent,
+            video_unsent,
         }
+    }
+
+    /// Queues video bytes, sent once nothing else waits.
+    pub fn write_video(&mut self, bytes: Vec<u8>) {
+        let Some(queue) = &self.video else {
+            return;
+        };
+        let len = bytes.len();
+        self.video_unsent.fetch_add(len, Ordering::AcqRel);
+        if queue.send(bytes).is_err() {
+            self.video_unsent.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    /// Video bytes queued and not yet written.
+    pub fn video_unsent(&self) -> usize {
+        self.video_unsent.load(Ordering::Acquire)
     }
 
     /// Queues `bytes` for the client; `audio_taken` if they carry call audio
@@ -82,7 +117,7 @@ impl ClientWriter {
         }
     }
 
-    /// Bytes queued that the kernel has not taken yet.
+    /// Bytes queued ahead of any video that the kernel has not taken yet.
     pub fn unsent(&self) -> usize {
         self.unsent.load(Ordering::Acquire)
     }
@@ -90,5 +125,6 @@ impl ClientWriter {
     /// Writes what is queued, then shuts the stream down.
     pub fn close(&mut self) {
         self.queue = None;
+        self.video = None;
     }
 }

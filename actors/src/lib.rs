@@ -26,6 +26,7 @@ pub mod sip_stream;
 pub mod sip_transport;
 pub mod tls;
 pub mod tunnel;
+pub mod video_bridge;
 pub mod webrtc_connection;
 pub mod webrtc_offer;
 

@@ -11,7 +11,9 @@
 //!   really comes from once it has come, not only where its SDP said;
 //! - RTCP reports every `media.rtcp_interval` (RFC 3550 §6), a BYE at the end;
 //! - a peer silent for `media.rtp_timeout` ends the call through the `Call`;
-//! - in a three-way call, two bridges mix (see [`three_way`]).
+//! - in a three-way call, two bridges mix (see [`three_way`]);
+//! - a video call's H.264 has a [`VideoBridge`] of its own, which this
+//!   bridge starts, forwards the client's video to, and stops.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ use tracing::{debug, info, trace, warn};
 use crate::directory::ConnectionId;
 use crate::metrics::{Metrics, DOWN_PASSTHROUGH, DOWN_TRANSCODED, UP_PASSTHROUGH, UP_TRANSCODED};
 use crate::rtp_ports::RtpPorts;
+use crate::video_bridge::{ClientVideo, PictureFastUpdate, VideoBridge, VideoChanged};
 use crate::Shared;
 
 mod three_way;
@@ -114,6 +117,13 @@ pub enum MediaNotice {
         taken: Instant,
     },
     Dtmf(char),
+    /// An FLV video message for the play stream (H.264: a sequence header
+    /// or one access unit), at milliseconds from the call's first.
+    VideoDown {
+        timestamp: u32,
+        data: Vec<u8>,
+        keyframe: bool,
+    },
     /// The client's audio in `codec` cannot be decoded (said once per codec
     /// and call): the client is told, the call goes on with silence up.
     Undecodable {
@@ -168,6 +178,8 @@ pub struct MediaBridge {
     refused: Vec<&'static str>,
     /// This bridge's part in a three-way call, while there is one.
     three_way: Option<ThreeWayRole>,
+    /// The call's video, if it has any.
+    video: Option<Addr<VideoBridge>>,
     /// SRTP (RFC 3711) with the SDES keys offer and answer settled, and
     /// those keys (a re-INVITE that changes them rekeys).
     srtp: Option<(SrtpSession, SrtpKeys)>,
@@ -193,11 +205,23 @@ impl MediaBridge {
     pub fn start(
         conn: ConnectionId,
         shared: Arc<Shared>,
-        ports: RtpPorts,
+        mut ports: RtpPorts,
         media: &Negotiated,
         client: ClientMedia,
-        call: Recipient<MediaTimeout>,
+        (call, keyframes): (Recipient<MediaTimeout>, Recipient<PictureFastUpdate>),
     ) -> std::io::Result<Addr<MediaBridge>> {
+        let video = match (ports.video.take(), &media.video) {
+            (Some(video_ports), Some(v)) => Some(VideoBridge::start(
+                conn,
+                shared.clone(),
+                *video_ports,
+                (**v).clone(),
+                None,
+                client.out.clone(),
+                keyframes,
+            )?),
+            _ => None,
+        };
         let srtp = match &media.srtp {
             Some(keys) => Some((
                 srtp_session(keys).map_err(std::io::Error::other)?,
@@ -270,6 +294,7 @@ impl MediaBridge {
             peer_holds: media.peer_holds,
             refused: Vec::new(),
             three_way: None,
+            video,
             srtp,
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
@@ -679,6 +704,9 @@ impl Handler<MediaChanged> for MediaBridge {
     type Result = ();
 
     fn handle(&mut self, MediaChanged(media): MediaChanged, _: &mut Context<Self>) {
+        if let Some(v) = &self.video {
+            v.do_send(VideoChanged(media.video.as_deref().cloned()));
+        }
         if media.remote != self.remote {
             // The peer moved its media: latch again.
             self.remote = media.remote;
@@ -719,6 +747,9 @@ impl Handler<HoldMedia> for MediaBridge {
 
     fn handle(&mut self, HoldMedia(held): HoldMedia, _: &mut Context<Self>) {
         self.held = held;
+        if let Some(v) = &self.video {
+            v.do_send(HoldMedia(held));
+        }
     }
 }
 
@@ -739,6 +770,31 @@ impl Handler<StopMedia> for MediaBridge {
 
     fn handle(&mut self, _: StopMedia, ctx: &mut Context<Self>) {
         self.send_report(true);
+        if let Some(v) = self.video.take() {
+            v.do_send(StopMedia);
+        }
         ctx.stop();
+    }
+}
+
+impl Handler<ClientVideo> for MediaBridge {
+    type Result = ();
+
+    /// The client's video goes to the call's video bridge, if the call
+    /// has video; otherwise it was counted by the connection and is dropped.
+    fn handle(&mut self, msg: ClientVideo, _: &mut Context<Self>) {
+        if let Some(v) = &self.video {
+            v.do_send(msg);
+        }
+    }
+}
+
+impl Handler<crate::video_bridge::VideoResync> for MediaBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::video_bridge::VideoResync, _: &mut Context<Self>) {
+        if let Some(v) = &self.video {
+            v.do_send(msg);
+        }
     }
 }

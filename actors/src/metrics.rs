@@ -44,9 +44,19 @@ pub struct Metrics {
     pub rtmp_audio: [AtomicU64; CODEC_LABELS],
     /// Client audio messages that could not be decoded, by [`codec_label`].
     pub audio_undecodable: [AtomicU64; CODEC_LABELS],
-    /// Video on publishing streams, counted and dropped.
+    /// Video on publishing streams.
     pub rtmp_video_messages: AtomicU64,
     pub rtmp_video_bytes: AtomicU64,
+    /// Video access units `[up sent, up dropped, down sent, down dropped]`
+    /// (up: client → RTP).
+    pub video_frames: [AtomicU64; 4],
+    /// Keyframe requests `[sent to the SIP peer, received from it]`.
+    pub video_keyframe_requests: [AtomicU64; 2],
+    /// Video messages or RTP packets that could not be read
+    /// `[from the client, from the SIP peer]`.
+    pub video_malformed: [AtomicU64; 2],
+    /// Video access units down dropped because the client read too slowly.
+    pub video_down_backlogged: AtomicU64,
     /// Audio packets up and frames down, passed through or transcoded:
     /// `[up passthrough, up transcoded, down passthrough, down transcoded]`.
     pub audio_paths: [AtomicU64; 4],
@@ -95,6 +105,8 @@ pub struct Metrics {
     /// Down: from a frame leaving the jitter buffer to its RTMP message
     /// written to the client's socket (decoding, encoding, queueing).
     pub media_latency_down: Latencies,
+    /// Video up: from a client's video message read to its RTP packets sent.
+    pub video_latency_up: Latencies,
 }
 
 /// Where a client's call stands, as `sono_calls{state}` counts it.
@@ -319,16 +331,51 @@ impl Metrics {
             &per_codec(&undecodable),
         );
         metric(
-            "sono_rtmp_video_messages_dropped_total",
+            "sono_rtmp_video_messages_received_total",
             "counter",
-            "Video messages on publishing streams, counted and dropped (sono carries audio only).",
+            "Video messages on publishing streams (H.264 goes to a video call's peer, the rest is dropped).",
             &[("", get(&self.rtmp_video_messages))],
         );
         metric(
-            "sono_rtmp_video_bytes_dropped_total",
+            "sono_rtmp_video_bytes_received_total",
             "counter",
             "Bytes of those video messages.",
             &[("", get(&self.rtmp_video_bytes))],
+        );
+        metric(
+            "sono_video_frames_total",
+            "counter",
+            "H.264 access units of video calls, by direction (up: client to SIP) and outcome (dropped: waiting for a keyframe after a loss, a malformed message or the bitrate cap).",
+            &[
+                ("{direction=\"up\",outcome=\"sent\"}", get(&self.video_frames[0])),
+                ("{direction=\"up\",outcome=\"dropped\"}", get(&self.video_frames[1])),
+                ("{direction=\"down\",outcome=\"sent\"}", get(&self.video_frames[2])),
+                ("{direction=\"down\",outcome=\"dropped\"}", get(&self.video_frames[3])),
+            ],
+        );
+        metric(
+            "sono_video_keyframe_requests_total",
+            "counter",
+            "Keyframe requests (RTCP PLI/FIR or SIP INFO) sent to SIP peers, and received from them.",
+            &[
+                ("{direction=\"sent\"}", get(&self.video_keyframe_requests[0])),
+                ("{direction=\"received\"}", get(&self.video_keyframe_requests[1])),
+            ],
+        );
+        metric(
+            "sono_video_malformed_total",
+            "counter",
+            "Video that could not be read: FLV messages from clients, H.264 RTP packets from SIP peers.",
+            &[
+                ("{source=\"client\"}", get(&self.video_malformed[0])),
+                ("{source=\"rtp\"}", get(&self.video_malformed[1])),
+            ],
+        );
+        metric(
+            "sono_video_down_backlogged_total",
+            "counter",
+            "Video access units down dropped (until the next keyframe) because the client read too slowly; its audio goes first.",
+            &[("", get(&self.video_down_backlogged))],
         );
         metric(
             "sono_rate_limited_total",
@@ -517,6 +564,13 @@ impl Metrics {
             .render(&mut s, name, "direction=\"up\"");
         self.media_latency_down
             .render(&mut s, name, "direction=\"down\"");
+        let name = "sono_video_latency_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time video spends in sono up: a client's video message read to its last RTP packet sent.\n# TYPE {name} histogram"
+        );
+        self.video_latency_up
+            .render(&mut s, name, "direction=\"up\"");
         s
     }
 }

@@ -31,6 +31,7 @@ use crate::tunnel::{TunnelExchange, TunnelRefusal, TunnelReply};
 use crate::Shared;
 
 mod foreign_api;
+mod video;
 use sono_media::codec::ClientCodec;
 use sono_media::g711::Law;
 
@@ -57,6 +58,8 @@ enum Output {
 struct TunnelState {
     id: String,
     pending: Vec<u8>,
+    /// Video waits here and goes after `pending` in each reply.
+    video_pending: Vec<u8>,
     sequence: TunnelSequence,
     interval: PollInterval,
     last_poll: Instant,
@@ -104,7 +107,7 @@ pub struct RtmpConnection {
     published: Option<ClientCodec>,
     /// Codecs the client was already told sono cannot decode (once each).
     refused: Vec<&'static str>,
-    video_messages: u64,
+    video: video::VideoState,
     /// The client's last AAC sequence header (AudioSpecificConfig), and
     /// its timestamp.
     aac_config: Option<(u32, bytes::Bytes)>,
@@ -147,6 +150,7 @@ impl RtmpConnection {
             let tunnel = TunnelState {
                 id: session_id,
                 pending: Vec::new(),
+                video_pending: Vec::new(),
                 sequence: TunnelSequence::default(),
                 interval: PollInterval::default(),
                 last_poll: Instant::now(),
@@ -200,7 +204,7 @@ impl RtmpConnection {
             publish_stream: None,
             published: None,
             refused: Vec::new(),
-            video_messages: 0,
+            video: video::VideoState::default(),
             aac_config: None,
             api_session: crate::cluster::new_secret(""),
             shared,
@@ -208,6 +212,13 @@ impl RtmpConnection {
     }
 
     fn flush(&mut self) {
+        let video = self.session.take_video_output();
+        if !video.is_empty() {
+            match &mut self.output {
+                Output::Stream(writer) => writer.write_video(video),
+                Output::Tunnel(t) => t.video_pending.extend_from_slice(&video),
+            }
+        }
         if !self.session.has_output() {
             return;
         }
@@ -306,7 +317,7 @@ impl RtmpConnection {
                 ctx.stop();
                 return;
             }
-            if t.pending.len() > WRITE_HIGH_WATER {
+            if t.pending.len() + t.video_pending.len() > WRITE_HIGH_WATER {
                 self.close(ctx, "the RTMPT client does not poll for its data", true);
                 return;
             }
@@ -479,16 +490,9 @@ impl RtmpConnection {
                 }
                 SessionEvent::Video {
                     stream_id,
-                    codec_id,
-                    bytes,
-                } => {
-                    if self.video_messages == 0 {
-                        info!(conn = self.id, stream_id, codec_id, "the client publishes video: counted and dropped (sono carries audio only)");
-                    }
-                    self.video_messages += 1;
-                    Metrics::add(&self.shared.metrics.rtmp_video_messages, 1);
-                    Metrics::add(&self.shared.metrics.rtmp_video_bytes, bytes as u64);
-                }
+                    timestamp,
+                    data,
+                } => self.client_video(stream_id, timestamp, data),
             }
         }
     }
@@ -603,7 +607,7 @@ impl Actor for RtmpConnection {
             .metrics
             .rtmp_connections_active
             .fetch_sub(1, Ordering::AcqRel);
-        info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages, video_messages_dropped = self.video_messages,
+        info!(conn = self.id, peer = %self.peer, transport = ?self.transport, audio_messages = self.audio_messages, video_messages = self.video.messages, video_down_dropped = self.video.down_dropped,
               audio_down_dropped = self.audio_down_dropped, bytes_received = self.session.bytes_received(), "RTMP connection closed");
     }
 }
@@ -686,6 +690,11 @@ impl Handler<MediaNotice> for RtmpConnection {
             MediaNotice::Dtmf(digit) => {
                 self.tell_phone(FromClient::Event(PhoneEvent::Dtmf { digit }))
             }
+            MediaNotice::VideoDown {
+                timestamp,
+                data,
+                keyframe,
+            } => self.video_down(timestamp, data, keyframe),
             MediaNotice::Undecodable { codec, reason } => {
                 if let Some(stream) = self.publish_stream {
                     self.refuse_audio(stream, codec, &reason);
@@ -731,7 +740,8 @@ impl Handler<TunnelExchange> for RtmpConnection {
         let Output::Tunnel(t) = &mut self.output else {
             return Err(TunnelRefusal::Closed);
         };
-        let data = std::mem::take(&mut t.pending);
+        let mut data = std::mem::take(&mut t.pending);
+        data.append(&mut t.video_pending);
         if data.is_empty() && self.closing && !msg.close {
             return Err(TunnelRefusal::Closed);
         }
@@ -776,7 +786,11 @@ impl Handler<ToClient> for RtmpConnection {
                         });
                     }
                 }
+                let starts = bridge.is_some();
                 self.media = bridge;
+                if starts {
+                    self.video_call_starts();
+                }
             }
             ToClient::Listen {
                 listener,

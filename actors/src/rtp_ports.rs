@@ -1,6 +1,7 @@
 //! RTP port allocation from `media.rtp_port_min..=rtp_port_max`: an even port
 //! for RTP and the odd one above it for RTCP (RFC 3550 §11), both bound at
-//! once so the port announced in SDP is really ours.
+//! once so the port announced in SDP is really ours. A video call takes a
+//! second pair for its H.264 stream.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -12,11 +13,24 @@ use rand::Rng;
 pub struct RtpPorts {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
+    /// A video call's own pair.
+    pub video: Option<Box<RtpPorts>>,
 }
 
 impl RtpPorts {
     pub fn port(&self) -> u16 {
         self.rtp.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The video pair's RTP port, if this call has one.
+    pub fn video_port(&self) -> Option<u16> {
+        self.video.as_ref().map(|v| v.port())
+    }
+
+    /// Adds a second pair for the call's video.
+    pub fn add_video(&mut self, address: IpAddr, min: u16, max: u16) -> io::Result<()> {
+        self.video = Some(Box::new(RtpPorts::allocate(address, min, max)?));
+        Ok(())
     }
 
     /// Binds a free even/odd pair, trying random pairs and then scanning, so a
@@ -42,7 +56,11 @@ impl RtpPorts {
             };
             rtp.set_nonblocking(true)?;
             rtcp.set_nonblocking(true)?;
-            return Ok(RtpPorts { rtp, rtcp });
+            return Ok(RtpPorts {
+                rtp,
+                rtcp,
+                video: None,
+            });
         }
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,

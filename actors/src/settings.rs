@@ -70,6 +70,7 @@ pub struct Settings {
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub webrtc: WebRtcSettings,
+    pub video: VideoSettings,
     pub limits: LimitsSettings,
     pub shutdown: ShutdownSettings,
     pub cluster: ClusterSettings,
@@ -652,6 +653,41 @@ impl Default for LimitsSettings {
             over_limit: OverLimit::Reject,
             exempt_loopback: true,
             exempt: Vec::new(),
+        }
+    }
+}
+
+/// When a call offers H.264 video (docs/media.md, "Video").
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoOffer {
+    /// When the client publishes H.264, or dials with `{video: true}`.
+    Publishing,
+    /// On every call of an RTMP client.
+    Always,
+    /// Never: calls are audio only and video offers are refused.
+    Never,
+}
+
+/// H.264 passed through between RTMP and RTP (RFC 6184).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoSettings {
+    pub offer: VideoOffer,
+    /// Per call and direction, in bits a second (one second's burst):
+    /// beyond it access units are dropped until the next keyframe. 0: none.
+    pub max_bitrate: u64,
+    /// Unsent bytes to a client beyond which video down is dropped (until
+    /// the next keyframe) so audio keeps its pace.
+    pub client_backlog: usize,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        VideoSettings {
+            offer: VideoOffer::Publishing,
+            max_bitrate: 4_000_000,
+            client_backlog: 256 * 1024,
         }
     }
 }

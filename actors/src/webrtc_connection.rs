@@ -547,6 +547,8 @@ impl Handler<MediaNotice> for WebRtcConnection {
             MediaNotice::Undecodable { codec, reason } => {
                 debug!(conn = self.id, codec, %reason, "browser audio not decoded")
             }
+            // Browser sessions are audio only: their calls offer no video.
+            MediaNotice::VideoDown { .. } => {}
         }
     }
 }

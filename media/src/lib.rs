@@ -15,6 +15,7 @@
 //! - [`codec`]: the codecs of each side; [`uplink`] (client → RTP) and
 //!   [`downlink`] (RTP → client) are the two directions of a call's
 //!   pipeline, transcoding or passing Speex through.
+//! - [`h264`]: H.264 video passed through between FLV and RTP (RFC 6184).
 //! - [`quality`]: SNR measures for tests and benchmarks.
 //! - [`fuzzing`]: the drivers of the fuzz targets and the corpus tests.
 
@@ -27,6 +28,7 @@ pub mod dtmf;
 pub mod fuzzing;
 pub mod g711;
 pub mod g722;
+pub mod h264;
 pub mod jitter_buffer;
 pub mod mp3;
 pub mod nellymoser;

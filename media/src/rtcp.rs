@@ -2,7 +2,9 @@
 //! sender report (SR) while we send media, else a receiver report (RR),
 //! followed by SDES with our CNAME (§6.1 requires both) — and what we read
 //! from the peer's: its sender info (for the LSR/DLSR round trip, §6.4.1),
-//! the report block about our stream, and BYE.
+//! the report block about our stream, and BYE. For video, the keyframe
+//! requests of RFC 4585 §6.3.1 (Picture Loss Indication) and RFC 5104
+//! §4.3.1 (Full Intra Request), both ways.
 
 use crate::receive_stats::ReceptionReport;
 
@@ -10,6 +12,10 @@ const SR: u8 = 200;
 const RR: u8 = 201;
 const SDES: u8 = 202;
 const BYE: u8 = 203;
+/// Payload-specific feedback (RFC 4585 §6.1).
+const PSFB: u8 = 206;
+const FMT_PLI: u8 = 1;
+const FMT_FIR: u8 = 4;
 const CNAME: u8 = 1;
 
 /// Sender info for an SR: wallclock as NTP (seconds since 1900, 32.32 fixed
@@ -87,6 +93,25 @@ pub fn write_bye(ssrc: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&ssrc.to_be_bytes());
 }
 
+/// Appends a Picture Loss Indication about `media_ssrc` (RFC 4585
+/// §6.3.1): no FCI, the media sender's SSRC in the header.
+pub fn write_pli(ssrc: u32, media_ssrc: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x80 | FMT_PLI, PSFB, 0, 2]);
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&media_ssrc.to_be_bytes());
+}
+
+/// Appends a Full Intra Request for `media_ssrc` (RFC 5104 §4.3.1): the
+/// header's media SSRC is 0, one FCI entry names the sender and carries
+/// the request's sequence number (incremented per new request).
+pub fn write_fir(ssrc: u32, media_ssrc: u32, sequence: u8, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x80 | FMT_FIR, PSFB, 0, 4]);
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&media_ssrc.to_be_bytes());
+    out.extend_from_slice(&[sequence, 0, 0, 0]);
+}
+
 fn finish_length(out: &mut [u8], start: usize) {
     let words = ((out.len() - start) / 4 - 1) as u16;
     out[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
@@ -100,6 +125,8 @@ pub struct PeerReport {
     /// The block that reports on our stream (our SSRC).
     pub about_us: Option<ReportBlock>,
     pub bye: bool,
+    /// A PLI or FIR asked us for a keyframe.
+    pub keyframe_requested: bool,
 }
 
 /// Why bytes are not an RTCP compound packet.
@@ -169,6 +196,9 @@ pub fn parse(data: &[u8], our_ssrc: u32) -> Result<PeerReport, RtcpError> {
                 }
             }
             BYE => report.bye = true,
+            PSFB if count as u8 == FMT_PLI || count as u8 == FMT_FIR => {
+                report.keyframe_requested = true
+            }
             _ => {}
         }
         rest = &rest[len..];
@@ -188,6 +218,28 @@ pub fn ntp_time(since_unix_epoch: std::time::Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyframe_requests_ride_after_a_report_and_are_read_back() {
+        for fir in [false, true] {
+            let mut out = Vec::new();
+            write_report(1, None, None, "sono", &mut out);
+            if fir {
+                write_fir(1, 0xABCD, 3, &mut out);
+            } else {
+                write_pli(1, 0xABCD, &mut out);
+            }
+            let r = parse(&out, 1).unwrap();
+            assert!(r.keyframe_requested);
+            // The feedback packet's length field matches its size.
+            let fb = &out[out.len() - if fir { 20 } else { 12 }..];
+            assert_eq!(fb[1], PSFB);
+            assert_eq!((usize::from(fb[3]) + 1) * 4, fb.len());
+        }
+        let mut plain = Vec::new();
+        write_report(1, None, None, "sono", &mut plain);
+        assert!(!parse(&plain, 1).unwrap().keyframe_requested);
+    }
 
     fn block() -> ReportBlock {
         ReportBlock {

@@ -62,6 +62,9 @@ pub enum PhoneRequest {
         /// client will publish, offered first so the call passes it
         /// through (`Pcmu` or `Pcma`).
         codec: Option<crate::audio::AudioCodec>,
+        /// `dial(uri, {video: true})`: offer H.264 video even before the
+        /// client publishes any.
+        video: bool,
     },
     /// `call`, in every request about one call: which of the connection's
     /// calls (its id, as `dial`'s answer and every event name it); `None`:
@@ -282,12 +285,26 @@ pub(crate) fn target_uri(method: &str, arg: Option<&AmfValue>) -> Result<String,
 
 fn parse_dial(args: &[AmfValue]) -> Result<PhoneRequest, PhoneError> {
     let uri = target_uri("dial", args.first())?;
-    let codec = match args.get(1) {
-        None => None,
-        Some(v) if v.is_nullish() => None,
-        Some(options) => dial_codec(options)?,
+    let (codec, video) = match args.get(1) {
+        None => (None, false),
+        Some(v) if v.is_nullish() => (None, false),
+        Some(options) => (dial_codec(options)?, dial_video(options)?),
     };
-    Ok(PhoneRequest::Dial { uri, codec })
+    Ok(PhoneRequest::Dial { uri, codec, video })
+}
+
+/// The `video` of `dial`'s options object: a boolean, false if absent.
+fn dial_video(options: &AmfValue) -> Result<bool, PhoneError> {
+    let props = options.properties().unwrap_or_default();
+    match props.iter().find(|(k, _)| k == "video").map(|(_, v)| v) {
+        None => Ok(false),
+        Some(v) if v.is_nullish() => Ok(false),
+        Some(AmfValue::Boolean(b)) => Ok(*b),
+        Some(_) => Err(PhoneError::new(
+            code::CALL_FAILED,
+            "dial's options: video is true or false",
+        )),
+    }
 }
 
 /// The `codec` of `dial`'s options object, if it names one.
@@ -661,7 +678,8 @@ mod tests {
             parse("dial", vec!["sip:bob@127.0.0.1".into()]),
             Ok(PhoneRequest::Dial {
                 uri: "sip:bob@127.0.0.1".into(),
-                codec: None
+                codec: None,
+                video: false
             })
         );
         let options = |codec: AmfValue| AmfValue::Object(vec![("codec".into(), codec)]);
@@ -672,18 +690,36 @@ mod tests {
             ),
             Ok(PhoneRequest::Dial {
                 uri: "sip:bob@127.0.0.1".into(),
-                codec: Some(crate::audio::AudioCodec::Pcmu)
+                codec: Some(crate::audio::AudioCodec::Pcmu),
+                video: false
             })
         );
         assert_eq!(
             parse("dial", vec!["sip:b@h".into(), AmfValue::Null]),
             Ok(PhoneRequest::Dial {
                 uri: "sip:b@h".into(),
-                codec: None
+                codec: None,
+                video: false
             })
         );
         assert_eq!(
             err("dial", vec!["sip:b@h".into(), options("G729".into())]),
+            code::CALL_FAILED
+        );
+        let video = |v: AmfValue| AmfValue::Object(vec![("video".into(), v)]);
+        assert_eq!(
+            parse(
+                "dial",
+                vec!["sip:b@h".into(), video(AmfValue::Boolean(true))]
+            ),
+            Ok(PhoneRequest::Dial {
+                uri: "sip:b@h".into(),
+                codec: None,
+                video: true
+            })
+        );
+        assert_eq!(
+            err("dial", vec!["sip:b@h".into(), video("yes".into())]),
             code::CALL_FAILED
         );
         assert_eq!(

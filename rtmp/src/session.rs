@@ -24,6 +24,9 @@ use crate::phone::{self, PhoneEvent, PhoneRequest};
 const CSID_CONTROL: u32 = 2;
 const CSID_COMMAND: u32 = 3;
 const CSID_AUDIO: u32 = 4;
+/// Video has a chunk stream of its own, so its messages can be queued
+/// behind audio without breaking either's header compression.
+const CSID_VIDEO: u32 = 6;
 
 /// What the session may accept and what it announces.
 #[derive(Debug, Clone, Copy)]
@@ -111,13 +114,13 @@ pub enum SessionEvent {
         timestamp: u32,
         tag: AudioTag,
     },
-    /// A video message on a publishing stream: its FLV VideoTagHeader's
-    /// codec id (§E.4.3.1: 2 Sorenson H.263, 7 AVC, 12 HEVC…) and size.
-    /// sono carries no video yet: the owner counts and drops it.
+    /// A video message on a publishing stream: the FLV `VIDEODATA`
+    /// (§E.4.3.1; its first byte's low nibble is the codec: 2 Sorenson
+    /// H.263, 7 AVC, 12 HEVC…).
     Video {
         stream_id: u32,
-        codec_id: u8,
-        bytes: usize,
+        timestamp: u32,
+        data: bytes::Bytes,
     },
 }
 
@@ -159,6 +162,7 @@ pub struct ServerSession {
     decoder: ChunkDecoder,
     encoder: ChunkEncoder,
     output: Vec<u8>,
+    video_output: Vec<u8>,
     events: VecDeque<SessionEvent>,
     encoding: ObjectEncoding,
     streams: BTreeMap<u32, NetStream>,
@@ -178,6 +182,7 @@ impl ServerSession {
             decoder: ChunkDecoder::new(config.chunk_limits),
             encoder: ChunkEncoder::default(),
             output: Vec::with_capacity(4096),
+            video_output: Vec::new(),
             events: VecDeque::new(),
             encoding: ObjectEncoding::Amf0,
             streams: BTreeMap::new(),
@@ -277,11 +282,11 @@ impl ServerSession {
                     .streams
                     .get(&raw.message_stream_id)
                     .is_some_and(|s| s.publishing.is_some());
-                if let (true, Some(first)) = (publishing, payload.first()) {
+                if publishing && !payload.is_empty() {
                     self.events.push_back(SessionEvent::Video {
                         stream_id: raw.message_stream_id,
-                        codec_id: first & 0x0f,
-                        bytes: payload.len(),
+                        timestamp: raw.timestamp,
+                        data: payload,
                     });
                 }
             }
@@ -712,6 +717,33 @@ impl ServerSession {
             self.write(CSID_AUDIO, timestamp, type_id::AUDIO, stream_id, &payload);
         }
         playing
+    }
+
+    /// Sends an FLV video message on a stream the client plays, into the
+    /// video output ([`Self::take_video_output`]); false if it plays
+    /// nothing there.
+    pub fn send_video(&mut self, stream_id: u32, timestamp: u32, data: &[u8]) -> bool {
+        let playing = self
+            .streams
+            .get(&stream_id)
+            .is_some_and(|s| s.playing.is_some() && !s.muted);
+        if playing && matches!(self.state, State::Connected) {
+            self.encoder.encode(
+                CSID_VIDEO,
+                timestamp,
+                type_id::VIDEO,
+                stream_id,
+                data,
+                &mut self.video_output,
+            );
+        }
+        playing
+    }
+
+    /// Video bytes for the client, kept apart from the rest so the owner
+    /// can send audio and commands first.
+    pub fn take_video_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.video_output)
     }
 
     /// A ping request (§7.1.7, event 6); Flash answers it, which keeps an idle

@@ -168,7 +168,8 @@ fn phone_calls_work_in_both_encodings() {
                 transaction_id: 7.0,
                 request: PhoneRequest::Dial {
                     uri: "sip:bob@127.0.0.1".into(),
-                    codec: None
+                    codec: None,
+                    video: false
                 }
             })
         );

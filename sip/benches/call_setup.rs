@@ -34,6 +34,7 @@ fn config() -> OutboundCallConfig {
             session_id: 1,
             session_version: 1,
             srtp: None,
+            video: None,
         },
         timers: Timers::default(),
         transport: Default::default(),

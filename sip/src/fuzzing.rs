@@ -92,6 +92,7 @@ fn config() -> OutboundCallConfig {
             session_id: 1,
             session_version: 1,
             srtp: None,
+            video: None,
         },
         timers: Timers::default(),
         transport: Default::default(),
@@ -524,6 +525,11 @@ pub fn sdp(data: &[u8]) {
             session_id: 1,
             session_version: 1,
             srtp,
+            video: Some(crate::sdp::LocalVideo {
+                port: 30002,
+                profile_level_id: crate::video_sdp::CONSTRAINED_BASELINE_31.into(),
+                sprop_parameter_sets: None,
+            }),
         };
         if let Ok((answer, negotiated)) = local.answer(&offer) {
             let text = answer.to_text();
@@ -534,6 +540,16 @@ pub fn sdp(data: &[u8]) {
             assert_eq!(
                 settled.ok().and_then(|n| n.srtp).is_some(),
                 negotiated.srtp.is_some(),
+                "{text}"
+            );
+            // And on whether there is video, and its payload type.
+            assert_eq!(
+                local
+                    .settle(&back)
+                    .ok()
+                    .and_then(|n| n.video)
+                    .map(|v| v.payload_type),
+                negotiated.video.map(|v| v.payload_type),
                 "{text}"
             );
         }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use crate::dial_plan::DialPlan;
 use crate::dialog::{Dialog, RequestContext};
 use crate::dialog_server::DialogServer;
+use crate::media_control::MediaControl;
 use crate::message::Received;
 use crate::reoffer::{ReofferOutcome, Reoffers};
 use crate::transaction::Timers;
@@ -24,6 +25,7 @@ use crate::transmit::Transmit;
 pub struct MidCall {
     pub(crate) reoffers: Reoffers,
     pub(crate) transfers: Transfers,
+    pub(crate) media_control: MediaControl,
 }
 
 impl MidCall {
@@ -33,11 +35,12 @@ impl MidCall {
         MidCall {
             reoffers: Reoffers::new(timers, owns_call_id),
             transfers: Transfers::new(timers),
+            media_control: MediaControl::new(timers),
         }
     }
 
     pub fn is_idle(&self) -> bool {
-        self.reoffers.is_idle() && self.transfers.is_idle()
+        self.reoffers.is_idle() && self.transfers.is_idle() && self.media_control.is_idle()
     }
 
     /// Whether our re-INVITE is out (the peer's own then gets 491).
@@ -46,10 +49,14 @@ impl MidCall {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.reoffers.poll_timeout(), self.transfers.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.reoffers.poll_timeout(),
+            self.transfers.poll_timeout(),
+            self.media_control.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -131,6 +138,21 @@ pub trait MidCallCore {
         self.drain_all();
     }
 
+    /// Asks the peer for a video keyframe with SIP INFO (RFC 5168); false
+    /// if the call is not up, one is unanswered, or the peer refused one.
+    fn picture_fast_update(&mut self, now: Instant) -> bool {
+        let p = self.parts();
+        let Some(dialog) = p.dialog else {
+            return false;
+        };
+        let sent = p
+            .mid
+            .media_control
+            .picture_fast_update(dialog, &p.ctx, now, p.out);
+        self.drain_all();
+        sent
+    }
+
     /// The confirmed dialog's identity, for a Replaces header naming it.
     fn dialog_id(&self) -> Option<DialogId> {
         self.confirmed_dialog().map(DialogId::of)
@@ -143,13 +165,16 @@ pub trait MidCallCore {
             .reoffers
             .handle_timeout(p.dialog, &p.ctx, p.contact, p.server, now, p.out);
         p.mid.transfers.handle_timeout(now, p.out);
+        p.mid.media_control.handle_timeout(now, p.out);
         self.mid_call_outcomes(now);
     }
 
     /// A response to our re-INVITE, REFER or NOTIFY; false if it is not one.
     fn mid_call_response(&mut self, rx: &Received, now: Instant) -> bool {
         let p = self.parts();
-        let ours = if p.mid.transfers.handle_response(rx, now, p.out) {
+        let ours = if p.mid.transfers.handle_response(rx, now, p.out)
+            || p.mid.media_control.handle_response(rx, now, p.out)
+        {
             true
         } else if p.mid.reoffers.owns(rx) {
             if let Some(dialog) = p.dialog {

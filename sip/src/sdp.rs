@@ -124,10 +124,15 @@ pub struct Media {
     /// `a=crypto` values (RFC 4568), unparsed: each is judged when an
     /// offer or answer is made of them.
     pub crypto: Vec<String>,
+    /// `a=rtcp-fb` values (RFC 4585 §4.2): the payload type (or `*`) and
+    /// the feedback, e.g. `("96", "nack pli")`.
+    pub rtcp_fb: Vec<(String, String)>,
 }
 
 /// Most `a=crypto` lines one m= section may carry.
 const MAX_CRYPTO: usize = 16;
+/// Most `a=rtcp-fb` lines one m= section may carry.
+const MAX_RTCP_FB: usize = 32;
 
 impl Media {
     /// Payload types of the formats, for RTP media.
@@ -135,7 +140,7 @@ impl Media {
         self.formats.iter().filter_map(|f| f.parse().ok())
     }
 
-    fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+    pub(crate) fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
         self.rtpmaps.iter().find(|m| m.payload_type == pt)
     }
 }
@@ -248,6 +253,7 @@ impl SessionDescription {
                         ptime: None,
                         direction: None,
                         crypto: Vec::new(),
+                        rtcp_fb: Vec::new(),
                     });
                 }
                 "a" => {
@@ -276,6 +282,13 @@ impl SessionDescription {
                                     return Err(bad("too many a=crypto lines"));
                                 }
                                 m.crypto.push(arg.trim().to_owned());
+                            }
+                            ("rtcp-fb", Some(arg)) => {
+                                if m.rtcp_fb.len() >= MAX_RTCP_FB {
+                                    return Err(bad("too many a=rtcp-fb lines"));
+                                }
+                                let (pt, fb) = arg.trim().split_once(' ').unwrap_or((arg, ""));
+                                m.rtcp_fb.push((pt.to_owned(), fb.trim().to_owned()));
                             }
                             _ if direction.is_some() => m.direction = direction,
                             _ => {}
@@ -356,6 +369,9 @@ impl SessionDescription {
             }
             for c in &m.crypto {
                 let _ = write!(s, "a=crypto:{c}\r\n");
+            }
+            for (pt, fb) in &m.rtcp_fb {
+                let _ = write!(s, "a=rtcp-fb:{pt} {fb}\r\n");
             }
             if let Some(p) = m.ptime {
                 let _ = write!(s, "a=ptime:{p}\r\n");
@@ -493,6 +509,8 @@ pub struct LocalMedia {
     pub session_version: u64,
     /// SRTP with SDES keys for this call, or plain RTP only.
     pub srtp: Option<LocalSrtp>,
+    /// H.264 video offered and accepted, or audio only.
+    pub video: Option<LocalVideo>,
 }
 
 /// SRTP with SDES keys (RFC 4568) on our side of a call.
@@ -573,6 +591,9 @@ fn usable_crypto(m: &Media) -> Result<CryptoAttribute, String> {
     }
 }
 
+use crate::video_sdp::H264_PT;
+pub use crate::video_sdp::{LocalVideo, NegotiatedVideo};
+
 const SAVP: &str = "RTP/SAVP";
 const AVP: &str = "RTP/AVP";
 
@@ -593,6 +614,9 @@ pub struct Negotiated {
     pub peer_holds: bool,
     /// SRTP keys, when the media is SRTP.
     pub srtp: Option<SrtpKeys>,
+    /// The video stream, if both sides want one (boxed: audio-only calls
+    /// are the common case and carry this around).
+    pub video: Option<Box<NegotiatedVideo>>,
 }
 
 impl LocalMedia {
@@ -637,6 +661,7 @@ impl LocalMedia {
             ptime: Some(self.ptime),
             direction: Some(direction),
             crypto: Vec::new(),
+            rtcp_fb: Vec::new(),
         }
     }
 
@@ -723,7 +748,11 @@ impl LocalMedia {
         }
         let mut media = self.audio_media(self.port, formats, fmtps, direction);
         self.offer_srtp(&mut media);
-        self.description(vec![media])
+        let mut lines = vec![media];
+        if let Some(v) = &self.video {
+            lines.push(v.line(H264_PT, direction));
+        }
+        self.description(lines)
     }
 
     /// A new offer inside a running session (RFC 3264 §8.3.2): the codec
@@ -747,7 +776,19 @@ impl LocalMedia {
             media.protocol = keys.profile.clone();
             media.crypto.push(keys.our_line());
         }
-        self.description(vec![media])
+        let mut lines = vec![media];
+        // A new offer keeps every m= line (RFC 3264 §8): a refused video
+        // stream stays refused.
+        if let Some(v) = &self.video {
+            lines.push(match &current.video {
+                Some(nv) => v.line(nv.payload_type, direction),
+                None => Media {
+                    port: 0,
+                    ..v.line(H264_PT, direction)
+                },
+            });
+        }
+        self.description(lines)
     }
 
     /// Our answer to an offer (RFC 3264 §6): the first of our codecs the offer
@@ -767,9 +808,19 @@ impl LocalMedia {
         wish: Direction,
     ) -> Result<(SessionDescription, Negotiated), SdpError> {
         let mut chosen = None;
+        let mut video = None;
         let mut srtp_refusal = None;
         let mut media = Vec::with_capacity(offer.media.len());
         for m in &offer.media {
+            if m.kind == "video" && video.is_none() {
+                if let Some((line, settled)) =
+                    self.video.as_ref().and_then(|v| v.answer(offer, m, wish))
+                {
+                    media.push(line);
+                    video = Some(settled);
+                    continue;
+                }
+            }
             let usable = chosen.is_none()
                 && m.kind == "audio"
                 && m.port != 0
@@ -802,6 +853,7 @@ impl LocalMedia {
                     ptime: None,
                     direction: None,
                     crypto: Vec::new(),
+                    rtcp_fb: Vec::new(),
                     ..m.clone()
                 });
                 continue;
@@ -839,10 +891,14 @@ impl LocalMedia {
                 ptime: m.ptime.unwrap_or(self.ptime),
                 peer_holds: offered.holds() || remote.is_none(),
                 srtp,
+                video: None,
             });
         }
         let negotiated = match chosen {
-            Some(n) => n,
+            Some(n) => Negotiated {
+                video: video.map(Box::new),
+                ..n
+            },
             None => return Err(srtp_refusal.unwrap_or(SdpError::NoCommonCodec)),
         };
         Ok((self.description(media), negotiated))
@@ -894,6 +950,11 @@ impl LocalMedia {
             ptime: m.ptime.unwrap_or(self.ptime),
             peer_holds: offered.receives() && (theirs.holds() || remote.is_none()),
             srtp,
+            video: self
+                .video
+                .as_ref()
+                .and_then(|v| v.settle(answer, offered))
+                .map(Box::new),
         })
     }
 }
@@ -923,7 +984,74 @@ mod tests {
             session_id: 42,
             session_version: 1,
             srtp: None,
+            video: None,
         }
+    }
+
+    fn with_video(mut l: LocalMedia) -> LocalMedia {
+        l.video = Some(LocalVideo {
+            port: 30002,
+            profile_level_id: "42e01f".into(),
+            sprop_parameter_sets: Some("Z0LAH9oB,aM4P".into()),
+        });
+        l
+    }
+
+    /// A video offer as a desk phone writes it: VP8 first, then H.264 in
+    /// both packetization modes.
+    const VIDEO_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20078 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 20080 RTP/AVP 100 98 99\r\na=rtpmap:100 VP8/90000\r\na=rtpmap:98 H264/90000\r\na=fmtp:98 profile-level-id=42e01f\r\na=rtpmap:99 H264/90000\r\na=fmtp:99 profile-level-id=42e01f;packetization-mode=1\r\na=rtcp-fb:* nack pli\r\na=sendrecv\r\n";
+
+    #[test]
+    fn video_is_offered_as_h264_mode_1_and_answered_only_in_it() {
+        let offer = with_video(local(&[Codec::Pcmu])).offer().to_text();
+        assert!(offer.contains("m=video 30002 RTP/AVP 96\r\n"), "{offer}");
+        assert!(offer.contains("a=rtpmap:96 H264/90000\r\n"), "{offer}");
+        assert!(
+            offer.contains("a=fmtp:96 packetization-mode=1;profile-level-id=42e01f;sprop-parameter-sets=Z0LAH9oB,aM4P\r\n"),
+            "{offer}"
+        );
+        assert!(
+            offer.contains("a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n"),
+            "{offer}"
+        );
+        // Their mode-1 H.264 is chosen; VP8 and mode 0 are not.
+        let theirs = SessionDescription::parse(VIDEO_OFFER).unwrap();
+        let (answer, n) = with_video(local(&[Codec::Pcmu])).answer(&theirs).unwrap();
+        let v = n.video.expect("video settled");
+        assert_eq!(v.payload_type, 99);
+        assert_eq!(v.remote, Some("127.0.0.1:20080".parse().unwrap()));
+        assert!(v.pli && !v.fir);
+        let text = answer.to_text();
+        assert!(text.contains("m=video 30002 RTP/AVP 99\r\n"), "{text}");
+        assert!(text.contains("a=rtcp-fb:99 nack pli\r\n"), "{text}");
+        assert!(!text.contains("ccm fir"), "{text}");
+        // The answer settles the same video from our side of an offer.
+        let back = SessionDescription::parse(&text).unwrap();
+        let settled = with_video(local(&[Codec::Pcmu])).settle(&back).unwrap();
+        assert_eq!(settled.video.map(|v| v.payload_type), Some(99));
+        // An audio-only client refuses the video line and keeps audio.
+        let (answer, n) = local(&[Codec::Pcmu]).answer(&theirs).unwrap();
+        assert!(n.video.is_none());
+        assert!(answer.to_text().contains("m=video 0 RTP/AVP 100 98 99\r\n"));
+        // H.264 in mode 0 only: refused as well.
+        let mode0 = VIDEO_OFFER.replace("packetization-mode=1", "packetization-mode=0");
+        let (_, n) = with_video(local(&[Codec::Pcmu]))
+            .answer(&SessionDescription::parse(&mode0).unwrap())
+            .unwrap();
+        assert!(n.video.is_none());
+    }
+
+    #[test]
+    fn a_reoffer_keeps_the_video_line() {
+        let ours = with_video(local(&[Codec::Pcmu]));
+        let theirs = SessionDescription::parse(VIDEO_OFFER).unwrap();
+        let (_, n) = ours.answer(&theirs).unwrap();
+        let hold = ours.reoffer(&n, Direction::SendOnly).to_text();
+        assert!(hold.contains("m=video 30002 RTP/AVP 99\r\n"), "{hold}");
+        let mut refused = n.clone();
+        refused.video = None;
+        let hold = ours.reoffer(&refused, Direction::SendOnly).to_text();
+        assert!(hold.contains("m=video 0 RTP/AVP 96\r\n"), "{hold}");
     }
 
     /// An offer as baresip writes it.

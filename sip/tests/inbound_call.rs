@@ -34,6 +34,7 @@ fn config() -> InboundCallConfig {
             session_id: 3,
             session_version: 1,
             srtp: None,
+            video: None,
         },
         timers: Timers::default(),
         transport: Default::default(),

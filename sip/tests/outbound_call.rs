@@ -39,6 +39,7 @@ fn config() -> OutboundCallConfig {
             session_id: 7,
             session_version: 1,
             srtp: None,
+            video: None,
         },
         timers: Timers::default(),
         transport: Default::default(),

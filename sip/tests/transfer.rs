@@ -54,6 +54,7 @@ fn server() -> DialogServer {
         session_id: 1,
         session_version: 1,
         srtp: None,
+        video: None,
     };
     DialogServer::new(
         Timers::default(),

@@ -192,6 +192,9 @@ fn parse(name: &str, args: Vec<sono_rtmp::AmfValue>) -> Result<PhoneRequest, Api
 #[serde(deny_unknown_fields)]
 pub struct DialBody {
     uri: String,
+    /// Offer H.264 video (the connection's RTMP publisher sends it).
+    #[serde(default)]
+    video: bool,
 }
 
 pub async fn dial(
@@ -202,7 +205,14 @@ pub async fn dial(
 ) -> Result<HttpResponse, ApiError> {
     let entry = auth::connection(&req, &shared, *id)?;
     let body: DialBody = json_body(&body, true)?;
-    control(entry, parse("dial", vec![body.uri.into()])?).await
+    let mut args = vec![body.uri.into()];
+    if body.video {
+        args.push(sono_rtmp::amf::AmfValue::object([(
+            "video",
+            sono_rtmp::amf::AmfValue::Boolean(true),
+        )]));
+    }
+    control(entry, parse("dial", args)?).await
 }
 
 /// `/connections/{id}/…` or `/connections/{id}/calls/{call}/…`: a

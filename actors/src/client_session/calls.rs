@@ -259,6 +259,43 @@ impl ClientSession {
         }
     }
 
+    /// Whether a new call offers (and accepts) video, by `video.offer`:
+    /// only RTMP clients carry it, and only with plain RTP (SRTP keys are
+    /// for the audio stream alone).
+    fn wants_video(&self, srtp: bool) -> bool {
+        use crate::settings::VideoOffer;
+        let rtmp = self.attached.is_none() && self.media_out.codec != ClientCodec::Opus;
+        let wish = match self.shared.settings.video.offer {
+            VideoOffer::Never => false,
+            VideoOffer::Always => true,
+            VideoOffer::Publishing => self.publishes_video.is_some() || self.video_asked,
+        };
+        rtmp && wish && !srtp
+    }
+
+    /// A new call's video: a second RTP pair and what to announce (the
+    /// client's profile and parameter sets once known), or `None` for an
+    /// audio-only call.
+    fn video_media(&self, rtp: &mut RtpPorts, srtp: bool) -> Option<sono_sip::sdp::LocalVideo> {
+        if !self.wants_video(srtp) {
+            return None;
+        }
+        let m = &self.shared.settings.media;
+        if let Err(e) = rtp.add_video(m.address, m.rtp_port_min, m.rtp_port_max) {
+            warn!(conn = self.id, error = %e, "no RTP port for video: the call is audio only");
+            return None;
+        }
+        let config = self.publishes_video.as_ref().and_then(Option::as_ref);
+        Some(sono_sip::sdp::LocalVideo {
+            port: rtp.video_port()?,
+            profile_level_id: config.map_or_else(
+                || sono_sip::video_sdp::CONSTRAINED_BASELINE_31.to_owned(),
+                |c| c.profile_level_id(),
+            ),
+            sprop_parameter_sets: config.map(|c| c.sprop_parameter_sets()),
+        })
+    }
+
     /// Where a new call's audio down goes, and in what codec: a G.711
     /// client gets its law back when the peer speaks it (the bridge
     /// decides, once the codec is negotiated).
@@ -283,7 +320,9 @@ impl ClientSession {
         txn: Responder,
         uri: &str,
         codec: Option<sono_rtmp::AudioCodec>,
+        video: bool,
     ) {
+        self.video_asked = video;
         // The law a Flash Player 11 client says it will publish.
         match codec {
             Some(sono_rtmp::AudioCodec::Pcmu) => self.publishes = Some(ClientCodec::G711(Law::Mu)),
@@ -390,10 +429,12 @@ impl ClientSession {
                 return Err(format!("no RTP port: {e}"));
             }
         };
+        let mut rtp = rtp;
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
         config.extra_headers = extra_headers;
         prefer_client_codec(&mut config.media, self.preferred_codec());
+        config.media.video = self.video_media(&mut rtp, config.media.srtp.is_some());
         if target.secure && config.transport != Transport::Tls {
             // RFC 5630 §3.1.3: sips: needs TLS on every hop; ours is the first.
             return Err(format!(
@@ -583,6 +624,8 @@ impl Handler<IncomingInvite> for ClientSession {
         let secure = request_uri_is_sips(&message);
         let mut config = inbound_config(&shared, user, rtp.port(), transport, secure);
         prefer_client_codec(&mut config.media, self.preferred_codec());
+        let mut rtp = rtp;
+        config.media.video = self.video_media(&mut rtp, config.media.srtp.is_some());
         let id = self.lines.next_id();
         let call_id = message.call_id.clone();
         if !self.lines.is_empty() {

@@ -103,7 +103,17 @@ fn make_call(adapter: &mut ApiAdapter, args: &[AmfValue]) -> Result<ApiRequest, 
     let domain = account.split_once('@').map(|(_, d)| d.to_owned());
     let uri = adapter.complete_uri(&number, domain.as_deref().filter(|d| !d.is_empty()));
     adapter.making = Some((number, account));
-    Ok(ApiRequest::Phone(PhoneRequest::Dial { uri, codec: None }))
+    // mod_rtmp's third argument: `{wantVideo: true}` asks for a video call.
+    let video = args
+        .get(2)
+        .and_then(AmfValue::properties)
+        .and_then(|p| p.iter().find(|(k, _)| k == "wantVideo"))
+        .is_some_and(|(_, v)| matches!(v, AmfValue::Boolean(true)));
+    Ok(ApiRequest::Phone(PhoneRequest::Dial {
+        uri,
+        codec: None,
+        video,
+    }))
 }
 
 /// `attach(uuid)`: that call becomes the active one; `attach()` holds the
@@ -304,7 +314,8 @@ mod tests {
             ),
             PhoneRequest::Dial {
                 uri: "sip:1000@pbx.test".into(),
-                codec: None
+                codec: None,
+                video: false
             }
         );
         assert_eq!(

@@ -21,6 +21,9 @@ pub(super) fn parse(
         "invite" => target_uri("invite", args.first()).map(|dest| PhoneRequest::Dial {
             uri: adapter.complete_uri(&dest, None),
             codec: None,
+            // siprtmp's Flash client publishes its camera when it has one:
+            // video follows from what it publishes (video.offer).
+            video: false,
         }),
         "accept" => Ok(PhoneRequest::Accept { call: None }),
         "reject" => Ok(PhoneRequest::Reject {
