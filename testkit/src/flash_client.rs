@@ -90,6 +90,8 @@ pub struct FlashClient {
     pub stream_events: Vec<(u32, AmfValue)>,
     /// `(stream id, timestamp, body with FLV header)` of audio the server sent.
     pub audio: Vec<(u32, u32, Vec<u8>)>,
+    /// `(stream id, timestamp, FLV VIDEODATA)` of video the server sent.
+    pub video: Vec<(u32, u32, Vec<u8>)>,
     /// The info object of the `connect` result.
     pub connect_info: AmfValue,
     /// Other methods the server called on the client (mod_rtmp's and
@@ -235,6 +237,7 @@ impl FlashClient {
             events: Vec::new(),
             stream_events: Vec::new(),
             audio: Vec::new(),
+            video: Vec::new(),
             connect_info: AmfValue::Null,
             invokes: Vec::new(),
             closed: false,
@@ -501,6 +504,11 @@ impl FlashClient {
     }
 
     /// One audio message; `data` starts with the FLV audio header byte.
+    /// Sends one FLV video message (VIDEODATA) on a publishing stream.
+    pub fn send_video(&mut self, stream: u32, timestamp: u32, data: &[u8]) -> io::Result<()> {
+        self.send_message(6, timestamp, type_id::VIDEO, stream, data)
+    }
+
     pub fn send_audio(&mut self, stream: u32, timestamp: u32, data: &[u8]) -> io::Result<()> {
         self.send_message(4, timestamp, type_id::AUDIO, stream, data)
     }
@@ -695,6 +703,10 @@ impl FlashClient {
                 }
                 Message::Audio(p) => {
                     self.audio
+                        .push((raw.message_stream_id, raw.timestamp, p.to_vec()))
+                }
+                Message::Video(p) => {
+                    self.video
                         .push((raw.message_stream_id, raw.timestamp, p.to_vec()))
                 }
                 Message::Command { values, .. } => self.on_command(raw.message_stream_id, values),

@@ -1,5 +1,6 @@
-//! Reading the audio tags of an FLV file (Adobe FLV specification v10, annex E),
-//! so tests can publish what ffmpeg encoded.
+//! Reading the audio and video tags of an FLV file (Adobe FLV specification
+//! v10, annex E), so tests can publish what ffmpeg encoded, and writing a
+//! video-only FLV of what a test client received, for ffprobe.
 
 use std::path::Path;
 
@@ -11,6 +12,33 @@ pub struct FlvAudioTag {
 }
 
 pub fn read_flv_audio(path: &Path) -> std::io::Result<Vec<FlvAudioTag>> {
+    read_flv_tags(path, 8)
+}
+
+/// The video tags (VIDEODATA bodies) of an FLV file.
+pub fn read_flv_video(path: &Path) -> std::io::Result<Vec<FlvAudioTag>> {
+    read_flv_tags(path, 9)
+}
+
+/// Writes `tags` (timestamp, VIDEODATA) as a video-only FLV file.
+pub fn write_flv_video(path: &Path, tags: &[(u32, Vec<u8>)]) -> std::io::Result<()> {
+    let mut out = b"FLV\x01\x01\x00\x00\x00\x09".to_vec();
+    out.extend_from_slice(&0u32.to_be_bytes());
+    for (ts, data) in tags {
+        let size = data.len() as u32;
+        out.push(9);
+        out.extend_from_slice(&size.to_be_bytes()[1..]);
+        out.extend_from_slice(&ts.to_be_bytes()[1..]);
+        out.push((ts >> 24) as u8);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&(size + 11).to_be_bytes());
+    }
+    std::fs::write(path, out)
+}
+
+/// The tags of one kind (8 audio, 9 video) of an FLV file.
+pub fn read_flv_tags(path: &Path, wanted: u8) -> std::io::Result<Vec<FlvAudioTag>> {
     let bytes = std::fs::read(path)?;
     let bad = |m: &str| {
         std::io::Error::new(
@@ -37,7 +65,7 @@ pub fn read_flv_audio(path: &Path) -> std::io::Result<Vec<FlvAudioTag>> {
         if body + size > bytes.len() {
             return Err(bad("truncated tag"));
         }
-        if kind == 8 {
+        if kind == wanted {
             tags.push(FlvAudioTag {
                 timestamp: ts,
                 data: bytes[body..body + size].to_vec(),

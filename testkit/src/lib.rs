@@ -27,15 +27,17 @@ pub mod rtmpt;
 pub mod rtp_peer;
 mod sipp;
 mod sono;
+pub mod video;
 
 pub use audio::AudioDir;
 pub use baresip::{Baresip, BaresipTls};
 pub use certs::TestCertificates;
 pub use flash_client::{flash_speex_tags, FlashClient, Reply};
-pub use flv::{read_flv_audio, FlvAudioTag};
+pub use flv::{read_flv_audio, read_flv_video, write_flv_video, FlvAudioTag};
 pub use haproxy::Haproxy;
 pub use kamailio::Kamailio;
 pub use sipp::{free_udp_port, Sipp};
 pub use sono::{
-    browser_dir, free_port, require_tool, wait_or_kill, wait_with_output_or_kill, Finished, Sono,
+    browser_dir, free_port, require_tool, send_signal, wait_or_kill, wait_with_output_or_kill,
+    Finished, Sono,
 };

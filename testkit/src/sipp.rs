@@ -140,6 +140,11 @@ impl Sipp {
         self.read("messages.log")
     }
 
+    /// A file in SIPp's working folder (what a scenario's `<exec>` wrote).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     fn read(&self, file: &str) -> String {
         std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
     }

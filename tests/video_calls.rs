@@ -1,0 +1,467 @@
+//! Video calls against real peers: H.264 passed through between RTMP and
+//! RTP (RFC 6184), both ways, checked frame by frame. ffmpeg publishes a
+//! camera and microphone over RTMP and an ffmpeg RTP receiver, started
+//! from the SDP sono offered, decodes what a SIPp-scripted phone was sent;
+//! an ffmpeg RTP sender calls a test client through a SIPp-scripted call
+//! and what the client received decodes; with 2 % loss on the way in the
+//! client still gets only decodable pictures and sono asks for keyframes.
+//! Every decoded frame's MD5 is compared with the source's: passthrough is
+//! bit-exact, so each must be the source's frame, in order.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sono_rtmp::{AmfValue, ObjectEncoding};
+use sono_testkit::audio::AudioDir;
+use sono_testkit::video::{self, Clip, RtpRelay};
+use sono_testkit::{http, require_tool, send_signal, wait_or_kill, wait_with_output_or_kill};
+use sono_testkit::{write_flv_video, FlashClient, Reply, Sipp, Sono};
+
+const SONO: &str = env!("CARGO_BIN_EXE_sono");
+const WAIT: Duration = Duration::from_secs(10);
+const MEDIA: &str = "[media]\nrtp_port_min = 40000\nrtp_port_max = 40999\n";
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(format!("{name}.xml"))
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// An even loopback UDP port whose odd neighbour was free too (RTP and
+/// RTCP for a receiver that binds both).
+fn free_rtp_pair() -> u16 {
+    for _ in 0..100 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+        let port = rtp.local_addr().map(|a| a.port()).unwrap_or(1);
+        if port.is_multiple_of(2) && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free even/odd UDP port pair on loopback");
+}
+
+/// Polls `done` every 20 ms for up to `limit`.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+/// The token's connection, once ffmpeg's publishing made it.
+fn connection_of(sono: &Sono, key: &str) -> u64 {
+    let mut id = None;
+    let found = wait_until(WAIT, || {
+        let who = http::get(sono.http, "/api/v1/token", key).ok();
+        id = who
+            .filter(|w| w.status == 200)
+            .and_then(|w| w.json()["connection_id"].as_u64());
+        id.is_some()
+    });
+    assert!(found, "ffmpeg never published\n{}", sono.log());
+    id.unwrap_or_default()
+}
+
+/// The m=video section of an SDP body, as an SDP of its own for an RTP
+/// receiver on `port` (what sono offered, pointed at the receiver).
+fn receiver_sdp(offer: &str, port: u16) -> String {
+    let body = offer.split("\r\n\r\n").nth(1).unwrap_or(offer);
+    let mut section: Vec<String> = body
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("m=video"))
+        .take_while(|l| !l.is_empty())
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with("m="))
+        .map(|(_, l)| l.to_owned())
+        .collect();
+    assert!(!section.is_empty(), "sono's offer has no video: {offer}");
+    let m: Vec<&str> = section[0].split(' ').collect();
+    section[0] = format!("m=video {port} {} {}", m[2], m[3..].join(" "));
+    format!(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=sono video\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{}\r\n",
+        section.join("\r\n")
+    )
+}
+
+fn registered_client(sono: &Sono) -> (FlashClient, String) {
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let reply = c.call("register", vec![]).unwrap();
+    let Reply::Result(values) = reply else {
+        panic!("register: {reply:?}");
+    };
+    let uri = values
+        .iter()
+        .find_map(|v| v.get("uri").and_then(AmfValue::as_str).map(str::to_owned))
+        .expect("register answers a uri");
+    let user = uri
+        .strip_prefix("sip:")
+        .and_then(|rest| rest.split('@').next())
+        .expect("sip:user@domain")
+        .to_owned();
+    (c, user)
+}
+
+fn ffmpeg(args: &[&str]) -> Child {
+    require_tool("ffmpeg", "ffmpeg");
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting ffmpeg")
+}
+
+#[test]
+fn ffmpeg_publishes_h264_and_speex_and_an_rtp_receiver_decodes_every_frame_sono_sent() {
+    let dir = AudioDir::new("video-up");
+    let clip = Clip {
+        seconds: 10,
+        width: 640,
+        height: 360,
+        fps: 30,
+        gop: 30,
+        kbps: 800,
+    };
+    let src = dir.file("camera.flv");
+    clip.flv_with_speex(&src);
+    let source = video::decode(&src, &[]);
+    assert_eq!(source.frames.len(), 300, "{}", source.errors);
+
+    let audio_sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let audio_port = audio_sink.local_addr().unwrap().port().to_string();
+    let recv_port = free_rtp_pair();
+    let mut sipp = Sipp::uas(
+        &scenario("uas_video"),
+        1,
+        Duration::from_secs(60),
+        &[
+            "-key",
+            "rtp_port",
+            &audio_port,
+            "-key",
+            "video_port",
+            &recv_port.to_string(),
+        ],
+    );
+    let sono = Sono::start(SONO, MEDIA);
+    let key = "video-up-0123456789abcdefXYZ";
+    let publisher = ffmpeg(&[
+        "-re",
+        "-i",
+        &s(&src),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &format!("rtmp://{}/phone/{key}", sono.rtmp),
+    ]);
+    let id = connection_of(&sono, key);
+    // The sequence header is in before the dial: the offer carries it.
+    assert!(
+        wait_until(WAIT, || sono
+            .metric("sono_rtmp_video_messages_received_total")
+            > 0.0),
+        "{}",
+        sono.log()
+    );
+    let dial = http::post_json(
+        sono.http,
+        &format!("/api/v1/connections/{id}/dial"),
+        key,
+        &json!({"uri": sipp.uri("bob")}),
+    )
+    .unwrap();
+    assert_eq!(dial.status, 202, "{}", String::from_utf8_lossy(&dial.body));
+
+    // The receiver starts from sono's offer while the phone rings.
+    let mut invite = String::new();
+    assert!(
+        wait_until(WAIT, || {
+            invite = sipp
+                .received()
+                .into_iter()
+                .find(|m| m.starts_with("INVITE"))
+                .unwrap_or_default();
+            !invite.is_empty()
+        }),
+        "SIPp got no INVITE\n{}",
+        sono.log()
+    );
+    assert!(invite.contains("sprop-parameter-sets="), "{invite}");
+    assert!(invite.contains("profile-level-id=42c0"), "{invite}");
+    let sdp = dir.file("receiver.sdp");
+    std::fs::write(&sdp, receiver_sdp(&invite, recv_port)).unwrap();
+    let received = dir.file("received.h264");
+    let receiver = ffmpeg(&[
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-i",
+        &s(&sdp),
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-f",
+        "h264",
+        "-y",
+        &s(&received),
+    ]);
+
+    let published = wait_with_output_or_kill(publisher, Duration::from_secs(40));
+    assert!(
+        published.success(),
+        "ffmpeg publishing: {}",
+        published.stderr
+    );
+    // Its leaving ends the connection, and the call with a BYE.
+    sipp.assert_success(WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    send_signal(&receiver, "-INT");
+    let receiver_done = wait_or_kill(receiver, Duration::from_secs(5));
+    assert!(receiver_done.is_some(), "the RTP receiver did not stop");
+
+    let got = video::decode(&received, &[]);
+    let sent = sono.metric("sono_video_frames_total{direction=\"up\",outcome=\"sent\"}");
+    assert!(
+        got.errors.is_empty(),
+        "decoding what arrived: {}",
+        got.errors
+    );
+    let n = got.frames.len() as f64;
+    assert!(
+        sent >= 150.0 && n >= 0.98 * sent && n <= sent,
+        "{n} frames decoded of {sent} sono sent\n{}",
+        sono.log()
+    );
+    let at = video::contiguous_in(&got.frames, &source.frames).unwrap_or_else(|| {
+        panic!(
+            "the {} frames received are not the source's, in order\n{}",
+            got.frames.len(),
+            sono.log()
+        )
+    });
+    eprintln!(
+        "video up: {sent} frames sent, {n} decoded by ffmpeg's RTP receiver, identical (MD5) to source frames {at}..{}",
+        at + got.frames.len()
+    );
+    let speex = sono.metric("sono_rtmp_audio_messages_received_total{codec=\"speex\"}");
+    assert!(speex > 200.0, "{speex} Speex messages");
+    assert!(sono.log().contains("video started"), "{}", sono.log());
+}
+
+/// The client's call from a SIPp video phone whose H.264 comes from an
+/// ffmpeg RTP sender through `relay`; the client accepts and plays. The
+/// client, once the call ended.
+fn video_call_to_a_client(sono: &Sono, relay: &RtpRelay, ts: &Path, hold_ms: u32) -> FlashClient {
+    let (mut c, user) = registered_client(sono);
+    let play = c.create_stream().unwrap();
+    c.play(play, "remote").unwrap();
+    let mut sipp = Sipp::uac(
+        &scenario("uac_video"),
+        sono.sip,
+        &user,
+        Duration::from_secs(60),
+        &[
+            "-key",
+            "video_port",
+            &relay.port.to_string(),
+            "-d",
+            &hold_ms.to_string(),
+        ],
+    );
+    assert!(
+        c.wait_for(WAIT, |c| c
+            .events
+            .iter()
+            .any(
+                |e| e.get("code").and_then(AmfValue::as_str) == Some("Sono.Call.Incoming")
+            )),
+        "{}",
+        sono.log()
+    );
+    let reply = c.call("accept", vec![]).unwrap();
+    assert!(matches!(reply, Reply::Result(_)), "{reply:?}");
+    assert!(c.wait_call_status(4, WAIT), "{:?}", c.call_statuses());
+    let mut vport = None;
+    assert!(
+        wait_until(WAIT, || {
+            vport = std::fs::read_to_string(sipp.file("vport.txt"))
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok());
+            vport.is_some()
+        }),
+        "sono's answer named no video port\n{}",
+        sipp.messages()
+    );
+    relay.set_target(SocketAddr::from((
+        [127, 0, 0, 1],
+        vport.unwrap_or_default(),
+    )));
+    let sender = ffmpeg(&[
+        "-re",
+        "-i",
+        &s(ts),
+        "-map",
+        "0:v",
+        "-c:v",
+        "copy",
+        "-f",
+        "rtp",
+        "-payload_type",
+        "96",
+        &format!("rtp://127.0.0.1:{}", relay.input),
+    ]);
+    // Read (and so collect video) until the phone hangs up.
+    assert!(
+        c.wait_call_status(0, Duration::from_millis(u64::from(hold_ms)) + WAIT),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let sent = wait_with_output_or_kill(sender, WAIT);
+    assert!(sent.success(), "ffmpeg's RTP sender: {}", sent.stderr);
+    sipp.assert_success(WAIT);
+    c
+}
+
+/// What the client received, as an FLV file, decoded.
+fn recorded(c: &FlashClient, dir: &AudioDir) -> (PathBuf, video::Decoded) {
+    let tags: Vec<(u32, Vec<u8>)> = c.video.iter().map(|(_, t, d)| (*t, d.clone())).collect();
+    assert!(!tags.is_empty(), "the client received no video");
+    assert_eq!(
+        tags[0].1.get(..2),
+        Some(&[0x17u8, 0][..]),
+        "a sequence header first"
+    );
+    assert_eq!(tags[1].1[0], 0x17, "then a keyframe");
+    let flv = dir.file("received.flv");
+    write_flv_video(&flv, &tags).unwrap();
+    let decoded = video::decode(&flv, &[]);
+    (flv, decoded)
+}
+
+/// Frames ffprobe counts in `flv`.
+fn ffprobe_frames(flv: &Path) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(flv)
+        .output()
+        .expect("running ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
+    let dir = AudioDir::new("video-down");
+    let clip = Clip {
+        seconds: 6,
+        width: 640,
+        height: 360,
+        fps: 30,
+        gop: 30,
+        kbps: 800,
+    };
+    let ts = dir.file("phone.ts");
+    clip.ts(&ts);
+    let source = video::decode(&ts, &[]);
+    assert_eq!(source.frames.len(), 180, "{}", source.errors);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    let relay = RtpRelay::start(0, Duration::from_secs(60));
+    let c = video_call_to_a_client(&sono, &relay, &ts, 9000);
+    let (flv, got) = recorded(&c, &dir);
+    assert!(
+        got.errors.is_empty(),
+        "decoding the client's recording: {}",
+        got.errors
+    );
+    assert_eq!(ffprobe_frames(&flv), got.frames.len());
+    let at = video::contiguous_in(&got.frames, &source.frames)
+        .unwrap_or_else(|| panic!("the client's frames are not the source's, in order"));
+    let n = got.frames.len();
+    assert!(
+        n as f64 >= 0.98 * 180.0,
+        "{n} of 180 frames\n{}",
+        sono.log()
+    );
+    eprintln!(
+        "video down: {n} of 180 frames reached the client, identical (MD5) to source frames {at}..{}",
+        at + n
+    );
+    // The timestamps follow the RTP clock: 30 frames a second.
+    let span = c.video.last().map(|v| v.1).unwrap_or(0) - c.video[1].1;
+    assert!(
+        (5_800..=6_100).contains(&(span + 33)),
+        "{span} ms for {n} frames"
+    );
+}
+
+#[test]
+fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_keyframes() {
+    let dir = AudioDir::new("video-loss");
+    let clip = Clip {
+        seconds: 10,
+        width: 640,
+        height: 360,
+        fps: 30,
+        gop: 30,
+        kbps: 600,
+    };
+    let ts = dir.file("phone.ts");
+    clip.ts(&ts);
+    let source = video::decode(&ts, &[]);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    let relay = RtpRelay::start(2, Duration::from_secs(60));
+    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000);
+    let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let forwarded = relay.forwarded.load(std::sync::atomic::Ordering::Relaxed);
+    let requests = relay
+        .keyframe_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped > 0, "the relay dropped nothing");
+    let (_, got) = recorded(&c, &dir);
+    assert!(
+        got.errors.is_empty(),
+        "a broken picture reached the client: {}",
+        got.errors
+    );
+    // Every picture is one of the source's, in order.
+    let mut next = 0;
+    for f in &got.frames {
+        let found = source.frames[next..].iter().position(|s| s == f);
+        let Some(i) = found else {
+            panic!("a received frame is not the source's next ones");
+        };
+        next += i + 1;
+    }
+    assert!(got.frames.len() >= 30, "{} frames", got.frames.len());
+    assert!(requests > 0, "no PLI reached the sender\n{}", sono.log());
+    let counted = sono.metric("sono_video_keyframe_requests_total{direction=\"sent\"}");
+    assert!(
+        counted >= requests as f64,
+        "{counted} counted, {requests} seen"
+    );
+    eprintln!(
+        "2 % loss: {dropped} of {} packets dropped; {} of {} frames reached the client, all decodable; {requests} PLIs reached the sender",
+        dropped + forwarded,
+        got.frames.len(),
+        source.frames.len()
+    );
+}
