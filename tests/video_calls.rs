@@ -266,12 +266,18 @@ fn ffmpeg_publishes_h264_and_speex_and_an_rtp_receiver_decodes_every_frame_sono_
 /// The client's call from a SIPp video phone whose H.264 comes from an
 /// ffmpeg RTP sender through `relay`; the client accepts and plays. The
 /// client, once the call ended.
-fn video_call_to_a_client(sono: &Sono, relay: &RtpRelay, ts: &Path, hold_ms: u32) -> FlashClient {
+fn video_call_to_a_client(
+    sono: &Sono,
+    relay: &RtpRelay,
+    ts: &Path,
+    hold_ms: u32,
+    phone: &str,
+) -> FlashClient {
     let (mut c, user) = registered_client(sono);
     let play = c.create_stream().unwrap();
     c.play(play, "remote").unwrap();
     let mut sipp = Sipp::uac(
-        &scenario("uac_video"),
+        &scenario(phone),
         sono.sip,
         &user,
         Duration::from_secs(60),
@@ -328,9 +334,10 @@ fn video_call_to_a_client(sono: &Sono, relay: &RtpRelay, ts: &Path, hold_ms: u32
     // Read (and so collect video) until the phone hangs up.
     assert!(
         c.wait_call_status(0, Duration::from_millis(u64::from(hold_ms)) + WAIT),
-        "{:?}\n{}",
+        "{:?}\n{}\n--- SIPp ---\n{}",
         c.call_statuses(),
-        sono.log()
+        sono.log(),
+        sipp.messages()
     );
     let sent = wait_with_output_or_kill(sender, WAIT);
     assert!(sent.success(), "ffmpeg's RTP sender: {}", sent.stderr);
@@ -385,7 +392,7 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
     assert_eq!(source.frames.len(), 180, "{}", source.errors);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 9000);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video");
     let (flv, got) = recorded(&c, &dir);
     assert!(
         got.errors.is_empty(),
@@ -429,7 +436,7 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
     let source = video::decode(&ts, &[]);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(2, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video");
     let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let forwarded = relay.forwarded.load(std::sync::atomic::Ordering::Relaxed);
     let requests = relay
@@ -464,4 +471,250 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
         got.frames.len(),
         source.frames.len()
     );
+}
+
+#[test]
+fn a_phone_without_rtcp_feedback_is_asked_for_a_keyframe_with_sip_info() {
+    let dir = AudioDir::new("video-info");
+    let clip = Clip {
+        seconds: 3,
+        width: 320,
+        height: 240,
+        fps: 30,
+        gop: 30,
+        kbps: 300,
+    };
+    let ts = dir.file("phone.ts");
+    clip.ts(&ts);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    // The first packets never arrive: sono joins in the middle of a group
+    // of pictures, and must ask for an IDR the only way this phone takes.
+    let relay = RtpRelay::start_skipping(0, 12, Duration::from_secs(60));
+    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info");
+    let requests = relay
+        .keyframe_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        requests, 0,
+        "RTCP feedback sent to a phone that never offered it"
+    );
+    let (_, got) = recorded(&c, &dir);
+    assert!(got.errors.is_empty(), "{}", got.errors);
+    assert!(got.frames.len() >= 30, "{} frames", got.frames.len());
+}
+
+/// The `onStatus` events of stream `stream` with `code`: their descriptions.
+fn stream_notices(c: &FlashClient, stream: u32, code: &str) -> Vec<String> {
+    c.stream_events
+        .iter()
+        .filter(|(s, e)| *s == stream && e.get("code").and_then(AmfValue::as_str) == Some(code))
+        .map(|(_, e)| {
+            e.get("description")
+                .and_then(AmfValue::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// An RTP packet of H.264 payload type 96.
+fn rtp(sequence: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 96];
+    p.extend_from_slice(&sequence.to_be_bytes());
+    p.extend_from_slice(&(u32::from(sequence) * 3000).to_be_bytes());
+    p.extend_from_slice(&0x5EED_u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn bad_video_both_ways_and_a_52_mbit_burst_are_dropped_and_counted_while_audio_keeps_its_pace() {
+    // The phone's audio end records when each packet up arrives; its video
+    // end counts what sono sends and is where bad RTP comes from.
+    let silence: Vec<Vec<u8>> = (0..200).map(|_| vec![0xFF; 160]).collect();
+    let audio = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let audio_port = audio.local_addr().unwrap().port().to_string();
+    let all_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let audio_peer = sono_testkit::rtp_peer::spawn_timed(
+        audio,
+        sono_testkit::rtp_peer::stream(&silence, 0, 160),
+        Duration::from_secs(20),
+        all_sent,
+    );
+    let video_end = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let video_port = video_end.local_addr().unwrap().port();
+    let bad_sender = video_end.try_clone().unwrap();
+    let sink_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = sink_stop.clone();
+    let video_sink = std::thread::spawn(move || {
+        let _ = video_end.set_read_timeout(Some(Duration::from_millis(20)));
+        let end = Instant::now() + Duration::from_secs(30);
+        let (mut bytes, mut buf) = (0usize, vec![0u8; 65_536]);
+        while Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Acquire) {
+            if let Ok(n) = video_end.recv(&mut buf) {
+                bytes += n;
+            }
+        }
+        bytes
+    });
+    let mut sipp = Sipp::uas(
+        &scenario("uas_video"),
+        1,
+        Duration::from_secs(60),
+        &[
+            "-key",
+            "rtp_port",
+            &audio_port,
+            "-key",
+            "video_port",
+            &video_port.to_string(),
+        ],
+    );
+    let sono = Sono::start(SONO, MEDIA);
+    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+    let mic = c.create_stream().unwrap();
+    c.publish(mic, "mic").unwrap();
+    // Sorenson H.263 (Flash before 11): refused once, clearly.
+    for t in [0, 40] {
+        c.send_video(mic, t, &[0x22, 0, 0, 0x84, 0x12]).unwrap();
+    }
+    c.pump(Duration::from_millis(300)).unwrap();
+    let sorenson = stream_notices(&c, mic, "NetStream.Video.Unsupported");
+    assert_eq!(sorenson.len(), 1, "{sorenson:?}");
+    assert!(sorenson[0].contains("Sorenson H.263"), "{sorenson:?}");
+    // `dial(uri, {video: true})` offers video though no H.264 came yet
+    // (SIPp checks the offer).
+    c.send_call(
+        "dial",
+        vec![
+            sipp.uri("bob").into(),
+            AmfValue::object([("video", AmfValue::Boolean(true))]),
+        ],
+    )
+    .unwrap();
+    assert!(
+        c.wait_call_status(4, WAIT),
+        "{:?}\n{}",
+        c.call_statuses(),
+        sono.log()
+    );
+    let invite = sipp
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE"))
+        .unwrap_or_default();
+    let sono_video: u16 = invite
+        .split("m=video ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=video in {invite}"));
+
+    // Up: a truncated sequence header, NAL units past their message, then
+    // a valid sequence header and 3 s of 130 kB keyframes every 20 ms
+    // (52 Mbit/s) beside linear PCM.
+    c.send_video(mic, 0, &[0x17, 0, 0, 0, 0, 1, 0x42]).unwrap();
+    let header = [
+        0x17, 0, 0, 0, 0, 1, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x42, 0xC0, 0x1F, 1, 0, 2,
+        0x68, 0xCE,
+    ];
+    c.send_video(mic, 0, &header).unwrap();
+    c.send_video(mic, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 50, 0x65, 1, 2])
+        .unwrap();
+    let mut keyframe = vec![0x17, 1, 0, 0, 0];
+    keyframe.extend_from_slice(&(130_000u32 - 9).to_be_bytes());
+    keyframe.push(0x65);
+    keyframe.extend((0..130_000 - 10).map(|i: u32| (i * 31 % 251) as u8));
+    // Down: broken H.264 RTP from the phone's video port.
+    for (i, bad) in [
+        &[0x7C, 0x05, 1, 2, 3][..], // FU-A without its start
+        &[0x78, 0, 200, 0x65, 1],   // STAP-A whose size overruns it
+        &[0x79, 1, 2],              // STAP-B: not mode 1
+        &[],                        // empty payload
+    ]
+    .iter()
+    .enumerate()
+    {
+        bad_sender
+            .send_to(&rtp(i as u16 * 2, bad), ("127.0.0.1", sono_video))
+            .unwrap();
+    }
+    c.set_chunk_size(65_536).unwrap();
+    let start = Instant::now();
+    for i in 0..150u32 {
+        let mut pcm = vec![0x3E];
+        for n in 0..882u32 {
+            let s = ((f64::from(i * 882 + n) * 0.06).sin() * 8000.0) as i16;
+            pcm.extend_from_slice(&s.to_le_bytes());
+        }
+        c.send_audio(mic, 1000 + 20 * i, &pcm).unwrap();
+        c.send_video(mic, 1000 + 20 * i, &keyframe).unwrap();
+        let due = start + Duration::from_millis(20 * u64::from(i + 1));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let sent_for = start.elapsed();
+    let mbits = (keyframe.len() * 150) as f64 * 8.0 / sent_for.as_secs_f64() / 1e6;
+    c.pump(Duration::from_millis(800)).unwrap();
+    c.call("hangup", vec![]).unwrap();
+    assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
+    sipp.assert_success(WAIT);
+
+    let received = audio_peer.join().unwrap();
+    let arrivals: Vec<Instant> = received
+        .iter()
+        .filter(|(at, pt, _)| *pt == 0 && *at >= start)
+        .map(|(at, _, _)| *at)
+        .collect();
+    let longest = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    sink_stop.store(true, std::sync::atomic::Ordering::Release);
+    let video_bytes = video_sink.join().unwrap();
+    let m = sono.metrics();
+    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    let (sent, dropped) = (
+        get("sono_video_frames_total{direction=\"up\",outcome=\"sent\"}"),
+        get("sono_video_frames_total{direction=\"up\",outcome=\"dropped\"}"),
+    );
+    eprintln!(
+        "a {mbits:.0} Mbit/s video burst for {sent_for:?}: {sent} pictures sent, {dropped} dropped, {:.1} Mbit/s reached the phone; {} audio packets up, longest gap {longest:?}",
+        video_bytes as f64 * 8.0 / sent_for.as_secs_f64() / 1e6,
+        arrivals.len()
+    );
+    assert!(mbits >= 40.0, "the burst was only {mbits:.0} Mbit/s");
+    assert!(
+        (140..=152).contains(&arrivals.len()),
+        "{} packets up for 3 s of audio\n{}",
+        arrivals.len(),
+        sono.log()
+    );
+    assert!(
+        longest < Duration::from_millis(120),
+        "a gap of {longest:?} in the audio up"
+    );
+    // The cap (video.max_bitrate, 4 Mbit/s with a one-second burst) held.
+    assert!(
+        sent >= 1.0 && dropped >= 100.0,
+        "{sent} sent, {dropped} dropped"
+    );
+    assert!(
+        (video_bytes as f64) < (4e6 * (sent_for.as_secs_f64() + 1.5)) / 8.0,
+        "{video_bytes} bytes of video reached the phone"
+    );
+    assert!(
+        get("sono_video_malformed_total{source=\"client\"}") >= 2.0,
+        "{}",
+        sono.log()
+    );
+    assert!(
+        get("sono_video_malformed_total{source=\"rtp\"}") >= 3.0,
+        "{}",
+        sono.log()
+    );
+    // Nothing broke: sono still serves.
+    assert_eq!(http::get(sono.http, "/healthz", "").unwrap().status, 200);
 }

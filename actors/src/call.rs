@@ -621,7 +621,8 @@ impl Handler<crate::video_bridge::PictureFastUpdate> for Call {
             return;
         }
         if let Some(core) = &mut self.core {
-            core.picture_fast_update(Instant::now());
+            let sent = core.picture_fast_update(Instant::now());
+            debug!(conn = self.conn, sent, "SIP INFO picture_fast_update");
         }
         self.pump(ctx);
     }

@@ -87,6 +87,8 @@ pub struct VideoBridge {
     held: bool,
     poll_at: Option<SpawnHandle>,
     keyframe_requests_received: u64,
+    /// Broken H.264 packets already counted in the metrics.
+    bad_counted: u64,
     packets_sent_at_last_report: u32,
 }
 
@@ -136,6 +138,7 @@ impl VideoBridge {
             held: false,
             poll_at: None,
             keyframe_requests_received: 0,
+            bad_counted: 0,
             packets_sent_at_last_report: 0,
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
@@ -181,6 +184,14 @@ impl VideoBridge {
                 }
                 VideoDown::RequestKeyframe => self.request_keyframe(),
             }
+        }
+        let bad = self.downlink.stats().bad_packets;
+        if bad > self.bad_counted {
+            Metrics::add(
+                &self.shared.metrics.video_malformed[1],
+                bad - self.bad_counted,
+            );
+            self.bad_counted = bad;
         }
         if let Some(h) = self.poll_at.take() {
             ctx.cancel_future(h);

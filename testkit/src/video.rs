@@ -183,6 +183,12 @@ pub struct RtpRelay {
 impl RtpRelay {
     /// Starts the relay; it stops when dropped, or after `limit`.
     pub fn start(loss_percent: u32, limit: Duration) -> RtpRelay {
+        RtpRelay::start_skipping(loss_percent, 0, limit)
+    }
+
+    /// The same, dropping the first `skip` packets as well (a receiver
+    /// that joins in the middle of a group of pictures).
+    pub fn start_skipping(loss_percent: u32, skip: u64, limit: Duration) -> RtpRelay {
         let input = UdpSocket::bind("127.0.0.1:0").expect("a relay input port");
         let (rtp, rtcp) = loop {
             let rtp = UdpSocket::bind("127.0.0.1:0").expect("a relay port");
@@ -223,7 +229,9 @@ impl RtpRelay {
                     if let Ok(n) = input.recv(&mut buf) {
                         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                         let to = *target.lock().unwrap_or_else(|e| e.into_inner());
-                        if (seed >> 16) % 100 < loss_percent {
+                        let seen =
+                            dropped.load(Ordering::Relaxed) + forwarded.load(Ordering::Relaxed);
+                        if seen < skip || (seed >> 16) % 100 < loss_percent {
                             dropped.fetch_add(1, Ordering::Relaxed);
                         } else if let Some(to) = to {
                             if rtp.send_to(&buf[..n], to).is_ok() {
