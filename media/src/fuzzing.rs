@@ -306,3 +306,107 @@ pub fn let_symphonia_panics_reach_the_guard() {
         abort(info);
     }));
 }
+
+/// A client publishing any video messages (records of a delay and one
+/// message) into a video call: the uplink never panics, and whatever it
+/// sends is RTP of the call's payload type, no payload over the MTU, the
+/// marker on the last packet of each access unit only, and the NAL units
+/// of each access unit rebuilt by our own depacketizer.
+pub fn flv_avc(data: &[u8]) {
+    use crate::h264::depacketizer::Depacketizer;
+    use crate::h264::packetizer::DEFAULT_MTU;
+    use crate::h264::video_uplink::{VideoUp, VideoUplink};
+    let Some((&cap, data)) = data.split_first() else {
+        return;
+    };
+    // Half the inputs meet a tight bitrate cap.
+    let cap = if cap & 1 == 0 { 0 } else { 64_000 };
+    let mut up = VideoUplink::new(96, (1, 2, 3), cap);
+    let mut now = Instant::now();
+    for (delay, message) in records(data) {
+        now += Duration::from_millis(delay);
+        let mut packets = Vec::new();
+        let outcome = up.push(message, (delay as u32).wrapping_mul(33), now, &mut packets);
+        if let Ok(VideoUp::Sent(n)) = outcome {
+            assert_eq!(n, packets.len());
+        } else {
+            assert!(packets.is_empty(), "{outcome:?} sent packets");
+        }
+        let mut depacketizer = Depacketizer::new();
+        let mut nalus = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let rtp = RtpPacket::parse(p).expect("our RTP parses");
+            assert_eq!(rtp.payload_type, 96);
+            assert!(rtp.payload.len() <= DEFAULT_MTU);
+            assert_eq!(rtp.marker, i + 1 == packets.len());
+            depacketizer
+                .push(rtp.payload, &mut nalus)
+                .expect("our payloads depacketize");
+        }
+    }
+}
+
+/// A peer sending any datagrams (records of a delay and one datagram; one
+/// that is not RTP becomes the payload of an H.264 packet) to a video
+/// call's port: the downlink never panics, and every message it gives the
+/// client is an FLV AVC message that reads back, access units only after
+/// a sequence header, a keyframe's holding an IDR picture.
+pub fn rtp_h264(data: &[u8]) {
+    use crate::h264::flv_video::{self, VideoMessage};
+    use crate::h264::video_downlink::{VideoDown, VideoDownlink};
+    use crate::h264::{has_idr, nal_type, nal_unit_type};
+    let mut down = VideoDownlink::new(None, 0);
+    let mut config = None;
+    let mut now = Instant::now();
+    let mut sequence = 0u16;
+    let check = |event: VideoDown, config: &mut Option<flv_video::AvcConfig>| {
+        let VideoDown::Message { data, keyframe, .. } = event else {
+            return;
+        };
+        match flv_video::parse(&data, config.as_ref()).expect("our FLV message reads back") {
+            VideoMessage::Config(c) => *config = Some(c),
+            VideoMessage::AccessUnit {
+                keyframe: k, nalus, ..
+            } => {
+                assert_eq!(k, keyframe);
+                assert_eq!(keyframe, has_idr(&nalus));
+                assert!(nalus
+                    .iter()
+                    .all(|n| !matches!(nal_unit_type(n), nal_type::SPS | nal_type::PPS)));
+            }
+            other => panic!("the downlink made {other:?}"),
+        }
+    };
+    for (delay, bytes) in records(data) {
+        now += Duration::from_millis(delay);
+        let mut built = Vec::new();
+        let packet = match RtpPacket::parse(bytes) {
+            Ok(p) => p,
+            Err(_) => {
+                sequence = sequence.wrapping_add((delay % 3) as u16);
+                RtpPacket {
+                    marker: delay & 0x80 != 0,
+                    payload_type: 96,
+                    sequence,
+                    timestamp: u32::from(sequence / 4) * 3000,
+                    ssrc: 1,
+                    csrc_count: 0,
+                    payload: bytes,
+                }
+                .write(&mut built);
+                match RtpPacket::parse(&built) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                }
+            }
+        };
+        down.push(&packet, now);
+        while let Some(event) = down.poll(now) {
+            check(event, &mut config);
+        }
+    }
+    let later = now + Duration::from_secs(1);
+    while let Some(event) = down.poll(later) {
+        check(event, &mut config);
+    }
+}

@@ -1,5 +1,5 @@
 //! The media fuzz targets' seeds (`fuzz/seeds/{rtcp,speex,media_downlink,
-//! media_uplink,nellymoser,aac,mp3,adpcm,pcm}`), replayed on every test run, each also cut at every few
+//! media_uplink,nellymoser,aac,mp3,adpcm,pcm,flv_avc,rtp_h264}`), replayed on every test run, each also cut at every few
 //! bytes and with bits flipped: a corpus of malformed input that must never
 //! panic any of the drivers in `sono_media::fuzzing`.
 
@@ -48,4 +48,14 @@ fn adpcm_corpus() {
 #[test]
 fn pcm_corpus() {
     replay("pcm", sono_media::fuzzing::pcm);
+}
+
+#[test]
+fn flv_avc_corpus() {
+    replay("flv_avc", sono_media::fuzzing::flv_avc);
+}
+
+#[test]
+fn rtp_h264_corpus() {
+    replay("rtp_h264", sono_media::fuzzing::rtp_h264);
 }
