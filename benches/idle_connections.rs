@@ -8,16 +8,8 @@
 use std::time::{Duration, Instant};
 
 use sono_rtmp::ObjectEncoding;
+use sono_testkit::process_stats::rss_kib;
 use sono_testkit::{FlashClient, Reply, Sono};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn main() {
     let clients: usize = std::env::args()

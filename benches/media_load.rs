@@ -53,6 +53,7 @@ use sono_rtmp::amf::DecodeLimits;
 use sono_rtmp::chunk::{ChunkDecoder, ChunkEncoder};
 use sono_rtmp::message::{type_id, user_control, user_control_payload, Message};
 use sono_rtmp::ObjectEncoding;
+use sono_testkit::process_stats::{clock_ticks_per_second, cpu_ticks, rss_kib};
 use sono_testkit::{audio, flash_speex_tags, free_port, AudioDir, FlashClient, Sipp, Sono};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -988,39 +989,6 @@ fn next_serial() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): utime is field 14, stime 15.
-    let field = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }
 
 /// `sono_media_latency_seconds` cumulative buckets by (direction, le).

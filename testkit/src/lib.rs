@@ -23,6 +23,7 @@ mod haproxy;
 pub mod http;
 mod kamailio;
 pub mod netns;
+pub mod process_stats;
 pub mod rtmpt;
 pub mod rtp_peer;
 mod sipp;

@@ -152,8 +152,15 @@ impl VideoUplink {
                 units.extend(c.pps.iter().map(Vec::as_slice));
             }
         }
-        // FLV's delimiters say nothing RTP's marker does not.
-        units.extend(nalus.iter().filter(|n| nal_unit_type(n) != nal_type::AUD));
+        // FLV's delimiters say nothing RTP's marker does not. Types 0 and
+        // 24-31 are unspecified in H.264 and mean aggregates and fragments
+        // on RTP (RFC 6184 §5.2): sent alone they would be misread (found
+        // by the flv_avc fuzz target).
+        units.extend(
+            nalus.iter().filter(|n| {
+                matches!(nal_unit_type(n), 1..=23) && nal_unit_type(n) != nal_type::AUD
+            }),
+        );
         if units.is_empty() {
             return Ok(VideoUp::Ignored(flv_video::CODEC_AVC));
         }
@@ -225,6 +232,25 @@ mod tests {
             d.push(p.payload, &mut nalus).unwrap();
         }
         assert_eq!(nalus, vec![SPS.to_vec(), PPS.to_vec(), idr]);
+    }
+
+    #[test]
+    fn nal_types_rtp_gives_another_meaning_are_never_sent() {
+        let mut up = VideoUplink::new(96, (7, 1, 0), 0);
+        let t = Instant::now();
+        let mut packets = Vec::new();
+        up.push(&config(), 0, t, &mut packets).unwrap();
+        // Type 28 would read as FU-A, type 0 is unspecified.
+        let key =
+            flv_video::write_access_unit(true, &[vec![0x65u8, 1], vec![0x7C, 0x85, 9], vec![0, 0]]);
+        up.push(&key, 0, t, &mut packets).unwrap();
+        let mut d = Depacketizer::new();
+        let mut nalus = Vec::new();
+        for p in &packets {
+            d.push(RtpPacket::parse(p).unwrap().payload, &mut nalus)
+                .unwrap();
+        }
+        assert_eq!(nalus, vec![SPS.to_vec(), PPS.to_vec(), vec![0x65, 1]]);
     }
 
     #[test]
