@@ -95,8 +95,14 @@ fn receiver_sdp(offer: &str, port: u16) -> String {
     )
 }
 
-fn registered_client(sono: &Sono) -> (FlashClient, String) {
-    let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
+/// A client over RTMP, or RTMPT when `tunnel`, registered with its implicit
+/// URI; the client and its SIP user.
+fn registered_client(sono: &Sono, tunnel: bool) -> (FlashClient, String) {
+    let mut c = if tunnel {
+        FlashClient::connect_tunnel(sono.http, "phone", ObjectEncoding::Amf3).unwrap()
+    } else {
+        FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap()
+    };
     let reply = c.call("register", vec![]).unwrap();
     let Reply::Result(values) = reply else {
         panic!("register: {reply:?}");
@@ -272,8 +278,9 @@ fn video_call_to_a_client(
     ts: &Path,
     hold_ms: u32,
     phone: &str,
+    tunnel: bool,
 ) -> FlashClient {
-    let (mut c, user) = registered_client(sono);
+    let (mut c, user) = registered_client(sono, tunnel);
     let play = c.create_stream().unwrap();
     c.play(play, "remote").unwrap();
     let mut sipp = Sipp::uac(
@@ -392,7 +399,7 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
     assert_eq!(source.frames.len(), 180, "{}", source.errors);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video");
+    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video", false);
     let (flv, got) = recorded(&c, &dir);
     assert!(
         got.errors.is_empty(),
@@ -421,6 +428,34 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
 }
 
 #[test]
+fn video_reaches_an_rtmpt_client_frame_for_frame() {
+    let dir = AudioDir::new("video-rtmpt");
+    let clip = Clip {
+        seconds: 3,
+        width: 320,
+        height: 240,
+        fps: 30,
+        gop: 30,
+        kbps: 400,
+    };
+    let ts = dir.file("phone.ts");
+    clip.ts(&ts);
+    let source = video::decode(&ts, &[]);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    let relay = RtpRelay::start(0, Duration::from_secs(60));
+    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video", true);
+    let (_, got) = recorded(&c, &dir);
+    assert!(got.errors.is_empty(), "{}", got.errors);
+    let at = video::contiguous_in(&got.frames, &source.frames)
+        .unwrap_or_else(|| panic!("the RTMPT client's frames are not the source's, in order"));
+    assert!(got.frames.len() >= 88, "{} of 90 frames", got.frames.len());
+    eprintln!(
+        "video down over RTMPT: {} of 90 frames, source frames {at}..",
+        got.frames.len()
+    );
+}
+
+#[test]
 fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_keyframes() {
     let dir = AudioDir::new("video-loss");
     let clip = Clip {
@@ -436,7 +471,7 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
     let source = video::decode(&ts, &[]);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(2, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video");
+    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video", false);
     let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let forwarded = relay.forwarded.load(std::sync::atomic::Ordering::Relaxed);
     let requests = relay
@@ -490,7 +525,7 @@ fn a_phone_without_rtcp_feedback_is_asked_for_a_keyframe_with_sip_info() {
     // The first packets never arrive: sono joins in the middle of a group
     // of pictures, and must ask for an IDR the only way this phone takes.
     let relay = RtpRelay::start_skipping(0, 12, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info");
+    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info", false);
     let requests = relay
         .keyframe_requests
         .load(std::sync::atomic::Ordering::Relaxed);
