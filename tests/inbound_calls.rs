@@ -39,19 +39,8 @@ fn refused_scenario(code: u16) -> PathBuf {
 /// A client registered with an implicit URI; returns it and its SIP user.
 fn registered_client(sono: &Sono) -> (FlashClient, String) {
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
-    let reply = c.call("register", vec![]).unwrap();
-    let Reply::Result(values) = reply else {
-        panic!("register: {reply:?}");
-    };
-    let uri = values
-        .iter()
-        .find_map(|v| v.get("uri").and_then(AmfValue::as_str).map(str::to_owned))
-        .expect("register answers a uri");
-    let user = uri
-        .strip_prefix("sip:")
-        .and_then(|rest| rest.split('@').next())
-        .expect("sip:user@domain")
-        .to_owned();
+    let user = c.register_implicit().unwrap();
+    assert!(user.starts_with("sono-"), "register answered {user:?}");
     (c, user)
 }
 

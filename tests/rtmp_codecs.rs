@@ -722,22 +722,14 @@ fn undecodable_audio_is_refused_once_per_codec_and_a_video_flood_leaves_the_audi
     assert!(c.wait_call_status(0, WAIT), "{:?}", c.call_statuses());
     sipp.assert_success(WAIT);
     let received = rtp.join().unwrap();
-    let arrivals: Vec<Instant> = received
-        .iter()
-        .filter(|(at, pt, _)| *pt == 0 && *at >= start)
-        .map(|(at, _, _)| *at)
-        .collect();
-    let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
-    let longest = gaps.iter().max().copied().unwrap_or_default();
+    let (arrivals, longest) = sono_testkit::rtp_peer::arrival_pace(&received, 0, start);
     eprintln!(
-        "video at {mbits:.0} Mbit/s for {sent_for:?}: {} RTP packets up, longest gap {longest:?}",
-        arrivals.len()
+        "video at {mbits:.0} Mbit/s for {sent_for:?}: {arrivals} RTP packets up, longest gap {longest:?}"
     );
     assert!(mbits >= 40.0, "the flood was only {mbits:.0} Mbit/s");
     assert!(
-        (140..=152).contains(&arrivals.len()),
-        "{} packets up for 3 s of audio\n{}",
-        arrivals.len(),
+        (140..=152).contains(&arrivals),
+        "{arrivals} packets up for 3 s of audio\n{}",
         sono.log()
     );
     assert!(

@@ -103,19 +103,8 @@ fn registered_client(sono: &Sono, tunnel: bool) -> (FlashClient, String) {
     } else {
         FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap()
     };
-    let reply = c.call("register", vec![]).unwrap();
-    let Reply::Result(values) = reply else {
-        panic!("register: {reply:?}");
-    };
-    let uri = values
-        .iter()
-        .find_map(|v| v.get("uri").and_then(AmfValue::as_str).map(str::to_owned))
-        .expect("register answers a uri");
-    let user = uri
-        .strip_prefix("sip:")
-        .and_then(|rest| rest.split('@').next())
-        .expect("sip:user@domain")
-        .to_owned();
+    let user = c.register_implicit().unwrap();
+    assert!(user.starts_with("sono-"), "register answered {user:?}");
     (c, user)
 }
 
@@ -134,14 +123,7 @@ fn ffmpeg(args: &[&str]) -> Child {
 #[test]
 fn ffmpeg_publishes_h264_and_speex_and_an_rtp_receiver_decodes_every_frame_sono_sent() {
     let dir = AudioDir::new("video-up");
-    let clip = Clip {
-        seconds: 10,
-        width: 640,
-        height: 360,
-        fps: 30,
-        gop: 30,
-        kbps: 800,
-    };
+    let clip = Clip::phone(10, (640, 360), 800);
     let src = dir.file("camera.flv");
     clip.flv_with_speex(&src);
     let source = video::decode(&src, &[]);
@@ -385,14 +367,7 @@ fn ffprobe_frames(flv: &Path) -> usize {
 #[test]
 fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
     let dir = AudioDir::new("video-down");
-    let clip = Clip {
-        seconds: 6,
-        width: 640,
-        height: 360,
-        fps: 30,
-        gop: 30,
-        kbps: 800,
-    };
+    let clip = Clip::phone(6, (640, 360), 800);
     let ts = dir.file("phone.ts");
     clip.ts(&ts);
     let source = video::decode(&ts, &[]);
@@ -430,14 +405,7 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
 #[test]
 fn video_reaches_an_rtmpt_client_frame_for_frame() {
     let dir = AudioDir::new("video-rtmpt");
-    let clip = Clip {
-        seconds: 3,
-        width: 320,
-        height: 240,
-        fps: 30,
-        gop: 30,
-        kbps: 400,
-    };
+    let clip = Clip::phone(3, (320, 240), 400);
     let ts = dir.file("phone.ts");
     clip.ts(&ts);
     let source = video::decode(&ts, &[]);
@@ -458,14 +426,7 @@ fn video_reaches_an_rtmpt_client_frame_for_frame() {
 #[test]
 fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_keyframes() {
     let dir = AudioDir::new("video-loss");
-    let clip = Clip {
-        seconds: 10,
-        width: 640,
-        height: 360,
-        fps: 30,
-        gop: 30,
-        kbps: 600,
-    };
+    let clip = Clip::phone(10, (640, 360), 600);
     let ts = dir.file("phone.ts");
     clip.ts(&ts);
     let source = video::decode(&ts, &[]);
@@ -511,14 +472,7 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
 #[test]
 fn a_phone_without_rtcp_feedback_is_asked_for_a_keyframe_with_sip_info() {
     let dir = AudioDir::new("video-info");
-    let clip = Clip {
-        seconds: 3,
-        width: 320,
-        height: 240,
-        fps: 30,
-        gop: 30,
-        kbps: 300,
-    };
+    let clip = Clip::phone(3, (320, 240), 300);
     let ts = dir.file("phone.ts");
     clip.ts(&ts);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
@@ -697,16 +651,7 @@ fn bad_video_both_ways_and_a_52_mbit_burst_are_dropped_and_counted_while_audio_k
     sipp.assert_success(WAIT);
 
     let received = audio_peer.join().unwrap();
-    let arrivals: Vec<Instant> = received
-        .iter()
-        .filter(|(at, pt, _)| *pt == 0 && *at >= start)
-        .map(|(at, _, _)| *at)
-        .collect();
-    let longest = arrivals
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
+    let (arrivals, longest) = sono_testkit::rtp_peer::arrival_pace(&received, 0, start);
     sink_stop.store(true, std::sync::atomic::Ordering::Release);
     let video_bytes = video_sink.join().unwrap();
     let m = sono.metrics();
@@ -718,13 +663,12 @@ fn bad_video_both_ways_and_a_52_mbit_burst_are_dropped_and_counted_while_audio_k
     eprintln!(
         "a {mbits:.0} Mbit/s video burst for {sent_for:?}: {sent} pictures sent, {dropped} dropped, {:.1} Mbit/s reached the phone; {} audio packets up, longest gap {longest:?}",
         video_bytes as f64 * 8.0 / sent_for.as_secs_f64() / 1e6,
-        arrivals.len()
+        arrivals
     );
     assert!(mbits >= 40.0, "the burst was only {mbits:.0} Mbit/s");
     assert!(
-        (140..=152).contains(&arrivals.len()),
-        "{} packets up for 3 s of audio\n{}",
-        arrivals.len(),
+        (140..=152).contains(&arrivals),
+        "{arrivals} packets up for 3 s of audio\n{}",
         sono.log()
     );
     assert!(

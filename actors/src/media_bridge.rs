@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use sono_media::codec::{ClientCodec, SipCodec};
 use sono_media::downlink::{Downlink, DownlinkConfig, Heard};
 use sono_media::pacer::RtpPacer;
-use sono_media::rtcp::{self, ReportBlock, SenderInfo};
+use sono_media::rtcp;
 use sono_media::rtp::RtpPacket;
 use sono_media::rtp_sender::RtpSender;
 use sono_media::rtp_source::SourceVerdict;
@@ -398,33 +398,21 @@ impl MediaBridge {
     }
 
     fn send_report(&mut self, bye: bool) {
-        let (packets, octets, last_ts) = self.uplink.sender().counts();
-        let sender = (packets != self.packets_sent_at_last_report).then(|| {
-            let wall = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            SenderInfo {
-                ntp: rtcp::ntp_time(wall),
-                rtp_timestamp: last_ts,
-                packets,
-                octets,
-            }
-        });
-        self.packets_sent_at_last_report = packets;
-        let block = self.downlink.receive_stats().report().map(|report| {
-            let (last_sr, delay) = match self.peer_sr {
-                Some((middle, at)) => (middle, (at.elapsed().as_secs_f64() * 65_536.0) as u32),
-                None => (0, 0),
-            };
-            ReportBlock {
-                report,
-                last_sr,
-                delay_since_last_sr: delay,
-            }
-        });
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         let mut out = Vec::new();
         let cname = format!("sono@{}", self.shared.settings.media.address);
-        rtcp::write_report(self.uplink.sender().ssrc(), sender, block, &cname, &mut out);
+        rtcp::write_periodic_report(
+            self.uplink.sender().ssrc(),
+            self.uplink.sender().counts(),
+            &mut self.packets_sent_at_last_report,
+            self.downlink.receive_stats().report(),
+            self.peer_sr,
+            wall,
+            &cname,
+            &mut out,
+        );
         if bye {
             rtcp::write_bye(self.uplink.sender().ssrc(), &mut out);
         }

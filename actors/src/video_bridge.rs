@@ -28,7 +28,7 @@ use sono_media::h264::flv_video::AvcConfig;
 use sono_media::h264::video_downlink::{VideoDown, VideoDownlink};
 use sono_media::h264::video_uplink::{VideoUp, VideoUplink};
 use sono_media::receive_stats::ReceiveStats;
-use sono_media::rtcp::{self, ReportBlock, SenderInfo};
+use sono_media::rtcp;
 use sono_media::rtp::RtpPacket;
 use sono_sip::sdp::{Direction, NegotiatedVideo};
 use tokio::net::UdpSocket;
@@ -238,36 +238,19 @@ impl VideoBridge {
     }
 
     fn send_report(&mut self, bye: bool) {
-        let (packets, octets, last_ts) = self.uplink.sender().counts();
-        let sender = (packets != self.packets_sent_at_last_report).then(|| {
-            let wall = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            SenderInfo {
-                ntp: rtcp::ntp_time(wall),
-                rtp_timestamp: last_ts,
-                packets,
-                octets,
-            }
-        });
-        self.packets_sent_at_last_report = packets;
-        let block = self.stats.report().map(|report| {
-            let (last_sr, delay) = match self.peer_sr {
-                Some((middle, at)) => (middle, (at.elapsed().as_secs_f64() * 65_536.0) as u32),
-                None => (0, 0),
-            };
-            ReportBlock {
-                report,
-                last_sr,
-                delay_since_last_sr: delay,
-            }
-        });
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         let mut out = Vec::new();
-        rtcp::write_report(
+        let cname = self.cname();
+        rtcp::write_periodic_report(
             self.uplink.sender().ssrc(),
-            sender,
-            block,
-            &self.cname(),
+            self.uplink.sender().counts(),
+            &mut self.packets_sent_at_last_report,
+            self.stats.report(),
+            self.peer_sr,
+            wall,
+            &cname,
             &mut out,
         );
         if bye {

@@ -87,6 +87,44 @@ pub fn write_report(
     finish_length(out, start);
 }
 
+/// Our periodic compound (§6.4): an SR if we sent media since the last
+/// report (`sent` is the sender's packets, octets and last timestamp;
+/// `sent_at_last` its packet count then, updated), else an RR; the block
+/// about the peer's stream with the round-trip fields from its last SR
+/// (`peer_sr`: the middle NTP bits and when it came); SDES CNAME.
+#[allow(clippy::too_many_arguments)]
+pub fn write_periodic_report(
+    ssrc: u32,
+    sent: (u32, u32, u32),
+    sent_at_last: &mut u32,
+    reception: Option<ReceptionReport>,
+    peer_sr: Option<(u32, std::time::Instant)>,
+    since_unix_epoch: std::time::Duration,
+    cname: &str,
+    out: &mut Vec<u8>,
+) {
+    let (packets, octets, last_timestamp) = sent;
+    let sender = (packets != *sent_at_last).then(|| SenderInfo {
+        ntp: ntp_time(since_unix_epoch),
+        rtp_timestamp: last_timestamp,
+        packets,
+        octets,
+    });
+    *sent_at_last = packets;
+    let block = reception.map(|report| {
+        let (last_sr, delay) = match peer_sr {
+            Some((middle, at)) => (middle, (at.elapsed().as_secs_f64() * 65_536.0) as u32),
+            None => (0, 0),
+        };
+        ReportBlock {
+            report,
+            last_sr,
+            delay_since_last_sr: delay,
+        }
+    });
+    write_report(ssrc, sender, block, cname, out);
+}
+
 /// Writes a BYE for `ssrc` (§6.6), sent when the call ends.
 pub fn write_bye(ssrc: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x81, BYE, 0, 1]);

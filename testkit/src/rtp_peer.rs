@@ -113,3 +113,23 @@ fn run(
         received
     }
 }
+
+/// How many packets of payload type `pt` arrived at or after `since`, and
+/// the longest wait between two of them (what a pace test asserts on).
+pub fn arrival_pace(
+    received: &[(Instant, u8, Vec<u8>)],
+    pt: u8,
+    since: Instant,
+) -> (usize, Duration) {
+    let arrivals: Vec<Instant> = received
+        .iter()
+        .filter(|(at, p, _)| *p == pt && *at >= since)
+        .map(|(at, _, _)| *at)
+        .collect();
+    let longest = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    (arrivals.len(), longest)
+}

@@ -27,6 +27,18 @@ pub struct Clip {
 }
 
 impl Clip {
+    /// A phone's stream: 30 frames a second, an IDR every second.
+    pub fn phone(seconds: u32, (width, height): (u32, u32), kbps: u32) -> Clip {
+        Clip {
+            seconds,
+            width,
+            height,
+            fps: 30,
+            gop: 30,
+            kbps,
+        }
+    }
+
     /// ffmpeg's libx264 arguments for the clip: Constrained Baseline (no
     /// B-frames), as Flash Player 11 and SIP phones use it.
     fn x264(&self, repeat_headers: bool) -> Vec<String> {
