@@ -95,13 +95,27 @@ fn receiver_sdp(offer: &str, port: u16) -> String {
     )
 }
 
-/// A client over RTMP, or RTMPT when `tunnel`, registered with its implicit
-/// URI; the client and its SIP user.
-fn registered_client(sono: &Sono, tunnel: bool) -> (FlashClient, String) {
-    let mut c = if tunnel {
-        FlashClient::connect_tunnel(sono.http, "phone", ObjectEncoding::Amf3).unwrap()
-    } else {
-        FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap()
+/// How the test client reaches sono.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Rtmp,
+    Rtmpt,
+    /// RTMP with an 8 KiB receive window that stops reading for 4 s once
+    /// video flows.
+    StallingRtmp,
+}
+
+/// A client registered with its implicit URI; the client and its SIP user.
+fn registered_client(sono: &Sono, transport: Transport) -> (FlashClient, String) {
+    let mut c = match transport {
+        Transport::Rtmpt => {
+            FlashClient::connect_tunnel(sono.http, "phone", ObjectEncoding::Amf3).unwrap()
+        }
+        Transport::Rtmp => FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap(),
+        Transport::StallingRtmp => {
+            FlashClient::connect_with_receive_buffer(sono.rtmp, "phone", ObjectEncoding::Amf3, 8192)
+                .unwrap()
+        }
     };
     let user = c.register_implicit().unwrap();
     assert!(user.starts_with("sono-"), "register answered {user:?}");
@@ -260,9 +274,9 @@ fn video_call_to_a_client(
     ts: &Path,
     hold_ms: u32,
     phone: &str,
-    tunnel: bool,
+    transport: Transport,
 ) -> FlashClient {
-    let (mut c, user) = registered_client(sono, tunnel);
+    let (mut c, user) = registered_client(sono, transport);
     let play = c.create_stream().unwrap();
     c.play(play, "remote").unwrap();
     let mut sipp = Sipp::uac(
@@ -320,6 +334,10 @@ fn video_call_to_a_client(
         "96",
         &format!("rtp://127.0.0.1:{}", relay.input),
     ]);
+    if transport == Transport::StallingRtmp {
+        let _ = c.pump(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(4));
+    }
     // Read (and so collect video) until the phone hangs up.
     assert!(
         c.wait_call_status(0, Duration::from_millis(u64::from(hold_ms)) + WAIT),
@@ -374,7 +392,7 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
     assert_eq!(source.frames.len(), 180, "{}", source.errors);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video", false);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video", Transport::Rtmp);
     let (flv, got) = recorded(&c, &dir);
     assert!(
         got.errors.is_empty(),
@@ -411,7 +429,7 @@ fn video_reaches_an_rtmpt_client_frame_for_frame() {
     let source = video::decode(&ts, &[]);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video", true);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video", Transport::Rtmpt);
     let (_, got) = recorded(&c, &dir);
     assert!(got.errors.is_empty(), "{}", got.errors);
     let at = video::contiguous_in(&got.frames, &source.frames)
@@ -424,6 +442,59 @@ fn video_reaches_an_rtmpt_client_frame_for_frame() {
 }
 
 #[test]
+fn a_client_that_stops_reading_loses_video_to_the_next_keyframe_only() {
+    let dir = AudioDir::new("video-stall");
+    let ts = dir.file("phone.ts");
+    Clip::phone(8, (1280, 720), 3000).ts(&ts);
+    let source = video::decode(&ts, &[]);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    let relay = RtpRelay::start(0, Duration::from_secs(60));
+    let c = video_call_to_a_client(
+        &sono,
+        &relay,
+        &ts,
+        10_000,
+        "uac_video",
+        Transport::StallingRtmp,
+    );
+    let backlogged = sono.metric("sono_video_down_backlogged_total");
+    assert!(
+        backlogged > 0.0,
+        "no video was held back from the stalled client\n{}",
+        sono.log()
+    );
+    let (_, got) = recorded(&c, &dir);
+    assert!(
+        got.errors.is_empty(),
+        "a broken picture reached the client: {}",
+        got.errors
+    );
+    let mut next = 0;
+    for f in &got.frames {
+        let Some(i) = source.frames[next..].iter().position(|s| s == f) else {
+            panic!("a received frame is not the source's next ones");
+        };
+        next += i + 1;
+    }
+    let n = got.frames.len();
+    assert!(
+        n < source.frames.len() && n >= 90,
+        "{n} of {} frames",
+        source.frames.len()
+    );
+    let requests = relay
+        .keyframe_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(requests > 0, "no keyframe asked for after the drop");
+    // The connection was never closed: the call ended by the phone's BYE.
+    assert!(c.call_statuses().iter().any(|(s, _, _)| *s == 4));
+    eprintln!(
+        "a client stalled 4 s: {backlogged} pictures held back, {n} of {} decodable frames received, {requests} PLIs",
+        source.frames.len()
+    );
+}
+
+#[test]
 fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_keyframes() {
     let dir = AudioDir::new("video-loss");
     let clip = Clip::phone(10, (640, 360), 600);
@@ -432,7 +503,7 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
     let source = video::decode(&ts, &[]);
     let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(2, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video", false);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video", Transport::Rtmp);
     let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let forwarded = relay.forwarded.load(std::sync::atomic::Ordering::Relaxed);
     let requests = relay
@@ -479,7 +550,7 @@ fn a_phone_without_rtcp_feedback_is_asked_for_a_keyframe_with_sip_info() {
     // The first packets never arrive: sono joins in the middle of a group
     // of pictures, and must ask for an IDR the only way this phone takes.
     let relay = RtpRelay::start_skipping(0, 12, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info", false);
+    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info", Transport::Rtmp);
     let requests = relay
         .keyframe_requests
         .load(std::sync::atomic::Ordering::Relaxed);

@@ -44,7 +44,22 @@ pub struct ClientWriter {
 impl ClientWriter {
     /// Starts the writing task on the current arbiter; `done` hears when it
     /// ends.
-    pub fn spawn<W>(mut write: W, done: Recipient<WriterDone>, shared: Arc<Shared>) -> ClientWriter
+    pub fn spawn<W>(write: W, done: Recipient<WriterDone>, shared: Arc<Shared>) -> ClientWriter
+    where
+        W: AsyncWrite + Unpin + 'static,
+    {
+        ClientWriter::spawn_with(write, done, move |waited| {
+            shared.metrics.media_latency_down.observe(waited)
+        })
+    }
+
+    /// The same, telling `audio_written` how long each piece of audio
+    /// waited from the jitter buffer to the kernel.
+    pub fn spawn_with<W>(
+        mut write: W,
+        done: Recipient<WriterDone>,
+        audio_written: impl Fn(std::time::Duration) + 'static,
+    ) -> ClientWriter
     where
         W: AsyncWrite + Unpin + 'static,
     {
@@ -69,7 +84,7 @@ impl ClientWriter {
                     break;
                 }
                 if let Some(taken) = audio_taken {
-                    shared.metrics.media_latency_down.observe(taken.elapsed());
+                    audio_written(taken.elapsed());
                 }
             }
             if outcome.is_none() {
@@ -126,5 +141,49 @@ impl ClientWriter {
     pub fn close(&mut self) {
         self.queue = None;
         self.video = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    struct Done;
+
+    impl Actor for Done {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<WriterDone> for Done {
+        type Result = ();
+
+        fn handle(&mut self, _: WriterDone, _: &mut Context<Self>) {}
+    }
+
+    /// A client whose TCP window is full: the video message being written
+    /// finishes, then what else waits goes before the next video message.
+    #[actix::test]
+    async fn audio_queued_behind_a_stalled_client_goes_before_waiting_video() {
+        let (ours, mut client) = tokio::io::duplex(64);
+        let done = Done.start().recipient();
+        let mut w = ClientWriter::spawn_with(ours, done, |_| {});
+        w.write_video(vec![b'V'; 1000]);
+        // The writer is stuck in the first video message now.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        w.write_video(vec![b'v'; 1000]);
+        w.write(vec![b'A'; 10], None);
+        assert_eq!(w.unsent(), 10);
+        assert!(w.video_unsent() >= 1000);
+        let mut got = vec![0u8; 2010];
+        client.read_exact(&mut got).await.unwrap();
+        let order: Vec<u8> = got.iter().fold(Vec::new(), |mut o, b| {
+            if o.last() != Some(b) {
+                o.push(*b);
+            }
+            o
+        });
+        assert_eq!(order, b"VAv".to_vec(), "audio waited behind video");
+        w.close();
     }
 }
