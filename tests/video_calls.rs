@@ -47,6 +47,24 @@ fn free_rtp_pair() -> u16 {
     panic!("no free even/odd UDP port pair on loopback");
 }
 
+/// A SIPp video phone answering one call: PCMU to `audio_port`, H.264 to
+/// `video_port` (`tests/sipp/uas_video.xml`).
+fn video_phone(audio_port: &str, video_port: u16) -> Sipp {
+    Sipp::uas(
+        &scenario("uas_video"),
+        1,
+        Duration::from_secs(60),
+        &[
+            "-key",
+            "rtp_port",
+            audio_port,
+            "-key",
+            "video_port",
+            &video_port.to_string(),
+        ],
+    )
+}
+
 /// Polls `done` every 20 ms for up to `limit`.
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -146,19 +164,7 @@ fn ffmpeg_publishes_h264_and_speex_and_an_rtp_receiver_decodes_every_frame_sono_
     let audio_sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     let audio_port = audio_sink.local_addr().unwrap().port().to_string();
     let recv_port = free_rtp_pair();
-    let mut sipp = Sipp::uas(
-        &scenario("uas_video"),
-        1,
-        Duration::from_secs(60),
-        &[
-            "-key",
-            "rtp_port",
-            &audio_port,
-            "-key",
-            "video_port",
-            &recv_port.to_string(),
-        ],
-    );
+    let mut sipp = video_phone(&audio_port, recv_port);
     let sono = Sono::start(SONO, MEDIA);
     let key = "video-up-0123456789abcdefXYZ";
     let publisher = ffmpeg(&[
@@ -617,19 +623,7 @@ fn bad_video_both_ways_and_a_52_mbit_burst_are_dropped_and_counted_while_audio_k
         }
         bytes
     });
-    let mut sipp = Sipp::uas(
-        &scenario("uas_video"),
-        1,
-        Duration::from_secs(60),
-        &[
-            "-key",
-            "rtp_port",
-            &audio_port,
-            "-key",
-            "video_port",
-            &video_port.to_string(),
-        ],
-    );
+    let mut sipp = video_phone(&audio_port, video_port);
     let sono = Sono::start(SONO, MEDIA);
     let mut c = FlashClient::connect(sono.rtmp, "phone", ObjectEncoding::Amf3).unwrap();
     let mic = c.create_stream().unwrap();
