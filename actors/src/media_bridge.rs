@@ -216,7 +216,6 @@ impl MediaBridge {
                 shared.clone(),
                 *video_ports,
                 (**v).clone(),
-                None,
                 client.out.clone(),
                 keyframes,
             )?),

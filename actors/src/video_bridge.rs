@@ -94,28 +94,24 @@ pub struct VideoBridge {
 
 impl VideoBridge {
     /// Starts the bridge on the current arbiter with the call's video
-    /// sockets; `client_config` is the client's last AVC sequence header.
-    #[allow(clippy::too_many_arguments)]
+    /// sockets. The client's sequence header comes as its first
+    /// [`ClientVideo`] (the connection keeps it for each call).
     pub fn start(
         conn: ConnectionId,
         shared: Arc<Shared>,
         ports: RtpPorts,
         media: NegotiatedVideo,
-        client_config: Option<AvcConfig>,
         to_client: Recipient<MediaNotice>,
         call: Recipient<PictureFastUpdate>,
     ) -> std::io::Result<Addr<VideoBridge>> {
         let rtp = Arc::new(UdpSocket::from_std(ports.rtp)?);
         let rtcp = Arc::new(UdpSocket::from_std(ports.rtcp)?);
         let cap = shared.settings.video.max_bitrate;
-        let mut uplink = VideoUplink::new(
+        let uplink = VideoUplink::new(
             media.payload_type,
             (rand::random(), rand::random(), rand::random()),
             cap,
         );
-        if let Some(c) = client_config {
-            uplink.set_config(c);
-        }
         let sprop = media
             .sprop_parameter_sets
             .as_deref()
@@ -423,7 +419,7 @@ impl Handler<HoldMedia> for VideoBridge {
 impl Handler<VideoChanged> for VideoBridge {
     type Result = ();
 
-    fn handle(&mut self, VideoChanged(media): VideoChanged, ctx: &mut Context<Self>) {
+    fn handle(&mut self, VideoChanged(media): VideoChanged, _: &mut Context<Self>) {
         match media {
             Some(m) => {
                 if m.remote != self.media.remote {
@@ -442,7 +438,6 @@ impl Handler<VideoChanged> for VideoBridge {
             None => {
                 warn!(conn = self.conn, "the peer dropped the video stream");
                 self.media.direction = Direction::Inactive;
-                let _ = ctx;
             }
         }
     }

@@ -86,6 +86,21 @@ fn records(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     })
 }
 
+/// A fuzzed datagram as RTP: itself if it parses, else the packet `around`
+/// builds with it as the payload (written into `built`), so non-RTP bytes
+/// still reach the payload decoders.
+fn datagram<'a>(
+    bytes: &'a [u8],
+    built: &'a mut Vec<u8>,
+    around: impl FnOnce(&'a [u8]) -> RtpPacket<'a>,
+) -> Option<RtpPacket<'a>> {
+    if let Ok(p) = RtpPacket::parse(bytes) {
+        return Some(p);
+    }
+    around(bytes).write(built);
+    RtpPacket::parse(built).ok()
+}
+
 /// A peer sending anything at any time to a call's RTP port, for each SIP
 /// codec and client codec (Speex and Opus both having a passthrough path):
 /// the downlink never panics and
@@ -117,28 +132,21 @@ pub fn downlink(data: &[u8]) {
     let mut frames = 0u64;
     for (delay, bytes) in records(data) {
         now += Duration::from_millis(delay);
-        // A datagram; or, if it is not RTP, a packet built around it.
         let mut built = Vec::new();
-        let packet = match RtpPacket::parse(bytes) {
-            Ok(p) => p,
-            Err(_) => {
-                let seq = u16::from(bytes.first().copied().unwrap_or(0));
-                let kind = if bytes.len() % 5 == 0 { 101 } else { pt };
-                RtpPacket {
-                    marker: false,
-                    payload_type: kind,
-                    sequence: seq,
-                    timestamp: u32::from(seq) * 160,
-                    ssrc: 1,
-                    csrc_count: 0,
-                    payload: bytes,
-                }
-                .write(&mut built);
-                match RtpPacket::parse(&built) {
-                    Ok(p) => p,
-                    Err(_) => continue,
-                }
+        let Some(packet) = datagram(bytes, &mut built, |payload| {
+            let seq = u16::from(bytes.first().copied().unwrap_or(0));
+            let kind = if bytes.len() % 5 == 0 { 101 } else { pt };
+            RtpPacket {
+                marker: false,
+                payload_type: kind,
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 1,
+                csrc_count: 0,
+                payload,
             }
+        }) else {
+            continue;
         };
         let _ = down.rtp(now, &packet);
         let mut out = Vec::new();
@@ -380,25 +388,19 @@ pub fn rtp_h264(data: &[u8]) {
     for (delay, bytes) in records(data) {
         now += Duration::from_millis(delay);
         let mut built = Vec::new();
-        let packet = match RtpPacket::parse(bytes) {
-            Ok(p) => p,
-            Err(_) => {
-                sequence = sequence.wrapping_add((delay % 3) as u16);
-                RtpPacket {
-                    marker: delay & 0x80 != 0,
-                    payload_type: 96,
-                    sequence,
-                    timestamp: u32::from(sequence / 4) * 3000,
-                    ssrc: 1,
-                    csrc_count: 0,
-                    payload: bytes,
-                }
-                .write(&mut built);
-                match RtpPacket::parse(&built) {
-                    Ok(p) => p,
-                    Err(_) => continue,
-                }
+        let Some(packet) = datagram(bytes, &mut built, |payload| {
+            sequence = sequence.wrapping_add((delay % 3) as u16);
+            RtpPacket {
+                marker: delay & 0x80 != 0,
+                payload_type: 96,
+                sequence,
+                timestamp: u32::from(sequence / 4) * 3000,
+                ssrc: 1,
+                csrc_count: 0,
+                payload,
             }
+        }) else {
+            continue;
         };
         down.push(&packet, now);
         while let Some(event) = down.poll(now) {

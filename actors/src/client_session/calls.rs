@@ -422,14 +422,13 @@ impl ClientSession {
             return Err("too many calls in progress (sip.max_calls)".into());
         }
         let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
+        let mut rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
             Ok(rtp) => rtp,
             Err(e) => {
                 warn!(conn = self.id, error = %e, "call refused: no RTP port");
                 return Err(format!("no RTP port: {e}"));
             }
         };
-        let mut rtp = rtp;
         let user = self.implicit.as_ref().map(|(u, _)| u.as_str());
         let (mut config, resolve) = outbound_config(shared, target, user, rtp.port());
         config.extra_headers = extra_headers;
@@ -612,7 +611,7 @@ impl Handler<IncomingInvite> for ClientSession {
             return;
         }
         let m = &shared.settings.media;
-        let rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
+        let mut rtp = match RtpPorts::allocate(m.address, m.rtp_port_min, m.rtp_port_max) {
             Ok(rtp) => rtp,
             Err(e) => {
                 warn!(conn = self.id, error = %e, "incoming call refused: no RTP port");
@@ -624,7 +623,6 @@ impl Handler<IncomingInvite> for ClientSession {
         let secure = request_uri_is_sips(&message);
         let mut config = inbound_config(&shared, user, rtp.port(), transport, secure);
         prefer_client_codec(&mut config.media, self.preferred_codec());
-        let mut rtp = rtp;
         config.media.video = self.video_media(&mut rtp, config.media.srtp.is_some());
         let id = self.lines.next_id();
         let call_id = message.call_id.clone();

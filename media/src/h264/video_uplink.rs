@@ -85,17 +85,6 @@ impl VideoUplink {
         &self.sender
     }
 
-    /// The last sequence header's parameter sets, for SDP.
-    pub fn config(&self) -> Option<&AvcConfig> {
-        self.config.as_ref()
-    }
-
-    /// Sets the parameter sets before any message (the client's last
-    /// sequence header, from before the call).
-    pub fn set_config(&mut self, config: AvcConfig) {
-        self.config = Some(config);
-    }
-
     /// Nothing more goes until the next keyframe (the connection dropped
     /// video it could not deliver, or the peer lost what it had).
     pub fn resync(&mut self) {
