@@ -358,6 +358,38 @@ fn video_call_to_a_client(
     c
 }
 
+/// A client's call from a SIPp video phone (`phone`) whose H.264 is
+/// `clip`, sent through `relay`, and what a test reads after it.
+struct PhoneCall {
+    dir: AudioDir,
+    sono: Sono,
+    client: FlashClient,
+    /// The clip's frames, as ffmpeg decodes them.
+    source: video::Decoded,
+}
+
+fn phone_calls_a_client(
+    name: &str,
+    clip: Clip,
+    relay: &RtpRelay,
+    hold_ms: u32,
+    phone: &str,
+    transport: Transport,
+) -> PhoneCall {
+    let dir = AudioDir::new(name);
+    let ts = dir.file("phone.ts");
+    clip.ts(&ts);
+    let source = video::decode(&ts, &[]);
+    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
+    let client = video_call_to_a_client(&sono, relay, &ts, hold_ms, phone, transport);
+    PhoneCall {
+        dir,
+        sono,
+        client,
+        source,
+    }
+}
+
 /// What the client received, as an FLV file, decoded.
 fn recorded(c: &FlashClient, dir: &AudioDir) -> (PathBuf, video::Decoded) {
     let tags: Vec<(u32, Vec<u8>)> = c.video.iter().map(|(_, t, d)| (*t, d.clone())).collect();
@@ -390,15 +422,20 @@ fn ffprobe_frames(flv: &Path) -> usize {
 
 #[test]
 fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
-    let dir = AudioDir::new("video-down");
-    let clip = Clip::phone(6, (640, 360), 800);
-    let ts = dir.file("phone.ts");
-    clip.ts(&ts);
-    let source = video::decode(&ts, &[]);
-    assert_eq!(source.frames.len(), 180, "{}", source.errors);
-    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 9000, "uac_video", Transport::Rtmp);
+    let PhoneCall {
+        dir,
+        sono,
+        source,
+        client: c,
+    } = phone_calls_a_client(
+        "video-down",
+        Clip::phone(6, (640, 360), 800),
+        &relay,
+        9000,
+        "uac_video",
+        Transport::Rtmp,
+    );
     let (flv, got) = recorded(&c, &dir);
     assert!(
         got.errors.is_empty(),
@@ -428,14 +465,20 @@ fn an_rtp_h264_sender_calls_a_client_whose_recording_decodes_frame_for_frame() {
 
 #[test]
 fn video_reaches_an_rtmpt_client_frame_for_frame() {
-    let dir = AudioDir::new("video-rtmpt");
-    let clip = Clip::phone(3, (320, 240), 400);
-    let ts = dir.file("phone.ts");
-    clip.ts(&ts);
-    let source = video::decode(&ts, &[]);
-    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video", Transport::Rtmpt);
+    let PhoneCall {
+        dir,
+        source,
+        client: c,
+        ..
+    } = phone_calls_a_client(
+        "video-rtmpt",
+        Clip::phone(3, (320, 240), 400),
+        &relay,
+        5000,
+        "uac_video",
+        Transport::Rtmpt,
+    );
     let (_, got) = recorded(&c, &dir);
     assert!(got.errors.is_empty(), "{}", got.errors);
     let at = video::contiguous_in(&got.frames, &source.frames)
@@ -449,16 +492,16 @@ fn video_reaches_an_rtmpt_client_frame_for_frame() {
 
 #[test]
 fn a_client_that_stops_reading_loses_video_to_the_next_keyframe_only() {
-    let dir = AudioDir::new("video-stall");
-    let ts = dir.file("phone.ts");
-    Clip::phone(8, (1280, 720), 3000).ts(&ts);
-    let source = video::decode(&ts, &[]);
-    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(0, Duration::from_secs(60));
-    let c = video_call_to_a_client(
-        &sono,
+    let PhoneCall {
+        dir,
+        sono,
+        source,
+        client: c,
+    } = phone_calls_a_client(
+        "video-stall",
+        Clip::phone(8, (1280, 720), 3000),
         &relay,
-        &ts,
         10_000,
         "uac_video",
         Transport::StallingRtmp,
@@ -475,13 +518,10 @@ fn a_client_that_stops_reading_loses_video_to_the_next_keyframe_only() {
         "a broken picture reached the client: {}",
         got.errors
     );
-    let mut next = 0;
-    for f in &got.frames {
-        let Some(i) = source.frames[next..].iter().position(|s| s == f) else {
-            panic!("a received frame is not the source's next ones");
-        };
-        next += i + 1;
-    }
+    assert!(
+        video::in_order_of(&got.frames, &source.frames),
+        "a received frame is not one of the source's next ones"
+    );
     let n = got.frames.len();
     assert!(
         n < source.frames.len() && n >= 90,
@@ -502,14 +542,20 @@ fn a_client_that_stops_reading_loses_video_to_the_next_keyframe_only() {
 
 #[test]
 fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_keyframes() {
-    let dir = AudioDir::new("video-loss");
-    let clip = Clip::phone(10, (640, 360), 600);
-    let ts = dir.file("phone.ts");
-    clip.ts(&ts);
-    let source = video::decode(&ts, &[]);
-    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
     let relay = RtpRelay::start(2, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 12_000, "uac_video", Transport::Rtmp);
+    let PhoneCall {
+        dir,
+        sono,
+        source,
+        client: c,
+    } = phone_calls_a_client(
+        "video-loss",
+        Clip::phone(10, (640, 360), 600),
+        &relay,
+        12_000,
+        "uac_video",
+        Transport::Rtmp,
+    );
     let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let forwarded = relay.forwarded.load(std::sync::atomic::Ordering::Relaxed);
     let requests = relay
@@ -523,14 +569,10 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
         got.errors
     );
     // Every picture is one of the source's, in order.
-    let mut next = 0;
-    for f in &got.frames {
-        let found = source.frames[next..].iter().position(|s| s == f);
-        let Some(i) = found else {
-            panic!("a received frame is not the source's next ones");
-        };
-        next += i + 1;
-    }
+    assert!(
+        video::in_order_of(&got.frames, &source.frames),
+        "a received frame is not one of the source's next ones"
+    );
     assert!(got.frames.len() >= 30, "{} frames", got.frames.len());
     assert!(requests > 0, "no PLI reached the sender\n{}", sono.log());
     let counted = sono.metric("sono_video_keyframe_requests_total{direction=\"sent\"}");
@@ -548,15 +590,15 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
 
 #[test]
 fn a_phone_without_rtcp_feedback_is_asked_for_a_keyframe_with_sip_info() {
-    let dir = AudioDir::new("video-info");
-    let clip = Clip::phone(3, (320, 240), 300);
-    let ts = dir.file("phone.ts");
-    clip.ts(&ts);
-    let sono = Sono::start(SONO, &format!("{MEDIA}[video]\noffer = \"always\"\n"));
-    // The first packets never arrive: sono joins in the middle of a group
-    // of pictures, and must ask for an IDR the only way this phone takes.
     let relay = RtpRelay::start_skipping(0, 12, Duration::from_secs(60));
-    let c = video_call_to_a_client(&sono, &relay, &ts, 5000, "uac_video_info", Transport::Rtmp);
+    let PhoneCall { dir, client: c, .. } = phone_calls_a_client(
+        "video-info",
+        Clip::phone(3, (320, 240), 300),
+        &relay,
+        5000,
+        "uac_video_info",
+        Transport::Rtmp,
+    );
     let requests = relay
         .keyframe_requests
         .load(std::sync::atomic::Ordering::Relaxed);

@@ -177,6 +177,13 @@ pub fn contiguous_in(received: &[String], source: &[String]) -> Option<usize> {
     (source.get(start..start + received.len())? == received).then_some(start)
 }
 
+/// Whether every frame of `received` is one of `source`'s, each after the
+/// one before (frames may be missing, none changed or out of order).
+pub fn in_order_of(received: &[String], source: &[String]) -> bool {
+    let mut rest = source.iter();
+    received.iter().all(|f| rest.any(|s| s == f))
+}
+
 /// A relay from an RTP sender to sono: the sender sends to `input`; the
 /// relay forwards from `port` (the port the SDP offer named) to sono once
 /// told where, dropping `loss_percent` of the packets (the same ones on
