@@ -222,7 +222,7 @@ struct SipSide {
     /// and container); `None` when the browser's Opus passes through.
     encode: Option<(&'static [&'static str], &'static str)>,
     /// The page prefers this codec to Opus (`codec` of sono.js): the
-    /// browser's G.711 then passes through to the peer, both ways.
+    /// browser's G.711 or G.722 then passes through to the peer, both ways.
     page_codec: Option<&'static str>,
 }
 
@@ -249,6 +249,11 @@ const G722: SipSide = SipSide {
     rate: 16_000,
     encode: Some((&["-ar", "16000", "-c:a", "g722"], "g722")),
     page_codec: None,
+};
+
+const G722_FROM_THE_PAGE: SipSide = SipSide {
+    page_codec: Some("g722"),
+    ..G722
 };
 
 const OPUS: SipSide = SipSide {
@@ -309,7 +314,7 @@ fn page_calls_baresip(sip: SipSide) {
     let up_offline_wav = dir.file("up-offline.wav");
     let down_offline_wav = dir.file("down-offline.wav");
     match sip.encode {
-        // G.711 from the browser to the peer and back: one G.711 link.
+        // G.711 or G.722 from the browser to the peer and back: one link.
         Some((args, container)) if sip.page_codec.is_some() => {
             audio::round_trip(&page_src, args, container, sip.rate, &up_offline_wav);
             audio::round_trip(&peer_src, args, container, sip.rate, &down_offline_wav);
@@ -454,6 +459,15 @@ fn a_page_that_prefers_pcmu_reaches_a_pcmu_peer_untouched_both_ways() {
 fn a_page_calls_a_g722_peer_over_webrtc_and_each_hears_the_other() {
     let _one = one_at_a_time();
     page_calls_baresip(G722);
+}
+
+/// Wideband with no codec work: the page prefers G.722 (Chromium's own
+/// encoder), sono answers with it, and a G.722 peer gets the browser's
+/// packets untouched, and the browser the peer's.
+#[test]
+fn a_page_that_prefers_g722_reaches_a_g722_peer_untouched_both_ways() {
+    let _one = one_at_a_time();
+    page_calls_baresip(G722_FROM_THE_PAGE);
 }
 
 /// A peer that speaks Opus gets the browser's packets untouched, and the

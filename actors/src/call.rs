@@ -855,8 +855,9 @@ pub fn inbound_config(
 }
 
 /// The client's own codec first: a call from or to a WebRTC client offers
-/// and accepts Opus before the configured codecs (`media.codecs`), and one
-/// from a client that publishes G.711 (Flash Player 11, AIR, an RTMP tool)
+/// and accepts Opus (or the G.722 or G.711 its page prefers) before the
+/// configured codecs (`media.codecs`), and one from a client that
+/// publishes G.711 (Flash Player 11, AIR, an RTMP tool)
 /// its law, so a peer that speaks it gets the client's audio untouched,
 /// with no codec work either way. Speex and Nellymoser clients keep the
 /// configured order; so does G.711 when `media.codecs` leaves that law out
@@ -872,6 +873,7 @@ pub fn prefer_client_codec(
         ClientCodec::Opus => Codec::Opus,
         ClientCodec::G711(Law::Mu) if media.codecs.contains(&Codec::Pcmu) => Codec::Pcmu,
         ClientCodec::G711(Law::A) if media.codecs.contains(&Codec::Pcma) => Codec::Pcma,
+        ClientCodec::G722 if media.codecs.contains(&Codec::G722) => Codec::G722,
         _ => return,
     };
     media.codecs.retain(|c| *c != first);

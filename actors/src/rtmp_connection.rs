@@ -557,7 +557,7 @@ fn player_codec(query: &str) -> Result<Option<ClientCodec>, String> {
 }
 
 /// The FLV sound format audio down goes in; `None` for a codec no FLV
-/// sound format carries (Opus) or that sono does not encode.
+/// sound format carries (Opus, G.722) or that sono does not encode.
 fn flv_codec(codec: ClientCodec) -> Option<AudioCodec> {
     match codec {
         ClientCodec::SpeexWb => Some(AudioCodec::Speex),
@@ -565,6 +565,7 @@ fn flv_codec(codec: ClientCodec) -> Option<AudioCodec> {
         ClientCodec::G711(Law::Mu) => Some(AudioCodec::Pcmu),
         ClientCodec::G711(Law::A) => Some(AudioCodec::Pcma),
         ClientCodec::Opus
+        | ClientCodec::G722
         | ClientCodec::Pcm { .. }
         | ClientCodec::Adpcm { .. }
         | ClientCodec::Mp3

@@ -3,7 +3,7 @@
 //! over REST) is answered by str0m, the sans-I/O WebRTC stack: ICE-lite
 //! (RFC 8445 §2.5) with one host candidate on a UDP port of the session's
 //! own, DTLS-SRTP (RFC 5763, RFC 5764), RTCP, and one audio codec: Opus
-//! (RFC 7587), or PCMU or PCMA when the page prefers them. This actor does
+//! (RFC 7587), or G.722, PCMU or PCMA when the page prefers them. This actor does
 //! str0m's I/O and time: datagrams in, datagrams out, a timer at the
 //! deadline str0m asks for.
 //!
@@ -102,7 +102,7 @@ pub struct WebRtcConnection {
     local: SocketAddr,
     phone: Option<Addr<ClientSession>>,
     media: Option<Addr<MediaBridge>>,
-    /// The session's codec (the browser's first of Opus, PCMU, PCMA).
+    /// The session's codec (the browser's first of Opus, G.722, PCMU, PCMA).
     codec: ClientCodec,
     /// The audio m-line, and the payload type audio goes down with.
     audio: Option<(Mid, Pt)>,
@@ -394,6 +394,7 @@ impl WebRtcConnection {
                     Codec::Opus => ClientCodec::Opus,
                     Codec::PCMU => ClientCodec::G711(Law::Mu),
                     Codec::PCMA => ClientCodec::G711(Law::A),
+                    Codec::G722 => ClientCodec::G722,
                     _ => return,
                 };
                 if let Some(media) = &self.media {
@@ -501,6 +502,7 @@ fn str0m_codec(codec: ClientCodec) -> Codec {
     match codec {
         ClientCodec::G711(Law::Mu) => Codec::PCMU,
         ClientCodec::G711(Law::A) => Codec::PCMA,
+        ClientCodec::G722 => Codec::G722,
         _ => Codec::Opus,
     }
 }
@@ -525,13 +527,16 @@ impl Handler<MediaNotice> for WebRtcConnection {
                 let Some(writer) = self.rtc.writer(mid) else {
                     return;
                 };
-                let time = if codec == ClientCodec::Opus {
-                    MediaTime::new(
-                        u64::from(timestamp) * u64::from(OPUS_CLOCK / 1000),
+                // In the codec's own clock: str0m takes G.722 at 16 kHz and
+                // writes its 8 kHz RTP clock itself (RFC 3551 §4.5.2).
+                let ms = u64::from(timestamp);
+                let time = match codec {
+                    ClientCodec::Opus => MediaTime::new(
+                        ms * u64::from(OPUS_CLOCK / 1000),
                         Frequency::FORTY_EIGHT_KHZ,
-                    )
-                } else {
-                    MediaTime::new(u64::from(timestamp) * 8, Frequency::EIGHT_KHZ)
+                    ),
+                    ClientCodec::G722 => MediaTime::new(ms * 16, Frequency::SIXTEEN_KHZ),
+                    _ => MediaTime::new(ms * 8, Frequency::EIGHT_KHZ),
                 };
                 if writer.write(pt, Instant::now(), time, data).is_ok() {
                     self.packets_down += 1;

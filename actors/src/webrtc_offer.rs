@@ -2,11 +2,12 @@
 //! has RFC 9725's shape), sans-I/O: the offer's text in, a configured
 //! str0m `Rtc` and the answer's text out, or why not. sono answers as an
 //! ICE-lite agent (RFC 8445 §2.5) with one host candidate, DTLS-SRTP, Opus
-//! (RFC 7587), PCMU and PCMA (RFC 3551) and telephone-event (RFC 4733).
-//! The browser's first audio codec among those is the session's (the
-//! offerer's preference, RFC 3264 §6.1): Opus for a browser's own offer,
-//! G.711 for a page that prefers it (`setCodecPreferences`) to reach a
-//! G.711 trunk untouched. An offer with none of them is refused.
+//! (RFC 7587), G.722, PCMU and PCMA (RFC 3551) and telephone-event
+//! (RFC 4733). The browser's first audio codec among those is the
+//! session's (the offerer's preference, RFC 3264 §6.1): Opus for a
+//! browser's own offer, G.722 or G.711 for a page that prefers it
+//! (`setCodecPreferences`) to reach a G.722 phone or a G.711 trunk
+//! untouched. An offer with none of them is refused.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ pub enum OfferRefused {
     Disabled,
     #[error("the offer is not SDP sono can read: {0}")]
     BadOffer(String),
-    #[error("the offer has no audio that sono can receive and send (Opus, PCMU or PCMA)")]
+    #[error("the offer has no audio that sono can receive and send (Opus, G722, PCMU or PCMA)")]
     NoAudio,
     #[error("too many WebRTC sessions ({0})")]
     TooMany(&'static str),
@@ -59,6 +60,7 @@ pub fn answer_offer(
         .enable_opus(codec == ClientCodec::Opus, false)
         .enable_pcmu(codec == ClientCodec::G711(Law::Mu), false)
         .enable_pcma(codec == ClientCodec::G711(Law::A), false)
+        .enable_g722(codec == ClientCodec::G722, false)
         .set_pause_threshold(media_timeout);
     // RFC 4733 from the page's RTCDTMFSender, at the rates browsers offer
     // it (Opus's clock, and the classic 8 kHz).
@@ -115,6 +117,8 @@ fn first_codec(sdp: &str) -> Option<(ClientCodec, bool)> {
                 ClientCodec::G711(Law::Mu)
             } else if name.starts_with("pcma/8000") {
                 ClientCodec::G711(Law::A)
+            } else if name.starts_with("g722/8000") {
+                ClientCodec::G722
             } else {
                 return None;
             };
@@ -207,9 +211,17 @@ mod tests {
             answer("m=audio 9 UDP/TLS/RTP/SAVPF 0 111 9 8", all).unwrap(),
             ClientCodec::G711(Law::Mu)
         );
-        // G.722 is not one of ours: the next one is taken.
         assert_eq!(
             answer("m=audio 9 UDP/TLS/RTP/SAVPF 9 8 0 111", all).unwrap(),
+            ClientCodec::G722
+        );
+        // G.729 is not one of ours: the next one is taken.
+        assert_eq!(
+            answer(
+                "m=audio 9 UDP/TLS/RTP/SAVPF 18 8 0 111",
+                &format!("a=rtpmap:18 G729/8000\r\n{all}")
+            )
+            .unwrap(),
             ClientCodec::G711(Law::A)
         );
         assert!(matches!(

@@ -2,8 +2,8 @@
 //! SIP side: PCMU, PCMA, G.722, Speex wideband and Opus as negotiated in SDP; on
 //! the client side: Speex wideband (what Flash publishes as 0xB2),
 //! Nellymoser, G.711 (Flash Player 11 and AIR), what RTMP tools publish
-//! (AAC, MP3, ADPCM, linear PCM: decoded only), and Opus from WebRTC
-//! browsers. Rates and RTP clocks per RFC 3551
+//! (AAC, MP3, ADPCM, linear PCM: decoded only), and Opus or G.722 from
+//! WebRTC browsers. Rates and RTP clocks per RFC 3551
 //! §4.5 (G.722's clock is 8000 although it samples at 16 kHz), RFC 5574 and
 //! RFC 7587 (Opus: 48 kHz clock).
 
@@ -59,6 +59,7 @@ impl SipCodec {
                 | (SipCodec::Opus, ClientCodec::Opus)
                 | (SipCodec::Pcmu, ClientCodec::G711(Law::Mu))
                 | (SipCodec::Pcma, ClientCodec::G711(Law::A))
+                | (SipCodec::G722, ClientCodec::G722)
         )
     }
 
@@ -90,6 +91,9 @@ pub enum ClientCodec {
     Opus,
     /// G.711 at 8 kHz: Flash Player 11 and AIR's `SoundCodec.PCMU`/`PCMA`.
     G711(Law),
+    /// G.722 at 16 kHz, 64 kbit/s: a browser that prefers it
+    /// (`setCodecPreferences`), to reach a G.722 phone untouched.
+    G722,
     /// Linear PCM at the FLV header's rate (decoded only).
     Pcm {
         rate: u32,
@@ -119,6 +123,7 @@ impl ClientCodec {
             ClientCodec::Nellymoser { rate } => Some((rate, crate::nellymoser::BLOCK_SAMPLES)),
             ClientCodec::Opus => Some((crate::opus::OPUS_PCM_RATE, crate::opus::OPUS_FRAME)),
             ClientCodec::G711(_) => Some((8_000, G711_FRAME)),
+            ClientCodec::G722 => Some((16_000, 2 * G711_FRAME)),
             ClientCodec::Pcm { .. }
             | ClientCodec::Adpcm { .. }
             | ClientCodec::Mp3
@@ -127,11 +132,13 @@ impl ClientCodec {
     }
 
     /// Samples (at the codec's rate) in one message of audio down: G.711
-    /// passed through comes in whatever size the peer sent; every other
-    /// codec one frame a message.
+    /// and G.722 passed through come in whatever size the peer sent; every
+    /// other codec one frame a message.
     pub fn samples_in(self, data: &[u8]) -> usize {
         match self {
             ClientCodec::G711(_) => data.len(),
+            // Two 16 kHz samples a byte.
+            ClientCodec::G722 => 2 * data.len(),
             other => other.rate_and_frame().map_or(0, |(_, frame)| frame),
         }
     }
@@ -144,6 +151,7 @@ impl ClientCodec {
             ClientCodec::Opus => "opus",
             ClientCodec::G711(Law::Mu) => "pcmu",
             ClientCodec::G711(Law::A) => "pcma",
+            ClientCodec::G722 => "g722",
             ClientCodec::Pcm { .. } => "pcm",
             ClientCodec::Adpcm { .. } => "adpcm",
             ClientCodec::Mp3 => "mp3",

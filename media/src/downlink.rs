@@ -19,6 +19,7 @@ use crate::codec::{ClientCodec, SipCodec, SipDecoder, G711_FRAME};
 use crate::concealment::Concealment;
 use crate::dtmf::DtmfReceiver;
 use crate::g711;
+use crate::g722::G722Encoder;
 use crate::jitter_buffer::{JitterBuffer, JitterStats, Playout};
 use crate::nellymoser::{NellymoserEncoder, BLOCK_SAMPLES};
 use crate::opus::{OpusEncoder, OPUS_FRAME};
@@ -146,7 +147,8 @@ impl Downlink {
     fn ms_in(&self, payload: &[u8]) -> i64 {
         match self.client {
             ClientCodec::Opus => crate::opus::clock_ticks(payload).map_or(0, |n| n as i64 / 48),
-            ClientCodec::G711(_) => payload.len() as i64 / 8,
+            // One byte per 8 kHz RTP tick, G.722's clock included.
+            ClientCodec::G711(_) | ClientCodec::G722 => payload.len() as i64 / 8,
             _ => frames_in_packet(payload).unwrap_or(0) as i64 * 20,
         }
     }
@@ -417,6 +419,7 @@ struct ClientEncoders {
     speex: Option<SpeexWbEncoder>,
     nellymoser: Option<NellymoserEncoder>,
     opus: Option<OpusEncoder>,
+    g722: Option<G722Encoder>,
 }
 
 impl ClientEncoders {
@@ -441,6 +444,10 @@ impl ClientEncoders {
                     .encode(pcm, data);
             }
             ClientCodec::G711(law) => g711::encode(law, pcm, data),
+            ClientCodec::G722 => self
+                .g722
+                .get_or_insert_with(G722Encoder::new)
+                .encode(pcm, data),
             ClientCodec::Opus => {
                 if self.opus.is_none() {
                     self.opus = OpusEncoder::new(OPUS_BITRATE).ok();
@@ -494,6 +501,13 @@ fn silent_frame(client: ClientCodec, quality: u8, complexity: u8) -> Vec<u8> {
             }
         }
         ClientCodec::G711(law) => g711::encode(law, &[0; G711_FRAME], &mut frame),
+        ClientCodec::G722 => {
+            let mut encoder = G722Encoder::new();
+            for _ in 0..3 {
+                frame.clear();
+                encoder.encode(&[0; 2 * G711_FRAME], &mut frame);
+            }
+        }
         ClientCodec::Pcm { .. }
         | ClientCodec::Adpcm { .. }
         | ClientCodec::Mp3
@@ -672,6 +686,66 @@ mod tests {
         down.set_client_codec(ClientCodec::G711(Law::Mu));
         assert!(!down.is_passthrough());
         assert_eq!(down.client_codec(), ClientCodec::G711(Law::Mu));
+    }
+
+    #[test]
+    fn g722_reaches_a_g722_browser_untouched_and_pcmu_is_encoded_for_it() {
+        let mut down = Downlink::new(config(SipCodec::G722, 9));
+        down.set_client_codec(ClientCodec::G722);
+        assert!(down.is_passthrough());
+        let mut sender = RtpSender::new(5, 0, 0);
+        let t0 = Instant::now();
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..50u32 {
+            let now = t0 + 20 * MS * i;
+            let payload: Vec<u8> = (0..160).map(|n| (n * 5 + i) as u8).collect();
+            let mut d = Vec::new();
+            // 20 ms of G.722 is 160 ticks of its 8 kHz RTP clock.
+            sender.audio(9, &payload, 160, &mut d);
+            down.rtp(now, &RtpPacket::parse(&d).unwrap());
+            sent.push(payload);
+            down.tick(now, &mut got);
+        }
+        assert!(got.len() >= 45, "{} packets", got.len());
+        assert_eq!(got.as_slice(), &sent[..got.len()]);
+        assert_eq!(ClientCodec::G722.samples_in(&got[0]), 320);
+        // PCMU to a G.722 browser: 160-byte G.722 frames (320 samples at
+        // 16 kHz), one a tick, that decode to the peer's tone.
+        let mut down = Downlink::new(config(SipCodec::Pcmu, 0));
+        down.set_client_codec(ClientCodec::G722);
+        assert!(!down.is_passthrough());
+        let mut enc = SipEncoder::new(SipCodec::Pcmu, 8, 2);
+        let mut sender = RtpSender::new(5, 0, 0);
+        let mut got = Vec::new();
+        for i in 0..50u32 {
+            let now = t0 + 20 * MS * i;
+            let pcm: Vec<i16> = (0..160)
+                .map(|n| {
+                    let t = f64::from(i * 160 + n) / 8000.0;
+                    ((t * 2.0 * std::f64::consts::PI * 500.0).sin() * 8000.0) as i16
+                })
+                .collect();
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload);
+            let mut d = Vec::new();
+            sender.audio(0, &payload, 160, &mut d);
+            down.rtp(now, &RtpPacket::parse(&d).unwrap());
+            down.tick(now, &mut got);
+        }
+        assert!(got.len() >= 40, "{} frames", got.len());
+        assert!(got.iter().all(|f| f.len() == 160));
+        let mut decoder = crate::g722::G722Decoder::new();
+        let mut heard = Vec::new();
+        for frame in &got[got.len() - 20..] {
+            decoder.decode(frame, &mut heard);
+        }
+        let power = heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / heard.len() as f64;
+        assert!(
+            power.sqrt() > 2000.0,
+            "the tone is there: rms {}",
+            power.sqrt()
+        );
     }
 
     #[test]

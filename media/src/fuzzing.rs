@@ -186,10 +186,12 @@ pub fn uplink(data: &[u8]) {
             let _ = up.send_dtmf(&String::from_utf8_lossy(bytes));
         } else {
             // The delay also picks what the client publishes: Flash's
-            // Speex, Opus from a browser, or any of the RTMP tools' codecs.
+            // Speex, Opus or G.722 from a browser, or any of the RTMP
+            // tools' codecs.
             let codec = match delay % 8 {
                 0 => ClientCodec::SpeexWb,
                 1 => ClientCodec::Opus,
+                2 if delay & 32 != 0 => ClientCodec::G722,
                 2 => ClientCodec::G711(crate::g711::Law::Mu),
                 3 => ClientCodec::Aac,
                 4 => ClientCodec::Mp3,

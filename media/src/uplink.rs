@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use crate::aac::{AacDecoder, AacOutput};
 use crate::codec::{ClientCodec, SipCodec, SipEncoder};
 use crate::dtmf::{event_of, DtmfSender};
+use crate::g722::G722Decoder;
 use crate::mp3::Mp3Decoder;
 use crate::nellymoser::{NellymoserDecoder, BLOCK_BYTES, BLOCK_SAMPLES};
 use crate::opus::{clock_ticks, OpusDecoder, OPUS_CLOCK, OPUS_PCM_RATE};
@@ -111,8 +112,9 @@ pub struct Uplink {
     /// and the mix back to the call's rate.
     to_mix: Option<(u32, Resampler)>,
     from_mix: Option<Resampler>,
-    /// G.711 bytes passed through, not yet a whole packet.
-    g711: Vec<u8>,
+    /// G.711 or G.722 bytes passed through, not yet a whole packet.
+    pending_through: Vec<u8>,
+    g722: Option<G722Decoder>,
     /// PCM at the SIP codec's rate not yet sent.
     pcm: Vec<i16>,
     decoded: Vec<i16>,
@@ -138,7 +140,8 @@ impl Uplink {
             resampler: None,
             to_mix: None,
             from_mix: None,
-            g711: Vec::new(),
+            pending_through: Vec::new(),
+            g722: None,
             pcm: Vec::new(),
             decoded: Vec::new(),
             payload: Vec::new(),
@@ -305,11 +308,26 @@ impl Uplink {
                 }
                 self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32, to);
                 if through && self.config.codec.passes_through(codec) {
-                    self.g711_through(data, out);
+                    self.bytes_through(data, out);
                     return Ok(None);
                 }
                 g711::decode(law, data, &mut self.decoded);
                 8_000
+            }
+            ClientCodec::G722 => {
+                if data.is_empty() {
+                    return Ok(None);
+                }
+                // 8 bytes a millisecond, as G.711 (RFC 3551 §4.5.2).
+                self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32, to);
+                if through && self.config.codec.passes_through(codec) {
+                    self.bytes_through(data, out);
+                    return Ok(None);
+                }
+                self.g722
+                    .get_or_insert_with(G722Decoder::new)
+                    .decode(data, &mut self.decoded);
+                16_000
             }
             ClientCodec::Pcm {
                 rate,
@@ -410,13 +428,14 @@ impl Uplink {
         self.pcm.drain(..at);
     }
 
-    /// G.711 bytes from the client, unchanged, in packets of the peer's
+    /// G.711 or G.722 bytes from the client, unchanged, in packets of the peer's
     /// ptime.
-    fn g711_through(&mut self, data: &[u8], out: &mut Vec<Vec<u8>>) {
-        self.g711.extend_from_slice(data);
-        let n = self.packet_samples();
+    fn bytes_through(&mut self, data: &[u8], out: &mut Vec<Vec<u8>>) {
+        self.pending_through.extend_from_slice(data);
+        // One byte per RTP tick: G.711's 8 kHz, and G.722's 8 kHz clock.
+        let n = (self.config.codec.rtp_clock_rate() * self.config.ptime_ms.max(10) / 1000) as usize;
         let mut at = 0;
-        while self.g711.len() - at >= n {
+        while self.pending_through.len() - at >= n {
             let (start, end) = (at, at + n);
             at = end;
             if self.dtmf.is_some() {
@@ -426,7 +445,7 @@ impl Uplink {
             let mut datagram = Vec::with_capacity(12 + n);
             self.sender.audio(
                 self.config.payload_type,
-                &self.g711[start..end],
+                &self.pending_through[start..end],
                 n as u32,
                 &mut datagram,
             );
@@ -434,7 +453,7 @@ impl Uplink {
             self.stats.packets += 1;
             self.stats.passed_through += 1;
         }
-        self.g711.drain(..at);
+        self.pending_through.drain(..at);
     }
 
     /// One client packet as one RTP payload, byte for byte, covering
@@ -490,7 +509,7 @@ impl Uplink {
                     (u64::from(gap) * u64::from(self.config.codec.rtp_clock_rate()) / 1000) as u32;
                 self.sender.skip(ticks);
                 self.pcm.clear();
-                self.g711.clear();
+                self.pending_through.clear();
             }
         }
         self.expected_ms = Some(rtmp_ms.wrapping_add(duration_ms));
@@ -726,6 +745,62 @@ mod tests {
         }
         assert_eq!(out.len(), 15);
         assert_eq!(up.stats().passed_through, 0);
+    }
+
+    #[test]
+    fn g722_from_a_browser_passes_through_to_g722_and_is_decoded_for_pcmu() {
+        // A browser's 20 ms G.722 packets (160 bytes, 160 ticks of the 8 kHz
+        // RTP clock) to a G.722 peer asking for 30 ms: bytes unchanged, 240
+        // a packet, 240 ticks apart.
+        let mut cfg = config(SipCodec::G722, 9);
+        cfg.ptime_ms = 30;
+        let mut up = Uplink::new(cfg, RtpSender::new(1, 100, 1000));
+        let tone: Vec<i16> = (0..16_000)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 700.0 / 16_000.0).sin() * 8000.0) as i16
+            })
+            .collect();
+        let mut sent = Vec::new();
+        crate::g722::G722Encoder::new().encode(&tone[..4800], &mut sent);
+        assert_eq!(sent.len(), 2400);
+        let mut out = Vec::new();
+        for (i, chunk) in sent.chunks(160).enumerate() {
+            up.client_audio(ClientCodec::G722, 20 * i as u32, chunk, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 10);
+        let packets: Vec<RtpPacket> = out.iter().map(|d| RtpPacket::parse(d).unwrap()).collect();
+        let bytes: Vec<u8> = packets.iter().flat_map(|p| p.payload.to_vec()).collect();
+        assert_eq!(bytes, sent, "the browser's bytes, unchanged and in order");
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p.payload_type, 9);
+            assert_eq!(p.timestamp, 1000 + 240 * i as u32);
+        }
+        assert_eq!(up.stats().passed_through, 10);
+        // To PCMU it is decoded at 16 kHz and resampled: 20 ms packets of
+        // 160 µ-law bytes that carry the tone.
+        let mut up = Uplink::new(config(SipCodec::Pcmu, 0), RtpSender::new(1, 100, 1000));
+        let mut out = Vec::new();
+        let mut all = Vec::new();
+        crate::g722::G722Encoder::new().encode(&tone, &mut all);
+        for (i, chunk) in all.chunks(160).enumerate() {
+            up.client_audio(ClientCodec::G722, 20 * i as u32, chunk, &mut out)
+                .unwrap();
+        }
+        assert!((48..=50).contains(&out.len()), "{} packets", out.len());
+        assert_eq!(up.stats().passed_through, 0);
+        let mut heard = Vec::new();
+        for d in &out[10..] {
+            let p = RtpPacket::parse(d).unwrap();
+            assert_eq!(p.payload.len(), 160);
+            crate::g711::decode(crate::g711::Law::Mu, p.payload, &mut heard);
+        }
+        let power = heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / heard.len() as f64;
+        assert!(
+            power.sqrt() > 3000.0,
+            "the tone is there: rms {}",
+            power.sqrt()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ try {
   // the file Chromium plays.
   // ATTACH_TOKEN: the page's audio is attached to that connection.
   const attach = process.env.ATTACH_TOKEN ? `&token=${encodeURIComponent(process.env.ATTACH_TOKEN)}` : "";
-  // PAGE_CODEC (pcmu, pcma): the page prefers G.711 to Opus.
+  // PAGE_CODEC (g722, pcmu, pcma): the page prefers G.722 or G.711 to Opus.
   const codec = process.env.PAGE_CODEC ? `&codec=${process.env.PAGE_CODEC}` : "";
   await page.goto(base + "/?processing=off" + attach + codec, { timeout });
   await page.selectOption("#transport", "webrtc");

@@ -97,8 +97,9 @@ export interface SonoPhoneOptions {
   stream?: MediaStream;
   /** WebRTC: where the call is played (default: a new Audio()). */
   audioElement?: HTMLAudioElement;
-  /** WebRTC: G.711 instead of Opus (offered first; sono answers with it). */
-  codec?: "pcmu" | "pcma";
+  /** WebRTC: G.722 or G.711 instead of Opus (offered first; sono answers
+   * with it): a phone of the same codec gets the page's audio untouched. */
+  codec?: "g722" | "pcmu" | "pcma";
   /** Flash: rtmp://, rtmpt:// or rtmps:// URL of sono's application. */
   rtmpUrl?: string;
   swfUrl?: string;

@@ -206,8 +206,9 @@ class WebRtcTransport extends RestTransport {
     // the transport then leaves its tracks alone when it closes.
     this.givenStream = options.stream ?? null;
     this.audioElement = options.audioElement ?? null;
-    // "pcmu" or "pcma": offer G.711 first (a G.711 trunk then gets the
-    // page's audio untouched); Opus otherwise.
+    // "g722", "pcmu" or "pcma": offer G.722 or G.711 first (a phone or
+    // trunk of that codec then gets the page's audio untouched); Opus
+    // otherwise.
     this.codec = options.codec ?? null;
     this.pc = null;
     this.microphone = null;
@@ -215,7 +216,7 @@ class WebRtcTransport extends RestTransport {
     this.location = null;
   }
 
-  /** Puts `codec` ("pcmu", "pcma") first in the offer; sono answers with the first it speaks. */
+  /** Puts `codec` ("g722", "pcmu", "pcma") first in the offer; sono answers with the first it speaks. */
   #prefer(transceiver, codec) {
     const mime = `audio/${codec}`.toLowerCase();
     const codecs = RTCRtpReceiver.getCapabilities?.("audio")?.codecs ?? [];
@@ -415,8 +416,9 @@ export class SonoPhone extends EventTarget {
    *     constraints) or stream (a
    *     MediaStream of the page's, e.g. one microphone for several phones),
    *     audioElement (where the call is played; a new Audio() otherwise),
-   *     and codec ("pcmu" or "pcma": G.711 rather than Opus, for a G.711
-   *     trunk that then gets the page's audio untouched);
+   *     and codec ("g722", "pcmu" or "pcma": G.722 or G.711 rather than
+   *     Opus, for a phone or trunk of that codec, which then gets the
+   *     page's audio untouched);
    *   REST: connectionId and token (or a stream key as token);
    *   Flash: rtmpUrl (rtmp:// or rtmpt://), optionally swfUrl and container.
    */
