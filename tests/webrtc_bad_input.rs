@@ -179,6 +179,21 @@ fn a_session_is_ended_only_with_its_own_token() {
             .unwrap_or_default();
         http::request(sono.http, "DELETE", location, &headers, b"").unwrap()
     };
+    // A second offer with the session's own token while its peer
+    // connection is there: the next comes only once this one has gone.
+    let again = http::request(
+        sono.http,
+        "POST",
+        "/api/v1/webrtc",
+        &[
+            ("Content-Type", "application/sdp"),
+            ("Authorization", &format!("Bearer {a_token}")),
+        ],
+        audio_offer().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert_eq!(again.error_code().as_deref(), Some("media_attached"));
     let r = delete(&a_location, None);
     assert_eq!(r.status, 401, "{}", r.text());
     let r = delete(&a_location, Some(&b_token));

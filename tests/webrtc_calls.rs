@@ -481,7 +481,10 @@ fn a_page_calls_an_opus_peer_and_opus_passes_through_both_ways() {
 /// A tab that closes mid-call, with `ending` "tab-closes" (sono.js sends
 /// its DELETE on pagehide) or "tab-vanishes" (no goodbye: sono notices the
 /// browser's audio stop): the peer gets its BYE within two seconds of the
-/// tab going.
+/// tab going. The session goes too: at once with the goodbye, or once its
+/// event stream is found closed (keep-alives every second here) and
+/// `webrtc.connect_timeout` (3 s here) has passed with no new peer
+/// connection.
 fn tab_goes_mid_call(ending: &str) {
     let dir = AudioDir::new(&format!("webrtc-{ending}"));
     let ToneCall {
@@ -489,7 +492,10 @@ fn tab_goes_mid_call(ending: &str) {
         recording,
         peer,
         sono,
-    } = tone_call(&dir);
+    } = tone_call(
+        &dir,
+        "connect_timeout = \"3s\"\n[http]\nevent_keepalive = \"1s\"\n",
+    );
     let mut run = PageRun::start(&sono, &capture, &recording, "dial", &peer.uri(), 2, ending);
     run.wait_for("closing", &sono);
     let closed = Instant::now();
@@ -515,6 +521,14 @@ fn tab_goes_mid_call(ending: &str) {
         "{}",
         sono.log()
     );
+    if ending == "tab-vanishes" {
+        assert!(
+            sono.log()
+                .contains("the page is gone: no peer connection nor event stream"),
+            "{}",
+            sono.log()
+        );
+    }
     for line in sono
         .log()
         .lines()
@@ -537,7 +551,7 @@ fn a_browser_that_stops_sending_is_gone_after_the_media_timeout() {
         recording,
         peer,
         sono,
-    } = tone_call(&dir);
+    } = tone_call(&dir, "");
     let mut run = PageRun::start(
         &sono,
         &capture,
@@ -675,8 +689,14 @@ fn baresip_calls_the_page_which_answers_and_then_rejects_the_next_call() {
     let up = tone_in(&peer_heard, 440.0);
     eprintln!("tone SNR: page heard {down:.1} dB, baresip heard {up:.1} dB");
     assert!(down > 10.0 && up > 10.0, "down {down:.1} dB, up {up:.1} dB");
-    // The session is the line, not the call: it is still up for the next.
-    assert_eq!(result["peerConnection"], "connected", "{result}");
+    // The peer connection is the call's: closed when it ended, and the
+    // microphone released. The session is the line: the next call still
+    // rang on the page.
+    assert_eq!(
+        result["peerConnection"],
+        serde_json::json!({"call": "closed", "now": "none", "microphone": "none"}),
+        "{result}"
+    );
 }
 
 /// A page whose fake microphone plays 440 Hz, a baresip peer (PCMU) that
@@ -689,7 +709,7 @@ struct ToneCall {
     sono: Sono,
 }
 
-fn tone_call(dir: &AudioDir) -> ToneCall {
+fn tone_call(dir: &AudioDir, settings: &str) -> ToneCall {
     let capture = dir.file("capture.wav");
     audio::tone_wav(&capture, 48_000, 30, 440);
     let peer_play = dir.file("peer.wav");
@@ -705,7 +725,7 @@ fn tone_call(dir: &AudioDir) -> ToneCall {
         capture,
         recording: dir.file("page-heard.s16"),
         peer,
-        sono: start_sono(""),
+        sono: start_sono(settings),
     }
 }
 
@@ -716,9 +736,10 @@ fn page_calls_sipp(name: &str, scenario: &str, seconds: u32, ending: &str) -> se
     let capture = dir.file("capture.wav");
     audio::tone_wav(&capture, 48_000, 30, 440);
     let sono = start_sono("");
+    let calls = if ending.ends_with("-twice") { 2 } else { 1 };
     let mut sipp = sono_testkit::Sipp::uas(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sipp/{scenario}.xml")),
-        1,
+        calls,
         Duration::from_secs(30),
         &[],
     );
@@ -775,16 +796,37 @@ fn dtmf_from_sipp_reaches_the_page_as_events() {
     assert_eq!(digits, "15#", "{result}");
 }
 
-/// A SIP peer that hangs up: the page sees the call end (status 0).
+/// A SIP peer that hangs up: the page sees the call end (status 0) and its
+/// peer connection is closed, the microphone released. The page then
+/// dials again: a new peer connection (the same session, its token) carries
+/// the next call, and is closed when the peer hangs up that one too.
 #[test]
 fn a_peer_hanging_up_ends_the_call_on_the_page() {
     let _one = one_at_a_time();
-    let result = page_calls_sipp("webrtc-remote-bye", "uas_remote_bye", 0, "peer-hangs-up");
+    let result = page_calls_sipp(
+        "webrtc-remote-bye",
+        "uas_remote_bye",
+        0,
+        "peer-hangs-up-twice",
+    );
     assert_call_ended_on_the_page(&result);
     let ended = page_events(&result)
         .iter()
-        .any(|e| e.contains("Sono.Call.Status") && e.contains("\"status_code\":0"));
-    assert!(ended, "{result}");
+        .filter(|e| e.contains("Sono.Call.Status") && e.contains("\"status_code\":0"))
+        .count();
+    assert_eq!(ended, 2, "{result}");
+    let closed = serde_json::json!({"call": "closed", "now": "none", "microphone": "none"});
+    assert_eq!(result["peerConnection"], closed, "{result}");
+    assert_eq!(result["secondPeerConnection"], closed, "{result}");
+    let second = &result["second"];
+    assert_eq!(second["state"], "connected", "{result}");
+    assert_eq!(second["fresh"], true, "{result}");
+    assert!(second["sent"].as_u64().unwrap_or(0) > 0, "{result}");
+    let closed_events = page_events(&result)
+        .iter()
+        .filter(|e| e.contains("Sono.Media.Closed"))
+        .count();
+    assert_eq!(closed_events, 2, "{result}");
 }
 
 /// An RTMP tool (ffmpeg publishing a 1 kHz tone under a stream key) is the
@@ -801,7 +843,7 @@ fn a_page_attaches_its_webrtc_audio_to_a_stream_key_connection() {
         recording,
         peer,
         sono,
-    } = tone_call(&dir);
+    } = tone_call(&dir, "");
     let key = "webrtc-attach-key-0123456789abcdef";
     let mut ffmpeg = sono.ffmpeg_publishing_under_key(key, 1000);
     let run = PageRun::start_with(

@@ -79,6 +79,14 @@ pub struct AttachMedia {
 #[rtype(result = "bool")]
 pub struct EndWebRtc;
 
+/// A live-event stream of this session opened (`true`) or closed: how a
+/// WebRTC session between peer connections knows its page is still there.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EventStream {
+    pub open: bool,
+}
+
 /// The attached media transport is gone: audio goes back to the session's own.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -143,6 +151,12 @@ pub enum FromClient {
     /// The client publishes H.264 video; its AVC sequence header once it
     /// has sent one (profile and parameter sets for the SDP).
     PublishesVideo(Option<sono_media::h264::flv_video::AvcConfig>),
+    /// A WebRTC page's peer connection is gone (closed after its call, or
+    /// the tab with it): the calls it carried end; the session waits for
+    /// the page's next one while the page follows its events.
+    MediaLost { reason: String },
+    /// A WebRTC page's new peer connection carries audio in this codec.
+    MediaCodec(sono_media::codec::ClientCodec),
     /// The transport is closing: no new requests or calls.
     Closing,
     /// The transport is gone: end the call, remove the bindings, stop.
@@ -200,6 +214,10 @@ pub struct ClientSession {
     publishes_video: Option<Option<sono_media::h264::flv_video::AvcConfig>>,
     /// The last `dial` asked for video (`{video: true}`).
     video_asked: bool,
+    /// A WebRTC session whose page's peer connection is gone.
+    media_lost: bool,
+    /// Live-event streams open on this session.
+    event_streams: usize,
 }
 
 impl ClientSession {
@@ -255,7 +273,31 @@ impl ClientSession {
             publishes: None,
             publishes_video: None,
             video_asked: false,
+            media_lost: false,
+            event_streams: 0,
         }
+    }
+
+    /// A WebRTC session with neither a peer connection nor an event stream
+    /// has lost its page, unless it comes back (an `EventSource`
+    /// reconnecting, the next offer) within `webrtc.connect_timeout`.
+    fn watch_for_the_page(&mut self, ctx: &mut Context<Self>) {
+        let gone = |s: &ClientSession| s.media_lost && s.event_streams == 0 && s.attached.is_none();
+        if self.closing || !gone(self) {
+            return;
+        }
+        let grace = self.shared.settings.webrtc.connect_timeout;
+        ctx.run_later(grace, move |session, _| {
+            if !session.closing && gone(session) {
+                session.to_client.do_send(ToClient::Close {
+                    reason: format!(
+                        "the page is gone: no peer connection nor event stream for {} s (webrtc.connect_timeout)",
+                        grace.as_secs()
+                    ),
+                    is_error: false,
+                });
+            }
+        });
     }
 
     /// The transport that carries the audio: an attached one, or the own.
@@ -572,6 +614,7 @@ impl Handler<FromClient> for ClientSession {
             FromClient::Connected { app } => {
                 self.connected = true;
                 self.app = Some(app);
+                self.media_lost = false;
             }
             FromClient::Phone { txn, request } => {
                 if self.closing {
@@ -612,6 +655,25 @@ impl Handler<FromClient> for ClientSession {
             }
             FromClient::Publishes(codec) => self.publishes = Some(codec),
             FromClient::PublishesVideo(config) => self.publishes_video = Some(config),
+            FromClient::MediaLost { reason } => {
+                self.media_lost = true;
+                if !self.lines.is_empty() {
+                    info!(conn = self.id, %reason, "the page's peer connection is gone: its calls end");
+                    self.hang_up_all(false);
+                }
+                self.watch_for_the_page(ctx);
+            }
+            FromClient::MediaCodec(codec) => {
+                info!(
+                    conn = self.id,
+                    codec = codec.name(),
+                    "the page's audio is in a new codec"
+                );
+                self.media_out.codec = codec;
+                if let (Some(bridge), None) = (self.active_media(), &self.attached) {
+                    bridge.do_send(SwitchClient(self.media_out.clone()));
+                }
+            }
             FromClient::Closing => self.closing = true,
             FromClient::Gone => {
                 self.closing = true;
@@ -661,6 +723,19 @@ impl Handler<EndWebRtc> for ClientSession {
             is_error: false,
         });
         true
+    }
+}
+
+impl Handler<EventStream> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: EventStream, ctx: &mut Self::Context) {
+        if msg.open {
+            self.event_streams += 1;
+        } else {
+            self.event_streams = self.event_streams.saturating_sub(1);
+            self.watch_for_the_page(ctx);
+        }
     }
 }
 

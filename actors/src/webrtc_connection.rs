@@ -12,9 +12,14 @@
 //! The phone (calls, registration, events) is the session's; events reach
 //! the page over the REST API's live stream.
 //!
-//! A browser that stops sending audio for `webrtc.media_timeout` (its tab
-//! closed, its network gone) or whose ICE or DTLS fails is gone: the
-//! session closes and its call ends.
+//! A peer connection lasts a call, as a softphone's does (sono.js closes
+//! the page's when its last call ends, and offers a new one for the next,
+//! with the session's token). One that the page closes, or that goes quiet
+//! for `webrtc.media_timeout` (a tab closed, a network gone), or whose ICE
+//! or DTLS fails, ends the session's calls; the session itself, its
+//! registration and its events stay for the page's next offer, while the
+//! page follows its events (see [`ClientSession`]). The actor stays the
+//! session's transport in between, with its UDP port.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -61,6 +66,9 @@ pub struct Answered {
 #[derive(Default)]
 pub struct WebRtcSessions {
     per_address: DashMap<IpAddr, usize>,
+    /// Each session's own WebRTC transport, which takes the page's next
+    /// peer connection.
+    own: DashMap<ConnectionId, Addr<WebRtcConnection>>,
 }
 
 impl WebRtcSessions {
@@ -100,6 +108,13 @@ pub struct WebRtcConnection {
     rtc: Rtc,
     socket: Option<Arc<UdpSocket>>,
     local: SocketAddr,
+    /// The host candidate answers carry (`webrtc.advertise`, the port).
+    announced: SocketAddr,
+    /// The page's peer connection is gone; a new offer brings the next.
+    idle: bool,
+    /// Counts the page's peer connections, so a timer of one that has gone
+    /// does not judge the next.
+    generation: u32,
     phone: Option<Addr<ClientSession>>,
     media: Option<Addr<MediaBridge>>,
     /// The session's codec (the browser's first of Opus, G.722, PCMU, PCMA).
@@ -134,6 +149,25 @@ impl WebRtcConnection {
         let w = &shared.settings.webrtc;
         if !w.enabled {
             return Err(OfferRefused::Disabled);
+        }
+        // A WebRTC session's own token: the page's next peer connection.
+        if let Some((id, token, session)) = &attach_to {
+            let own = shared.webrtc.own.get(id).map(|t| t.clone());
+            if let Some(transport) = own {
+                let sdp = transport
+                    .send(Renew {
+                        offer: offer.to_owned(),
+                    })
+                    .await
+                    .map_err(|_| OfferRefused::NotStarted)??;
+                info!(conn = id, %peer, "WebRTC session: the page's next peer connection answered");
+                return Ok(Answered {
+                    id: *id,
+                    token: token.clone(),
+                    sdp,
+                    session: session.clone(),
+                });
+            }
         }
         let advertised = w
             .advertised()
@@ -171,23 +205,27 @@ impl WebRtcConnection {
         let transport = WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
             let mut connection =
                 WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local, codec);
+            connection.announced = SocketAddr::new(advertised, local.port());
             let phone = match attached {
                 Some(session) => {
                     connection.attached = true;
                     session
                 }
-                None => ClientSession::start(
-                    SessionIdentity {
-                        id,
-                        token: session_token,
-                        peer,
-                        transport: ClientTransport::Webrtc,
-                        client_codec: codec,
-                    },
-                    shared2,
-                    ctx.address().recipient(),
-                    ctx.address().recipient(),
-                ),
+                None => {
+                    shared2.webrtc.own.insert(id, ctx.address());
+                    ClientSession::start(
+                        SessionIdentity {
+                            id,
+                            token: session_token,
+                            peer,
+                            transport: ClientTransport::Webrtc,
+                            client_codec: codec,
+                        },
+                        shared2,
+                        ctx.address().recipient(),
+                        ctx.address().recipient(),
+                    )
+                }
             };
             let _ = tx.send(phone.clone());
             connection.phone = Some(phone);
@@ -249,6 +287,9 @@ impl WebRtcConnection {
             rtc,
             socket: None,
             local,
+            announced: local,
+            idle: false,
+            generation: 0,
             phone: None,
             media: None,
             audio: None,
@@ -288,6 +329,53 @@ impl WebRtcConnection {
         ctx.stop();
     }
 
+    /// The page's peer connection is gone (`reason`). Attached media ends
+    /// with it; a session's own transport waits for the page's next one,
+    /// and the session ends the calls this one carried.
+    fn lose_peer_connection(&mut self, ctx: &mut Context<Self>, reason: &str) {
+        if self.attached {
+            self.close(ctx, reason, false);
+            return;
+        }
+        if self.idle || self.closing {
+            return;
+        }
+        self.idle = true;
+        self.connected = false;
+        self.audio = None;
+        info!(conn = self.id, peer = %self.peer, %reason, packets_up = self.packets_up,
+              packets_down = self.packets_down, "the page's peer connection is gone");
+        self.rtc.disconnect();
+        self.drive(ctx);
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        self.tell_phone(FromClient::MediaLost {
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Waits `webrtc.connect_timeout` for this peer connection's ICE and
+    /// DTLS.
+    fn watch_connect(&mut self, ctx: &mut Context<Self>) {
+        let timeout = self.shared.settings.webrtc.connect_timeout;
+        let generation = self.generation;
+        ctx.run_later(timeout, move |conn, ctx| {
+            if conn.generation == generation && !conn.connected && !conn.idle {
+                let reason = format!(
+                    "ICE and DTLS not up within {} s (webrtc.connect_timeout)",
+                    timeout.as_secs()
+                );
+                if conn.generation == 0 {
+                    // The session's first: there is no page to wait for.
+                    conn.close(ctx, &reason, true);
+                } else {
+                    conn.lose_peer_connection(ctx, &reason);
+                }
+            }
+        });
+    }
+
     /// Runs str0m until it waits for input or time: sends what it has to
     /// send, handles its events, sets the timer for its next deadline.
     fn drive(&mut self, ctx: &mut Context<Self>) {
@@ -297,7 +385,8 @@ impl WebRtcConnection {
                 Ok(output) => output,
                 Err(e) => {
                     let reason = format!("WebRTC failed: {e}");
-                    self.close(ctx, &reason, true);
+                    warn!(conn = self.id, peer = %self.peer, %reason, "WebRTC error");
+                    self.lose_peer_connection(ctx, &reason);
                     return;
                 }
             };
@@ -310,11 +399,12 @@ impl WebRtcConnection {
                 }
                 Output::Event(event) => self.event(ctx, event),
                 Output::Timeout(at) => {
+                    if self.idle || self.closing {
+                        return;
+                    }
                     if !self.rtc.is_alive() {
-                        if !self.closing {
-                            let reason = "the browser closed its peer connection (DTLS close)";
-                            self.close(ctx, reason, false);
-                        }
+                        let reason = "the browser closed its peer connection (DTLS close)";
+                        self.lose_peer_connection(ctx, reason);
                         return;
                     }
                     self.set_timer(ctx, at);
@@ -359,7 +449,7 @@ impl WebRtcConnection {
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.close(ctx, "ICE disconnected: the browser is gone", false);
+                self.lose_peer_connection(ctx, "ICE disconnected: the browser is gone");
             }
             Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
                 let wanted = str0m_codec(self.codec);
@@ -412,7 +502,7 @@ impl WebRtcConnection {
                     "the browser sent no audio for {} ms (webrtc.media_timeout): it is gone",
                     self.shared.settings.webrtc.media_timeout.as_millis()
                 );
-                self.close(ctx, &reason, false);
+                self.lose_peer_connection(ctx, &reason);
             }
             _ => {}
         }
@@ -423,20 +513,14 @@ impl Actor for WebRtcConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let timeout = self.shared.settings.webrtc.connect_timeout;
-        ctx.run_later(timeout, move |conn, ctx| {
-            if !conn.connected {
-                let reason = format!(
-                    "ICE and DTLS not up within {} s (webrtc.connect_timeout)",
-                    timeout.as_secs()
-                );
-                conn.close(ctx, &reason, true);
-            }
-        });
+        self.watch_connect(ctx);
         self.drive(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if !self.attached {
+            self.shared.webrtc.own.remove(&self.id);
+        }
         match (&self.phone, self.attached) {
             // The connection goes on with its own audio.
             (Some(phone), true) => phone.do_send(DetachMedia),
@@ -454,7 +538,8 @@ impl StreamHandler<Result<(bytes::BytesMut, SocketAddr), std::io::Error>> for We
         item: Result<(bytes::BytesMut, SocketAddr), std::io::Error>,
         ctx: &mut Self::Context,
     ) {
-        if self.closing {
+        if self.closing || self.idle {
+            // Between peer connections nothing here is the page's.
             return;
         }
         let Ok((data, source)) = item else {
@@ -569,6 +654,40 @@ impl Handler<ToClient> for WebRtcConnection {
             // event stream; other clients do not listen to a browser.
             ToClient::Answer(..) | ToClient::Event { .. } | ToClient::Listen { .. } => {}
         }
+    }
+}
+
+/// The page's next peer connection: its offer in, the answer out. Only
+/// once the last one is gone.
+#[derive(Message)]
+#[rtype(result = "Result<String, OfferRefused>")]
+struct Renew {
+    offer: String,
+}
+
+impl Handler<Renew> for WebRtcConnection {
+    type Result = Result<String, OfferRefused>;
+
+    fn handle(&mut self, msg: Renew, ctx: &mut Self::Context) -> Self::Result {
+        if self.closing || !self.idle {
+            return Err(OfferRefused::AlreadyAttached);
+        }
+        let w = &self.shared.settings.webrtc;
+        let (rtc, sdp, codec) =
+            answer_offer(&msg.offer, self.announced, w.media_timeout, Instant::now())?;
+        self.rtc = rtc;
+        self.idle = false;
+        self.connected = false;
+        self.opened = Instant::now();
+        self.generation += 1;
+        self.dtmf = DtmfReceiver::default();
+        if codec != self.codec {
+            self.codec = codec;
+            self.tell_phone(FromClient::MediaCodec(codec));
+        }
+        self.watch_connect(ctx);
+        self.drive(ctx);
+        Ok(sdp)
     }
 }
 

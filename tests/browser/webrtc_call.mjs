@@ -12,7 +12,8 @@
 //   call to it);  ENDING: page-hangs-up (default) | peer-hangs-up |
 //   tab-closes (sono.js says goodbye) | tab-vanishes (it does not) |
 //   tab-freezes (prints {"freeze"}: the test stops Chromium) | then-reject (hangs up, prints {"firstCallEnded"}, rejects
-//   the next call with 486)
+//   the next call with 486) | peer-hangs-up-twice (dials again once the peer
+//   has hung up: a new peer connection; the peer hangs up that one too)
 import { writeFileSync } from "node:fs";
 import { launchWithMicrophone } from "./chromium.mjs";
 
@@ -60,6 +61,8 @@ try {
     await page.click("#accept");
   }
   await page.waitForSelector('#call-state[data-status="4"]', { timeout });
+  // The call's peer connection: it closes when the call ends.
+  await page.evaluate(() => (window.sonoCallPc = window.sonoFirstPc = window.sonoDemoPhone.peerConnection));
   // Record what the page hears: the remote stream, through Web Audio.
   await page.evaluate(() => {
     const phone = window.sonoDemoPhone;
@@ -72,7 +75,7 @@ try {
     tap.connect(context.destination);
   });
   await page.waitForTimeout(seconds * 1000);
-  if (ending !== "peer-hangs-up") {
+  if (!ending.startsWith("peer-hangs-up")) {
     // DTMF last: while a digit plays, the page's audio to the peer pauses.
     // "5" from the keypad (REST), then "7" from the browser's own
     // RTCDTMFSender (RFC 4733 in the WebRTC audio).
@@ -126,10 +129,34 @@ try {
     await page.waitForSelector('#call-state[data-status="0"]', { timeout: 30000 });
     result.afterHangup = await page.textContent("#call-state");
   } else {
-    if (ending !== "peer-hangs-up") await page.click("#hangup");
+    if (!ending.startsWith("peer-hangs-up")) await page.click("#hangup");
     await page.waitForSelector('#call-state[data-status="0"]', { timeout });
     result.afterHangup = await page.textContent("#call-state");
-    result.peerConnection = await page.evaluate(() => window.sonoDemoPhone.peerConnection?.connectionState ?? "none");
+    // The call's peer connection, and whether the page still has one.
+    const pcState = () =>
+      page.evaluate(() => ({
+        call: window.sonoCallPc?.connectionState ?? "none",
+        now: window.sonoDemoPhone.peerConnection ? "open" : "none",
+        microphone: window.sonoDemoPhone.localStream ? "open" : "none",
+      }));
+    result.peerConnection = await pcState();
+    if (ending === "peer-hangs-up-twice") {
+      // The next call: sono.js opens a new peer connection (with the
+      // session's token) before it dials.
+      await page.click("#dial");
+      await page.waitForSelector('#call-state[data-status="4"]', { timeout });
+      result.second = await page.evaluate(async () => {
+        const pc = window.sonoDemoPhone.peerConnection;
+        window.sonoCallPc = pc;
+        let sent = 0;
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === "outbound-rtp") sent += s.packetsSent ?? 0;
+        });
+        return { state: pc.connectionState, fresh: pc !== window.sonoFirstPc, sent };
+      });
+      await page.waitForSelector('#call-state[data-status="0"]', { timeout });
+      result.secondPeerConnection = await pcState();
+    }
     if (ending === "then-reject") {
       // The line stays up for the next call; this one the page refuses.
       console.log(JSON.stringify({ firstCallEnded: true }));

@@ -5,7 +5,9 @@
 //! connection's state (event `Sono.Connection.State`) so a page never misses
 //! what happened before it subscribed, and ends after `Sono.Connection.Closed`.
 //! Silent streams get a comment every `http.event_keepalive`, which keeps
-//! proxies from timing them out.
+//! proxies from timing them out, and tells sono soon enough that a page
+//! that left is gone: a session counts its open streams (a WebRTC page
+//! between calls has nothing else open to sono).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream;
 use serde_json::json;
+use sono_actors::client_session::{ClientSession, EventStream};
 use sono_actors::control::{ConnectionEvent, GetState};
 use sono_actors::{ConnectionId, Shared};
 use sono_rtmp::phone::code;
@@ -56,6 +59,22 @@ fn frame(seq: u64, name: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(format!("id: {seq}\nevent: {name}\ndata: {data}\n\n"))
 }
 
+/// Tells a session its stream is open, and when it closes.
+struct Watching(actix::Addr<ClientSession>);
+
+impl Watching {
+    fn start(session: actix::Addr<ClientSession>) -> Watching {
+        session.do_send(EventStream { open: true });
+        Watching(session)
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.do_send(EventStream { open: false });
+    }
+}
+
 struct Follow {
     rx: broadcast::Receiver<Arc<ConnectionEvent>>,
     only: Option<ConnectionId>,
@@ -63,6 +82,7 @@ struct Follow {
     first: Option<Bytes>,
     done: bool,
     _slot: Slot,
+    _watching: Option<Watching>,
 }
 
 fn follow(f: Follow) -> HttpResponse {
@@ -132,6 +152,7 @@ pub async fn connection_events(
         first: Some(frame(0, "Sono.Connection.State", &state)),
         done: false,
         _slot: slot,
+        _watching: Some(Watching::start(entry.addr)),
     }))
 }
 
@@ -152,5 +173,6 @@ pub async fn all_events(
         first: Some(Bytes::from_static(b": sono events\n\n")),
         done: false,
         _slot: slot,
+        _watching: None,
     }))
 }

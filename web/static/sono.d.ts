@@ -147,7 +147,10 @@ export declare class SonoPhone extends EventTarget {
   readonly transportName: "rest" | "webrtc" | "flash";
   readonly connectionId: number | null;
   readonly token: string | null;
-  /** WebRTC: the microphone's stream, the call's, and the peer connection. */
+  /** WebRTC: the microphone's stream, the call's, and the peer connection.
+   * A peer connection lasts a call: null between calls (the microphone is
+   * released); dial() and accept() open the next ("status" events
+   * Sono.Media.Opened, Sono.Media.Track, Sono.Media.Closed). */
   readonly localStream: MediaStream | null;
   readonly remoteStream: MediaStream | null;
   readonly peerConnection: RTCPeerConnection | null;

@@ -4,7 +4,11 @@
 //   - "webrtc": the page itself talks and listens. The microphone
 //     (getUserMedia) and the call's audio travel over WebRTC (Opus, DTLS-SRTP);
 //     the phone is controlled over the REST API and its live events. No token
-//     is needed: opening the session (POST /api/v1/webrtc) gives one.
+//     is needed: opening the session (POST /api/v1/webrtc) gives one. As a
+//     softphone's, a peer connection lasts a call: when the last call ends it
+//     is closed and the microphone released; dial() and accept() open the
+//     next (POST /api/v1/webrtc with the session's token). The session, its
+//     registration and its events stay.
 //   - "rest": the REST API and its live events (Server-Sent Events). The
 //     connection's media comes from elsewhere: a Flash or AIR client, ffmpeg,
 //     OBS publishing under a stream key. The page needs the connection's id and
@@ -32,6 +36,9 @@
 //                   new_call} (the peer transfers us to new_call)
 //   "threeway"      Sono.Call.ThreeWay {calls: [a, b], on}
 //   "state"         Sono.Connection.State (the REST transport's first event)
+//   "status" only   Sono.Media.Track (WebRTC: the call's audio is playing),
+//                   Sono.Media.Closed (its peer connection closed, the call
+//                   over), Sono.Media.Failed (ICE or DTLS failed)
 //   "closed"        the connection has closed
 // Methods return promises; a refused request rejects with a SonoError whose
 // `code` is the stable error code (e.g. "Sono.Call.Forbidden").
@@ -214,6 +221,26 @@ class WebRtcTransport extends RestTransport {
     this.microphone = null;
     this.remoteStream = null;
     this.location = null;
+    // The page's calls (ringing or up): the peer connection lasts while
+    // there are any. Followed in the events, before the page sees them.
+    this.calls = new Set();
+    this.opening = null;
+    const forward = this.emit;
+    this.emit = (code, info) => {
+      this.#follow(code, info);
+      forward(code, info);
+    };
+  }
+
+  #follow(code, info) {
+    if (code === "Sono.Call.Incoming" && info.call != null) this.calls.add(info.call);
+    if (code !== "Sono.Call.Status" || info.call == null) return;
+    if (info.status_code !== CALL_STATUS.NOT_CONNECTED) {
+      this.calls.add(info.call);
+      return;
+    }
+    this.calls.delete(info.call);
+    if (this.calls.size === 0 && this.pc) this.#teardown("Sono.Media.Closed");
   }
 
   /** Puts `codec` ("g722", "pcmu", "pcma") first in the offer; sono answers with the first it speaks. */
@@ -228,6 +255,27 @@ class WebRtcTransport extends RestTransport {
   }
 
   async connect() {
+    await this.#openMedia();
+    return super.connect();
+  }
+
+  /** dial() and accept() first open the next peer connection, if the last
+   *  has closed, and wait for its ICE and DTLS: the call's first words are
+   *  not lost. */
+  call(method, args) {
+    if ((method === "dial" || method === "accept") && !this.pc) {
+      this.opening ??= this.#openMedia()
+        .then(() => connected(this.pc, 10000))
+        .finally(() => (this.opening = null));
+      return this.opening.then(() => super.call(method, args));
+    }
+    return super.call(method, args);
+  }
+
+  /** A microphone, a peer connection, and its offer answered by sono: a
+   *  new session's, or with a token the next of this session (or media
+   *  for the connection the token is of). */
+  async #openMedia() {
     if (!this.givenStream && !navigator.mediaDevices?.getUserMedia) {
       throw new SonoError("no_microphone", "this page cannot use a microphone (it needs https or localhost)");
     }
@@ -256,7 +304,8 @@ class WebRtcTransport extends RestTransport {
     // sono is ICE-lite: it answers the browser's checks at its one host
     // candidate, so the offer needs none of the browser's candidates.
     const headers = { "Content-Type": "application/sdp" };
-    if (this.attachTo) headers.Authorization = `Bearer ${this.attachTo}`;
+    const token = this.token ?? this.attachTo;
+    if (token) headers.Authorization = `Bearer ${token}`;
     const response = await fetch(`${this.base}/api/v1/webrtc`, {
       method: "POST",
       headers,
@@ -271,18 +320,25 @@ class WebRtcTransport extends RestTransport {
         status: response.status,
       });
     }
-    this.token = response.headers.get("Sono-Token");
-    this.connectionId = Number(response.headers.get("Sono-Connection-Id"));
-    this.location = response.headers.get("Location");
+    if (!this.token) {
+      this.token = response.headers.get("Sono-Token");
+      this.connectionId = Number(response.headers.get("Sono-Connection-Id"));
+      this.location = response.headers.get("Location");
+    }
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    return super.connect();
+    this.emit("Sono.Media.Opened", { level: "status", code: "Sono.Media.Opened" });
   }
 
-  #teardown() {
-    this.pc?.close();
+  /** Closes the peer connection and releases the microphone; `code`, if
+   *  given, tells the page. */
+  #teardown(code) {
+    if (!this.pc) return;
+    this.pc.close();
     this.pc = null;
     if (!this.givenStream) for (const track of this.microphone?.getTracks() ?? []) track.stop();
     this.microphone = null;
+    this.remoteStream = null;
+    if (code) this.emit(code, { level: "status", code });
   }
 
   close() {
@@ -298,6 +354,28 @@ class WebRtcTransport extends RestTransport {
     this.#teardown();
     super.close();
   }
+}
+
+/** Resolves once `pc` is connected (ICE and DTLS up), within `ms`. */
+function connected(pc, ms) {
+  return new Promise((resolve, reject) => {
+    if (!pc) return reject(new SonoError("media_failed", "no peer connection"));
+    const done = (error) => {
+      clearTimeout(timer);
+      pc.removeEventListener("connectionstatechange", check);
+      if (error) reject(new SonoError("media_failed", error));
+      else resolve();
+    };
+    const check = () => {
+      if (pc.connectionState === "connected") done();
+      else if (pc.connectionState === "failed" || pc.connectionState === "closed") {
+        done(`the peer connection ${pc.connectionState}`);
+      }
+    };
+    const timer = setTimeout(() => done(`the peer connection did not connect within ${ms} ms`), ms);
+    pc.addEventListener("connectionstatechange", check);
+    check();
+  });
 }
 
 let flashInstances = 0;
