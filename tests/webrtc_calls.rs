@@ -818,6 +818,12 @@ fn a_peer_hanging_up_ends_the_call_on_the_page() {
     let closed = serde_json::json!({"call": "closed", "now": "none", "microphone": "none"});
     assert_eq!(result["peerConnection"], closed, "{result}");
     assert_eq!(result["secondPeerConnection"], closed, "{result}");
+    // What the new peer connection adds to a call's set-up (SIPp answers
+    // at once): the first call's was opened with the session.
+    eprintln!(
+        "dial to media: first call {} ms, the next (a new peer connection first) {} ms",
+        result["dialToMediaMs"], result["secondDialToMediaMs"]
+    );
     let second = &result["second"];
     assert_eq!(second["state"], "connected", "{result}");
     assert_eq!(second["fresh"], true, "{result}");

@@ -45,6 +45,7 @@ try {
   result.connectMs = Date.now() - t0;
   result.connectionId = await page.evaluate(() => window.sonoDemoPhone.connectionId);
   result.token = await page.evaluate(() => window.sonoDemoPhone.token);
+  const dialed = Date.now();
   if (mode === "dial") {
     await page.fill("#uri", uri);
     await page.click("#dial");
@@ -61,6 +62,7 @@ try {
     await page.click("#accept");
   }
   await page.waitForSelector('#call-state[data-status="4"]', { timeout });
+  result.dialToMediaMs = Date.now() - dialed;
   // The call's peer connection: it closes when the call ends.
   await page.evaluate(() => (window.sonoCallPc = window.sonoFirstPc = window.sonoDemoPhone.peerConnection));
   // Record what the page hears: the remote stream, through Web Audio.
@@ -143,8 +145,10 @@ try {
     if (ending === "peer-hangs-up-twice") {
       // The next call: sono.js opens a new peer connection (with the
       // session's token) before it dials.
+      const redialed = Date.now();
       await page.click("#dial");
       await page.waitForSelector('#call-state[data-status="4"]', { timeout });
+      result.secondDialToMediaMs = Date.now() - redialed;
       result.second = await page.evaluate(async () => {
         const pc = window.sonoDemoPhone.peerConnection;
         window.sonoCallPc = pc;
