@@ -633,52 +633,56 @@ mod tests {
     #[test]
     fn opus_from_an_opus_peer_reaches_a_browser_untouched() {
         use crate::opus::{OpusEncoder, OPUS_FRAME};
-        let mut down = Downlink::new(config(SipCodec::Opus, 111));
-        down.set_client_codec(ClientCodec::Opus);
-        assert!(down.is_passthrough());
         let mut enc = OpusEncoder::new(32_000).unwrap();
+        let pcm: Vec<i16> = (0..OPUS_FRAME).map(|n| ((n * 7) % 2000) as i16).collect();
+        passed_through_untouched(SipCodec::Opus, 111, ClientCodec::Opus, 960, |_| {
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).unwrap();
+            payload
+        });
+    }
+
+    /// 50 packets of 20 ms (`ticks` of the RTP clock each, `payload(i)`)
+    /// from a `sip` peer to a `client` of the same codec: what reaches the
+    /// client is what the peer sent, in order.
+    fn passed_through_untouched(
+        sip: SipCodec,
+        pt: u8,
+        client: ClientCodec,
+        ticks: u32,
+        mut payload: impl FnMut(u32) -> Vec<u8>,
+    ) -> Vec<Vec<u8>> {
+        let mut down = Downlink::new(config(sip, pt));
+        down.set_client_codec(client);
+        assert!(down.is_passthrough());
         let mut sender = RtpSender::new(5, 0, 0);
         let t0 = Instant::now();
         let mut sent = Vec::new();
         let mut got = Vec::new();
         for i in 0..50u32 {
             let now = t0 + 20 * MS * i;
-            let pcm: Vec<i16> = (0..OPUS_FRAME).map(|n| ((n * 7) % 2000) as i16).collect();
-            let mut payload = Vec::new();
-            enc.encode(&pcm, &mut payload).unwrap();
+            let payload = payload(i);
             let mut d = Vec::new();
-            sender.audio(111, &payload, 960, &mut d);
+            sender.audio(pt, &payload, ticks, &mut d);
             down.rtp(now, &RtpPacket::parse(&d).unwrap());
             sent.push(payload);
             down.tick(now, &mut got);
         }
         assert!(got.len() >= 45, "{} packets", got.len());
-        // Each is one the peer sent, unchanged and in order.
         assert_eq!(got.as_slice(), &sent[..got.len()]);
+        got
+    }
+
+    /// 160 bytes: 20 ms of G.711, or of G.722 (its RTP clock is 8 kHz too).
+    fn bytes_160(i: u32) -> Vec<u8> {
+        (0..160).map(|n| (n * 3 + i) as u8).collect()
     }
 
     #[test]
     fn g711_from_a_peer_of_the_same_law_reaches_the_client_untouched() {
         use crate::g711::Law;
         for (codec, pt, law) in [(SipCodec::Pcmu, 0, Law::Mu), (SipCodec::Pcma, 8, Law::A)] {
-            let mut down = Downlink::new(config(codec, pt));
-            down.set_client_codec(ClientCodec::G711(law));
-            assert!(down.is_passthrough());
-            let mut sender = RtpSender::new(5, 0, 0);
-            let t0 = Instant::now();
-            let mut sent = Vec::new();
-            let mut got = Vec::new();
-            for i in 0..50u32 {
-                let now = t0 + 20 * MS * i;
-                let payload: Vec<u8> = (0..160).map(|n| (n * 3 + i) as u8).collect();
-                let mut d = Vec::new();
-                sender.audio(pt, &payload, 160, &mut d);
-                down.rtp(now, &RtpPacket::parse(&d).unwrap());
-                sent.push(payload);
-                down.tick(now, &mut got);
-            }
-            assert!(got.len() >= 45, "{} packets", got.len());
-            assert_eq!(got.as_slice(), &sent[..got.len()]);
+            let got = passed_through_untouched(codec, pt, ClientCodec::G711(law), 160, bytes_160);
             assert_eq!(ClientCodec::G711(law).samples_in(&got[0]), 160);
         }
         // PCMA to a µ-law client is transcoded, one 160-byte frame a tick.
@@ -690,26 +694,9 @@ mod tests {
 
     #[test]
     fn g722_reaches_a_g722_browser_untouched_and_pcmu_is_encoded_for_it() {
-        let mut down = Downlink::new(config(SipCodec::G722, 9));
-        down.set_client_codec(ClientCodec::G722);
-        assert!(down.is_passthrough());
-        let mut sender = RtpSender::new(5, 0, 0);
-        let t0 = Instant::now();
-        let mut sent = Vec::new();
-        let mut got = Vec::new();
-        for i in 0..50u32 {
-            let now = t0 + 20 * MS * i;
-            let payload: Vec<u8> = (0..160).map(|n| (n * 5 + i) as u8).collect();
-            let mut d = Vec::new();
-            // 20 ms of G.722 is 160 ticks of its 8 kHz RTP clock.
-            sender.audio(9, &payload, 160, &mut d);
-            down.rtp(now, &RtpPacket::parse(&d).unwrap());
-            sent.push(payload);
-            down.tick(now, &mut got);
-        }
-        assert!(got.len() >= 45, "{} packets", got.len());
-        assert_eq!(got.as_slice(), &sent[..got.len()]);
+        let got = passed_through_untouched(SipCodec::G722, 9, ClientCodec::G722, 160, bytes_160);
         assert_eq!(ClientCodec::G722.samples_in(&got[0]), 320);
+        let t0 = Instant::now();
         // PCMU to a G.722 browser: 160-byte G.722 frames (320 samples at
         // 16 kHz), one a tick, that decode to the peer's tone.
         let mut down = Downlink::new(config(SipCodec::Pcmu, 0));

@@ -302,32 +302,26 @@ impl Uplink {
                 self.opus_packet(rtmp_ms, data, to)?;
                 OPUS_PCM_RATE
             }
-            ClientCodec::G711(law) => {
+            ClientCodec::G711(_) | ClientCodec::G722 => {
                 if data.is_empty() {
                     return Ok(None);
                 }
+                // One byte per 8 kHz RTP tick, G.722's too (RFC 3551
+                // §4.5.2): 8 bytes a millisecond.
                 self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32, to);
                 if through && self.config.codec.passes_through(codec) {
                     self.bytes_through(data, out);
                     return Ok(None);
                 }
-                g711::decode(law, data, &mut self.decoded);
-                8_000
-            }
-            ClientCodec::G722 => {
-                if data.is_empty() {
-                    return Ok(None);
+                if let ClientCodec::G711(law) = codec {
+                    g711::decode(law, data, &mut self.decoded);
+                    8_000
+                } else {
+                    self.g722
+                        .get_or_insert_with(G722Decoder::new)
+                        .decode(data, &mut self.decoded);
+                    16_000
                 }
-                // 8 bytes a millisecond, as G.711 (RFC 3551 §4.5.2).
-                self.follow_client_clock(rtmp_ms, (data.len() / 8) as u32, to);
-                if through && self.config.codec.passes_through(codec) {
-                    self.bytes_through(data, out);
-                    return Ok(None);
-                }
-                self.g722
-                    .get_or_insert_with(G722Decoder::new)
-                    .decode(data, &mut self.decoded);
-                16_000
             }
             ClientCodec::Pcm {
                 rate,
