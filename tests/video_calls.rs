@@ -391,6 +391,26 @@ fn phone_calls_a_client(
 }
 
 /// What the client received, as an FLV file, decoded.
+/// What the client recorded, when it lost pictures on the way: every one
+/// decodes with no error and is one of the source's, in order.
+fn only_source_pictures(
+    c: &FlashClient,
+    dir: &AudioDir,
+    source: &video::Decoded,
+) -> video::Decoded {
+    let (_, got) = recorded(c, dir);
+    assert!(
+        got.errors.is_empty(),
+        "a broken picture reached the client: {}",
+        got.errors
+    );
+    assert!(
+        video::in_order_of(&got.frames, &source.frames),
+        "a received frame is not one of the source's next ones"
+    );
+    got
+}
+
 fn recorded(c: &FlashClient, dir: &AudioDir) -> (PathBuf, video::Decoded) {
     let tags: Vec<(u32, Vec<u8>)> = c.video.iter().map(|(_, t, d)| (*t, d.clone())).collect();
     assert!(!tags.is_empty(), "the client received no video");
@@ -512,16 +532,7 @@ fn a_client_that_stops_reading_loses_video_to_the_next_keyframe_only() {
         "no video was held back from the stalled client\n{}",
         sono.log()
     );
-    let (_, got) = recorded(&c, &dir);
-    assert!(
-        got.errors.is_empty(),
-        "a broken picture reached the client: {}",
-        got.errors
-    );
-    assert!(
-        video::in_order_of(&got.frames, &source.frames),
-        "a received frame is not one of the source's next ones"
-    );
+    let got = only_source_pictures(&c, &dir, &source);
     let n = got.frames.len();
     assert!(
         n < source.frames.len() && n >= 90,
@@ -562,17 +573,7 @@ fn two_percent_loss_on_the_way_in_leaves_only_decodable_pictures_and_asks_for_ke
         .keyframe_requests
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(dropped > 0, "the relay dropped nothing");
-    let (_, got) = recorded(&c, &dir);
-    assert!(
-        got.errors.is_empty(),
-        "a broken picture reached the client: {}",
-        got.errors
-    );
-    // Every picture is one of the source's, in order.
-    assert!(
-        video::in_order_of(&got.frames, &source.frames),
-        "a received frame is not one of the source's next ones"
-    );
+    let got = only_source_pictures(&c, &dir, &source);
     assert!(got.frames.len() >= 30, "{} frames", got.frames.len());
     assert!(requests > 0, "no PLI reached the sender\n{}", sono.log());
     let counted = sono.metric("sono_video_keyframe_requests_total{direction=\"sent\"}");

@@ -203,9 +203,15 @@ impl WebRtcConnection {
         let attaching = attach_to.is_some();
         let attached = attach_to.map(|(_, _, session)| session);
         let transport = WebRtcConnection::start_in_arbiter(&arbiter, move |ctx| {
-            let mut connection =
-                WebRtcConnection::new(id, peer.ip(), shared2.clone(), rtc, local, codec);
-            connection.announced = SocketAddr::new(advertised, local.port());
+            let announced = SocketAddr::new(advertised, local.port());
+            let mut connection = WebRtcConnection::new(
+                id,
+                peer.ip(),
+                shared2.clone(),
+                rtc,
+                (local, announced),
+                codec,
+            );
             let phone = match attached {
                 Some(session) => {
                     connection.attached = true;
@@ -276,7 +282,7 @@ impl WebRtcConnection {
         peer: IpAddr,
         shared: Arc<Shared>,
         rtc: Rtc,
-        local: SocketAddr,
+        (local, announced): (SocketAddr, SocketAddr),
         codec: ClientCodec,
     ) -> WebRtcConnection {
         WebRtcConnection {
@@ -287,7 +293,7 @@ impl WebRtcConnection {
             rtc,
             socket: None,
             local,
-            announced: local,
+            announced,
             idle: false,
             generation: 0,
             phone: None,
