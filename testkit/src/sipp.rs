@@ -17,6 +17,25 @@ pub fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
+/// A free base for SIPp's media ports: it binds audio RTP and RTCP at
+/// `-mp` and `-mp`+1, and video at +2 and +3, so all four must be free
+/// (one free port alone once collided with another test's video port).
+fn free_media_ports() -> u16 {
+    for _ in 0..100 {
+        let base = free_udp_port() & !1;
+        if !(1024..=u16::MAX - 3).contains(&base) {
+            continue;
+        }
+        let held: Vec<_> = (base..base + 4)
+            .map_while(|p| UdpSocket::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == 4 {
+            return base;
+        }
+    }
+    panic!("no four free UDP ports in a row on loopback for SIPp's media");
+}
+
 pub struct Sipp {
     child: Option<Child>,
     dir: PathBuf,
@@ -71,7 +90,7 @@ impl Sipp {
     ) -> Sipp {
         require_tool("sipp", "sip-tester");
         let port = free_udp_port();
-        let media_port = free_udp_port();
+        let media_port = free_media_ports();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = std::env::temp_dir().join(format!("sono-sipp-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a folder for SIPp's traces");
